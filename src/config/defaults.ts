@@ -1,0 +1,108 @@
+/**
+ * Every default of canary-gate in one object (pino's `defaultOptions` habit). The config file is merged over it,
+ * then the environment over that, then the schema validates the result once.
+ * Units: durations are strings with a unit (`5s`, `250ms`) or numbers of ms; ratios are 0..1.
+ * Sources of the policy defaults: the rollout plans this product serves (issue 2): p95 1.5 x baseline, errors 2 x
+ * baseline with a 0.5 % floor, 500 ms and 5 % absolute, 3 consecutive breaches (Flagger's `threshold` idea).
+ */
+export const DEFAULTS = {
+  /** Service name; every Redis key carries it as a `{service}` hash tag. */
+  service: 'demo-api',
+  pod: {
+    /** This pod's name, unique in the fleet (Kubernetes: metadata.name via the downward API). Empty: the host name. */
+    name: '',
+    /** This pod's version, e.g. `v1` (baseline) or `v2` (canary). */
+    version: 'v1',
+  },
+  versions: {
+    baseline: 'v1',
+    canary: 'v2',
+  },
+  proxy: {
+    host: '0.0.0.0',
+    port: 8080,
+    /** The app, usually on localhost in the same pod. */
+    upstream: 'http://127.0.0.1:3000',
+    /** Upstream keep-alive connections in the undici Pool. */
+    connections: 128,
+    connectTimeout: '2s',
+    /** Time to the upstream's response headers; exceeded: 504. */
+    headersTimeout: '30s',
+    /** Idle time between body chunks from the upstream; exceeded: the response is cut and counted as an error. */
+    bodyTimeout: '30s',
+    keepAliveTimeout: '4s',
+    /** Status classes (`5xx`) or codes (`429`) counted as errors. */
+    errorStatuses: ['5xx'] as string[],
+  },
+  admin: {
+    host: '0.0.0.0',
+    port: 9090,
+  },
+  redis: {
+    url: 'redis://127.0.0.1:6379',
+    /** Prefix of every key canary-gate writes (the flag key excepted). */
+    keyPrefix: 'canary-gate',
+    commandTimeout: '500ms',
+    connectTimeout: '1s',
+  },
+  window: {
+    /** Slot length; slots align on the wall-clock epoch. */
+    slot: '5s',
+    /** Slots per rolling window (12 x 5 s = 60 s). */
+    slots: 12,
+    /** Sealed slots kept in memory while Redis is away (oldest dropped first, and counted). */
+    publishBuffer: 120,
+  },
+  evaluation: {
+    /** Whether this sidecar competes for the evaluator lease. */
+    enabled: true,
+    /** Wait after each slot boundary before evaluating, so the fleet's slots have arrived. */
+    delay: '1s',
+    /** Evaluator lease time to live; renewed every third of it. */
+    leaseTtl: '15s',
+  },
+  policy: {
+    minSamples: 100,
+    consecutiveBreaches: 3,
+    latency: {
+      relativeP95: 1.5,
+      warnRelativeP95: 1.25,
+      absoluteP95: '500ms',
+    },
+    errors: {
+      relativeRatio: 2,
+      baselineFloor: 0.005,
+      absoluteRatio: 0.05,
+      warnRatio: 0.005,
+    },
+  },
+  flag: {
+    /** The key traffic routers read: the canary's traffic percentage. */
+    key: 'feature:v2_traffic_percentage',
+    /** Value written on rollback. */
+    rollbackValue: '0',
+    /** Entries kept in the audit stream (approximate, XADD MAXLEN ~). */
+    auditMaxLen: 1000,
+  },
+  log: {
+    level: 'info',
+  },
+};
+
+/**
+ * Short environment names for the fields operators set most (Kubernetes manifests, the demo). Every field also has
+ * a long name: `CANARY_GATE_` + its path in UPPER_SNAKE (`policy.latency.relativeP95` ->
+ * `CANARY_GATE_POLICY_LATENCY_RELATIVE_P95`). A long name wins over a short one.
+ */
+export const ENV_ALIASES: Readonly<Record<string, string>> = {
+  REDIS_URL: 'redis.url',
+  POD_NAME: 'pod.name',
+  POD_VERSION: 'pod.version',
+  UPSTREAM_URL: 'proxy.upstream',
+  PROXY_PORT: 'proxy.port',
+  ADMIN_PORT: 'admin.port',
+  SERVICE_NAME: 'service',
+};
+
+/** Holds the bearer token of POST /rollback and POST /reset. Never in the config file; unset disables them. */
+export const ADMIN_TOKEN_ENV = 'CANARY_GATE_ADMIN_TOKEN';

@@ -1,0 +1,143 @@
+/**
+ * Loads the config: DEFAULTS, then the YAML file, then the environment; validated once by the schema, then
+ * deep-frozen. Every problem names the field's path (and the environment variable it came from) and the reason.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
+import { DEFAULTS, ENV_ALIASES } from './defaults.ts';
+import { configSchema, type Config } from './schema.ts';
+
+type Tree = Record<string, unknown>;
+const isTree = (x: unknown): x is Tree => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Every leaf path of DEFAULTS with its default value, e.g. ['policy.minSamples', 100]. */
+export function leafPaths(tree: Tree = DEFAULTS, prefix = ''): Array<[string, unknown]> {
+  return Object.entries(tree).flatMap(([key, value]) =>
+    isTree(value) ? leafPaths(value, `${prefix}${key}.`) : [[`${prefix}${key}`, value] as [string, unknown]],
+  );
+}
+
+/** `policy.latency.relativeP95` -> `CANARY_GATE_POLICY_LATENCY_RELATIVE_P95`. */
+export function envNameOf(path: string): string {
+  return `CANARY_GATE_${path.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
+}
+
+function mergeOver(base: unknown, over: unknown): unknown {
+  if (!isTree(base) || !isTree(over)) return over === undefined ? base : over;
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = mergeOver(base[k], v);
+  return out;
+}
+
+function setPath(tree: Tree, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = tree;
+  for (const key of keys.slice(0, -1)) {
+    if (!isTree(node[key])) node[key] = {};
+    node = node[key] as Tree;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** Reads an environment string as the type of the field's default: numbers and booleans as YAML scalars, lists split on commas. */
+function fromEnv(text: string, sample: unknown): unknown {
+  if (Array.isArray(sample)) return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (typeof sample === 'string') return text;
+  try {
+    return parseYaml(text);
+  } catch {
+    return text;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export interface LoadOptions {
+  /** YAML file path; omitted: DEFAULTS and the environment only. */
+  readonly file?: string | undefined;
+  /** Environment (tests pass their own; the CLI passes process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Used when pod.name is empty. */
+  readonly hostname?: string;
+}
+
+/**
+ * @returns the validated, deep-frozen config (durations in ms)
+ * @throws CanaryGateError `CG_CONFIG_UNREADABLE` when the file cannot be read or is not YAML;
+ *   `CG_CONFIG_INVALID` with one `details` line per problem (`path: reason`) otherwise
+ */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? {};
+  let fromFile: unknown = {};
+  if (options.file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (err) {
+      throw new CanaryGateError(ErrorCodes.CONFIG_UNREADABLE, `cannot read config file ${options.file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      fromFile = parseYaml(text) ?? {};
+    } catch (err) {
+      const where = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0]?.line ?? '?'}` : '';
+      throw new CanaryGateError(ErrorCodes.CONFIG_UNREADABLE, `config file ${options.file} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    }
+    if (!isTree(fromFile)) {
+      throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `config file ${options.file} must hold a mapping`, { details: ['(root): must be a mapping of fields'] });
+    }
+  }
+  const raw = mergeOver(structuredClone(DEFAULTS), fromFile) as Tree;
+
+  const sources = new Map<string, string>();
+  const defaults = new Map(leafPaths());
+  for (const [alias, path] of Object.entries(ENV_ALIASES)) {
+    const text = env[alias];
+    if (text !== undefined && text !== '') {
+      setPath(raw, path, fromEnv(text, defaults.get(path)));
+      sources.set(path, alias);
+    }
+  }
+  for (const [path, sample] of defaults) {
+    const name = envNameOf(path);
+    const text = env[name];
+    if (text !== undefined && text !== '') {
+      setPath(raw, path, fromEnv(text, sample));
+      sources.set(path, name);
+    }
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [issue.path.join('.')];
+      for (const path of keys) {
+        const reason = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
+        const from = sources.get(path);
+        problems.push(`${path || '(root)'}: ${reason}${from ? ` (from ${from})` : ''}`);
+      }
+    }
+  } else {
+    const c = parsed.data;
+    if (c.versions.baseline === c.versions.canary) problems.push('versions.canary: must differ from versions.baseline');
+    if (c.pod.version !== c.versions.baseline && c.pod.version !== c.versions.canary) {
+      problems.push(`pod.version: must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`);
+    }
+    if (c.evaluation.delay >= c.window.slot) problems.push('evaluation.delay: must be shorter than window.slot');
+    if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) problems.push('evaluation.leaseTtl: must be at least twice redis.commandTimeout');
+  }
+  if (problems.length > 0) {
+    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid config${options.file ? ` in ${options.file}` : ''}: ${problems.length} problem(s)`, { details: problems });
+  }
+  const config = parsed.data!;
+  if (config.pod.name === '') config.pod.name = options.hostname ?? hostname();
+  return deepFreeze(config);
+}

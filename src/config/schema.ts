@@ -1,0 +1,84 @@
+/**
+ * The config schema (zod). Types derive from it; every problem is reported with its path and reason.
+ * Durations become ms (numbers), ratios stay 0..1.
+ */
+import ms from 'ms';
+import { z } from 'zod';
+
+/** A positive duration: `5s`, `250ms`, `1m`, or a number of ms. Output: ms. */
+export const duration = z.union([z.number(), z.string()]).transform((input, ctx) => {
+  const value = typeof input === 'number' ? input : ms(input as ms.StringValue);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    ctx.issues.push({ code: 'custom', input, message: `must be a positive duration such as 5s or 250ms (got ${JSON.stringify(input)})` });
+    return z.NEVER;
+  }
+  return value;
+});
+
+const ratio = z.number().min(0, 'must be a ratio between 0 and 1').max(1, 'must be a ratio between 0 and 1 (0.05 means 5 %)');
+const multiplier = z.number().gt(0, 'must be a positive multiplier such as 1.5');
+const port = z.number().int('must be an integer').min(0).max(65535);
+const name = z.string().min(1, 'must not be empty');
+const statusClass = z.string().regex(/^([1-5]xx|[1-5][0-9][0-9])$/, 'must be a status class such as 5xx or a code such as 429');
+const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
+const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
+
+export const configSchema = z.strictObject({
+  service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, dot, dash or underscore'),
+  pod: z.strictObject({ name: z.string(), version: name }),
+  versions: z.strictObject({ baseline: name, canary: name }),
+  proxy: z.strictObject({
+    host: name,
+    port,
+    upstream: httpUrl,
+    connections: z.number().int().min(1),
+    connectTimeout: duration,
+    headersTimeout: duration,
+    bodyTimeout: duration,
+    keepAliveTimeout: duration,
+    errorStatuses: z.array(statusClass),
+  }),
+  admin: z.strictObject({ host: name, port }),
+  redis: z.strictObject({
+    url: redisUrl,
+    keyPrefix: name,
+    commandTimeout: duration,
+    connectTimeout: duration,
+  }),
+  window: z.strictObject({
+    slot: duration,
+    slots: z.number().int('must be an integer').min(1).max(1440),
+    publishBuffer: z.number().int().min(1),
+  }),
+  evaluation: z.strictObject({
+    enabled: z.boolean(),
+    delay: duration,
+    leaseTtl: duration,
+  }),
+  policy: z.strictObject({
+    minSamples: z.number().int().min(1),
+    consecutiveBreaches: z.number().int().min(1),
+    latency: z.strictObject({
+      relativeP95: multiplier,
+      warnRelativeP95: z.number().min(0),
+      absoluteP95: duration,
+    }),
+    errors: z.strictObject({
+      relativeRatio: multiplier,
+      baselineFloor: ratio,
+      absoluteRatio: ratio,
+      warnRatio: ratio,
+    }),
+  }),
+  flag: z.strictObject({
+    key: name,
+    rollbackValue: z.union([z.string(), z.number()]).transform(String),
+    auditMaxLen: z.number().int().min(1),
+  }),
+  log: z.strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  }),
+});
+
+/** A validated config. Durations are ms. Deep-frozen by the loader. */
+export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,100 @@
+/**
+ * The rollback controller: a pure state machine over verdicts.
+ *
+ *   healthy --fail--> breaching --fail x K (consecutive)--> rolled_back (latched)
+ *   breaching --pass|warn--> healthy (streak reset)
+ *   inconclusive: neither counts nor resets the streak
+ *   rolled_back: stays until a person resets it (the latch lives in Redis; see `latched` / `reset` below)
+ *
+ * K = `consecutiveBreaches` (default 3), as Flagger's `threshold` counts failed checks before a rollback.
+ */
+import type { Verdict } from './verdict.ts';
+
+export type Phase = 'healthy' | 'breaching' | 'rolled_back';
+
+/** Declared order of phases for the exported state gauge: 0 healthy, 1 breaching, 2 rolled_back. */
+export const PHASES: readonly Phase[] = ['healthy', 'breaching', 'rolled_back'];
+
+export interface ControllerState {
+  readonly phase: Phase;
+  /** Failing evaluations in a row (inconclusive ones skipped). */
+  readonly consecutiveBreaches: number;
+  /** When the phase last changed, ms since the epoch. */
+  readonly sinceMs: number;
+}
+
+/** What the flag store writes, atomically, when the controller rolls back. */
+export interface RollbackDecision {
+  readonly state: 'rolled_back';
+  /** `automatic` from the controller, `manual` from POST /rollback or the CLI. */
+  readonly trigger: 'automatic' | 'manual';
+  readonly reason: string;
+  /** The failing checks of the last verdict (empty for a manual rollback). */
+  readonly checks: Verdict['checks'];
+  readonly baseline: Verdict['baseline'] | null;
+  readonly canary: Verdict['canary'] | null;
+  readonly consecutiveBreaches: number;
+  /** When it was decided, ms since the epoch, and as ISO text. */
+  readonly atMs: number;
+  readonly at: string;
+  /** The pod that decided (the lease holder) or the actor of a manual rollback. */
+  readonly by: string;
+}
+
+export interface ControllerPolicy {
+  /** Failing evaluations in a row that trigger a rollback (>= 1). */
+  readonly consecutiveBreaches: number;
+}
+
+export function initialState(nowMs: number): ControllerState {
+  return { phase: 'healthy', consecutiveBreaches: 0, sinceMs: nowMs };
+}
+
+/** The state of a controller that found a decision record (the latch) in Redis. */
+export function latchedState(decidedAtMs: number): ControllerState {
+  return { phase: 'rolled_back', consecutiveBreaches: 0, sinceMs: decidedAtMs };
+}
+
+export interface Step {
+  readonly state: ControllerState;
+  /** Set on the one step that moves into rolled_back. */
+  readonly decision: RollbackDecision | null;
+}
+
+/**
+ * Advances the controller by one verdict.
+ * @param pod identity recorded in the decision (`by`)
+ */
+export function step(policy: ControllerPolicy, state: ControllerState, verdict: Verdict, pod: string): Step {
+  if (state.phase === 'rolled_back') return { state, decision: null };
+  const at = verdict.atMs;
+  switch (verdict.outcome) {
+    case 'inconclusive':
+      return { state, decision: null };
+    case 'pass':
+    case 'warn':
+      return {
+        state: state.phase === 'healthy' && state.consecutiveBreaches === 0 ? state : { phase: 'healthy', consecutiveBreaches: 0, sinceMs: at },
+        decision: null,
+      };
+    case 'fail': {
+      const breaches = state.consecutiveBreaches + 1;
+      if (breaches < policy.consecutiveBreaches) {
+        return { state: { phase: 'breaching', consecutiveBreaches: breaches, sinceMs: state.phase === 'breaching' ? state.sinceMs : at }, decision: null };
+      }
+      const decision: RollbackDecision = {
+        state: 'rolled_back',
+        trigger: 'automatic',
+        reason: `${breaches} consecutive failing evaluations: ${verdict.reason}`,
+        checks: verdict.checks.filter((c) => c.outcome === 'fail'),
+        baseline: verdict.baseline,
+        canary: verdict.canary,
+        consecutiveBreaches: breaches,
+        atMs: at,
+        at: new Date(at).toISOString(),
+        by: pod,
+      };
+      return { state: { phase: 'rolled_back', consecutiveBreaches: breaches, sinceMs: at }, decision };
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The narrow ports core needs from the outside world, one per role (flagger's habit: two or three methods each).
+ * Redis implements them in src/fleet and src/flag; tests and disabled features use other implementations.
+ */
+import type { RollbackDecision } from './controller.ts';
+import type { SealedSlot } from './slot-recorder.ts';
+
+/** Shares sealed slots with the fleet and reads them back. */
+export interface SlotStore {
+  /** Writes this pod's sealed slot of `version`. Rejects when Redis is unreachable (the caller buffers and retries). */
+  publish(version: string, pod: string, slot: SealedSlot): Promise<void>;
+}
+
+/** Holds the evaluator lease. A positive fencing token means this caller holds it. */
+export interface Lease {
+  /** Acquires or renews the lease for `ttlMs`. Resolves to the fencing token, or 0 when another pod holds it. */
+  acquire(pod: string, ttlMs: number): Promise<number>;
+  /** Releases the lease if `pod` holds it. */
+  release(pod: string): Promise<void>;
+  /** The current holder's pod name, or null. */
+  holder(): Promise<string | null>;
+}
+
+/** Result of a fenced rollback write. */
+export type WriteOutcome = 'written' | 'already_latched' | 'fenced';
+
+/** Writes and clears the rollback flag and its decision record. */
+export interface FlagStore {
+  /**
+   * Atomically, only if `fencingToken` is still the lease's: sets the flag, stores the decision record (the latch),
+   * appends to the audit stream and publishes an event. Pass token 0 for a manual (unfenced) rollback.
+   */
+  rollback(decision: RollbackDecision, fencingToken: number): Promise<WriteOutcome>;
+  /** The latched decision, or null. A record that does not parse is reported as `corrupt`. */
+  latch(): Promise<RollbackDecision | 'corrupt' | null>;
+  /** Clears the latch, optionally sets the flag to `flagValue`, and audits who did it and why. */
+  reset(actor: string, reason: string, flagValue: string | null): Promise<void>;
+}

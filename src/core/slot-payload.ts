@@ -1,0 +1,76 @@
+/**
+ * The fleet payload: what one pod writes for one (service, version, slot) into the slot's Redis hash, field = pod.
+ *
+ * Format (JSON, version 1), for example:
+ *   {"v":1,"slot":352112345,"slotMs":5000,"requests":812,"errors":3,"hist":"HISTFAAAA..."}
+ * `hist` is the HdrHistogram compressed V2 base64 encoding of the slot's latencies in µs; its total count equals
+ * `requests`. Any other shape is corrupt: decoding throws {@link CanaryGateError} `CG_PAYLOAD_CORRUPT`, and the
+ * reader skips the field and counts it.
+ */
+import { CanaryGateError, ErrorCodes } from './errors.ts';
+import { decodeHistogram, type Histogram } from './histogram.ts';
+import type { SealedSlot } from './slot-recorder.ts';
+
+export const PAYLOAD_VERSION = 1;
+
+/** A decoded fleet payload. The histogram is WebAssembly: the caller owns it and must `destroy()` it. */
+export interface DecodedSlot {
+  readonly slotIndex: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly histogram: Histogram;
+}
+
+/** Serializes a sealed slot for the fleet hash. */
+export function encodeSlotPayload(slot: SealedSlot): string {
+  return JSON.stringify({
+    v: PAYLOAD_VERSION,
+    slot: slot.slotIndex,
+    slotMs: slot.slotMs,
+    requests: slot.requests,
+    errors: slot.errors,
+    hist: slot.encoded,
+  });
+}
+
+function corrupt(reason: string, cause?: unknown): CanaryGateError {
+  return new CanaryGateError(ErrorCodes.PAYLOAD_CORRUPT, `corrupt slot payload: ${reason}`, { cause });
+}
+
+const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+/**
+ * Parses and checks one payload.
+ * @param text the hash field's value
+ * @param expectedSlotIndex the slot named by the hash key; a payload for another slot is corrupt
+ * @param expectedSlotMs the reader's slot length, ms; a payload written with another slot length is foreign
+ * @throws CanaryGateError `CG_PAYLOAD_CORRUPT` for anything but a well-formed, self-consistent payload
+ */
+export function decodeSlotPayload(text: string, expectedSlotIndex: number, expectedSlotMs: number): DecodedSlot {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw corrupt('not JSON', err);
+  }
+  if (typeof raw !== 'object' || raw === null) throw corrupt('not an object');
+  const p = raw as Record<string, unknown>;
+  if (p.v !== PAYLOAD_VERSION) throw corrupt(`unknown payload version ${String(p.v)}`);
+  if (p.slot !== expectedSlotIndex) throw corrupt(`slot ${String(p.slot)} in a hash for slot ${expectedSlotIndex}`);
+  if (p.slotMs !== expectedSlotMs) throw corrupt(`slotMs ${String(p.slotMs)} differs from ${expectedSlotMs}`);
+  if (!isCount(p.requests) || !isCount(p.errors)) throw corrupt('requests and errors must be non-negative integers');
+  if (p.errors > p.requests) throw corrupt(`errors ${p.errors} > requests ${p.requests}`);
+  if (typeof p.hist !== 'string' || p.hist.length === 0) throw corrupt('hist must be a base64 string');
+  let histogram: Histogram;
+  try {
+    histogram = decodeHistogram(p.hist);
+  } catch (err) {
+    throw corrupt('hist is not an HdrHistogram', err);
+  }
+  if (histogram.totalCount !== p.requests) {
+    const count = histogram.totalCount;
+    histogram.destroy();
+    throw corrupt(`histogram holds ${count} values but requests is ${p.requests}`);
+  }
+  return { slotIndex: p.slot, requests: p.requests, errors: p.errors, histogram };
+}

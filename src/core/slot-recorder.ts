@@ -1,0 +1,95 @@
+/**
+ * The current slot of one version on one pod: an HDR histogram plus request and error counts, sealed every slot.
+ *
+ * Slots are aligned on the wall-clock epoch (`slotIndex = floor(nowMs / slotMs)`), so the slots of every pod in the
+ * fleet line up without coordination. Like HdrHistogram's `Recorder`, sealing swaps two pre-built histograms: the
+ * request path only ever does arithmetic on the active one (no allocation, no await, no I/O).
+ */
+import { createHistogram, encodeHistogram, recordLatency, type Histogram } from './histogram.ts';
+
+/** The index of the slot that holds `nowMs` (ms since the epoch) for slots of `slotMs` ms. */
+export function slotIndexAt(nowMs: number, slotMs: number): number {
+  return Math.floor(nowMs / slotMs);
+}
+
+/** A sealed slot ready to publish. `encoded` is the compressed base64 HDR histogram of its latencies (µs). */
+export interface SealedSlot {
+  readonly slotIndex: number;
+  /** Slot length, ms. */
+  readonly slotMs: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly encoded: string;
+}
+
+export class SlotRecorder {
+  readonly slotMs: number;
+  private active: Histogram;
+  private spare: Histogram;
+  private requests = 0;
+  private errors = 0;
+  private slotIndex: number;
+  /** Requests recorded since start (monotonic), for counters exported at scrape time. */
+  totalRequests = 0;
+  /** Errors recorded since start (monotonic). */
+  totalErrors = 0;
+
+  /**
+   * @param slotMs slot length, ms (> 0)
+   * @param nowMs the clock's current time, ms since the epoch; fixes the first slot's index
+   */
+  constructor(slotMs: number, nowMs: number) {
+    this.slotMs = slotMs;
+    this.slotIndex = slotIndexAt(nowMs, slotMs);
+    this.active = createHistogram();
+    this.spare = createHistogram();
+  }
+
+  /** Index of the slot being recorded. */
+  get currentSlotIndex(): number {
+    return this.slotIndex;
+  }
+
+  /**
+   * Records one finished request. Synchronous; no allocation.
+   * @param latencyUs arrival to response end, µs (clamped into 1 µs .. 60 s)
+   * @param isError whether the outcome counts as an error under the configured classification
+   */
+  record(latencyUs: number, isError: boolean): void {
+    recordLatency(this.active, latencyUs);
+    this.requests++;
+    this.totalRequests++;
+    if (isError) {
+      this.errors++;
+      this.totalErrors++;
+    }
+  }
+
+  /**
+   * Seals the slot being recorded and starts the one that holds `nowMs`. Returns the sealed slot, encoded
+   * (also when it holds no requests: an empty slot tells the fleet this pod is alive and idle).
+   */
+  seal(nowMs: number): SealedSlot {
+    const sealedHistogram = this.active;
+    this.active = this.spare;
+    const sealed: SealedSlot = {
+      slotIndex: this.slotIndex,
+      slotMs: this.slotMs,
+      requests: this.requests,
+      errors: this.errors,
+      encoded: encodeHistogram(sealedHistogram),
+    };
+    sealedHistogram.reset();
+    this.spare = sealedHistogram;
+    this.requests = 0;
+    this.errors = 0;
+    this.slotIndex = Math.max(this.slotIndex + 1, slotIndexAt(nowMs, this.slotMs));
+    return sealed;
+  }
+
+  /** Frees both histograms (WebAssembly memory). The recorder must not be used afterwards. */
+  destroy(): void {
+    this.active.destroy();
+    this.spare.destroy();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Verdict vocabulary shared by the judge, the controller, `/status`, logs and decision records.
+ * Outcomes have a declared best-to-worst order (as Argo Rollouts' phases do); the overall verdict is the worst check.
+ */
+import type { WindowSnapshot } from './window.ts';
+
+/** Best to worst. `inconclusive` outranks `warn` (no decision can rest on it) and `fail` outranks everything. */
+export const OUTCOME_ORDER = ['pass', 'warn', 'inconclusive', 'fail'] as const;
+export type Outcome = (typeof OUTCOME_ORDER)[number];
+
+/** The worse of two outcomes by {@link OUTCOME_ORDER}. */
+export function worst(a: Outcome, b: Outcome): Outcome {
+  return OUTCOME_ORDER.indexOf(a) >= OUTCOME_ORDER.indexOf(b) ? a : b;
+}
+
+export type CheckName = 'latency_p95_relative' | 'latency_p95_absolute' | 'error_ratio_relative' | 'error_ratio_absolute';
+
+/** One check's result with its evidence. `observed` and `threshold` share `unit`; NaN when not computable. */
+export interface CheckResult {
+  readonly check: CheckName;
+  readonly outcome: Outcome;
+  /** The canary's figure the rule looked at. */
+  readonly observed: number;
+  /** The failing threshold the figure was compared with (the warning threshold is in `reason` when it applied). */
+  readonly threshold: number;
+  readonly unit: 'ms' | 'ratio';
+  /** One line with both numbers, e.g. "canary p95 812.0 ms > 1.5 x baseline p95 402.0 ms = 603.0 ms". */
+  readonly reason: string;
+}
+
+/** Figures of one version as people read them: latencies in ms, ratio 0..1. */
+export interface VersionFigures {
+  readonly version: string;
+  readonly requests: number;
+  readonly errors: number;
+  readonly errorRatio: number;
+  readonly p50Ms: number;
+  readonly p95Ms: number;
+  readonly p99Ms: number;
+  readonly requestsPerSecond: number;
+  readonly pods: number;
+}
+
+export interface Verdict {
+  readonly outcome: Outcome;
+  /** When the judged window ended, ms since the epoch. */
+  readonly atMs: number;
+  readonly checks: readonly CheckResult[];
+  readonly baseline: VersionFigures;
+  readonly canary: VersionFigures;
+  /** The reasons of the checks that set the outcome, joined with "; ". */
+  readonly reason: string;
+}
+
+/** Converts a window snapshot (µs) into figures for people (ms). */
+export function toFigures(s: WindowSnapshot): VersionFigures {
+  return {
+    version: s.version,
+    requests: s.requests,
+    errors: s.errors,
+    errorRatio: s.errorRatio,
+    p50Ms: s.p50Us / 1000,
+    p95Ms: s.p95Us / 1000,
+    p99Ms: s.p99Us / 1000,
+    requestsPerSecond: s.requestsPerSecond,
+    pods: s.pods,
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The rolling window of one version across the fleet: the merge of the last N slots of every pod.
+ *
+ * Incremental, as DESIGN.md asks: each pod's payload for a slot is merged once (into its slot and into the running
+ * window); when a slot leaves the window its histogram is subtracted, so an evaluation costs the decoding of what is
+ * new, not of the whole window. Quantiles come from the merged histogram, never from averaging per-pod quantiles.
+ */
+import { createHistogram, quantileUs, type Histogram } from './histogram.ts';
+import type { DecodedSlot } from './slot-payload.ts';
+
+/** What the judge sees of one version. Latencies in µs; NaN when the window holds no requests. */
+export interface WindowSnapshot {
+  readonly version: string;
+  readonly requests: number;
+  readonly errors: number;
+  /** errors / requests, 0..1; NaN when requests is 0. */
+  readonly errorRatio: number;
+  readonly p50Us: number;
+  readonly p95Us: number;
+  readonly p99Us: number;
+  /** requests / window length in seconds. */
+  readonly requestsPerSecond: number;
+  /** Window length, ms (slots x slotMs). */
+  readonly windowMs: number;
+  /** Distinct pods that reported at least one slot in the window. */
+  readonly pods: number;
+  /** Slots of the window that at least one pod reported. */
+  readonly slotsReported: number;
+}
+
+interface SlotEntry {
+  readonly histogram: Histogram;
+  requests: number;
+  errors: number;
+  readonly pods: Set<string>;
+}
+
+export class FleetWindow {
+  readonly version: string;
+  readonly slotMs: number;
+  readonly slots: number;
+  private readonly entries = new Map<number, SlotEntry>();
+  private readonly merged: Histogram;
+  private requests = 0;
+  private errors = 0;
+
+  /**
+   * @param version the version this window holds (e.g. `v1`)
+   * @param slotMs slot length, ms
+   * @param slots window length in slots (N)
+   */
+  constructor(version: string, slotMs: number, slots: number) {
+    this.version = version;
+    this.slotMs = slotMs;
+    this.slots = slots;
+    this.merged = createHistogram();
+  }
+
+  /** Whether `pod`'s payload for `slotIndex` is already merged (so the reader need not decode it again). */
+  has(slotIndex: number, pod: string): boolean {
+    return this.entries.get(slotIndex)?.pods.has(pod) ?? false;
+  }
+
+  /**
+   * Merges one pod's slot. A second payload from the same pod for the same slot is ignored (publishing is
+   * at-least-once). Does not take ownership of `slot.histogram`: the caller destroys it.
+   * @returns true when merged, false when it was a duplicate
+   */
+  add(pod: string, slot: DecodedSlot): boolean {
+    let entry = this.entries.get(slot.slotIndex);
+    if (entry === undefined) {
+      entry = { histogram: createHistogram(), requests: 0, errors: 0, pods: new Set() };
+      this.entries.set(slot.slotIndex, entry);
+    }
+    if (entry.pods.has(pod)) return false;
+    entry.pods.add(pod);
+    entry.histogram.add(slot.histogram);
+    entry.requests += slot.requests;
+    entry.errors += slot.errors;
+    this.merged.add(slot.histogram);
+    this.requests += slot.requests;
+    this.errors += slot.errors;
+    return true;
+  }
+
+  /** Drops every slot outside [lastSlotIndex - slots + 1, lastSlotIndex], subtracting it from the window. */
+  advanceTo(lastSlotIndex: number): void {
+    const first = lastSlotIndex - this.slots + 1;
+    for (const [index, entry] of this.entries) {
+      if (index >= first && index <= lastSlotIndex) continue;
+      this.merged.subtract(entry.histogram);
+      this.requests -= entry.requests;
+      this.errors -= entry.errors;
+      entry.histogram.destroy();
+      this.entries.delete(index);
+    }
+  }
+
+  /** The merged figures of the slots currently held. */
+  snapshot(): WindowSnapshot {
+    const pods = new Set<string>();
+    for (const entry of this.entries.values()) for (const pod of entry.pods) pods.add(pod);
+    const windowMs = this.slots * this.slotMs;
+    return {
+      version: this.version,
+      requests: this.requests,
+      errors: this.errors,
+      errorRatio: this.requests === 0 ? Number.NaN : this.errors / this.requests,
+      p50Us: quantileUs(this.merged, 0.5),
+      p95Us: quantileUs(this.merged, 0.95),
+      p99Us: quantileUs(this.merged, 0.99),
+      requestsPerSecond: this.requests / (windowMs / 1000),
+      windowMs,
+      pods: pods.size,
+      slotsReported: this.entries.size,
+    };
+  }
+
+  /** Frees every histogram. The window must not be used afterwards. */
+  destroy(): void {
+    for (const entry of this.entries.values()) entry.histogram.destroy();
+    this.entries.clear();
+    this.merged.destroy();
+  }
+}
