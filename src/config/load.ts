@@ -116,23 +116,28 @@ export function loadConfig(options: LoadOptions = {}): Config {
 
   const parsed = configSchema.safeParse(raw);
   const problems: string[] = [];
+  // `path: reason (from ENV_NAME)`. A list element's path (proxy.errorStatuses.1) is looked up by its field's path.
+  const problem = (path: string, reason: string): void => {
+    let field = path;
+    while (field !== '' && !sources.has(field)) field = field.includes('.') ? field.slice(0, field.lastIndexOf('.')) : '';
+    const from = sources.get(field);
+    problems.push(`${path || '(root)'}: ${reason}${from ? ` (from ${from})` : ''}`);
+  };
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const keys = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k].join('.')) : [issue.path.join('.')];
-      for (const path of keys) {
-        const reason = issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message;
-        const from = sources.get(path);
-        problems.push(`${path || '(root)'}: ${reason}${from ? ` (from ${from})` : ''}`);
-      }
+      for (const path of keys) problem(path, issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message);
     }
   } else {
     const c = parsed.data;
-    if (c.versions.baseline === c.versions.canary) problems.push('versions.canary: must differ from versions.baseline');
+    if (c.versions.baseline === c.versions.canary) problem('versions.canary', 'must differ from versions.baseline');
     if (c.pod.version !== c.versions.baseline && c.pod.version !== c.versions.canary) {
-      problems.push(`pod.version: must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`);
+      problem('pod.version', `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`);
     }
-    if (c.evaluation.delay >= c.window.slot) problems.push('evaluation.delay: must be shorter than window.slot');
-    if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) problems.push('evaluation.leaseTtl: must be at least twice redis.commandTimeout');
+    if (c.evaluation.delay >= c.window.slot) problem('evaluation.delay', `must be shorter than window.slot (${c.evaluation.delay} ms >= ${c.window.slot} ms)`);
+    if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) {
+      problem('evaluation.leaseTtl', `must be at least twice redis.commandTimeout (${c.evaluation.leaseTtl} ms < 2 x ${c.redis.commandTimeout} ms)`);
+    }
   }
   if (problems.length > 0) {
     throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid config${options.file ? ` in ${options.file}` : ''}: ${problems.length} problem(s)`, { details: problems });

@@ -7,7 +7,8 @@ import { z } from 'zod';
 
 /** A positive duration: `5s`, `250ms`, `1m`, or a number of ms. Output: ms. */
 export const duration = z.union([z.number(), z.string()]).transform((input, ctx) => {
-  const value = typeof input === 'number' ? input : ms(input as ms.StringValue);
+  // `ms('')` throws instead of returning undefined: an empty string must become an issue, not an exception.
+  const value = typeof input === 'number' ? input : input.trim() === '' ? undefined : ms(input as ms.StringValue);
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     ctx.issues.push({ code: 'custom', input, message: `must be a positive duration such as 5s or 250ms (got ${JSON.stringify(input)})` });
     return z.NEVER;
@@ -19,7 +20,11 @@ const ratio = z.number().min(0, 'must be a ratio between 0 and 1').max(1, 'must 
 const multiplier = z.number().gt(0, 'must be a positive multiplier such as 1.5');
 const port = z.number().int('must be an integer').min(0).max(65535);
 const name = z.string().min(1, 'must not be empty');
-const statusClass = z.string().regex(/^([1-5]xx|[1-5][0-9][0-9])$/, 'must be a status class such as 5xx or a code such as 429');
+/** `5xx` or `429`; YAML reads an unquoted 429 as a number, so numbers are taken as their text. */
+const statusClass = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .pipe(z.string().regex(/^([1-5]xx|[1-5][0-9][0-9])$/, 'must be a status class such as 5xx or a code such as 429'));
 const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
 const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
 

@@ -77,8 +77,9 @@ const OPERATOR: Record<Outcome, string> = { pass: '<=', warn: '<=', fail: '>', i
  */
 export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number): Verdict {
   const checks: CheckResult[] = [];
-  const canaryShort = canary.requests < policy.minSamples;
-  const baselineShort = baseline.requests < policy.minSamples;
+  // Negated so that a NaN request count (or minimum) counts as too few: NaN is inconclusive, never pass.
+  const canaryShort = !(canary.requests >= policy.minSamples);
+  const baselineShort = !(baseline.requests >= policy.minSamples);
   const canaryTooFew = `canary has ${canary.requests} requests in the window, fewer than the minimum ${policy.minSamples}`;
   const baselineTooFew = `baseline has ${baseline.requests} requests in the window, fewer than the minimum ${policy.minSamples}`;
   const { latency, errors } = policy;
@@ -93,7 +94,7 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
       const factor = outcome === 'warn' ? latency.warnRelativeP95 : latency.relativeP95;
       const reason =
         outcome === 'inconclusive'
-          ? 'p95 is not a number'
+          ? `p95 is not a number: canary p95 ${ms(canary.p95Us)}, baseline p95 ${ms(baseline.p95Us)}`
           : `canary p95 ${ms(canary.p95Us)} ${OPERATOR[outcome === 'warn' ? 'fail' : outcome]} ${factor} x baseline p95 ${ms(baseline.p95Us)} = ${ms(factor * baseline.p95Us)}`;
       checks.push(result('latency_p95_relative', outcome, canary.p95Us / 1000, threshold / 1000, 'ms', reason));
     }
@@ -110,7 +111,7 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
       const floored = baseline.errorRatio < errors.baselineFloor ? ` (floor; baseline ${pct(baseline.errorRatio)})` : '';
       const reason =
         outcome === 'inconclusive'
-          ? 'error ratio is not a number'
+          ? `error ratio is not a number: canary ${pct(canary.errorRatio)}, baseline ${pct(baseline.errorRatio)}`
           : `canary error ratio ${pct(canary.errorRatio)} ${OPERATOR[outcome]} ${errors.relativeRatio} x max(baseline, floor) ${pct(reference)}${floored} = ${pct(threshold)}`;
       checks.push(result('error_ratio_relative', outcome, canary.errorRatio, threshold, 'ratio', reason));
     }
@@ -122,7 +123,7 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
     const reason = canaryShort
       ? canaryTooFew
       : outcome === 'inconclusive'
-        ? 'p95 is not a number'
+        ? `p95 is not a number: canary p95 ${ms(canary.p95Us)}, threshold ${ms(latency.absoluteP95Us)}`
         : `canary p95 ${ms(canary.p95Us)} ${OPERATOR[outcome]} ${ms(latency.absoluteP95Us)}`;
     checks.push(result('latency_p95_absolute', outcome, canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'ms', reason));
   }
@@ -134,7 +135,7 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
     const reason = canaryShort
       ? canaryTooFew
       : outcome === 'inconclusive'
-        ? 'error ratio is not a number'
+        ? `error ratio is not a number: canary ${pct(canary.errorRatio)}, threshold ${pct(errors.absoluteRatio)}`
         : `canary error ratio ${pct(canary.errorRatio)} ${OPERATOR[outcome === 'warn' ? 'fail' : outcome]} ${pct(bound)}`;
     checks.push(result('error_ratio_absolute', outcome, canary.errorRatio, errors.absoluteRatio, 'ratio', reason));
   }

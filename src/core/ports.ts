@@ -34,5 +34,7 @@ export interface FlagStore {
   /** The latched decision, or null. A record that does not parse is reported as `corrupt`. */
   latch(): Promise<RollbackDecision | 'corrupt' | null>;
   /** Clears the latch, optionally sets the flag to `flagValue`, and audits who did it and why. */
-  reset(actor: string, reason: string, flagValue: string | null): Promise<void>;
+  reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void>;
+  /** When the latch was last reset (ms since the epoch), or null if never: tells a reset from a Redis that lost its data. */
+  lastResetMs(): Promise<number | null>;
 }

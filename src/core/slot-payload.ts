@@ -8,7 +8,7 @@
  * reader skips the field and counts it.
  */
 import { CanaryGateError, ErrorCodes } from './errors.ts';
-import { decodeHistogram, type Histogram } from './histogram.ts';
+import { decodeHistogram, HIGHEST_LATENCY_US, type Histogram } from './histogram.ts';
 import type { SealedSlot } from './slot-recorder.ts';
 
 export const PAYLOAD_VERSION = 1;
@@ -66,6 +66,13 @@ export function decodeSlotPayload(text: string, expectedSlotIndex: number, expec
     histogram = decodeHistogram(p.hist);
   } catch (err) {
     throw corrupt('hist is not an HdrHistogram', err);
+  }
+  // A histogram with a wider range than the fleet's (e.g. written by another HDR port, or values past 60 s) decodes,
+  // but merging it into a window histogram aborts inside WebAssembly: reject it here, where rejects are counted.
+  if (histogram.highestTrackableValue > HIGHEST_LATENCY_US) {
+    const highest = histogram.highestTrackableValue;
+    histogram.destroy();
+    throw corrupt(`histogram range up to ${highest} µs exceeds the fleet's ${HIGHEST_LATENCY_US} µs`);
   }
   if (histogram.totalCount !== p.requests) {
     const count = histogram.totalCount;

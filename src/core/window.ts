@@ -67,14 +67,18 @@ export class FleetWindow {
    * @returns true when merged, false when it was a duplicate
    */
   add(pod: string, slot: DecodedSlot): boolean {
-    let entry = this.entries.get(slot.slotIndex);
-    if (entry === undefined) {
-      entry = { histogram: createHistogram(), requests: 0, errors: 0, pods: new Set() };
-      this.entries.set(slot.slotIndex, entry);
+    const existing = this.entries.get(slot.slotIndex);
+    if (existing?.pods.has(pod)) return false;
+    const entry = existing ?? { histogram: createHistogram(), requests: 0, errors: 0, pods: new Set<string>() };
+    // Merge before recording anything else: a histogram that does not fit throws and leaves the window unchanged.
+    try {
+      entry.histogram.add(slot.histogram);
+    } catch (err) {
+      if (existing === undefined) entry.histogram.destroy();
+      throw err;
     }
-    if (entry.pods.has(pod)) return false;
+    if (existing === undefined) this.entries.set(slot.slotIndex, entry);
     entry.pods.add(pod);
-    entry.histogram.add(slot.histogram);
     entry.requests += slot.requests;
     entry.errors += slot.errors;
     this.merged.add(slot.histogram);

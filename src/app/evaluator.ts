@@ -1,0 +1,216 @@
+/**
+ * The evaluator: holds (or waits for) the Redis lease; while it holds it, each evaluation reads the fleet window,
+ * judges, steps the controller and writes a rollback decision through the fenced flag store. A decision that could not
+ * be written (Redis away) stays pending and is retried on every evaluation until Redis has it; the latch in Redis is
+ * read on every evaluation, so a restarted or newly elected evaluator keeps a rollback and sees a reset.
+ */
+import type { Logger } from '../config/logger.ts';
+import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
+import { judge, type JudgePolicy } from '../core/judge.ts';
+import type { FlagStore, Lease } from '../core/ports.ts';
+import { slotIndexAt } from '../core/slot-recorder.ts';
+import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
+import type { FleetReader } from '../fleet/fleet-reader.ts';
+
+export interface EvaluatorOptions {
+  readonly holderId: string;
+  readonly pod: string;
+  readonly slotMs: number;
+  readonly leaseTtlMs: number;
+  readonly policy: JudgePolicy;
+  readonly consecutiveBreaches: number;
+}
+
+/** What one evaluation produced, for logs, /status and the demo's live line. */
+export interface EvaluationEvent {
+  readonly verdict: Verdict | null;
+  /** Set when the evaluation could not judge (Redis unreachable). */
+  readonly error: string | null;
+  readonly state: ControllerState;
+  readonly decisionWritten: RollbackDecision | null;
+}
+
+export class Evaluator {
+  private readonly options: EvaluatorOptions;
+  private readonly lease: Lease;
+  private readonly flags: FlagStore;
+  private readonly reader: FleetReader;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+  private token = 0;
+  private leaseValidUntilMs = 0;
+  private evaluating = false;
+  state: ControllerState;
+  latch: RollbackDecision | 'corrupt' | null = null;
+  pending: RollbackDecision | null = null;
+  latest: Verdict | null = null;
+  lastError: string | null = null;
+  holder: string | null = null;
+  readonly evaluations: Record<Outcome, number> = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
+  rollbacksWritten = 0;
+  redisErrors = 0;
+
+  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, reader: FleetReader, clock: () => number, logger: Logger) {
+    this.options = options;
+    this.lease = lease;
+    this.flags = flags;
+    this.reader = reader;
+    this.clock = clock;
+    this.logger = logger;
+    this.state = initialState(clock());
+  }
+
+  /** Whether this sidecar holds the lease now (renewed within its TTL). */
+  get holding(): boolean {
+    return this.token > 0 && this.clock() < this.leaseValidUntilMs;
+  }
+
+  get fencingToken(): number {
+    return this.holding ? this.token : 0;
+  }
+
+  /** Acquires or renews the lease. Never throws. */
+  async renewLease(): Promise<void> {
+    const startedMs = this.clock();
+    try {
+      const token = await this.lease.acquire(this.options.holderId, this.options.leaseTtlMs);
+      if (token > 0 && this.token !== token) this.logger.info({ fencingToken: token }, 'evaluator lease acquired');
+      if (token === 0 && this.token > 0) this.logger.info('evaluator lease lost');
+      this.token = token;
+      // Count the lease from when the request left: the server's TTL started no earlier.
+      this.leaseValidUntilMs = token > 0 ? startedMs + this.options.leaseTtlMs : 0;
+      this.holder = token > 0 ? this.options.holderId : await this.lease.holder();
+    } catch (err) {
+      this.redisErrors++;
+      this.lastError = `lease: ${(err as Error).message}`;
+    }
+  }
+
+  /** Releases the lease if held (on shutdown). Never throws. */
+  async releaseLease(): Promise<void> {
+    if (this.token === 0) return;
+    try {
+      await this.lease.release(this.options.holderId);
+    } catch (err) {
+      this.redisErrors++;
+      this.logger.warn({ err: (err as Error).message }, 'lease release failed; it expires by itself');
+    }
+    this.token = 0;
+    this.leaseValidUntilMs = 0;
+  }
+
+  /**
+   * One evaluation of the window that ended at the last slot boundary. Does nothing unless this sidecar holds the
+   * lease, and nothing while the previous evaluation is still running. Never throws.
+   */
+  async evaluate(): Promise<EvaluationEvent | null> {
+    if (!this.holding || this.evaluating) return null;
+    this.evaluating = true;
+    try {
+      return await this.evaluateHeld();
+    } finally {
+      this.evaluating = false;
+    }
+  }
+
+  private async evaluateHeld(): Promise<EvaluationEvent> {
+    const lastSlot = slotIndexAt(this.clock(), this.options.slotMs) - 1;
+    let verdict: Verdict;
+    try {
+      await this.syncLatch();
+      const read = await this.reader.read(lastSlot);
+      verdict = judge(this.options.policy, read.baseline, read.canary, (lastSlot + 1) * this.options.slotMs);
+    } catch (err) {
+      this.redisErrors++;
+      this.evaluations.inconclusive++;
+      this.lastError = `evaluation: ${(err as Error).message}`;
+      this.logger.warn({ err: (err as Error).message }, 'evaluation inconclusive: redis unreachable');
+      return { verdict: null, error: this.lastError, state: this.state, decisionWritten: null };
+    }
+    this.lastError = null;
+    this.latest = verdict;
+    this.evaluations[verdict.outcome]++;
+    const next = step({ consecutiveBreaches: this.options.consecutiveBreaches }, this.state, verdict, this.options.pod);
+    this.state = next.state;
+    if (next.decision) {
+      this.pending = next.decision;
+      this.logger.warn({ decision: next.decision.reason }, 'rollback decided');
+    } else if (verdict.outcome !== 'pass') {
+      this.logger.info({ verdict: verdict.outcome, reason: verdict.reason, breaches: this.state.consecutiveBreaches }, 'evaluation');
+    }
+    const written = await this.writePending();
+    return { verdict, error: null, state: this.state, decisionWritten: written };
+  }
+
+  /** Reads the latch: a decision in Redis latches this controller; its disappearance (a reset) unlatches it. */
+  private async syncLatch(): Promise<void> {
+    const latch = await this.flags.latch();
+    if (latch !== null && this.state.phase !== 'rolled_back') {
+      this.state = latchedState(latch === 'corrupt' ? this.clock() : latch.atMs);
+      this.logger.warn({ corrupt: latch === 'corrupt' }, 'rollback latched in redis; keeping it');
+    } else if (latch === null && this.latch !== null && this.state.phase === 'rolled_back' && this.pending === null) {
+      const decidedMs = this.latch === 'corrupt' ? 0 : this.latch.atMs;
+      const resetMs = await this.flags.lastResetMs();
+      if (resetMs !== null && resetMs >= decidedMs) {
+        this.state = initialState(this.clock());
+        this.logger.warn('latch cleared in redis (reset); judging again');
+      } else if (this.latch !== 'corrupt') {
+        // The latch vanished without a reset: Redis lost its data. Fail safe: write the decision again.
+        this.pending = this.latch;
+        this.logger.warn('latch vanished from redis without a reset; writing the decision again');
+        return;
+      }
+    }
+    this.latch = latch;
+  }
+
+  /** Writes the pending decision with the current fencing token. Returns it when written. Never throws. */
+  async writePending(): Promise<RollbackDecision | null> {
+    const decision = this.pending;
+    if (decision === null || !this.holding) return null;
+    try {
+      const outcome = await this.flags.rollback(decision, this.token);
+      if (outcome === 'written') {
+        this.pending = null;
+        this.latch = decision;
+        this.rollbacksWritten++;
+        this.logger.warn({ decision }, 'rollback written: flag set');
+        return decision;
+      }
+      if (outcome === 'already_latched') {
+        this.pending = null;
+        this.logger.warn('rollback already latched by another writer; nothing written');
+      } else {
+        // Fenced: another sidecar holds the lease now and judges the same fleet data itself.
+        this.pending = null;
+        this.token = 0;
+        this.leaseValidUntilMs = 0;
+        this.logger.warn('rollback refused: lease lost (fenced); the new holder decides');
+      }
+    } catch (err) {
+      this.redisErrors++;
+      this.lastError = `rollback write: ${(err as Error).message}`;
+      this.logger.warn({ err: (err as Error).message }, 'rollback write failed; will retry');
+    }
+    return null;
+  }
+
+  /** Applies a manual rollback that was written to Redis. */
+  latchManual(decision: RollbackDecision): void {
+    this.state = latchedState(decision.atMs);
+    this.latch = decision;
+    this.pending = null;
+  }
+
+  /** Applies a reset that was written to Redis. */
+  clearAfterReset(): void {
+    this.state = initialState(this.clock());
+    this.latch = null;
+    this.pending = null;
+  }
+
+  /** Counts of evaluations by outcome, in declared order (for logs). */
+  summary(): string {
+    return OUTCOME_ORDER.map((o) => `${o}=${this.evaluations[o]}`).join(' ');
+  }
+}

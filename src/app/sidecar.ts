@@ -1,0 +1,236 @@
+/**
+ * Composition: `buildSidecar(config, deps)` wires the proxy, the slot recorder and publisher, the evaluator, the
+ * flag store and the admin server, and returns `{ start, close, destroy }` (fastify's build/listen split: nothing
+ * here touches argv, signals or exit codes).
+ *
+ * Timers: at every slot boundary (aligned on the epoch) the current slot is sealed and queued for Redis; at
+ * boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../config/logger.ts';
+import { createLogger } from '../config/logger.ts';
+import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
+import type { Config } from '../config/schema.ts';
+import type { RollbackDecision } from '../core/controller.ts';
+import { initHistograms } from '../core/histogram.ts';
+import type { JudgePolicy } from '../core/judge.ts';
+import { serviceKeys } from '../core/keys.ts';
+import { slotIndexAt, SlotRecorder } from '../core/slot-recorder.ts';
+import { FleetReader } from '../fleet/fleet-reader.ts';
+import { createRedisClient, type Redis } from '../fleet/redis-client.ts';
+import { RedisLease } from '../fleet/redis-lease.ts';
+import { RedisSlotStore } from '../fleet/redis-slot-store.ts';
+import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
+import { createAdminServer, type AdminRequestBody } from '../metrics/admin-server.ts';
+import { createGateMetrics } from '../metrics/gate-metrics.ts';
+import { createProxyServer } from '../proxy/proxy-server.ts';
+import { Evaluator, type EvaluationEvent } from './evaluator.ts';
+import { SlotPublisher } from './publisher.ts';
+
+export interface SidecarDeps {
+  /** Wall clock, ms since the epoch. Default Date.now. */
+  readonly clock?: () => number;
+  readonly logger?: Logger;
+  /** Bearer token of POST /rollback and /reset; default: the CANARY_GATE_ADMIN_TOKEN environment variable. */
+  readonly adminToken?: string;
+  /** Called after every evaluation this sidecar makes as lease holder. */
+  readonly onEvaluation?: (event: EvaluationEvent) => void;
+}
+
+export interface Sidecar {
+  /** Listens on the proxy and admin ports (0 picks free ones) and starts the timers. */
+  start(): Promise<{ proxyPort: number; adminPort: number }>;
+  /** Drains: stops accepting, finishes in-flight requests, seals and publishes the last slot, writes a pending decision, releases the lease. */
+  close(): Promise<void>;
+  /** Stops at once, dropping what is unpublished (tests of a crash use it). */
+  destroy(): Promise<void>;
+  status(): SidecarStatus;
+  /** Evaluates now (tests; the timer does this every slot). */
+  evaluateNow(): Promise<EvaluationEvent | null>;
+  readonly redis: Redis;
+}
+
+export interface SidecarStatus {
+  readonly service: string;
+  readonly pod: string;
+  readonly version: string;
+  readonly role: 'baseline' | 'canary';
+  readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number> };
+  readonly state: Evaluator['state'];
+  readonly latch: RollbackDecision | 'corrupt' | null;
+  readonly pendingDecision: RollbackDecision | null;
+  readonly latestVerdict: Evaluator['latest'];
+  readonly lastError: string | null;
+  readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number };
+  readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
+  readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
+}
+
+/** The judge's policy from the config (durations in ms become µs). */
+export function judgePolicyOf(config: Config): JudgePolicy {
+  const p = config.policy;
+  return {
+    minSamples: p.minSamples,
+    latency: { relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000 },
+    errors: { ...p.errors },
+  };
+}
+
+export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
+  initHistograms();
+  const clock = deps.clock ?? Date.now;
+  const logger = deps.logger ?? createLogger(config.log.level, { service: config.service, pod: config.pod.name, version: config.pod.version });
+  const slotMs = config.window.slot;
+  const keys = serviceKeys(config.redis.keyPrefix, config.service);
+  const redis = createRedisClient(config.redis, logger);
+  const holderId = `${config.pod.name}/${randomBytes(4).toString('hex')}`;
+
+  const recorder = new SlotRecorder(slotMs, clock());
+  const publisher = new SlotPublisher(new RedisSlotStore(redis, keys, config.window.slots, slotMs), config.pod.version, config.pod.name, config.window.publishBuffer, logger);
+  const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots);
+  const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag));
+  const evaluator = new Evaluator(
+    { holderId, pod: config.pod.name, slotMs, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config), consecutiveBreaches: config.policy.consecutiveBreaches },
+    new RedisLease(redis, keys),
+    flags,
+    reader,
+    clock,
+    logger,
+  );
+  const proxy = createProxyServer({ config: config.proxy, recorder, logger });
+  let accepting = false;
+  let stopped = false;
+  const timers = new Set<NodeJS.Timeout>();
+
+  const later = (ms: number, fn: () => void): void => {
+    if (stopped) return;
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, Math.max(0, ms));
+    timers.add(t);
+  };
+  const oldestUsefulSlot = (): number => slotIndexAt(clock(), slotMs) - config.window.slots;
+
+  const flush = (): void => {
+    void publisher.flush(oldestUsefulSlot()).then((empty) => {
+      if (!empty) later(Math.min(1000, slotMs), flush);
+    });
+  };
+
+  const onSlotBoundary = (): void => {
+    publisher.enqueue(recorder.seal(clock()));
+    flush();
+    if (config.evaluation.enabled) later(config.evaluation.delay, () => void evaluate());
+    scheduleBoundary();
+  };
+  const scheduleBoundary = (): void => later((recorder.currentSlotIndex + 1) * slotMs - clock(), onSlotBoundary);
+
+  const evaluate = async (): Promise<EvaluationEvent | null> => {
+    const event = await evaluator.evaluate();
+    if (event) deps.onEvaluation?.(event);
+    return event;
+  };
+  const renewLease = (): void => {
+    void evaluator.renewLease().then(() => later(config.evaluation.leaseTtl / 3, renewLease));
+  };
+
+  const status = (): SidecarStatus => ({
+    service: config.service,
+    pod: config.pod.name,
+    version: config.pod.version,
+    role: config.pod.version === config.versions.baseline ? 'baseline' : 'canary',
+    evaluator: { enabled: config.evaluation.enabled, holding: evaluator.holding, holder: evaluator.holder, fencingToken: evaluator.fencingToken, evaluations: { ...evaluator.evaluations } },
+    state: evaluator.state,
+    latch: evaluator.latch,
+    pendingDecision: evaluator.pending,
+    latestVerdict: evaluator.latest,
+    lastError: evaluator.lastError,
+    local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex },
+    publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
+    redis: { connection: redis.status, errors: evaluator.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
+  });
+
+  const metrics = createGateMetrics(() => ({
+    version: config.pod.version,
+    requests: recorder.totalRequests,
+    errors: recorder.totalErrors,
+    phase: evaluator.state.phase,
+    consecutiveBreaches: evaluator.state.consecutiveBreaches,
+    evaluations: evaluator.evaluations,
+    rollbacks: evaluator.rollbacksWritten,
+    redisErrors: evaluator.redisErrors + publisher.failures,
+    corruptPayloads: reader.corruptTotal,
+    slotsDropped: publisher.dropped,
+    leaseHeld: evaluator.holding,
+    latest: evaluator.latest,
+  }));
+
+  const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
+    const atMs = clock();
+    const decision: RollbackDecision = {
+      state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${body.reason}`, checks: [], baseline: evaluator.latest?.baseline ?? null,
+      canary: evaluator.latest?.canary ?? null, consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: body.actor,
+    };
+    const outcome = await flags.rollback(decision, 0);
+    if (outcome === 'written') evaluator.latchManual(decision);
+    return { outcome, flag: config.flag.key, value: config.flag.rollbackValue };
+  };
+  const reset = async (body: AdminRequestBody): Promise<unknown> => {
+    await flags.reset(body.actor, body.reason, body.flag, clock());
+    evaluator.clearAfterReset();
+    return { outcome: 'reset', flag: config.flag.key, value: body.flag };
+  };
+
+  const admin = createAdminServer(
+    { ready: () => accepting, status, metrics: (req, res) => metrics.handle(req, res), rollback: manualRollback, reset },
+    deps.adminToken ?? process.env[ADMIN_TOKEN_ENV],
+    logger,
+  );
+
+  const stopTimers = (): void => {
+    stopped = true;
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+  };
+  const freeMemory = async (): Promise<void> => {
+    await metrics.shutdown().catch(() => undefined);
+    redis.disconnect();
+    reader.destroy();
+    recorder.destroy();
+  };
+
+  return {
+    redis,
+    status,
+    evaluateNow: evaluate,
+    async start() {
+      const adminAddress = await admin.listen(config.admin.port, config.admin.host);
+      const proxyAddress = await proxy.listen();
+      accepting = true;
+      scheduleBoundary();
+      if (config.evaluation.enabled) renewLease();
+      logger.info({ proxy: proxyAddress, admin: adminAddress, upstream: config.proxy.upstream, holderId }, 'canary-gate sidecar started');
+      return { proxyPort: proxyAddress.port, adminPort: adminAddress.port };
+    },
+    async close() {
+      accepting = false;
+      stopTimers();
+      await proxy.close();
+      publisher.enqueue(recorder.seal(clock()));
+      const deadline = clock() + 2000;
+      while (!(await publisher.flush(oldestUsefulSlot())) && clock() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (evaluator.pending) await evaluator.writePending();
+      await evaluator.releaseLease();
+      await admin.close();
+      logger.info({ published: publisher.published, dropped: publisher.dropped, buffered: publisher.buffered }, 'canary-gate sidecar closed');
+      await freeMemory();
+    },
+    async destroy() {
+      accepting = false;
+      stopTimers();
+      await Promise.allSettled([proxy.destroy(), admin.close()]);
+      await freeMemory();
+    },
+  };
+}

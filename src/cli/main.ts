@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * The `canary-gate` command. The only code that reads argv and the environment, handles signals and sets exit codes:
+ *   0 success; 1 runtime failure (or the demo saw no rollback in time); 2 bad config, bad usage, or no Redis for the demo.
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { buildSidecar } from '../app/sidecar.ts';
+import { loadConfig } from '../config/load.ts';
+import { createLogger } from '../config/logger.ts';
+import type { Config } from '../config/schema.ts';
+import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
+import { serviceKeys } from '../core/keys.ts';
+import type { RollbackDecision } from '../core/controller.ts';
+import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
+import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
+import { DEMO_DEFAULTS, runDemo } from '../demo/scenario.ts';
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+function load(file: string | undefined): Config {
+  return loadConfig({ file, env: process.env });
+}
+
+function positive(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+/** Runs `fn` against the config's Redis with a flag store; closes the client afterwards. */
+async function withFlagStore<T>(config: Config, fn: (flags: RedisFlagStore) => Promise<T>): Promise<T> {
+  const logger = createLogger('silent');
+  const redis = createRedisClient(config.redis, logger);
+  try {
+    await waitReady(redis, config.redis.connectTimeout + 1000);
+    return await fn(new RedisFlagStore(redis, serviceKeys(config.redis.keyPrefix, config.service), flagOptionsOf(config.flag)));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const actor = (given: string | undefined): string => given ?? `${process.env.USER ?? 'unknown'}@cli`;
+
+export function createProgram(): Command {
+  const program = new Command('canary-gate')
+    .description('Catch a bad canary release in seconds and roll it back: a sidecar that judges the canary against the baseline.')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description('run the sidecar: proxy, recorder, publisher, evaluator and admin server')
+    .option('-c, --config <file>', 'YAML config file (defaults and environment apply without one)')
+    .action(async (opts: { config?: string }) => {
+      const config = load(opts.config);
+      const sidecar = buildSidecar(config);
+      const ports = await sidecar.start();
+      process.stdout.write(`canary-gate ${config.pod.name} (${config.pod.version}) proxy :${ports.proxyPort} admin :${ports.adminPort}\n`);
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) process.exit(EXIT_FAILURE); // a second signal: leave now
+        stopping = true;
+        process.stdout.write(`${signal}: draining\n`);
+        void sidecar.close().then(
+          () => process.exit(0),
+          () => process.exit(EXIT_FAILURE),
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+
+  program
+    .command('check-config')
+    .description('validate a config file (and the environment); print ok, or each problem with its field and exit 2')
+    .argument('<file>', 'YAML config file')
+    .action((file: string) => {
+      load(file);
+      process.stdout.write('ok\n');
+    });
+
+  program
+    .command('reset')
+    .description('clear the rollback latch (decision record) and optionally set the flag, recorded in the audit stream')
+    .option('-c, --config <file>', 'YAML config file')
+    .option('--flag <value>', "set the flag to this value (e.g. the canary's percentage); left as is without it")
+    .option('--reason <text>', 'why, for the audit stream', 'reset from the CLI')
+    .option('--actor <name>', 'who, for the audit stream (default $USER@cli)')
+    .action(async (opts: { config?: string; flag?: string; reason: string; actor?: string }) => {
+      const config = load(opts.config);
+      await withFlagStore(config, (flags) => flags.reset(actor(opts.actor), opts.reason, opts.flag ?? null, Date.now()));
+      process.stdout.write(`reset: latch cleared for ${config.service}${opts.flag === undefined ? '' : `, ${config.flag.key} = ${opts.flag}`}\n`);
+    });
+
+  program
+    .command('rollback')
+    .description('roll back by hand: set the flag and latch a manual decision')
+    .option('-c, --config <file>', 'YAML config file')
+    .requiredOption('--reason <text>', 'why, for the decision record and the audit stream')
+    .option('--actor <name>', 'who (default $USER@cli)')
+    .action(async (opts: { config?: string; reason: string; actor?: string }) => {
+      const config = load(opts.config);
+      const atMs = Date.now();
+      const decision: RollbackDecision = {
+        state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${opts.reason}`, checks: [], baseline: null, canary: null,
+        consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: actor(opts.actor),
+      };
+      const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
+      process.stdout.write(outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`);
+    });
+
+  program
+    .command('demo')
+    .description('run the demo: two apps, two sidecars, a router and load; v2 regresses and gets rolled back')
+    .option('--healthy', 'do not regress v2; succeed when no rollback happens', false)
+    .option('--duration <s>', 'seconds of load at most', positive, DEMO_DEFAULTS.durationS)
+    .option('--regress-at <s>', 'seconds into the load when v2 regresses', positive, DEMO_DEFAULTS.regressAtS)
+    .option('--rate <rps>', 'offered load, requests per second', positive, DEMO_DEFAULTS.rate)
+    .action(async (opts: { healthy: boolean; duration: number; regressAt: number; rate: number }) => {
+      const code = await runDemo({
+        healthy: opts.healthy,
+        durationS: opts.duration,
+        regressAtS: opts.regressAt,
+        rate: opts.rate,
+        startPercentage: DEMO_DEFAULTS.startPercentage,
+        env: process.env,
+        print: (line) => process.stdout.write(`${line}\n`),
+      });
+      process.exit(code);
+    });
+
+  return program;
+}
+
+/** Parses argv, runs the command, maps errors to exit codes. */
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await createProgram().parseAsync(argv as string[]);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+    if (err instanceof CanaryGateError) {
+      process.stderr.write(`${err.message}\n`);
+      for (const line of err.details) process.stderr.write(`  ${line}\n`);
+      const usage: string[] = [ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_UNREADABLE, ErrorCodes.DEMO_NO_REDIS];
+      process.exit(usage.includes(err.code) ? EXIT_USAGE : EXIT_FAILURE);
+    }
+    process.stderr.write(`canary-gate: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(EXIT_FAILURE);
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,154 @@
+/**
+ * The admin HTTP server, on its own port (Kubernetes probes and Prometheus reach it; the proxy port stays the app's):
+ *
+ *   GET  /healthz   200 "ok" while the process runs
+ *   GET  /readyz    200 when the proxy is listening and not draining, else 503 (never depends on Redis)
+ *   GET  /status    200 JSON: pod, version, lease holder, controller state, latest verdict
+ *   GET  /metrics   Prometheus text
+ *   POST /rollback  {"reason": "...", "actor": "..."}   bearer token; 403 when no token is configured
+ *   POST /reset     {"reason": "...", "actor": "...", "flag": "10"}
+ *
+ * Bearer tokens are compared in constant time (SHA-256 digests through timingSafeEqual). Bodies over 16 KiB: 413.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../config/logger.ts';
+
+const MAX_BODY_BYTES = 16 * 1024;
+
+export interface AdminRequestBody {
+  readonly reason: string;
+  readonly actor: string;
+  /** POST /reset only: the flag's new value, or null to leave it. */
+  readonly flag: string | null;
+}
+
+export interface AdminHandlers {
+  ready(): boolean;
+  status(): unknown;
+  metrics(req: IncomingMessage, res: ServerResponse): void;
+  /** Resolves to a short JSON-able result; rejects when Redis refuses (answered 503). */
+  rollback(body: AdminRequestBody): Promise<unknown>;
+  reset(body: AdminRequestBody): Promise<unknown>;
+}
+
+export interface AdminServer {
+  readonly server: Server;
+  listen(port: number, host: string): Promise<{ port: number; host: string }>;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2);
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** True when the Authorization header carries `Bearer <token>`; constant time in the token's content. */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = header?.startsWith('Bearer ') ? header.slice(7) : '';
+  return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
+}
+
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseBody(text: string, remote: string): AdminRequestBody | string {
+  let raw: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      return 'body must be JSON';
+    }
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'body must be a JSON object';
+  const b = raw as Record<string, unknown>;
+  if (b.reason !== undefined && typeof b.reason !== 'string') return 'reason must be a string';
+  if (b.actor !== undefined && typeof b.actor !== 'string') return 'actor must be a string';
+  if (b.flag !== undefined && typeof b.flag !== 'string' && typeof b.flag !== 'number') return 'flag must be a string or a number';
+  return {
+    reason: ((b.reason as string | undefined) ?? '').slice(0, 500) || 'no reason given',
+    actor: `${((b.actor as string | undefined) ?? 'admin-api').slice(0, 100)}@${remote}`,
+    flag: b.flag === undefined ? null : String(b.flag),
+  };
+}
+
+/**
+ * @param token bearer token of the mutating endpoints; undefined or empty disables them (403)
+ */
+export function createAdminServer(handlers: AdminHandlers, token: string | undefined, logger: Logger): AdminServer {
+  const mutating = async (req: IncomingMessage, res: ServerResponse, action: 'rollback' | 'reset'): Promise<void> => {
+    if (!token) return send(res, 403, { error: `POST /${action} is disabled: set CANARY_GATE_ADMIN_TOKEN to enable it` });
+    if (!bearerMatches(req.headers.authorization, token)) {
+      logger.warn({ action, remote: req.socket.remoteAddress }, 'admin request refused: bad or missing bearer token');
+      res.setHeader('www-authenticate', 'Bearer');
+      return send(res, 401, { error: 'missing or wrong bearer token' });
+    }
+    const text = await readBody(req);
+    if (text === null) return send(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
+    const body = parseBody(text, req.socket.remoteAddress ?? 'unknown');
+    if (typeof body === 'string') return send(res, 400, { error: body });
+    logger.warn({ action, actor: body.actor, reason: body.reason, flag: body.flag }, `admin ${action} requested`);
+    try {
+      send(res, 200, await handlers[action](body));
+    } catch (err) {
+      send(res, 503, { error: `redis refused the ${action}: ${(err as Error).message}` });
+    }
+  };
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const route = `${req.method} ${path}`;
+    switch (route) {
+      case 'GET /healthz':
+        return send(res, 200, 'ok\n');
+      case 'GET /readyz':
+        return handlers.ready() ? send(res, 200, 'ready\n') : send(res, 503, 'not ready\n');
+      case 'GET /status':
+        return send(res, 200, handlers.status());
+      case 'GET /metrics':
+        return handlers.metrics(req, res);
+      case 'POST /rollback':
+        return void mutating(req, res, 'rollback');
+      case 'POST /reset':
+        return void mutating(req, res, 'reset');
+      default:
+        if (['/healthz', '/readyz', '/status', '/metrics', '/rollback', '/reset'].includes(path ?? '')) {
+          return send(res, 405, { error: `${req.method} not allowed on ${path}` });
+        }
+        return send(res, 404, { error: `no route ${path}` });
+    }
+  });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+
+  return {
+    server,
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const a = server.address() as AddressInfo;
+          resolve({ port: a.port, host: a.address });
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
