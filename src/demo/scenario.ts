@@ -74,7 +74,7 @@ async function runWithRedis(options: DemoOptions, redisUrl: string, cleanup: Arr
   const configFor = (version: 'v1' | 'v2') =>
     loadConfig({
       file: DEMO_CONFIG,
-      env: { REDIS_URL: redisUrl, POD_NAME: `demo-${version}-0`, POD_VERSION: version, UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`, PROXY_PORT: '0', ADMIN_PORT: '0' },
+      env: { CANARY_GATE_LOG_LEVEL: options.env.CANARY_GATE_LOG_LEVEL ?? 'error', REDIS_URL: redisUrl, POD_NAME: `demo-${version}-0`, POD_VERSION: version, UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`, PROXY_PORT: '0', ADMIN_PORT: '0' },
     });
   const config = configFor('v1');
   const keys = serviceKeys(config.redis.keyPrefix, config.service);
@@ -92,7 +92,10 @@ async function runWithRedis(options: DemoOptions, redisUrl: string, cleanup: Arr
   const startMs = Date.now();
   let regressedAtMs: number | null = null;
   let lastFlag: string | null = String(options.startPercentage);
-  const onEvaluation = (event: EvaluationEvent): void => print(evaluationLine((Date.now() - startMs) / 1000, event, lastFlag));
+  let rolledBackAtMs: number | null = null;
+  const onEvaluation = (event: EvaluationEvent): void => {
+    if (rolledBackAtMs === null) print(evaluationLine((Date.now() - startMs) / 1000, event, lastFlag));
+  };
   const logger = createLogger(config.log.level, { service: config.service });
   const sidecars: Sidecar[] = [];
   const addresses: Record<string, number> = {};
@@ -125,7 +128,6 @@ async function runWithRedis(options: DemoOptions, redisUrl: string, cleanup: Arr
   cleanup.push(async () => regressTimer && clearTimeout(regressTimer));
 
   // Watch the flag until it says rollback or the load ends.
-  let rolledBackAtMs: number | null = null;
   let finished = false;
   void loadDone.then(() => (finished = true));
   while (!finished) {
