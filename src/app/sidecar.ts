@@ -17,7 +17,7 @@ import type { JudgePolicy } from '../core/judge.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { slotIndexAt, SlotRecorder } from '../core/slot-recorder.ts';
 import { FleetReader } from '../fleet/fleet-reader.ts';
-import { createRedisClient, type Redis } from '../fleet/redis-client.ts';
+import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.ts';
 import { RedisLease } from '../fleet/redis-lease.ts';
 import { RedisSlotStore } from '../fleet/redis-slot-store.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
@@ -205,6 +205,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     status,
     evaluateNow: evaluate,
     async start() {
+      // Give Redis one connect timeout to come up; the sidecar starts without it (fail open) if it does not.
+      await waitReady(redis, config.redis.connectTimeout).catch((err: Error) => logger.warn({ err: err.message }, 'starting without redis'));
       const adminAddress = await admin.listen(config.admin.port, config.admin.host);
       const proxyAddress = await proxy.listen();
       accepting = true;
