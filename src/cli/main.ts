@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { buildSidecar } from '../app/sidecar.ts';
+import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
@@ -108,6 +109,13 @@ export function createProgram(): Command {
       };
       const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
       process.stdout.write(outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`);
+    });
+
+  program
+    .command('config-table')
+    .description("print the README's configuration table, generated from config/example.yaml")
+    .action(() => {
+      process.stdout.write(`${configTable()}\n`);
     });
 
   program

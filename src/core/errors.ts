@@ -10,10 +10,6 @@ export const ErrorCodes = {
   CONFIG_UNREADABLE: 'CG_CONFIG_UNREADABLE',
   /** A fleet payload read from Redis could not be decoded; it is skipped and counted. */
   PAYLOAD_CORRUPT: 'CG_PAYLOAD_CORRUPT',
-  /** A fenced write was refused because this sidecar no longer holds the evaluator lease. */
-  LEASE_FENCED: 'CG_LEASE_FENCED',
-  /** Redis did not answer or refused a command; the proxy keeps serving. */
-  REDIS_UNAVAILABLE: 'CG_REDIS_UNAVAILABLE',
   /** No Redis could be found or started for the demo (exit code 2). */
   DEMO_NO_REDIS: 'CG_DEMO_NO_REDIS',
 } as const;
