@@ -78,13 +78,18 @@ export async function forwardRequest(pool: Dispatcher, req: IncomingMessage, res
     return { status: failure.status, outcome: failure.outcome, errorCode: failure.code };
   }
 
+  // Which side broke first: a failing upstream body makes pipeline() destroy `res`, which also fires 'close'.
+  let upstreamBrokeFirst = false;
+  upstream.body.once('error', () => {
+    if (!clientGone) upstreamBrokeFirst = true;
+  });
   try {
     res.writeHead(upstream.statusCode, endToEndHeaders(upstream.headers));
     await pipeline(upstream.body, res);
     return { status: upstream.statusCode, outcome: 'ok' };
   } catch (err) {
     upstream.body.destroy();
-    if (clientGone) return { status: upstream.statusCode, outcome: 'client_abort' };
+    if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort' };
     res.destroy();
     const failure = classifyUpstreamError(err);
     return { status: upstream.statusCode, outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset', errorCode: failure.code };
