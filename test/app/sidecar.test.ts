@@ -146,6 +146,26 @@ describe('a fleet of three sidecars', () => {
   });
 });
 
+describe('a Redis that loses its data', () => {
+  it('gets the latched decision written again by the evaluator, since no reset was recorded', async () => {
+    const service = uniqueService('lost');
+    const pods = await fleet(service, 500);
+    const redis = await client();
+    cleanups.push(async () => redis.disconnect());
+    const flagKey = `cg-test:flag:{${service}}`;
+    await Promise.all([send(pods[0]!.proxy, 30), send(pods[2]!.proxy, 30)]);
+    await eventually(async () => ((await redis.get(flagKey)) === '0' ? true : undefined), 10_000, 'the first rollback');
+    const first = await redis.get(`cg-test:{${service}}:decision`);
+
+    // Every key of the service vanishes, as after a restart of a Redis without persistence.
+    await dropService(redis, 'cg-test', service, flagKey);
+    await eventually(async () => ((await redis.get(flagKey)) === '0' ? true : undefined), 10_000, 'the decision written again');
+    expect(await redis.get(`cg-test:{${service}}:decision`)).toBe(first);
+    const holder = holderOf(pods)!;
+    expect(holder.sidecar.status().state.phase).toBe('rolled_back');
+  });
+});
+
 describe('admin endpoints', () => {
   it('serves health, readiness, status and metrics, and refuses mutations without the configured token', async () => {
     const service = uniqueService('admin');

@@ -52,3 +52,12 @@ describe('canary-gate check-config', () => {
     for (const cmd of ['run', 'check-config', 'reset', 'rollback', 'demo']) expect(r.stdout).toContain(cmd);
   });
 });
+
+describe('canary-gate demo', () => {
+  it('exits 2 and says how to get Redis when the one named by REDIS_URL does not answer', async () => {
+    const { freePort } = await import('../../src/demo/find-redis.ts');
+    const r = run(['demo'], { REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/does not answer PING; start that Redis or unset REDIS_URL/);
+  });
+});
