@@ -164,7 +164,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     slotsDropped: publisher.dropped,
     leaseHeld: evaluator.holding,
     latest: evaluator.latest,
-  }));
+  }), { service: config.service, pod: config.pod.name });
 
   const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
     const atMs = clock();

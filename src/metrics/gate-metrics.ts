@@ -7,7 +7,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_NAMESPACE } from '@opentelemetry/semantic-conventions';
 import type { Phase } from '../core/controller.ts';
 import { PHASES } from '../core/controller.ts';
 import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
@@ -36,10 +38,12 @@ export interface GateMetrics {
 
 /**
  * @param stats read at every scrape; must be cheap and must not throw
+ * @param identity resource of `target_info`: the gated service (`service.namespace`) and this pod (`service.instance.id`)
  */
-export function createGateMetrics(stats: () => GateStats): GateMetrics {
+export function createGateMetrics(stats: () => GateStats, identity: { service: string; pod: string }): GateMetrics {
   const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
-  const provider = new MeterProvider({ readers: [exporter] });
+  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'canary-gate', [ATTR_SERVICE_NAMESPACE]: identity.service, [ATTR_SERVICE_INSTANCE_ID]: identity.pod });
+  const provider = new MeterProvider({ readers: [exporter], resource });
   const meter = provider.getMeter('canary-gate');
 
   const requests = meter.createObservableCounter('canary_gate.proxy.requests', { description: 'Requests proxied by this sidecar, by version.' });

@@ -189,6 +189,7 @@ describe('admin endpoints', () => {
     expect(metrics).toMatch(/canary_gate_proxy_requests_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/canary_gate_proxy_errors_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/^canary_gate_gate_state 0$/m);
+    expect(metrics).toContain(`target_info{service_name="canary-gate",service_namespace="${service}",service_instance_id="solo"} 1`);
     expect((await get('/nowhere')).status).toBe(404);
 
     const disabled = buildSidecar(configFor(service, 'no-token', 'v1', u.url), { logger: silent, adminToken: '' });
