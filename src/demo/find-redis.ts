@@ -40,9 +40,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts `redis-server` on a free port; resolves once it answers PING, rejects when it cannot start. */
-export async function startRedisServer(extraArgs: readonly string[] = []): Promise<{ url: string; port: number; process: ChildProcess; stop(): Promise<void> }> {
-  const port = await freePort();
+/**
+ * Starts `redis-server` (no persistence) on `port`, or a free one; resolves once it answers PING, rejects when it
+ * cannot start. Tests that stop or restart Redis use it.
+ */
+export async function startRedisServer(extraArgs: readonly string[] = [], fixedPort?: number): Promise<{ url: string; port: number; process: ChildProcess; stop(): Promise<void> }> {
+  const port = fixedPort ?? (await freePort());
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const failed = new Promise<never>((_, reject) => child.once('error', reject));
