@@ -26,7 +26,7 @@ export const DEFAULTS = {
     /** Upstream keep-alive connections in the undici Pool. */
     connections: 128,
     connectTimeout: '2s',
-    /** Time to the upstream's response headers; exceeded: 504. */
+    /** Time to the upstream's response headers; exceeded: 504. undici checks it on a ~0.5 s timer: below 1 s it is coarse. */
     headersTimeout: '30s',
     /** Idle time between body chunks from the upstream; exceeded: the response is cut and counted as an error. */
     bodyTimeout: '30s',

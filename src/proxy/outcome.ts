@@ -3,53 +3,82 @@
  * (default 5xx), upstream connect failures, resets and timeouts. A client that went away is recorded but is not the
  * version's error.
  */
-export type RequestOutcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort';
+export type Outcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort';
 
-/** Outcomes that count as errors of the version. */
-export function isErrorOutcome(outcome: RequestOutcome): boolean {
+/** The outcomes of an upstream failure, and the status the proxy answers with when no header was sent yet. */
+export interface UpstreamFailure {
+  readonly outcome: 'connect_error' | 'reset' | 'timeout';
+  readonly status: 502 | 504;
+  /** The stable code found on the error (`UND_ERR_*` or a system `E*` code), `UNKNOWN` when it had none. */
+  readonly code: string;
+}
+
+/** Whether an outcome counts as an error of the version (a client that went away does not). */
+export function isErrorOutcome(outcome: Outcome): boolean {
   return outcome === 'status_error' || outcome === 'connect_error' || outcome === 'reset' || outcome === 'timeout';
 }
 
+const STATUS_CLASS = /^[1-5]xx$/;
+const STATUS_CODE = /^[1-5][0-9][0-9]$/;
+
 /**
- * A classifier from status code to "counts as an error", built once from classes (`5xx`) and codes (`429`):
- * one array lookup per request, no allocation.
- * @param errorStatuses config proxy.errorStatuses
+ * A classifier from status code to "counts as an error", built once from classes (`5xx`) and exact codes (`429`):
+ * one typed-array lookup per request, no allocation. Codes outside 100..599 are never errors.
+ * @param errorStatuses config `proxy.errorStatuses`, e.g. `['5xx', '429']`
+ * @throws Error naming the entry when it is neither a class nor a code (config validation refuses those first)
  */
 export function createStatusClassifier(errorStatuses: readonly string[]): (status: number) => boolean {
   const table = new Uint8Array(600);
   for (const entry of errorStatuses) {
-    if (/^[1-5]xx$/.test(entry)) {
+    if (STATUS_CLASS.test(entry)) {
       const base = Number(entry[0]) * 100;
       table.fill(1, base, base + 100);
-    } else if (/^[1-5][0-9][0-9]$/.test(entry)) {
+    } else if (STATUS_CODE.test(entry)) {
       table[Number(entry)] = 1;
     } else {
-      throw new Error(`not a status class or code: ${entry}`);
+      throw new Error(`proxy.errorStatuses: ${JSON.stringify(entry)} is not a status class such as 5xx or a code such as 429`);
     }
   }
+  // Out-of-range and fractional indexes read `undefined`, which is not 1.
   return (status) => table[status] === 1;
 }
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+/** The upstream could not be reached: nothing was sent, the request is safe to retry elsewhere. */
+const CONNECT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+/** The upstream took too long: to connect, to send its headers, or between two body chunks. */
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+// Everything else is a reset: the connection broke after it was made (ECONNRESET, EPIPE, UND_ERR_SOCKET), the
+// response was malformed or cut (HPE_*, UND_ERR_RES_CONTENT_LENGTH_MISMATCH), or the pool was closed under it.
 
-/** The stable code of an upstream error (undici's `UND_ERR_*` or a system `E*` code), looking through `cause`. */
-export function errorCodeOf(err: unknown): string {
-  let e = err as { code?: unknown; cause?: unknown } | undefined;
-  for (let depth = 0; e && depth < 4; depth++) {
-    if (typeof e.code === 'string' && (CONNECT_CODES.has(e.code) || TIMEOUT_CODES.has(e.code))) return e.code;
-    if (e.cause === undefined) break;
-    e = e.cause as typeof e;
-  }
-  const top = err as { code?: unknown } | undefined;
-  return typeof top?.code === 'string' ? top.code : 'UNKNOWN';
+interface ErrorLike {
+  readonly code?: unknown;
+  readonly cause?: unknown;
+  readonly errors?: unknown;
 }
 
 /**
- * Maps an upstream failure to an outcome and the status the proxy answers with (when headers are not yet sent):
- * connect failure 502, reset 502, timeout 504 (as fastify-reply-from and nginx do).
+ * The stable code of an upstream error. Looks at `err.code`, then through `cause` and the first entry of an
+ * AggregateError's `errors` (Node's happy-eyeballs connect), at most 4 levels deep: the first connect or timeout
+ * code wins (it says more than a wrapping socket error), else the outermost code, else `UNKNOWN`.
  */
-export function classifyUpstreamError(err: unknown): { outcome: 'connect_error' | 'reset' | 'timeout'; status: 502 | 504; code: string } {
+export function errorCodeOf(err: unknown): string {
+  let outermost: string | undefined;
+  let e = err as ErrorLike | null | undefined;
+  for (let depth = 0; e !== null && typeof e === 'object' && depth < 4; depth++) {
+    if (typeof e.code === 'string') {
+      if (CONNECT_CODES.has(e.code) || TIMEOUT_CODES.has(e.code)) return e.code;
+      outermost ??= e.code;
+    }
+    e = (e.cause ?? (Array.isArray(e.errors) ? e.errors[0] : undefined)) as ErrorLike | undefined;
+  }
+  return outermost ?? 'UNKNOWN';
+}
+
+/**
+ * Maps an upstream failure to an outcome and the status the proxy answers with when headers are not yet sent:
+ * connect failure 502, reset 502, timeout 504 (as nginx and fastify-reply-from do). A connect timeout is a timeout.
+ */
+export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = errorCodeOf(err);
   if (TIMEOUT_CODES.has(code)) return { outcome: 'timeout', status: 504, code };
   if (CONNECT_CODES.has(code)) return { outcome: 'connect_error', status: 502, code };

@@ -1,6 +1,7 @@
 /**
- * The proxy in front of the app: every request is forwarded with an undici Pool (keep-alive) and recorded under the
- * pod's version when its response has ended: latency in µs from arrival to end, and whether it was an error.
+ * The proxy in front of the app: every request is forwarded with an undici Pool (keep-alive) and recorded once its
+ * response has ended (the response's 'close'): latency in µs from arrival to end, and whether it was an error of
+ * the version (configured status classes, upstream connect failures, resets, timeouts; not a client that left).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,19 +9,25 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
-import { forwardRequest } from './forward.ts';
-import { createStatusClassifier, isErrorOutcome, type RequestOutcome } from './outcome.ts';
+import { forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
+import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
 
-/** Where finished requests go. Must be synchronous and must not throw. */
+/** Where finished requests go. Called synchronously once per request; must not throw or do I/O. */
 export interface ProxyRecorder {
-  /** @param latencyUs arrival to response end, µs */
+  /**
+   * @param latencyUs arrival to response end, µs (fractional)
+   * @param isError whether the outcome counts as an error of the version
+   */
   record(latencyUs: number, isError: boolean): void;
 }
 
 export interface ProxyStats {
+  /** Requests received whose response has not ended yet. */
   inFlight: number;
-  /** Requests by outcome since start. */
-  readonly outcomes: Record<RequestOutcome, number>;
+  /** Upstream failures (connect errors, resets, timeouts) since start, by code (`ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`). */
+  readonly upstreamErrors: Record<string, number>;
+  /** Finished requests since start, by outcome. */
+  readonly outcomes: Record<Outcome, number>;
 }
 
 export interface ProxyServer {
@@ -29,9 +36,13 @@ export interface ProxyServer {
   readonly stats: ProxyStats;
   /** Listens on config host:port (port 0 picks a free one). */
   listen(): Promise<{ port: number; host: string }>;
-  /** Stops accepting, waits for in-flight requests (at most `drainMs`, then cuts them), closes the pool. */
+  /**
+   * Stops accepting, asks keep-alive clients to close, waits for in-flight requests (at most `drainMs`, then cuts
+   * them: they are recorded as client aborts), closes the pool. Calling it again returns the same promise.
+   * @param drainMs longest wait for in-flight requests, ms (default 10 000)
+   */
   close(drainMs?: number): Promise<void>;
-  /** Cuts every connection now. */
+  /** Cuts every client connection and upstream request now. */
   destroy(): Promise<void>;
 }
 
@@ -39,13 +50,32 @@ export interface ProxyServerOptions {
   readonly config: Config['proxy'];
   readonly recorder: ProxyRecorder;
   readonly logger: Logger;
-  /** High-resolution clock, ms (default performance.now). */
+  /** High-resolution clock, ms (default `performance.now`). */
   readonly now?: () => number;
+  /** X-Forwarded-Proto for requests without one (default `http`). */
+  readonly forwardedProto?: string;
 }
+
+const DEFAULT_DRAIN_MS = 10_000;
+
+/**
+ * Limits of the client-facing server. Keep-alive outlives the idle timeout of the usual load balancers and
+ * ingresses in front of a pod (60 s), so that they close idle connections first and never send a request on a
+ * connection this server is closing.
+ */
+const SERVER_LIMITS = {
+  /** Time to receive a request's headers, ms. */
+  headersTimeout: 60_000,
+  /** Time to receive a whole request (headers and body), ms. */
+  requestTimeout: 300_000,
+  /** Idle time of a client keep-alive connection, ms. */
+  keepAliveTimeout: 65_000,
+} as const;
 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
-  const now = options.now ?? (() => performance.now());
+  const now = options.now ?? performance.now.bind(performance);
+  const forwardOptions: ForwardOptions = options.forwardedProto === undefined ? {} : { forwardedProto: options.forwardedProto };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);
   const pool = new Pool(config.upstream, {
     connections: config.connections,
@@ -55,24 +85,90 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     bodyTimeout: config.bodyTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
   });
-  const stats: ProxyStats = { inFlight: 0, outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0 } };
+  const stats: ProxyStats = {
+    inFlight: 0,
+    upstreamErrors: {},
+    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0 },
+  };
+  /** Responses not ended yet, so that a drain can ask their clients to close. */
+  const active = new Set<ServerResponse>();
+  let draining = false;
+  let onIdle: (() => void) | null = null;
+
+  /** Runs once per request, when both its response has closed and forwardRequest has settled. */
+  const done = (req: IncomingMessage, res: ServerResponse, latencyUs: number, result: ForwardResult): void => {
+    active.delete(res);
+    stats.inFlight--;
+    let outcome = result.outcome;
+    if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
+    stats.outcomes[outcome]++;
+    try {
+      recorder.record(latencyUs, isErrorOutcome(outcome));
+    } catch (err) {
+      logger.error({ err }, 'recorder failed; request not recorded');
+    }
+    if (result.errorCode !== undefined) {
+      if (outcome === 'connect_error' || outcome === 'reset' || outcome === 'timeout') {
+        stats.upstreamErrors[result.errorCode] = (stats.upstreamErrors[result.errorCode] ?? 0) + 1;
+        logger.warn({ outcome, code: result.errorCode, status: result.status, method: req.method, path: req.url }, 'upstream failure');
+      } else {
+        logger.debug({ code: result.errorCode, status: result.status, method: req.method, path: req.url }, 'request not forwarded');
+      }
+    }
+    if (stats.inFlight === 0 && onIdle !== null) onIdle();
+  };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const startMs = now();
     stats.inFlight++;
-    void forwardRequest(pool, req, res).then((result) => {
-      stats.inFlight--;
-      let outcome = result.outcome;
-      if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
-      stats.outcomes[outcome]++;
-      recorder.record((now() - startMs) * 1000, isErrorOutcome(outcome));
-      if (result.errorCode !== undefined && outcome !== 'client_abort') {
-        logger.warn({ outcome, code: result.errorCode, method: req.method, path: req.url }, 'upstream failure');
-      }
+    active.add(res);
+    if (draining) res.setHeader('connection', 'close');
+    let latencyUs = -1;
+    let result: ForwardResult | null = null;
+    res.once('close', () => {
+      latencyUs = (now() - startMs) * 1000;
+      if (result !== null) done(req, res, latencyUs, result);
+    });
+    // forwardRequest never rejects.
+    void forwardRequest(pool, req, res, forwardOptions).then((r) => {
+      result = r;
+      if (latencyUs >= 0) done(req, res, latencyUs, r);
     });
   };
 
-  const server = createServer({ requestTimeout: 300_000, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, handle);
+  const server = createServer(SERVER_LIMITS, handle);
+  server.on('error', (err) => logger.error({ err }, 'proxy server error'));
+
+  const closeServer = (): Promise<void> =>
+    new Promise((resolve) => {
+      // Resolves also when the server was not listening (the callback then gets ERR_SERVER_NOT_RUNNING).
+      server.close(() => resolve());
+    });
+
+  let closing: Promise<void> | null = null;
+  const drainAndClose = async (drainMs: number): Promise<void> => {
+    draining = true;
+    const closed = closeServer(); // stops accepting; closes idle keep-alive connections
+    for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+    if (stats.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        onIdle = resolve;
+        timer = setTimeout(resolve, drainMs);
+      });
+      clearTimeout(timer);
+      onIdle = null;
+      if (stats.inFlight > 0) logger.warn({ inFlight: stats.inFlight, drainMs }, 'proxy drain timed out; cutting the remaining requests');
+    }
+    // Whatever is left: idle keep-alive connections that finished during the drain, and requests past the deadline.
+    server.closeAllConnections();
+    await closed;
+    try {
+      await pool.close();
+    } catch (err) {
+      if (!pool.destroyed) throw err; // destroy() ran meanwhile: what close() wanted is done
+    }
+  };
 
   return {
     server,
@@ -83,21 +179,17 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         server.once('error', reject);
         server.listen(config.port, config.host, () => {
           server.off('error', reject);
-          const a = server.address() as AddressInfo;
-          resolve({ port: a.port, host: a.address });
+          const address = server.address() as AddressInfo;
+          resolve({ port: address.port, host: address.address });
         });
       }),
-    async close(drainMs = 10_000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const deadline = Date.now() + drainMs;
-      while (stats.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      server.closeAllConnections();
-      await closed;
-      await pool.close();
+    close(drainMs = DEFAULT_DRAIN_MS) {
+      closing ??= drainAndClose(drainMs);
+      return closing;
     },
     async destroy() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      draining = true;
+      const closed = closeServer();
       server.closeAllConnections();
       await closed;
       await pool.destroy();
