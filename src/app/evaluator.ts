@@ -48,6 +48,8 @@ export class Evaluator {
   holder: string | null = null;
   readonly evaluations: Record<Outcome, number> = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
   rollbacksWritten = 0;
+  /** Evaluations with at least one check at warn. */
+  warnings = 0;
   redisErrors = 0;
 
   constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, reader: FleetReader, clock: () => number, logger: Logger) {
@@ -130,6 +132,7 @@ export class Evaluator {
     this.lastError = null;
     this.latest = verdict;
     this.evaluations[verdict.outcome]++;
+    if (verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;
     const next = step({ consecutiveBreaches: this.options.consecutiveBreaches }, this.state, verdict, this.options.pod);
     this.state = next.state;
     if (next.decision) {

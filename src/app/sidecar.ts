@@ -15,7 +15,9 @@ import type { RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
 import type { JudgePolicy } from '../core/judge.ts';
 import { serviceKeys } from '../core/keys.ts';
-import { slotIndexAt, SlotRecorder } from '../core/slot-recorder.ts';
+import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
+import { decodeSlotPayload, encodeSlotPayload } from '../core/slot-payload.ts';
+import { FleetWindow, type WindowSnapshot } from '../core/window.ts';
 import { FleetReader } from '../fleet/fleet-reader.ts';
 import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.ts';
 import { RedisLease } from '../fleet/redis-lease.ts';
@@ -97,7 +99,29 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     clock,
     logger,
   );
-  const proxy = createProxyServer({ config: config.proxy, recorder, logger });
+  const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
+  // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
+  const podWindow = new FleetWindow(config.pod.version, slotMs, config.window.slots);
+  let podSnapshot: WindowSnapshot | null = null;
+  const addToPodWindow = (sealed: SealedSlot): void => {
+    const decoded = decodeSlotPayload(encodeSlotPayload(sealed), sealed.slotIndex, slotMs);
+    podWindow.advanceTo(sealed.slotIndex);
+    podWindow.add(config.pod.name, decoded);
+    decoded.histogram.destroy();
+    podSnapshot = podWindow.snapshot();
+  };
+  // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.
+  let recordRequest: (latencyUs: number, method: string, status: number, outcome: string) => void = () => undefined;
+  const proxy = createProxyServer({
+    config: config.proxy,
+    recorder: {
+      record(latencyUs, isError, method, status, outcome) {
+        recorder.record(latencyUs, isError);
+        recordRequest(latencyUs, method, status, outcome);
+      },
+    },
+    logger,
+  });
   let accepting = false;
   let stopped = false;
   const timers = new Set<NodeJS.Timeout>();
@@ -119,7 +143,9 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   };
 
   const onSlotBoundary = (): void => {
-    publisher.enqueue(recorder.seal(clock()));
+    const sealed = recorder.seal(clock());
+    publisher.enqueue(sealed);
+    addToPodWindow(sealed);
     flush();
     if (config.evaluation.enabled) later(config.evaluation.delay, () => void evaluate());
     scheduleBoundary();
@@ -139,7 +165,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     service: config.service,
     pod: config.pod.name,
     version: config.pod.version,
-    role: config.pod.version === config.versions.baseline ? 'baseline' : 'canary',
+    role,
     evaluator: { enabled: config.evaluation.enabled, holding: evaluator.holding, holder: evaluator.holder, fencingToken: evaluator.fencingToken, evaluations: { ...evaluator.evaluations } },
     state: evaluator.state,
     latch: evaluator.latch,
@@ -153,6 +179,9 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
 
   const metrics = createGateMetrics(() => ({
     version: config.pod.version,
+    role,
+    warnings: evaluator.warnings,
+    pod: podSnapshot,
     requests: recorder.totalRequests,
     errors: recorder.totalErrors,
     phase: evaluator.state.phase,
@@ -164,7 +193,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     slotsDropped: publisher.dropped,
     leaseHeld: evaluator.holding,
     latest: evaluator.latest,
-  }), { service: config.service, pod: config.pod.name });
+  }), { service: config.service, pod: config.pod.name, version: config.pod.version });
+  recordRequest = metrics.recordRequest;
 
   const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
     const atMs = clock();
@@ -197,6 +227,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     await metrics.shutdown().catch(() => undefined);
     redis.disconnect();
     reader.destroy();
+    podWindow.destroy();
     recorder.destroy();
   };
 

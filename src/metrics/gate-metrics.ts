@@ -1,36 +1,68 @@
 /**
- * The one owner of every exported metric (flagger's `Recorder` habit). All instruments are observable: their values
- * are read from the sidecar's own counters at scrape time, so the request path pays nothing for metrics.
+ * The one owner of every exported metric (flagger's `Recorder` habit), served as one Prometheus text response:
+ * the OpenTelemetry metrics (collected through the Prometheus exporter's reader) followed by prom-client's default Node.js runtime metrics (an explicit
+ * registry, never the global one).
  *
- * OpenTelemetry names (dotted) become Prometheus names through @opentelemetry/exporter-prometheus: dots become
- * underscores, counters get `_total`, unit `s` gets `_seconds`. The version label is `service_version` everywhere.
+ * - `http.server.request.duration` (seconds, OpenTelemetry HTTP semantic conventions) is the only instrument recorded
+ *   on the request path: attribute sets are built once per (method, status, error type) and reused, so a request
+ *   allocates nothing for metrics.
+ * - Everything else is observable: read from the sidecar's own counters and latest verdict at scrape time.
+ *
+ * The exporter turns dots into underscores and appends `_total` to counters but no unit suffix, so names that carry a
+ * unit say it themselves (`..._seconds`). The version label is `service_version` everywhere. README lists them all.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { Attributes } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_NAMESPACE } from '@opentelemetry/semantic-conventions';
-import type { Phase } from '../core/controller.ts';
-import { PHASES } from '../core/controller.ts';
-import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVICE_INSTANCE_ID,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_NAMESPACE,
+} from '@opentelemetry/semantic-conventions';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { PHASES, type Phase } from '../core/controller.ts';
+import { OUTCOME_ORDER, type Outcome, type Verdict, type VersionFigures } from '../core/verdict.ts';
+import type { WindowSnapshot } from '../core/window.ts';
+
+/**
+ * Bucket boundaries of http.server.request.duration, seconds: the OpenTelemetry semantic conventions' advice for
+ * this instrument (the SDK's default boundaries, 0..10000, are meant for milliseconds).
+ */
+export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+/** Methods kept as they are; anything else is reported as `_OTHER` (semantic conventions; bounds cardinality). */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+const UPSTREAM_FAILURES = new Set(['connect_error', 'reset', 'timeout']);
 
 /** What the sidecar counts; read at every scrape. Counters are monotonic since start. */
 export interface GateStats {
   readonly version: string;
+  readonly role: 'baseline' | 'canary';
   readonly requests: number;
   readonly errors: number;
   readonly phase: Phase;
   readonly consecutiveBreaches: number;
   readonly evaluations: Readonly<Record<Outcome, number>>;
+  readonly warnings: number;
   readonly rollbacks: number;
   readonly redisErrors: number;
   readonly corruptPayloads: number;
   readonly slotsDropped: number;
   readonly leaseHeld: boolean;
+  /** The latest fleet verdict, on the lease holder only (null elsewhere). */
   readonly latest: Verdict | null;
+  /** This pod's own window (its sealed slots), every sidecar. */
+  readonly pod: WindowSnapshot | null;
 }
 
 export interface GateMetrics {
+  /** Records one finished request in http.server.request.duration. No allocation after warm-up. */
+  recordRequest(latencyUs: number, method: string, status: number, outcome: string): void;
   /** Serves the Prometheus text exposition (mount on GET /metrics). */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -40,53 +72,114 @@ export interface GateMetrics {
  * @param stats read at every scrape; must be cheap and must not throw
  * @param identity resource of `target_info`: the gated service (`service.namespace`) and this pod (`service.instance.id`)
  */
-export function createGateMetrics(stats: () => GateStats, identity: { service: string; pod: string }): GateMetrics {
+export function createGateMetrics(stats: () => GateStats, identity: { service: string; pod: string; version: string }): GateMetrics {
   const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  // prefix '', no timestamps, no resource labels copied onto series, target_info kept, scope info left out.
+  const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'canary-gate', [ATTR_SERVICE_NAMESPACE]: identity.service, [ATTR_SERVICE_INSTANCE_ID]: identity.pod });
   const provider = new MeterProvider({ readers: [exporter], resource });
   const meter = provider.getMeter('canary-gate');
+  const runtime = new Registry();
+  collectDefaultMetrics({ register: runtime });
 
-  const requests = meter.createObservableCounter('canary_gate.proxy.requests', { description: 'Requests proxied by this sidecar, by version.' });
-  const errors = meter.createObservableCounter('canary_gate.proxy.errors', { description: 'Requests counted as errors (configured status classes, upstream connect failures, resets, timeouts), by version.' });
-  const state = meter.createObservableGauge('canary_gate.gate.state', { description: 'Rollback controller state on this sidecar: 0 healthy, 1 breaching, 2 rolled_back.' });
-  const breaches = meter.createObservableGauge('canary_gate.gate.consecutive_breaches', { description: 'Failing evaluations in a row.' });
-  const evaluations = meter.createObservableCounter('canary_gate.gate.evaluations', { description: 'Evaluations made by this sidecar while it held the lease, by verdict.' });
-  const rollbacks = meter.createObservableCounter('canary_gate.gate.rollbacks', { description: 'Rollback decisions written to Redis by this sidecar.' });
-  const redisErrors = meter.createObservableCounter('canary_gate.redis.errors', { description: 'Redis commands or pipelines that failed or timed out.' });
-  const corrupt = meter.createObservableCounter('canary_gate.fleet.payloads_corrupt', { description: 'Fleet slot payloads skipped because they did not decode.' });
-  const dropped = meter.createObservableCounter('canary_gate.fleet.slots_dropped', { description: 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).' });
-  const lease = meter.createObservableGauge('canary_gate.lease.holder', { description: '1 when this sidecar holds the evaluator lease, else 0.' });
-  const p95 = meter.createObservableGauge('canary_gate.window.p95', { unit: 's', description: 'Fleet p95 latency of the latest judged window (merged HDR histogram), by role.' });
-  const errorRatio = meter.createObservableGauge('canary_gate.window.error_ratio', { description: 'Fleet error ratio (0..1) of the latest judged window, by role.' });
+  const duration = meter.createHistogram('http.server.request.duration', {
+    unit: 's',
+    description: 'Duration of HTTP server requests through the proxy, arrival to response end.',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
+  });
+  const attributeCache = new Map<string, Attributes>();
+  const attributesOf = (method: string, status: number, outcome: string): Attributes => {
+    const m = KNOWN_METHODS.has(method) ? method : '_OTHER';
+    const errorType = UPSTREAM_FAILURES.has(outcome) ? outcome : '';
+    const key = `${m} ${status} ${errorType}`;
+    let attrs = attributeCache.get(key);
+    if (attrs === undefined) {
+      attrs = { [ATTR_HTTP_REQUEST_METHOD]: m, service_version: identity.version };
+      if (status > 0) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
+      if (errorType) attrs[ATTR_ERROR_TYPE] = errorType;
+      attributeCache.set(key, attrs);
+    }
+    return attrs;
+  };
+
+  const counter = (name: string, description: string) => meter.createObservableCounter(name, { description });
+  const gauge = (name: string, description: string, unit?: string) => meter.createObservableGauge(name, unit ? { description, unit } : { description });
+  const requests = counter('canary_gate.proxy.requests', 'Requests proxied by this sidecar, by version.');
+  const errors = counter('canary_gate.proxy.errors', 'Requests counted as errors (configured status classes, upstream connect failures, resets, timeouts), by version.');
+  const latency = gauge('canary_gate.window.latency_seconds', 'Latency quantiles of the judged window from the merged HDR histogram, seconds; scope pod (this sidecar) or fleet (lease holder).', 's');
+  const errorRatio = gauge('canary_gate.window.error_ratio', 'Error ratio (0..1) of the window, by role and scope.');
+  const rps = gauge('canary_gate.window.requests_per_second', 'Requests per second over the window, by role and scope.');
+  const samples = gauge('canary_gate.window.requests', 'Requests in the window (the sample count the minimum applies to), by role and scope.');
+  const observed = gauge('canary_gate.check.observed', "The latest verdict's observed value per check: seconds for latency checks, ratio 0..1 for error checks.");
+  const threshold = gauge('canary_gate.check.threshold', "The latest verdict's failing threshold per check, same units as observed.");
+  const result = gauge('canary_gate.check.result', "The latest verdict's result per check: 0 pass, 1 warn, 2 inconclusive, 3 fail.");
+  const state = gauge('canary_gate.state', 'Rollback controller state: 0 healthy, 1 breaching, 2 rolled_back.');
+  const breaches = gauge('canary_gate.consecutive_breaches', 'Failing evaluations in a row.');
+  const evaluations = counter('canary_gate.evaluations', 'Evaluations made by this sidecar while it held the lease, by verdict.');
+  const warnings = counter('canary_gate.warnings', 'Evaluations with at least one check at warn.');
+  const rollbacks = counter('canary_gate.rollbacks', 'Rollback decisions written to Redis by this sidecar.');
+  const redisErrors = counter('canary_gate.redis_errors', 'Redis commands or pipelines that failed or timed out.');
+  const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
+  const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
+  const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
 
   meter.addBatchObservableCallback(
     (r) => {
       const s = stats();
       const version = { service_version: s.version };
+      const window = (figures: VersionFigures, role: string, scope: string): void => {
+        const labels = { role, scope, service_version: figures.version };
+        for (const [q, ms] of [['0.5', figures.p50Ms], ['0.95', figures.p95Ms], ['0.99', figures.p99Ms]] as const) {
+          if (Number.isFinite(ms)) r.observe(latency, ms / 1000, { ...labels, quantile: q });
+        }
+        if (Number.isFinite(figures.errorRatio)) r.observe(errorRatio, figures.errorRatio, labels);
+        r.observe(rps, figures.requestsPerSecond, labels);
+        r.observe(samples, figures.requests, labels);
+      };
       r.observe(requests, s.requests, version);
       r.observe(errors, s.errors, version);
+      if (s.pod !== null) {
+        window({ ...s.pod, p50Ms: s.pod.p50Us / 1000, p95Ms: s.pod.p95Us / 1000, p99Ms: s.pod.p99Us / 1000 }, s.role, 'pod');
+      }
+      if (s.latest !== null) {
+        window(s.latest.baseline, 'baseline', 'fleet');
+        window(s.latest.canary, 'canary', 'fleet');
+        for (const c of s.latest.checks) {
+          const scale = c.unit === 'ms' ? 1 / 1000 : 1;
+          if (Number.isFinite(c.observed)) r.observe(observed, c.observed * scale, { check: c.check });
+          if (Number.isFinite(c.threshold)) r.observe(threshold, c.threshold * scale, { check: c.check });
+          r.observe(result, OUTCOME_ORDER.indexOf(c.outcome), { check: c.check });
+        }
+      }
       r.observe(state, PHASES.indexOf(s.phase));
       r.observe(breaches, s.consecutiveBreaches);
       for (const outcome of OUTCOME_ORDER) r.observe(evaluations, s.evaluations[outcome], { verdict: outcome });
+      r.observe(warnings, s.warnings);
       r.observe(rollbacks, s.rollbacks);
       r.observe(redisErrors, s.redisErrors);
       r.observe(corrupt, s.corruptPayloads);
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
-      if (s.latest !== null) {
-        for (const role of ['baseline', 'canary'] as const) {
-          const f = s.latest[role];
-          const labels = { role, service_version: f.version };
-          if (Number.isFinite(f.p95Ms)) r.observe(p95, f.p95Ms / 1000, labels);
-          if (Number.isFinite(f.errorRatio)) r.observe(errorRatio, f.errorRatio, labels);
-        }
-      }
     },
-    [requests, errors, state, breaches, evaluations, rollbacks, redisErrors, corrupt, dropped, lease, p95, errorRatio],
+    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease],
   );
 
   return {
-    handle: (req, res) => exporter.getMetricsRequestHandler(req, res),
+    recordRequest(latencyUs, method, status, outcome) {
+      duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome));
+    },
+    handle(_req, res) {
+      void Promise.all([exporter.collect(), runtime.metrics()]).then(
+        ([{ resourceMetrics }, runtimeText]) => {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+          res.end(`${serializer.serialize(resourceMetrics)}\n${runtimeText}`);
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end(`# metrics collection failed: ${err.message}\n`);
+        },
+      );
+    },
     shutdown: () => provider.shutdown(),
   };
 }

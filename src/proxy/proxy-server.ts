@@ -17,8 +17,11 @@ export interface ProxyRecorder {
   /**
    * @param latencyUs arrival to response end, µs (fractional)
    * @param isError whether the outcome counts as an error of the version
+   * @param method the request's method as received
+   * @param status the status sent to the client (the upstream's, or the proxy's 400/502/504); 0 when none was sent
+   * @param outcome how the request ended
    */
-  record(latencyUs: number, isError: boolean): void;
+  record(latencyUs: number, isError: boolean, method: string, status: number, outcome: Outcome): void;
 }
 
 export interface ProxyStats {
@@ -103,7 +106,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
     stats.outcomes[outcome]++;
     try {
-      recorder.record(latencyUs, isErrorOutcome(outcome));
+      recorder.record(latencyUs, isErrorOutcome(outcome), req.method ?? 'GET', result.status, outcome);
     } catch (err) {
       logger.error({ err }, 'recorder failed; request not recorded');
     }

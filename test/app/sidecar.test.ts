@@ -188,7 +188,13 @@ describe('admin endpoints', () => {
     const metrics = (await get('/metrics')).text;
     expect(metrics).toMatch(/canary_gate_proxy_requests_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/canary_gate_proxy_errors_total\{service_version="v2"\} 7/);
-    expect(metrics).toMatch(/^canary_gate_gate_state 0$/m);
+    expect(metrics).toMatch(/^canary_gate_state 0$/m);
+    // The three families: requests (semantic conventions), the gate's figures, the runtime.
+    expect(metrics).toMatch(/^http_server_request_duration_count\{http_request_method="GET",service_version="v2",http_response_status_code="500"\} 7$/m);
+    expect(metrics).toMatch(/^http_server_request_duration_bucket\{[^}]*le="0\.005"\} \d+$/m);
+    expect(metrics).toMatch(/^canary_gate_lease_holder [01]$/m);
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(metrics).toMatch(/^nodejs_eventloop_lag_seconds /m);
     expect(metrics).toContain(`target_info{service_name="canary-gate",service_namespace="${service}",service_instance_id="solo"} 1`);
     expect((await get('/nowhere')).status).toBe(404);
 
@@ -204,6 +210,6 @@ describe('admin endpoints', () => {
     expect(JSON.parse(await manual.body.text())).toMatchObject({ outcome: 'written' });
     expect(await redis.get(`cg-test:flag:{${service}}`)).toBe('0');
     expect(pod.sidecar.status().state.phase).toBe('rolled_back');
-    expect((await get('/metrics')).text).toMatch(/^canary_gate_gate_state 2$/m);
+    expect((await get('/metrics')).text).toMatch(/^canary_gate_state 2$/m);
   });
 });
