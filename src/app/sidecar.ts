@@ -63,7 +63,7 @@ export interface SidecarStatus {
   readonly pendingDecision: RollbackDecision | null;
   readonly latestVerdict: Evaluator['latest'];
   readonly lastError: string | null;
-  readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number };
+  readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number; readonly window: WindowSnapshot | null };
   readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
   readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
 }
@@ -172,7 +172,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     pendingDecision: evaluator.pending,
     latestVerdict: evaluator.latest,
     lastError: evaluator.lastError,
-    local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex },
+    local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
     publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
     redis: { connection: redis.status, errors: evaluator.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
   });

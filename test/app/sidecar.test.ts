@@ -185,6 +185,11 @@ describe('admin endpoints', () => {
     expect((await get('/readyz')).status).toBe(200);
     const status = JSON.parse((await get('/status')).text);
     expect(status).toMatchObject({ service, pod: 'solo', version: 'v2', role: 'canary', local: { requests: 7, errors: 7 } });
+    const window = await eventually(async () => {
+      const w = JSON.parse((await get('/status')).text).local.window;
+      return w && w.requests === 7 ? w : undefined;
+    }, 3000, "this pod's own window in /status");
+    expect(window).toMatchObject({ version: 'v2', errors: 7, errorRatio: 1, pods: 1 });
     const metrics = (await get('/metrics')).text;
     expect(metrics).toMatch(/canary_gate_proxy_requests_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/canary_gate_proxy_errors_total\{service_version="v2"\} 7/);
