@@ -191,6 +191,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     redisErrors: evaluator.redisErrors + publisher.failures,
     corruptPayloads: reader.corruptTotal,
     slotsDropped: publisher.dropped,
+    rejected: proxy.stats.rejected,
     leaseHeld: evaluator.holding,
     latest: evaluator.latest,
   }), { service: config.service, pod: config.pod.name, version: config.pod.version });

@@ -31,6 +31,8 @@ export const DEFAULTS = {
     /** Idle time between body chunks from the upstream; exceeded: the response is cut and counted as an error. */
     bodyTimeout: '30s',
     keepAliveTimeout: '4s',
+    /** Time a client has to send a request's headers; slower (slowloris): 408 and the connection closed. */
+    clientHeadersTimeout: '10s',
     /** Status classes (`5xx`) or codes (`429`) counted as errors. */
     errorStatuses: ['5xx'] as string[],
   },

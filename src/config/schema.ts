@@ -41,6 +41,7 @@ export const configSchema = z.strictObject({
     headersTimeout: duration,
     bodyTimeout: duration,
     keepAliveTimeout: duration,
+    clientHeadersTimeout: duration,
     errorStatuses: z.array(statusClass),
   }),
   admin: z.strictObject({ host: name, port }),

@@ -53,6 +53,8 @@ export interface GateStats {
   readonly redisErrors: number;
   readonly corruptPayloads: number;
   readonly slotsDropped: number;
+  /** Requests refused by the HTTP parser, by reason. */
+  readonly rejected: Readonly<Record<string, number>>;
   readonly leaseHeld: boolean;
   /** The latest fleet verdict, on the lease holder only (null elsewhere). */
   readonly latest: Verdict | null;
@@ -122,6 +124,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
+  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused by the HTTP parser before forwarding (431, 408, 400), by reason.');
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -160,8 +163,9 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(corrupt, s.corruptPayloads);
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
+      for (const reason of ['header_overflow', 'timeout', 'malformed']) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
     },
-    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease],
+    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
   );
 
   return {

@@ -29,6 +29,8 @@ export interface ProxyStats {
   inFlight: number;
   /** Upstream failures (connect errors, resets, timeouts) since start, by code (`ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`). */
   readonly upstreamErrors: Record<string, number>;
+  /** Requests refused by the HTTP parser before forwarding, by reason (`header_overflow`, `timeout`, `malformed`). */
+  readonly rejected: Record<string, number>;
   /** Finished requests since start, by outcome. */
   readonly outcomes: Record<Outcome, number>;
 }
@@ -67,13 +69,28 @@ const DEFAULT_DRAIN_MS = 10_000;
  * connection this server is closing.
  */
 const SERVER_LIMITS = {
-  /** Time to receive a request's headers, ms. */
-  headersTimeout: 60_000,
   /** Time to receive a whole request (headers and body), ms. */
   requestTimeout: 300_000,
   /** Idle time of a client keep-alive connection, ms. */
   keepAliveTimeout: 65_000,
+  /** How often Node checks the header and request timeouts, ms. */
+  connectionsCheckingInterval: 1_000,
+  /** Largest request head (request line and headers), bytes; larger: 431. Node's default. */
+  maxHeaderSize: 16_384,
 } as const;
+
+/**
+ * The answer to a request the HTTP parser refused before it reached the proxy, by Node's error code: oversized
+ * heads 431, slow heads 408, anything malformed (invalid method, conflicting Content-Length and Transfer-Encoding,
+ * bad chunking) 400. Resets by the client get no answer.
+ */
+export function rejectionOf(code: string | undefined): { status: number; reason: string } | null {
+  if (code === 'ECONNRESET' || code === 'EPIPE') return null;
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, reason: 'header_overflow' };
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return { status: 408, reason: 'timeout' };
+  return { status: 400, reason: 'malformed' };
+}
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
@@ -91,6 +108,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const stats: ProxyStats = {
     inFlight: 0,
     upstreamErrors: {},
+    rejected: {},
     outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0 },
   };
   /** Responses not ended yet, so that a drain can ask their clients to close. */
@@ -139,8 +157,18 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     });
   };
 
-  const server = createServer(SERVER_LIMITS, handle);
+  const server = createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout }, handle);
   server.on('error', (err) => logger.error({ err }, 'proxy server error'));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    const rejection = rejectionOf(err.code);
+    if (rejection === null || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    stats.rejected[rejection.reason] = (stats.rejected[rejection.reason] ?? 0) + 1;
+    logger.debug({ code: err.code, status: rejection.status }, 'request refused by the HTTP parser');
+    socket.end(`HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  });
 
   const closeServer = (): Promise<void> =>
     new Promise((resolve) => {

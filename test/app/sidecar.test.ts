@@ -200,6 +200,7 @@ describe('admin endpoints', () => {
     expect(metrics).toMatch(/^canary_gate_lease_holder [01]$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(metrics).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    expect(metrics).toMatch(/^canary_gate_proxy_rejected_total\{reason="malformed"\} 0$/m);
     expect(metrics).toContain(`target_info{service_name="canary-gate",service_namespace="${service}",service_instance_id="solo"} 1`);
     expect((await get('/nowhere')).status).toBe(404);
 

@@ -33,6 +33,7 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     connectTimeout: 1000,
     headersTimeout: 5000,
     bodyTimeout: 5000,
+    clientHeadersTimeout: 5000,
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],
     ...overrides,
