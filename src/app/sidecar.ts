@@ -26,6 +26,7 @@ import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { createAdminServer, type AdminRequestBody } from '../metrics/admin-server.ts';
 import { createGateMetrics } from '../metrics/gate-metrics.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
+import { createRouteMatcher } from '../metrics/routes.ts';
 import { Evaluator, type EvaluationEvent } from './evaluator.ts';
 import { SlotPublisher } from './publisher.ts';
 
@@ -111,13 +112,14 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     podSnapshot = podWindow.snapshot();
   };
   // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.
-  let recordRequest: (latencyUs: number, method: string, status: number, outcome: string) => void = () => undefined;
+  let recordRequest: (latencyUs: number, method: string, status: number, outcome: string, route: string) => void = () => undefined;
+  const routeOf = createRouteMatcher(config.proxy.routes);
   const proxy = createProxyServer({
     config: config.proxy,
     recorder: {
-      record(latencyUs, isError, method, status, outcome) {
+      record(latencyUs, isError, method, status, outcome, target) {
         recorder.record(latencyUs, isError);
-        recordRequest(latencyUs, method, status, outcome);
+        recordRequest(latencyUs, method, status, outcome, routeOf(target));
       },
     },
     logger,

@@ -35,6 +35,8 @@ export const DEFAULTS = {
     clientHeadersTimeout: '10s',
     /** Status classes (`5xx`) or codes (`429`) counted as errors. */
     errorStatuses: ['5xx'] as string[],
+    /** Route templates (URLPattern pathname syntax, `/users/:id`) reported as `http.route`; unmatched paths get none. */
+    routes: [] as string[],
   },
   admin: {
     host: '0.0.0.0',

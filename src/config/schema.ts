@@ -25,6 +25,17 @@ const statusClass = z
   .union([z.string(), z.number()])
   .transform(String)
   .pipe(z.string().regex(/^([1-5]xx|[1-5][0-9][0-9])$/, 'must be a status class such as 5xx or a code such as 429'));
+const routeTemplate = z
+  .string()
+  .refine((t) => t.startsWith('/'), 'must start with /')
+  .refine((t) => {
+    try {
+      new URLPattern({ pathname: t });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a URLPattern pathname such as /users/:id');
 const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
 const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
 
@@ -43,6 +54,7 @@ export const configSchema = z.strictObject({
     keepAliveTimeout: duration,
     clientHeadersTimeout: duration,
     errorStatuses: z.array(statusClass),
+    routes: z.array(routeTemplate),
   }),
   admin: z.strictObject({ host: name, port }),
   redis: z.strictObject({

@@ -20,6 +20,7 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
   ATTR_SERVICE_INSTANCE_ID,
   ATTR_SERVICE_NAME,
   ATTR_SERVICE_NAMESPACE,
@@ -63,8 +64,12 @@ export interface GateStats {
 }
 
 export interface GateMetrics {
-  /** Records one finished request in http.server.request.duration. No allocation after warm-up. */
-  recordRequest(latencyUs: number, method: string, status: number, outcome: string): void;
+  /**
+   * Records one finished request in http.server.request.duration. No allocation after warm-up.
+   * @param latencyUs arrival to response end, µs; exported in seconds
+   * @param route the matched route template (`http.route`), `''` for none
+   */
+  recordRequest(latencyUs: number, method: string, status: number, outcome: string, route: string): void;
   /** Serves the Prometheus text exposition (mount on GET /metrics). */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -90,15 +95,16 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
   });
   const attributeCache = new Map<string, Attributes>();
-  const attributesOf = (method: string, status: number, outcome: string): Attributes => {
+  const attributesOf = (method: string, status: number, outcome: string, route: string): Attributes => {
     const m = KNOWN_METHODS.has(method) ? method : '_OTHER';
     const errorType = UPSTREAM_FAILURES.has(outcome) ? outcome : '';
-    const key = `${m} ${status} ${errorType}`;
+    const key = `${m} ${status} ${errorType} ${route}`;
     let attrs = attributeCache.get(key);
     if (attrs === undefined) {
       attrs = { [ATTR_HTTP_REQUEST_METHOD]: m, service_version: identity.version };
       if (status > 0) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
       if (errorType) attrs[ATTR_ERROR_TYPE] = errorType;
+      if (route) attrs[ATTR_HTTP_ROUTE] = route;
       attributeCache.set(key, attrs);
     }
     return attrs;
@@ -169,8 +175,8 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   );
 
   return {
-    recordRequest(latencyUs, method, status, outcome) {
-      duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome));
+    recordRequest(latencyUs, method, status, outcome, route) {
+      duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome, route));
     },
     handle(_req, res) {
       void Promise.all([exporter.collect(), runtime.metrics()]).then(

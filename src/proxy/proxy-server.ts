@@ -20,8 +20,9 @@ export interface ProxyRecorder {
    * @param method the request's method as received
    * @param status the status sent to the client (the upstream's, or the proxy's 400/502/504); 0 when none was sent
    * @param outcome how the request ended
+   * @param target the request target as received (`/users/42?x=1`), for `http.route`
    */
-  record(latencyUs: number, isError: boolean, method: string, status: number, outcome: Outcome): void;
+  record(latencyUs: number, isError: boolean, method: string, status: number, outcome: Outcome, target: string): void;
 }
 
 export interface ProxyStats {
@@ -124,7 +125,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
     stats.outcomes[outcome]++;
     try {
-      recorder.record(latencyUs, isErrorOutcome(outcome), req.method ?? 'GET', result.status, outcome);
+      recorder.record(latencyUs, isErrorOutcome(outcome), req.method ?? 'GET', result.status, outcome, req.url ?? '/');
     } catch (err) {
       logger.error({ err }, 'recorder failed; request not recorded');
     }

@@ -175,7 +175,7 @@ describe('admin endpoints', () => {
       await dropService(redis, 'cg-test', service, `cg-test:flag:{${service}}`);
       redis.disconnect();
     });
-    const pod = await startPod(configFor(service, 'solo', 'v2', u.url));
+    const pod = await startPod(configFor(service, 'solo', 'v2', u.url, { CANARY_GATE_PROXY_ROUTES: '/users/:id,/item/:id' }));
     await send(pod.proxy, 7);
     const get = async (path: string) => {
       const res = await request(`${pod.admin}${path}`);
@@ -195,7 +195,7 @@ describe('admin endpoints', () => {
     expect(metrics).toMatch(/canary_gate_proxy_errors_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/^canary_gate_state 0$/m);
     // The three families: requests (semantic conventions), the gate's figures, the runtime.
-    expect(metrics).toMatch(/^http_server_request_duration_count\{http_request_method="GET",service_version="v2",http_response_status_code="500"\} 7$/m);
+    expect(metrics).toMatch(/^http_server_request_duration_count\{http_request_method="GET",service_version="v2",http_response_status_code="500",http_route="\/item\/:id"\} 7$/m);
     expect(metrics).toMatch(/^http_server_request_duration_bucket\{[^}]*le="0\.005"\} \d+$/m);
     expect(metrics).toMatch(/^canary_gate_lease_holder [01]$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);

@@ -36,6 +36,7 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     clientHeadersTimeout: 5000,
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],
+    routes: [],
     ...overrides,
   };
 }
