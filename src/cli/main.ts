@@ -119,6 +119,15 @@ export function createProgram(): Command {
     });
 
   program
+    .command('dashboards')
+    .description('write the bundled Grafana dashboards (JSON, generated with the Grafana Foundation SDK) into a folder')
+    .option('--out <dir>', 'folder to write canary-overview.json and sidecar-health.json into', 'dashboards')
+    .action(async (opts: { out: string }) => {
+      const { writeDashboards } = await import('../dashboards/index.ts');
+      for (const path of await writeDashboards(opts.out)) process.stdout.write(`wrote ${path}\n`);
+    });
+
+  program
     .command('demo')
     .description('run the demo: two apps, two sidecars, a router and load; v2 regresses and gets rolled back')
     .option('--healthy', 'do not regress v2; succeed when no rollback happens', false)

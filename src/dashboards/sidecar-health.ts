@@ -1,0 +1,93 @@
+/**
+ * The sidecar health dashboard: what the sidecars cost and whether they can do their job. Up, CPU per proxied
+ * request, memory, event-loop lag, GC, Redis errors, corrupt payloads, dropped slots and refused requests, per pod.
+ */
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import { dashboardBase, query, row, statPanel, thresholds, timeseriesPanel } from './panels.ts';
+import { rate, sel } from './promql.ts';
+
+export const SIDECAR_HEALTH_UID = 'canary-gate-sidecar-health';
+
+/** Every sidecar's own series, per pod. */
+const perPod = (metric: string, ...matchers: string[]): string => `sum by (pod) (${rate(metric, ...matchers)})`;
+
+/** The sidecar health dashboard, ready to build. */
+export function sidecarHealth(): dashboard.DashboardBuilder {
+  return dashboardBase(
+    SIDECAR_HEALTH_UID,
+    'canary-gate: sidecar health',
+    'The cost of the sidecars next to what they measure, and the faults that keep them from judging.',
+  )
+    .withRow(row('Sidecars'))
+    .withPanel(
+      statPanel('Sidecars up', 'Scrape targets answering /metrics.', 'none')
+        .thresholds(thresholds('red', [1, 'green']))
+        .withTarget(query('A', `sum (${sel('up')})`, 'up', 'instant')),
+    )
+    .withPanel(
+      statPanel('Sidecars down', 'Scrape targets not answering /metrics.', 'none')
+        .thresholds(thresholds('green', [1, 'red']))
+        .withTarget(query('A', `count (${sel('up')} == 0) or vector(0)`, 'down', 'instant')),
+    )
+    .withPanel(
+      statPanel('Proxied requests per second', 'All versions, all sidecars.', 'reqps')
+        .thresholds(thresholds('blue'))
+        .withTarget(query('A', `sum (${rate('canary_gate_proxy_requests_total')})`, 'rps', 'instant')),
+    )
+    .withPanel(
+      statPanel('Lease holders', 'Sidecars holding the evaluator lease: 1 is right, 0 means nothing judges.', 'none')
+        .thresholds(thresholds('red', [1, 'green'], [2, 'red']))
+        .withTarget(query('A', `sum (${sel('canary_gate_lease_holder')})`, 'holders', 'instant')),
+    )
+    .withRow(row('Proxy overhead'))
+    .withPanel(
+      timeseriesPanel('CPU seconds per 1k proxied requests', "The sidecar's CPU time per thousand requests it proxied: its cost per request.", 's')
+        .min(0)
+        .withTarget(query('A', `${perPod('process_cpu_seconds_total')} / ${perPod('canary_gate_proxy_requests_total')} * 1000`, '{{pod}}')),
+    )
+    .withPanel(
+      timeseriesPanel('CPU', 'CPU used by each sidecar, in cores.', 'percentunit')
+        .min(0)
+        .withTarget(query('A', perPod('process_cpu_seconds_total'), '{{pod}}')),
+    )
+    .withRow(row('Runtime'))
+    .withPanel(
+      timeseriesPanel('Event-loop lag p99', 'Node.js event-loop delay, p99 over the sampling interval: a busy sidecar adds it to every request.', 's')
+        .min(0)
+        .withTarget(query('A', sel('nodejs_eventloop_lag_p99_seconds'), '{{pod}}')),
+    )
+    .withPanel(
+      timeseriesPanel('Resident memory', 'RSS of each sidecar: flat under steady load.', 'bytes')
+        .min(0)
+        .withTarget(query('A', sel('process_resident_memory_bytes'), 'rss {{pod}}'))
+        .withTarget(query('B', `sum by (pod) (${sel('nodejs_heap_size_used_bytes')})`, 'heap used {{pod}}')),
+    )
+    .withPanel(
+      timeseriesPanel('GC time', 'Seconds per second spent in garbage collection, per pod and kind.', 'percentunit')
+        .min(0)
+        .withTarget(query('A', `sum by (pod, kind) (${rate('nodejs_gc_duration_seconds_sum')})`, '{{pod}} {{kind}}')),
+    )
+    .withPanel(
+      timeseriesPanel('Active handles', 'Sockets, timers and other libuv handles held open.', 'none')
+        .min(0)
+        .withTarget(query('A', sel('nodejs_active_handles_total'), '{{pod}}')),
+    )
+    .withRow(row('Faults'))
+    .withPanel(
+      timeseriesPanel('Redis errors', 'Redis commands that failed or timed out, per second. Slots are buffered meanwhile.', 'ops')
+        .min(0)
+        .withTarget(query('A', perPod('canary_gate_redis_errors_total'), '{{pod}}')),
+    )
+    .withPanel(
+      timeseriesPanel('Skipped payloads and dropped slots', 'Fleet payloads that did not decode, and sealed slots dropped unpublished, per second.', 'ops')
+        .min(0)
+        .withTarget(query('A', perPod('canary_gate_payloads_corrupt_total'), 'corrupt {{pod}}'))
+        .withTarget(query('B', perPod('canary_gate_slots_dropped_total'), 'dropped {{pod}}')),
+    )
+    .withPanel(
+      timeseriesPanel('Refused requests', 'Requests the HTTP parser refused before forwarding (431, 408, 400), per reason.', 'reqps')
+        .min(0)
+        .span(24)
+        .withTarget(query('A', `sum by (reason) (${rate('canary_gate_proxy_rejected_total')})`, '{{reason}}')),
+    );
+}
