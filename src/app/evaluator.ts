@@ -19,6 +19,8 @@ export interface EvaluatorOptions {
   readonly leaseTtlMs: number;
   readonly policy: JudgePolicy;
   readonly consecutiveBreaches: number;
+  /** Recorded in every decision this evaluator writes (RollbackDecision.configHash). */
+  readonly configHash?: string;
 }
 
 /** What one evaluation produced, for logs, /status and the demo's live line. */
@@ -136,7 +138,7 @@ export class Evaluator {
     const next = step({ consecutiveBreaches: this.options.consecutiveBreaches }, this.state, verdict, this.options.pod);
     this.state = next.state;
     if (next.decision) {
-      this.pending = next.decision;
+      this.pending = this.options.configHash === undefined ? next.decision : { ...next.decision, configHash: this.options.configHash };
       this.logger.warn({ decision: next.decision.reason }, 'rollback decided');
     } else if (verdict.outcome !== 'pass') {
       this.logger.info({ verdict: verdict.outcome, reason: verdict.reason, breaches: this.state.consecutiveBreaches }, 'evaluation');

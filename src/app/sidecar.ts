@@ -6,14 +6,15 @@
  * Timers: at every slot boundary (aligned on the epoch) the current slot is sealed and queued for Redis; at
  * boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
 import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import type { Config } from '../config/schema.ts';
 import type { RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
-import type { JudgePolicy } from '../core/judge.ts';
+import { STATISTICAL_CHECKS, type JudgePolicy } from '../core/judge.ts';
+import { evaluationAlpha } from '../core/statistics.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
 import { decodeSlotPayload, encodeSlotPayload } from '../core/slot-payload.ts';
@@ -76,7 +77,17 @@ export function judgePolicyOf(config: Config): JudgePolicy {
     minSamples: p.minSamples,
     latency: { relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000 },
     errors: { ...p.errors },
+    statistics: {
+      enabled: p.statistics.enabled,
+      alpha: evaluationAlpha(p.statistics.falseRollbackRate, config.window.slot, p.statistics.horizon, STATISTICAL_CHECKS),
+      grossErrorRatio: p.statistics.grossErrorRatio,
+    },
   };
+}
+
+/** sha256 of the validated config's JSON, first 16 hex digits: names the policy a decision was made under. */
+export function configHash(config: Config): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
@@ -93,7 +104,10 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots);
   const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag));
   const evaluator = new Evaluator(
-    { holderId, pod: config.pod.name, slotMs, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config), consecutiveBreaches: config.policy.consecutiveBreaches },
+    {
+      holderId, pod: config.pod.name, slotMs, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
+      consecutiveBreaches: config.policy.consecutiveBreaches, configHash: configHash(config),
+    },
     new RedisLease(redis, keys),
     flags,
     reader,
@@ -204,6 +218,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     const decision: RollbackDecision = {
       state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${body.reason}`, checks: [], baseline: evaluator.latest?.baseline ?? null,
       canary: evaluator.latest?.canary ?? null, consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: body.actor,
+      configHash: configHash(config),
     };
     const outcome = await flags.rollback(decision, 0);
     if (outcome === 'written') evaluator.latchManual(decision);

@@ -4,7 +4,8 @@
  *   0 success; 1 runtime failure (or the demo saw no rollback in time); 2 bad config, bad usage, or no Redis for the demo.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { buildSidecar } from '../app/sidecar.ts';
+import { buildSidecar, configHash } from '../app/sidecar.ts';
+import { explainDecision } from './explain.ts';
 import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../config/logger.ts';
@@ -105,10 +106,27 @@ export function createProgram(): Command {
       const atMs = Date.now();
       const decision: RollbackDecision = {
         state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${opts.reason}`, checks: [], baseline: null, canary: null,
-        consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: actor(opts.actor),
+        consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: actor(opts.actor), configHash: configHash(config),
       };
       const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
       process.stdout.write(outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`);
+    });
+
+  program
+    .command('explain')
+    .description('print the latched rollback decision (or one from the audit stream) as a table: every check with its evidence')
+    .option('-c, --config <file>', 'YAML config file')
+    .option('--id <entry>', 'an audit stream entry id (XRANGE), instead of the latched decision')
+    .action(async (opts: { config?: string; id?: string }) => {
+      const config = load(opts.config);
+      const found = await withFlagStore(config, (flags) => (opts.id === undefined ? flags.latch() : flags.auditDecision(opts.id)));
+      if (found === null) {
+        process.stdout.write(`no rollback decision for ${config.service}${opts.id === undefined ? ' is latched' : ` in audit entry ${opts.id}`}\n`);
+        process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      if (found === 'corrupt') throw new CanaryGateError(ErrorCodes.PAYLOAD_CORRUPT, `the decision record of ${config.service} is not a decision (edited by hand?)`);
+      process.stdout.write(explainDecision(found));
     });
 
   program

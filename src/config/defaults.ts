@@ -79,6 +79,16 @@ export const DEFAULTS = {
       absoluteRatio: 0.05,
       warnRatio: 0.005,
     },
+    statistics: {
+      /** Bounded-error tests on every check (src/core/statistics.ts); off: thresholds only. */
+      enabled: true,
+      /** Probability of rolling back a healthy canary over one rollout of `horizon`, 0..1. */
+      falseRollbackRate: 0.01,
+      /** Rollout length the false-rollback rate covers; the per-evaluation alpha is spent over it. */
+      horizon: '2h',
+      /** A canary error ratio above this (with at least 10 errors) fails without waiting for the test. */
+      grossErrorRatio: 0.5,
+    },
   },
   flag: {
     /** The key traffic routers read: the canary's traffic percentage. */

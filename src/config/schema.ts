@@ -87,6 +87,12 @@ export const configSchema = z.strictObject({
       absoluteRatio: ratio,
       warnRatio: ratio,
     }),
+    statistics: z.strictObject({
+      enabled: z.boolean(),
+      falseRollbackRate: z.number().gt(0, 'must be above 0').max(0.5, 'must be at most 0.5'),
+      horizon: duration,
+      grossErrorRatio: ratio,
+    }),
   }),
   flag: z.strictObject({
     key: name,

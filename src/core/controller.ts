@@ -29,7 +29,7 @@ export interface RollbackDecision {
   /** `automatic` from the controller, `manual` from POST /rollback or the CLI. */
   readonly trigger: 'automatic' | 'manual';
   readonly reason: string;
-  /** The failing checks of the last verdict (empty for a manual rollback). */
+  /** Every check of the last verdict, with its evidence (empty for a manual rollback). */
   readonly checks: Verdict['checks'];
   readonly baseline: Verdict['baseline'] | null;
   readonly canary: Verdict['canary'] | null;
@@ -39,6 +39,8 @@ export interface RollbackDecision {
   readonly at: string;
   /** The pod that decided (the lease holder) or the actor of a manual rollback. */
   readonly by: string;
+  /** sha256 (first 16 hex digits) of the deciding sidecar's validated config, to tell which policy decided. */
+  readonly configHash?: string;
 }
 
 export interface ControllerPolicy {
@@ -86,7 +88,7 @@ export function step(policy: ControllerPolicy, state: ControllerState, verdict: 
         state: 'rolled_back',
         trigger: 'automatic',
         reason: `${breaches} consecutive failing evaluations: ${verdict.reason}`,
-        checks: verdict.checks.filter((c) => c.outcome === 'fail'),
+        checks: verdict.checks,
         baseline: verdict.baseline,
         canary: verdict.canary,
         consecutiveBreaches: breaches,

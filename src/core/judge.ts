@@ -7,11 +7,24 @@
  *   baseline without errors from dividing by zero or turning every canary error into a breach
  * - latency_p95_absolute: fail when canary p95 > 500 ms
  * - error_ratio_absolute: fail when canary error ratio > 0.05; warn above 0.005
- * Minimum samples (default 100 requests per version in the window): a canary below it makes every check
- * inconclusive; a baseline below it makes the relative checks inconclusive while the absolute checks still judge.
+ *
+ * Two modes (policy.statistics.enabled):
+ * - **Bounded-error tests (default).** A check fails only when an exact one-sided test supports the breach at the
+ *   evaluation's alpha (src/core/statistics.ts: Clopper–Pearson bounds, distribution-free quantile bounds, Bonferroni
+ *   spending over the rollout), so a healthy canary is rolled back with probability at most
+ *   policy.statistics.falseRollbackRate over the horizon. Error checks test the canary's error ratio against the
+ *   tolerated ratio; latency checks test the share of canary requests slower than the threshold against 5 % (a p95
+ *   above the threshold is exactly a share above 5 %). A breach of the rule's point estimate that the test does not yet
+ *   support is `inconclusive`, with the further canary requests the test needs. A gross error breach (at least
+ *   {@link GROSS_MIN_ERRORS} errors and a ratio above policy.statistics.grossErrorRatio) fails at once. A check passes
+ *   only with at least minSamples requests of each version it reads.
+ * - **Thresholds only.** The point estimates against the thresholds, as Flagger and Argo Rollouts compare them:
+ *   minimum samples (default 100 requests per version in the window): a canary below it makes every check
+ *   inconclusive; a baseline below it makes the relative checks inconclusive while the absolute checks still judge.
  * NaN anywhere is inconclusive, never pass.
  */
-import { OUTCOME_ORDER, toFigures, worst, type CheckResult, type Outcome, type Verdict } from './verdict.ts';
+import { quantileUpperLevel, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
+import { OUTCOME_ORDER, toFigures, worst, type CheckEvidence, type CheckResult, type Outcome, type Verdict } from './verdict.ts';
 import type { WindowSnapshot } from './window.ts';
 
 /** Thresholds of the judge. Latencies in µs, ratios 0..1, multipliers unitless. */
@@ -36,12 +49,29 @@ export interface JudgePolicy {
     /** Warn when canary error ratio > this, 0..1 (0 disables). */
     readonly warnRatio: number;
   };
+  readonly statistics: {
+    /** Bounded-error tests on; off: thresholds only. */
+    readonly enabled: boolean;
+    /** Significance level of each check in one evaluation (statistics.ts evaluationAlpha), 0..1. */
+    readonly alpha: number;
+    /** A canary error ratio above this (with at least GROSS_MIN_ERRORS errors) fails without waiting for the test, 0..1. */
+    readonly grossErrorRatio: number;
+  };
 }
+
+/** Statistical checks per evaluation: the alpha of an evaluation is shared by them (Bonferroni). */
+export const STATISTICAL_CHECKS = 4;
+/** Errors a gross breach needs before it fails without the test. */
+export const GROSS_MIN_ERRORS = 10;
+/** Share of requests above p95 by definition: what a latency check tolerates above its threshold. */
+const TAIL_SHARE = 0.05;
 
 export const DEFAULT_JUDGE_POLICY: JudgePolicy = {
   minSamples: 100,
   latency: { relativeP95: 1.5, warnRelativeP95: 1.25, absoluteP95Us: 500_000 },
   errors: { relativeRatio: 2, baselineFloor: 0.005, absoluteRatio: 0.05, warnRatio: 0.005 },
+  // 1 % false rollbacks over 2 h of 5 s evaluations, shared by 4 checks: 0.01 / 1440 / 4.
+  statistics: { enabled: true, alpha: 0.01 / 1440 / STATISTICAL_CHECKS, grossErrorRatio: 0.5 },
 };
 
 const ms = (us: number): string => `${(us / 1000).toFixed(1)} ms`;
@@ -54,8 +84,9 @@ function result(
   threshold: number,
   unit: CheckResult['unit'],
   reason: string,
+  evidence?: CheckEvidence,
 ): CheckResult {
-  return { check, outcome, observed, threshold, unit, reason };
+  return evidence === undefined ? { check, outcome, observed, threshold, unit, reason } : { check, outcome, observed, threshold, unit, reason, evidence };
 }
 
 /** Compares a figure with fail and warn thresholds. NaN in the figure or the fail threshold is inconclusive. */
@@ -76,6 +107,21 @@ const OPERATOR: Record<Outcome, string> = { pass: '<=', warn: '<=', fail: '>', i
  * @param atMs end of the judged window, ms since the epoch (recorded in the verdict, not read from a clock)
  */
 export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number): Verdict {
+  const checks = policy.statistics.enabled ? testedChecks(policy, baseline, canary) : thresholdChecks(policy, baseline, canary);
+  const outcome = checks.reduce<Outcome>((acc, c) => worst(acc, c.outcome), OUTCOME_ORDER[0]);
+  const reason =
+    outcome === 'pass'
+      ? 'all checks pass'
+      : checks
+          .filter((c) => c.outcome === outcome)
+          .map((c) => c.reason)
+          .filter((r, i, all) => all.indexOf(r) === i)
+          .join('; ');
+  return { outcome, atMs, checks, baseline: toFigures(baseline), canary: toFigures(canary), reason };
+}
+
+/** The point estimates against the thresholds (policy.statistics.enabled = false). */
+function thresholdChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot): CheckResult[] {
   const checks: CheckResult[] = [];
   // Negated so that a NaN request count (or minimum) counts as too few: NaN is inconclusive, never pass.
   const canaryShort = !(canary.requests >= policy.minSamples);
@@ -140,14 +186,125 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
     checks.push(result('error_ratio_absolute', outcome, canary.errorRatio, errors.absoluteRatio, 'ratio', reason));
   }
 
-  const outcome = checks.reduce<Outcome>((acc, c) => worst(acc, c.outcome), OUTCOME_ORDER[0]);
-  const reason =
-    outcome === 'pass'
-      ? 'all checks pass'
-      : checks
-          .filter((c) => c.outcome === outcome)
-          .map((c) => c.reason)
-          .filter((r, i, all) => all.indexOf(r) === i)
-          .join('; ');
-  return { outcome, atMs, checks, baseline: toFigures(baseline), canary: toFigures(canary), reason };
+  return checks;
+}
+
+
+const sci = (x: number): string => (x < 0.01 ? x.toExponential(1) : x.toPrecision(2));
+
+/**
+ * Outcome of a tested check. `fail` needs a significant test (or a gross breach); a point-estimate breach without it
+ * is `inconclusive`; `pass` and `warn` need `enough` samples, else `inconclusive`.
+ */
+function testedOutcome(significant: boolean, gross: boolean, pointBreach: boolean, warn: boolean, enough: boolean): Outcome {
+  if (significant || gross) return 'fail';
+  if (pointBreach || !enough) return 'inconclusive';
+  return warn ? 'warn' : 'pass';
+}
+
+/** The reason's tail: the test's verdict in words. */
+function testedWords(outcome: Outcome, gross: boolean, e: CheckEvidence, enough: boolean, minSamples: number): string {
+  const bound = `lower bound ${pct(e.lowerBound)} vs tolerated ${pct(e.tolerated)} at alpha ${sci(e.alpha)}`;
+  if (gross) return `gross breach: ${e.count} of ${e.requests} canary requests`;
+  if (outcome === 'fail') return `supported: ${bound}`;
+  if (outcome === 'inconclusive' && e.neededRequests !== null && e.neededRequests > 0) {
+    return `not yet supported: ${bound}; about ${e.neededRequests} more canary requests at this rate would decide it`;
+  }
+  if (!enough) return `too few requests to pass (minimum ${minSamples} per version)`;
+  return bound;
+}
+
+/** The bounded-error checks (policy.statistics.enabled). */
+function testedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot): CheckResult[] {
+  const { latency, errors, minSamples } = policy;
+  const alpha = policy.statistics.alpha;
+  const nC = canary.requests;
+  const nB = baseline.requests;
+  const hasCanary = nC > 0;
+  const hasBaseline = nB > 0;
+  const enoughCanary = nC >= minSamples;
+  const enoughBoth = enoughCanary && nB >= minSamples;
+  const noData = (check: CheckResult['check'], unit: CheckResult['unit'], observed: number, threshold: number, who: string): CheckResult =>
+    result(check, 'inconclusive', observed, threshold, unit, `${who} has no requests in the window`);
+  const checks: CheckResult[] = [];
+
+  // Relative latency: the share of canary requests slower than ratio x (upper bound of the baseline p95).
+  {
+    const pointThresholdUs = latency.relativeP95 * baseline.p95Us;
+    const level = quantileUpperLevel(nB, 0.95, alpha / 2);
+    if (!hasCanary || !hasBaseline) {
+      checks.push(noData('latency_p95_relative', 'ms', canary.p95Us / 1000, pointThresholdUs / 1000, hasCanary ? 'baseline' : 'canary'));
+    } else if (Number.isNaN(level)) {
+      checks.push(result('latency_p95_relative', 'inconclusive', canary.p95Us / 1000, pointThresholdUs / 1000, 'ms', `baseline has ${nB} requests: too few to bound its p95 at alpha ${sci(alpha / 2)}`));
+    } else {
+      const thresholdUs = latency.relativeP95 * baseline.quantileUs(level);
+      const count = Math.round(shareAbove(canary.quantileUs, thresholdUs) * nC);
+      const test = testRateAbove(count, nC, TAIL_SHARE, alpha / 2);
+      const evidence: CheckEvidence = {
+        rule: `share of canary requests slower than ${latency.relativeP95} x the baseline p95's upper bound above ${pct(TAIL_SHARE)}`,
+        count, requests: nC, latencyThresholdMs: thresholdUs / 1000, tolerated: TAIL_SHARE, lowerBound: test.lowerBound, alpha: alpha / 2, neededRequests: test.neededTrials,
+      };
+      const pointBreach = canary.p95Us > pointThresholdUs;
+      const warn = latency.warnRelativeP95 > 0 && canary.p95Us > latency.warnRelativeP95 * baseline.p95Us;
+      const outcome = testedOutcome(test.significant, false, pointBreach, warn, enoughBoth);
+      const words = testedWords(outcome, false, evidence, enoughBoth, minSamples);
+      const reason = `canary p95 ${ms(canary.p95Us)} vs ${latency.relativeP95} x baseline p95 ${ms(baseline.p95Us)} = ${ms(pointThresholdUs)}; ${count} of ${nC} canary requests slower than ${ms(thresholdUs)}: ${words}`;
+      checks.push(result('latency_p95_relative', outcome, canary.p95Us / 1000, pointThresholdUs / 1000, 'ms', reason, evidence));
+    }
+  }
+
+  // Relative errors: the canary's error ratio against ratio x max(upper bound of the baseline's, floor).
+  {
+    const pointThreshold = errors.relativeRatio * Math.max(baseline.errorRatio, errors.baselineFloor);
+    if (!hasCanary || !hasBaseline) {
+      checks.push(noData('error_ratio_relative', 'ratio', canary.errorRatio, pointThreshold, hasCanary ? 'baseline' : 'canary'));
+    } else {
+      const tolerated = Math.min(1, errors.relativeRatio * Math.max(upperRateBound(baseline.errors, nB, alpha / 2), errors.baselineFloor));
+      const test = testRateAbove(canary.errors, nC, tolerated, alpha / 2);
+      const evidence: CheckEvidence = {
+        rule: `canary error ratio above ${errors.relativeRatio} x max(the baseline's upper bound, floor ${pct(errors.baselineFloor)})`,
+        count: canary.errors, requests: nC, latencyThresholdMs: null, tolerated, lowerBound: test.lowerBound, alpha: alpha / 2, neededRequests: test.neededTrials,
+      };
+      const gross = canary.errors >= GROSS_MIN_ERRORS && canary.errorRatio > policy.statistics.grossErrorRatio;
+      const outcome = testedOutcome(test.significant, gross, canary.errorRatio > pointThreshold, false, enoughBoth);
+      const reason = `canary error ratio ${pct(canary.errorRatio)} (${canary.errors}/${nC}) vs ${errors.relativeRatio} x max(baseline ${pct(baseline.errorRatio)}, floor) = ${pct(pointThreshold)}: ${testedWords(outcome, gross, evidence, enoughBoth, minSamples)}`;
+      checks.push(result('error_ratio_relative', outcome, canary.errorRatio, pointThreshold, 'ratio', reason, evidence));
+    }
+  }
+
+  // Absolute latency: the share of canary requests slower than the absolute p95 threshold.
+  {
+    if (!hasCanary) {
+      checks.push(noData('latency_p95_absolute', 'ms', canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'canary'));
+    } else {
+      const count = Math.round(shareAbove(canary.quantileUs, latency.absoluteP95Us) * nC);
+      const test = testRateAbove(count, nC, TAIL_SHARE, alpha);
+      const evidence: CheckEvidence = {
+        rule: `share of canary requests slower than ${ms(latency.absoluteP95Us)} above ${pct(TAIL_SHARE)}`,
+        count, requests: nC, latencyThresholdMs: latency.absoluteP95Us / 1000, tolerated: TAIL_SHARE, lowerBound: test.lowerBound, alpha, neededRequests: test.neededTrials,
+      };
+      const outcome = testedOutcome(test.significant, false, canary.p95Us > latency.absoluteP95Us, false, enoughCanary);
+      const reason = `canary p95 ${ms(canary.p95Us)} vs ${ms(latency.absoluteP95Us)}; ${count} of ${nC} canary requests slower: ${testedWords(outcome, false, evidence, enoughCanary, minSamples)}`;
+      checks.push(result('latency_p95_absolute', outcome, canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'ms', reason, evidence));
+    }
+  }
+
+  // Absolute errors, with a warning level on the point estimate.
+  {
+    if (!hasCanary) {
+      checks.push(noData('error_ratio_absolute', 'ratio', canary.errorRatio, errors.absoluteRatio, 'canary'));
+    } else {
+      const test = testRateAbove(canary.errors, nC, errors.absoluteRatio, alpha);
+      const evidence: CheckEvidence = {
+        rule: `canary error ratio above ${pct(errors.absoluteRatio)}`,
+        count: canary.errors, requests: nC, latencyThresholdMs: null, tolerated: errors.absoluteRatio, lowerBound: test.lowerBound, alpha, neededRequests: test.neededTrials,
+      };
+      const gross = canary.errors >= GROSS_MIN_ERRORS && canary.errorRatio > policy.statistics.grossErrorRatio;
+      const warn = errors.warnRatio > 0 && canary.errorRatio > errors.warnRatio;
+      const outcome = testedOutcome(test.significant, gross, canary.errorRatio > errors.absoluteRatio, warn, enoughCanary);
+      const reason = `canary error ratio ${pct(canary.errorRatio)} (${canary.errors}/${nC}) vs ${pct(errors.absoluteRatio)}${outcome === 'warn' ? ` (warn above ${pct(errors.warnRatio)})` : ''}: ${testedWords(outcome, gross, evidence, enoughCanary, minSamples)}`;
+      checks.push(result('error_ratio_absolute', outcome, canary.errorRatio, errors.absoluteRatio, 'ratio', reason, evidence));
+    }
+  }
+  return checks;
 }

@@ -15,6 +15,30 @@ export function worst(a: Outcome, b: Outcome): Outcome {
 
 export type CheckName = 'latency_p95_relative' | 'latency_p95_absolute' | 'error_ratio_relative' | 'error_ratio_absolute';
 
+/**
+ * The statistical evidence behind a check (policy.statistics.enabled): a one-sided exact binomial test of "the canary's
+ * rate exceeds the tolerated rate" (src/core/statistics.ts). For error checks the rate is the error ratio; for latency
+ * checks it is the share of canary requests slower than the latency threshold, tolerated up to 5 % (what p95 means).
+ */
+export interface CheckEvidence {
+  /** The rule in words, e.g. "share of canary requests slower than 1.5 x baseline p95 (upper bound) above 5 %". */
+  readonly rule: string;
+  /** Canary events counted: errors, or requests slower than `latencyThresholdMs`. */
+  readonly count: number;
+  /** Canary requests in the window. */
+  readonly requests: number;
+  /** The latency the slow requests were counted against, ms (latency checks only, else null). */
+  readonly latencyThresholdMs: number | null;
+  /** Rate tolerated under the null hypothesis, 0..1. */
+  readonly tolerated: number;
+  /** Clopper–Pearson lower confidence bound of the canary's rate at 1 - alpha, 0..1. */
+  readonly lowerBound: number;
+  /** Significance level of this check in this evaluation. */
+  readonly alpha: number;
+  /** Further canary requests the test needs at the observed rate; 0 when decided; null when not on course to a breach. */
+  readonly neededRequests: number | null;
+}
+
 /** One check's result with its evidence. `observed` and `threshold` share `unit`; NaN when not computable. */
 export interface CheckResult {
   readonly check: CheckName;
@@ -26,6 +50,8 @@ export interface CheckResult {
   readonly unit: 'ms' | 'ratio';
   /** One line with both numbers, e.g. "canary p95 812.0 ms > 1.5 x baseline p95 402.0 ms = 603.0 ms". */
   readonly reason: string;
+  /** The test behind the outcome; absent when policy.statistics is off or there was nothing to test. */
+  readonly evidence?: CheckEvidence;
 }
 
 /** Figures of one version as people read them: latencies in ms, ratio 0..1. */

@@ -26,6 +26,11 @@ export interface WindowSnapshot {
   readonly pods: number;
   /** Slots of the window that at least one pod reported. */
   readonly slotsReported: number;
+  /**
+   * The window's latency at a quantile 0..1, µs (NaN when empty), from the merged histogram. Valid until the window
+   * next changes; not serialized (JSON drops it).
+   */
+  readonly quantileUs: (quantile: number) => number;
 }
 
 interface SlotEntry {
@@ -117,6 +122,7 @@ export class FleetWindow {
       windowMs,
       pods: pods.size,
       slotsReported: this.entries.size,
+      quantileUs: (quantile) => quantileUs(this.merged, quantile),
     };
   }
 

@@ -99,6 +99,20 @@ export class RedisFlagStore implements FlagStore {
     return parseDecision(text) ?? 'corrupt';
   }
 
+  /**
+   * The decision recorded in one audit stream entry (a rollback event).
+   * @param id the entry id as XRANGE prints it (`1700000000000-0`)
+   * @returns the decision, `corrupt` when the entry's decision does not parse, null when there is no such rollback entry
+   */
+  async auditDecision(id: string): Promise<RollbackDecision | 'corrupt' | null> {
+    const entries = await this.redis.xrange(this.keys.audit, id, id);
+    const fields = entries[0]?.[1];
+    if (fields === undefined) return null;
+    const at = fields.indexOf('decision');
+    if (at === -1 || at % 2 !== 0) return null;
+    return parseDecision(fields[at + 1] ?? '') ?? 'corrupt';
+  }
+
   /** @param flagValue the flag's new value (e.g. the canary's percentage), or null to leave it */
   async reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void> {
     const k = this.keys;

@@ -23,7 +23,10 @@ function configFor(service: string, pod: string, version: string, upstream: stri
       CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test',
       CANARY_GATE_FLAG_KEY: `cg-test:flag:{${service}}`, CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '8',
       CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_LEASE_TTL: '1s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
-      CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'silent', ...extra,
+      CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'silent',
+      // Thresholds only: these tests are about merging, leases and latches with a few dozen requests; the statistical
+      // checks have their own tests (test/core/judge-statistics.test.ts) and run in the demo and fault tests.
+      CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false', ...extra,
     },
   });
 }

@@ -1,5 +1,5 @@
 /**
- * The judge, from the specification: every threshold at, just below and just above its value, the floors, the
+ * The judge in its thresholds-only mode (policy.statistics.enabled false), from the specification: every threshold at, just below and just above its value, the floors, the
  * minimum samples, a baseline without traffic, NaN, the overall worst-of order, reasons and figures.
  * Cases are written as changes to one healthy base (baseline and canary: 1000 requests, no errors, p95 360 ms).
  *
@@ -10,9 +10,10 @@
  *   absolute errors:  warn > 0.5 %, fail > 5 %
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_JUDGE_POLICY, judge, type JudgePolicy } from '../../src/core/judge.ts';
+import { judge, type JudgePolicy } from '../../src/core/judge.ts';
 import { OUTCOME_ORDER, worst, type CheckName, type Outcome, type Verdict } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
+import { piecewiseQuantile, THRESHOLDS_ONLY } from '../helpers/snapshots.ts';
 
 /** What a case may change in one version's window. Latencies in µs, as the snapshot carries them. */
 interface Side {
@@ -44,13 +45,14 @@ function snap(version: string, side: Side = {}): WindowSnapshot {
     windowMs: WINDOW_MS,
     pods: 3,
     slotsReported: 12,
+    quantileUs: piecewiseQuantile(s.p50Us, s.p95Us, s.p99Us),
   };
 }
 
 /** A window with no traffic at all, as FleetWindow reports it. */
 const EMPTY: Side = { requests: 0, errors: 0, p50Us: Number.NaN, p95Us: Number.NaN, p99Us: Number.NaN };
 
-function run(baseline: Side = {}, canary: Side = {}, policy: JudgePolicy = DEFAULT_JUDGE_POLICY): Verdict {
+function run(baseline: Side = {}, canary: Side = {}, policy: JudgePolicy = THRESHOLDS_ONLY): Verdict {
   return judge(policy, snap('v1', baseline), snap('v2', canary), AT_MS);
 }
 
@@ -178,7 +180,7 @@ describe('judge: minimum samples', () => {
   it.each(cases)('$name', ({ baseline, canary, expected }) => expectOutcomes(run(baseline, canary), expected));
 
   it('takes the minimum from the policy', () => {
-    const policy: JudgePolicy = { ...DEFAULT_JUDGE_POLICY, minSamples: 1000 };
+    const policy: JudgePolicy = { ...THRESHOLDS_ONLY, minSamples: 1000 };
     expect(run({}, { requests: 999 }, policy).outcome).toBe('inconclusive');
     expect(run({}, {}, policy).outcome).toBe('pass');
   });
@@ -276,7 +278,7 @@ describe('judge: evidence', () => {
   });
 
   it('takes the absolute latency threshold from the policy in µs and reports it in ms', () => {
-    const policy: JudgePolicy = { ...DEFAULT_JUDGE_POLICY, latency: { ...DEFAULT_JUDGE_POLICY.latency, absoluteP95Us: 300_000 } };
+    const policy: JudgePolicy = { ...THRESHOLDS_ONLY, latency: { ...THRESHOLDS_ONLY.latency, absoluteP95Us: 300_000 } };
     const strict = run({}, { p95Us: 300_001 }, policy);
     const c = strict.checks.find((x) => x.check === 'latency_p95_absolute')!;
     expect(c.outcome).toBe('fail');

@@ -1,0 +1,68 @@
+/**
+ * `canary-gate explain`: a rollback decision as a table a person reads in ten seconds. Pure formatting of a
+ * RollbackDecision (the decision key, or an audit stream entry); no I/O.
+ */
+import type { RollbackDecision } from '../core/controller.ts';
+import type { CheckResult, VersionFigures } from '../core/verdict.ts';
+
+/** Left-aligned columns separated by two spaces. */
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(2)} %` : '-');
+const msText = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');
+const value = (c: CheckResult, v: number): string => (c.unit === 'ms' ? msText(v) : pct(v));
+
+function figuresTable(baseline: VersionFigures, canary: VersionFigures): string {
+  const row = (label: string, f: (v: VersionFigures) => string): string[] => [label, f(baseline), f(canary)];
+  return table([
+    ['', `baseline (${baseline.version})`, `canary (${canary.version})`],
+    row('requests', (v) => String(v.requests)),
+    row('errors', (v) => String(v.errors)),
+    row('error ratio', (v) => pct(v.errorRatio)),
+    row('p50', (v) => msText(v.p50Ms)),
+    row('p95', (v) => msText(v.p95Ms)),
+    row('p99', (v) => msText(v.p99Ms)),
+    row('pods', (v) => String(v.pods)),
+  ]);
+}
+
+function checksTable(checks: readonly CheckResult[]): string {
+  const rows: string[][] = [['check', 'result', 'observed', 'threshold', 'counted', 'lower bound', 'tolerated', 'alpha', 'needs']];
+  for (const c of checks) {
+    const e = c.evidence;
+    rows.push([
+      c.check,
+      c.outcome,
+      value(c, c.observed),
+      value(c, c.threshold),
+      e ? `${e.count}/${e.requests}` + (e.latencyThresholdMs === null ? '' : ` > ${msText(e.latencyThresholdMs)}`) : '-',
+      e ? pct(e.lowerBound) : '-',
+      e ? pct(e.tolerated) : '-',
+      e ? (e.alpha < 0.01 ? e.alpha.toExponential(1) : e.alpha.toPrecision(2)) : '-',
+      e?.neededRequests ? `${e.neededRequests} more` : '-',
+    ]);
+  }
+  return table(rows);
+}
+
+/**
+ * The decision as text: a header (what, when, who, which config), the two versions' figures, every check with its
+ * evidence, then each check's reason in full.
+ * @returns lines ending with a newline
+ */
+export function explainDecision(d: RollbackDecision): string {
+  const out: string[] = [
+    `${d.trigger} rollback at ${d.at} by ${d.by}${d.configHash ? ` (config ${d.configHash})` : ''}`,
+    `reason: ${d.reason}`,
+  ];
+  if (d.trigger === 'automatic') out.push(`after ${d.consecutiveBreaches} failing evaluations in a row`);
+  if (d.baseline !== null && d.canary !== null) out.push('', figuresTable(d.baseline, d.canary));
+  if (d.checks.length > 0) {
+    out.push('', checksTable(d.checks), '');
+    for (const c of d.checks) out.push(`${c.check}: ${c.evidence ? `${c.evidence.rule}. ` : ''}${c.reason}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,75 @@
+/**
+ * `canary-gate explain` against a real Redis: the latched decision written by the fenced rollback script, and one
+ * read back from the audit stream by id, printed as a table with every check's evidence; nothing latched: exit 1.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { explainDecision } from '../../src/cli/explain.ts';
+import { step, initialState, type RollbackDecision } from '../../src/core/controller.ts';
+import { createHistogram, quantileUs, recordLatency } from '../../src/core/histogram.ts';
+import { DEFAULT_JUDGE_POLICY, judge } from '../../src/core/judge.ts';
+import { serviceKeys } from '../../src/core/keys.ts';
+import type { WindowSnapshot } from '../../src/core/window.ts';
+import { RedisFlagStore } from '../../src/flag/redis-flag-store.ts';
+import { client, dropService, REDIS_URL, uniqueService } from '../helpers/redis.ts';
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+const service = uniqueService('explain');
+const flagKey = `cg-explain:flag:{${service}}`;
+const env = { PATH: process.env.PATH ?? '', REDIS_URL, SERVICE_NAME: service, CANARY_GATE_REDIS_KEY_PREFIX: 'cg-explain', CANARY_GATE_FLAG_KEY: flagKey };
+const run = (args: string[]) => spawnSync(process.execPath, [MAIN, 'explain', ...args], { encoding: 'utf8', env, timeout: 30_000 });
+
+/** A window of `requests` requests at `latencyMs` each (a little spread), `errors` of them errors. */
+function window(version: string, requests: number, errors: number, latencyMs: number): WindowSnapshot {
+  const h = createHistogram();
+  for (let i = 0; i < requests; i++) recordLatency(h, latencyMs * 1000 * (0.8 + (0.4 * i) / requests));
+  return {
+    version, requests, errors, errorRatio: errors / requests, p50Us: quantileUs(h, 0.5), p95Us: quantileUs(h, 0.95), p99Us: quantileUs(h, 0.99),
+    requestsPerSecond: requests / 60, windowMs: 60_000, pods: 2, slotsReported: 12, quantileUs: (q) => quantileUs(h, q),
+  };
+}
+
+/** The decision the controller makes after three failing evaluations of a canary with 30 % errors. */
+function decide(): RollbackDecision {
+  const verdict = judge(DEFAULT_JUDGE_POLICY, window('v1', 5000, 10, 40), window('v2', 400, 120, 45), 1_700_000_000_000);
+  let state = initialState(0);
+  let decision: RollbackDecision | null = null;
+  for (let i = 0; i < 3; i++) ({ state, decision } = step({ consecutiveBreaches: 3 }, state, verdict, 'pod-a'));
+  return { ...decision!, configHash: '0123456789abcdef' };
+}
+
+const redis = await client();
+afterAll(async () => {
+  await dropService(redis, 'cg-explain', service, flagKey);
+  redis.disconnect();
+});
+
+describe('canary-gate explain', () => {
+  it('says so and exits 1 when nothing is latched', () => {
+    const r = run([]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain(`no rollback decision for ${service} is latched`);
+  });
+
+  it('prints the latched decision: header, both versions, every check with its evidence, each reason', async () => {
+    const decision = decide();
+    const flags = new RedisFlagStore(redis, serviceKeys('cg-explain', service), { flagKey, rollbackValue: '0', auditMaxLen: 100 });
+    expect(await flags.rollback(decision, 0)).toBe('written');
+    const r = run([]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(explainDecision(decision));
+    expect(r.stdout).toMatch(/^automatic rollback at .* by pod-a \(config 0123456789abcdef\)$/m);
+    expect(r.stdout).toMatch(/^check\s+result\s+observed\s+threshold\s+counted\s+lower bound\s+tolerated\s+alpha\s+needs$/m);
+    expect(r.stdout).toMatch(/^error_ratio_absolute\s+fail\s+30\.00 %\s+5\.00 %\s+120\/400/m);
+    expect(r.stdout).toMatch(/^requests\s+5000\s+400$/m);
+    for (const c of decision.checks) expect(r.stdout).toContain(`${c.check}: ${c.evidence!.rule}. ${c.reason}`);
+
+    const [entry] = await redis.xrange(serviceKeys('cg-explain', service).audit, '-', '+');
+    const byId = run(['--id', entry![0]]);
+    expect(byId.status).toBe(0);
+    expect(byId.stdout).toBe(r.stdout);
+    expect(run(['--id', '1-0']).status).toBe(1);
+  });
+});
