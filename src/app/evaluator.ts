@@ -21,6 +21,8 @@ export interface EvaluatorOptions {
   readonly consecutiveBreaches: number;
   /** Recorded in every decision this evaluator writes (RollbackDecision.configHash). */
   readonly configHash?: string;
+  /** Advisory mode: the flag store records would-be rollbacks under the dry-run key; only the log lines differ here. */
+  readonly advisory?: boolean;
 }
 
 /** What one evaluation produced, for logs, /status and the demo's live line. */
@@ -179,7 +181,7 @@ export class Evaluator {
         this.pending = null;
         this.latch = decision;
         this.rollbacksWritten++;
-        this.logger.warn({ decision }, 'rollback written: flag set');
+        this.logger.warn({ decision }, this.options.advisory ? 'dry-run rollback recorded (advisory): flag untouched' : 'rollback written: flag set');
         return decision;
       }
       if (outcome === 'already_latched') {

@@ -59,6 +59,8 @@ export interface SidecarStatus {
   readonly pod: string;
   readonly version: string;
   readonly role: 'baseline' | 'canary';
+  /** policy.advisory: decisions go to the dry-run key, never the flag; `latch` is then the dry-run latch. */
+  readonly advisory: boolean;
   readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number> };
   readonly state: Evaluator['state'];
   readonly latch: RollbackDecision | 'corrupt' | null;
@@ -102,11 +104,11 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   const recorder = new SlotRecorder(slotMs, clock());
   const publisher = new SlotPublisher(new RedisSlotStore(redis, keys, config.window.slots, slotMs), config.pod.version, config.pod.name, config.window.publishBuffer, logger);
   const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots);
-  const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag));
+  const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag, config.policy.advisory));
   const evaluator = new Evaluator(
     {
       holderId, pod: config.pod.name, slotMs, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
-      consecutiveBreaches: config.policy.consecutiveBreaches, configHash: configHash(config),
+      consecutiveBreaches: config.policy.consecutiveBreaches, configHash: configHash(config), advisory: config.policy.advisory,
     },
     new RedisLease(redis, keys),
     flags,
@@ -182,6 +184,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     pod: config.pod.name,
     version: config.pod.version,
     role,
+    advisory: config.policy.advisory,
     evaluator: { enabled: config.evaluation.enabled, holding: evaluator.holding, holder: evaluator.holder, fencingToken: evaluator.fencingToken, evaluations: { ...evaluator.evaluations } },
     state: evaluator.state,
     latch: evaluator.latch,

@@ -36,7 +36,7 @@ async function withFlagStore<T>(config: Config, fn: (flags: RedisFlagStore) => P
   const redis = createRedisClient(config.redis, logger);
   try {
     await waitReady(redis, config.redis.connectTimeout + 1000);
-    return await fn(new RedisFlagStore(redis, serviceKeys(config.redis.keyPrefix, config.service), flagOptionsOf(config.flag)));
+    return await fn(new RedisFlagStore(redis, serviceKeys(config.redis.keyPrefix, config.service), flagOptionsOf(config.flag, config.policy.advisory)));
   } finally {
     redis.disconnect();
   }

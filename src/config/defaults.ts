@@ -66,6 +66,8 @@ export const DEFAULTS = {
     leaseTtl: '15s',
   },
   policy: {
+    /** Judge and record everything, but write would-be rollbacks to the dry-run key, never the flag. */
+    advisory: false,
     minSamples: 100,
     consecutiveBreaches: 3,
     latency: {

@@ -74,6 +74,7 @@ export const configSchema = z.strictObject({
     leaseTtl: duration,
   }),
   policy: z.strictObject({
+    advisory: z.boolean(),
     minSamples: z.number().int().min(1),
     consecutiveBreaches: z.number().int().min(1),
     latency: z.strictObject({

@@ -7,6 +7,7 @@
  *   <prefix>:{<service>}:lease                        string "<fencingToken>:<holder>", PX = lease TTL
  *   <prefix>:{<service>}:fence                        integer, INCR on every new lease (the fencing token)
  *   <prefix>:{<service>}:decision                     string, JSON decision record (the latch)
+ *   <prefix>:{<service>}:dry-run                      string, JSON would-be decision in advisory mode (its latch)
  *   <prefix>:{<service>}:reset                        string, JSON of the last reset {atMs, actor, reason}
  *   <prefix>:{<service>}:audit                        stream of rollback / reset entries (capped)
  *   <prefix>:{<service>}:events                       pub/sub channel, one JSON message per rollback or reset
@@ -16,6 +17,7 @@ export interface ServiceKeys {
   readonly lease: string;
   readonly fence: string;
   readonly decision: string;
+  readonly dryRun: string;
   readonly reset: string;
   readonly audit: string;
   readonly events: string;
@@ -29,6 +31,7 @@ export function serviceKeys(prefix: string, service: string): ServiceKeys {
     lease: `${base}:lease`,
     fence: `${base}:fence`,
     decision: `${base}:decision`,
+    dryRun: `${base}:dry-run`,
     reset: `${base}:reset`,
     audit: `${base}:audit`,
     events: `${base}:events`,

@@ -3,6 +3,10 @@
  * write unless the caller's fencing token is the lease's current one (token 0: a manual rollback, unfenced), and it
  * writes nothing when a decision is already latched (so a retried write lands exactly once). In one step it sets the
  * flag, stores the decision record (the latch), appends to the capped audit stream and publishes an event.
+ *
+ * Advisory mode (policy.advisory): the same script stores the would-be decision under the dry-run key instead of the
+ * decision key, records a `dry_run_rollback` event, and never touches the flag; reset and the latch read the dry-run
+ * key. A team measures false rollbacks on real traffic this way before arming the gate.
  */
 import type { RollbackDecision } from '../core/controller.ts';
 import type { ServiceKeys } from '../core/keys.ts';
@@ -10,7 +14,8 @@ import type { FlagStore, WriteOutcome } from '../core/ports.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 
-// KEYS: lease, decision, audit, flag. ARGV: token, flagValue, decisionJson, channel, auditMaxLen, actor, reason
+// KEYS: lease, decision (or dry-run), audit, flag. ARGV: token, flagValue, decisionJson, channel, auditMaxLen, actor,
+// reason, setFlag (1|0), event name
 const ROLLBACK = `
 local token = tonumber(ARGV[1])
 if token > 0 then
@@ -20,10 +25,10 @@ if token > 0 then
   if not sep or tonumber(string.sub(cur, 1, sep - 1)) ~= token then return 'fenced' end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'already_latched' end
-redis.call('SET', KEYS[4], ARGV[2])
+if ARGV[8] == '1' then redis.call('SET', KEYS[4], ARGV[2]) end
 redis.call('SET', KEYS[2], ARGV[3])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', 'rollback', 'actor', ARGV[6], 'reason', ARGV[7], 'decision', ARGV[3])
-redis.call('PUBLISH', ARGV[4], cjson.encode({event = 'rollback', actor = ARGV[6], reason = ARGV[7], flag = ARGV[2]}))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[9], 'actor', ARGV[6], 'reason', ARGV[7], 'decision', ARGV[3])
+redis.call('PUBLISH', ARGV[4], cjson.encode({event = ARGV[9], actor = ARGV[6], reason = ARGV[7], flag = ARGV[8] == '1' and ARGV[2] or cjson.null}))
 return 'written'
 `;
 
@@ -60,17 +65,21 @@ export interface FlagStoreOptions {
   readonly rollbackValue: string;
   /** Approximate cap of the audit stream (config flag.auditMaxLen). */
   readonly auditMaxLen: number;
+  /** Advisory mode (config policy.advisory): record would-be rollbacks under the dry-run key, never set the flag. */
+  readonly advisory?: boolean;
 }
 
 /** The flag store's options from the config's `flag` section. */
-export function flagOptionsOf(flag: Config['flag']): FlagStoreOptions {
-  return { flagKey: flag.key, rollbackValue: flag.rollbackValue, auditMaxLen: flag.auditMaxLen };
+export function flagOptionsOf(flag: Config['flag'], advisory = false): FlagStoreOptions {
+  return { flagKey: flag.key, rollbackValue: flag.rollbackValue, auditMaxLen: flag.auditMaxLen, advisory };
 }
 
 export class RedisFlagStore implements FlagStore {
   private readonly redis: Redis & FlagCommands;
   private readonly keys: ServiceKeys;
   private readonly options: FlagStoreOptions;
+  /** The decision key, or the dry-run key in advisory mode. */
+  private readonly latchKey: string;
 
   constructor(redis: Redis, keys: ServiceKeys, options: FlagStoreOptions) {
     if (!('cgRollback' in redis)) {
@@ -80,6 +89,7 @@ export class RedisFlagStore implements FlagStore {
     this.redis = redis as Redis & FlagCommands;
     this.keys = keys;
     this.options = options;
+    this.latchKey = options.advisory ? keys.dryRun : keys.decision;
   }
 
   /** @returns `written`, `already_latched` (nothing changed) or `fenced` (token is not the lease's; nothing changed) */
@@ -87,14 +97,15 @@ export class RedisFlagStore implements FlagStore {
     const k = this.keys;
     const o = this.options;
     const outcome = await this.redis.cgRollback(
-      k.lease, k.decision, k.audit, this.options.flagKey,
+      k.lease, this.latchKey, k.audit, this.options.flagKey,
       fencingToken, o.rollbackValue, JSON.stringify(decision), k.events, o.auditMaxLen, decision.by, decision.reason,
+      o.advisory ? '0' : '1', o.advisory ? 'dry_run_rollback' : 'rollback',
     );
     return outcome as WriteOutcome;
   }
 
   async latch(): Promise<RollbackDecision | 'corrupt' | null> {
-    const text = await this.redis.get(this.keys.decision);
+    const text = await this.redis.get(this.latchKey);
     if (text === null) return null;
     return parseDecision(text) ?? 'corrupt';
   }
@@ -117,7 +128,7 @@ export class RedisFlagStore implements FlagStore {
   async reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void> {
     const k = this.keys;
     const marker = JSON.stringify({ atMs, actor, reason });
-    await this.redis.cgReset(k.decision, k.audit, this.options.flagKey, k.reset, flagValue === null ? '0' : '1', flagValue ?? '', k.events, this.options.auditMaxLen, actor, reason, marker);
+    await this.redis.cgReset(this.latchKey, k.audit, this.options.flagKey, k.reset, flagValue === null ? '0' : '1', flagValue ?? '', k.events, this.options.auditMaxLen, actor, reason, marker);
   }
 
   async lastResetMs(): Promise<number | null> {

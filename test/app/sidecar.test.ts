@@ -64,7 +64,7 @@ async function send(url: string, n: number): Promise<number[]> {
   return statuses;
 }
 
-async function fleet(service: string, canaryStatus = 200): Promise<Pod[]> {
+async function fleet(service: string, canaryStatus = 200, extra: Record<string, string> = {}): Promise<Pod[]> {
   const [u1, u2] = [await upstream(), await upstream(canaryStatus)];
   const redis = await client();
   cleanups.push(async () => {
@@ -72,9 +72,9 @@ async function fleet(service: string, canaryStatus = 200): Promise<Pod[]> {
     redis.disconnect();
   });
   return [
-    await startPod(configFor(service, 'a', 'v1', u1.url)),
-    await startPod(configFor(service, 'b', 'v1', u1.url)),
-    await startPod(configFor(service, 'c', 'v2', u2.url)),
+    await startPod(configFor(service, 'a', 'v1', u1.url, extra)),
+    await startPod(configFor(service, 'b', 'v1', u1.url, extra)),
+    await startPod(configFor(service, 'c', 'v2', u2.url, extra)),
   ];
 }
 
@@ -146,6 +146,32 @@ describe('a fleet of three sidecars', () => {
     const audit = await redis.xrange(`cg-test:{${service}}:audit`, '-', '+');
     expect(audit.map(([, f]) => f[1])).toEqual(['rollback', 'reset']);
     expect(audit[1]![1]).toEqual(expect.arrayContaining(['actor', expect.stringContaining('alice')]));
+  });
+});
+
+describe('advisory mode', () => {
+  it('records the would-be rollback under the dry-run key with its own event, and never touches the flag', async () => {
+    const service = uniqueService('advisory');
+    const pods = await fleet(service, 503, { CANARY_GATE_POLICY_ADVISORY: 'true' });
+    const redis = await client();
+    cleanups.push(async () => redis.disconnect());
+    const flagKey = `cg-test:flag:{${service}}`;
+    await redis.set(flagKey, '10');
+    await Promise.all([send(pods[0]!.proxy, 40), send(pods[2]!.proxy, 40)]);
+    const dryRun = await eventually(async () => (await redis.get(`cg-test:{${service}}:dry-run`)) ?? undefined, 10_000, 'the dry-run decision');
+    expect(JSON.parse(dryRun)).toMatchObject({ state: 'rolled_back', trigger: 'automatic', consecutiveBreaches: 3, configHash: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(await redis.get(flagKey)).toBe('10');
+    expect(await redis.get(`cg-test:{${service}}:decision`)).toBeNull();
+    const audit = await redis.xrange(`cg-test:{${service}}:audit`, '-', '+');
+    expect(audit.map(([, f]) => f[1])).toEqual(['dry_run_rollback']);
+    const holder = holderOf(pods)!;
+    expect(holder.sidecar.status()).toMatchObject({ advisory: true, state: { phase: 'rolled_back' }, latch: { trigger: 'automatic' } });
+    // A reset clears the dry-run latch, and the flag still only changes when asked.
+    const reset = await request(`${holder.admin}/reset`, { method: 'POST', body: JSON.stringify({ reason: 'measured', actor: 'alice' }), headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(reset.statusCode).toBe(200);
+    await reset.body.dump();
+    expect(await redis.get(`cg-test:{${service}}:dry-run`)).toBeNull();
+    expect(await redis.get(flagKey)).toBe('10');
   });
 });
 
