@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
-import { judge, type JudgePolicy } from '../core/judge.ts';
+import { judge, unreadableVerdict, type JudgePolicy } from '../core/judge.ts';
 import type { FlagStore, Lease } from '../core/ports.ts';
 import { slotIndexAt } from '../core/slot-recorder.ts';
 import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
@@ -121,19 +121,25 @@ export class Evaluator {
 
   private async evaluateHeld(): Promise<EvaluationEvent> {
     const lastSlot = slotIndexAt(this.clock(), this.options.slotMs) - 1;
+    const atMs = (lastSlot + 1) * this.options.slotMs;
     let verdict: Verdict;
     try {
       await this.syncLatch();
-      const read = await this.reader.read(lastSlot);
-      verdict = judge(this.options.policy, read.baseline, read.canary, (lastSlot + 1) * this.options.slotMs);
+      const [read, flagPercent] = await Promise.all([this.reader.read(lastSlot), this.flags.flagPercent()]);
+      verdict = judge(this.options.policy, read.baseline, read.canary, atMs, { flagPercent });
+      this.lastError = null;
     } catch (err) {
       this.redisErrors++;
-      this.evaluations.inconclusive++;
       this.lastError = `evaluation: ${(err as Error).message}`;
-      this.logger.warn({ err: (err as Error).message }, 'evaluation inconclusive: redis unreachable');
-      return { verdict: null, error: this.lastError, state: this.state, decisionWritten: null };
+      this.logger.warn({ err: (err as Error).message, action: this.options.policy.noData.redisUnreachable }, 'evaluation: redis unreachable');
+      if (this.options.policy.noData.redisUnreachable === 'hold') {
+        this.evaluations.inconclusive++;
+        return { verdict: null, error: this.lastError, state: this.state, decisionWritten: null };
+      }
+      // policy.noData.redisUnreachable rollback or pass: the outage is judged like any verdict; a decision waits in
+      // `pending` until Redis is back.
+      verdict = unreadableVerdict(this.options.policy, atMs, (err as Error).message);
     }
-    this.lastError = null;
     this.latest = verdict;
     this.evaluations[verdict.outcome]++;
     if (verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;

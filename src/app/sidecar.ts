@@ -79,6 +79,8 @@ export function judgePolicyOf(config: Config): JudgePolicy {
     minSamples: p.minSamples,
     latency: { relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000 },
     errors: { ...p.errors },
+    noData: { ...p.noData },
+    trafficShareAlpha: p.trafficShareAlpha,
     statistics: {
       enabled: p.statistics.enabled,
       alpha: evaluationAlpha(p.statistics.falseRollbackRate, config.window.slot, p.statistics.horizon, STATISTICAL_CHECKS),

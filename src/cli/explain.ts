@@ -4,12 +4,8 @@
  */
 import type { RollbackDecision } from '../core/controller.ts';
 import type { CheckResult, VersionFigures } from '../core/verdict.ts';
+import { textTable as table } from '../replay/report.ts';
 
-/** Left-aligned columns separated by two spaces. */
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
 
 const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(2)} %` : '-');
 const msText = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');

@@ -4,7 +4,8 @@
  *   0 success; 1 runtime failure (or the demo saw no rollback in time); 2 bad config, bad usage, or no Redis for the demo.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { buildSidecar, configHash } from '../app/sidecar.ts';
+import { buildSidecar, configHash, judgePolicyOf } from '../app/sidecar.ts';
+import type { ReplayPolicy } from '../replay/replay.ts';
 import { explainDecision } from './explain.ts';
 import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
@@ -22,6 +23,12 @@ const EXIT_USAGE = 2;
 
 function load(file: string | undefined): Config {
   return loadConfig({ file, env: process.env });
+}
+
+/** The replay policy of a config, with alpha spent over the recording's slot length. */
+function replayPolicyOf(config: Config, slotMs: number): ReplayPolicy {
+  const judge = judgePolicyOf({ ...config, window: { ...config.window, slot: slotMs } });
+  return { judge, consecutiveBreaches: config.policy.consecutiveBreaches, slots: config.window.slots };
 }
 
 function positive(text: string): number {
@@ -130,6 +137,54 @@ export function createProgram(): Command {
     });
 
   program
+    .command('record')
+    .description('record the fleet window of a live service into an NDJSON file, for replay and tune (holds no lease, writes nothing to Redis)')
+    .option('-c, --config <file>', 'YAML config file (service, versions, window, redis)')
+    .requiredOption('--out <file>', 'the recording to write')
+    .option('--duration <s>', 'seconds to record', positive, 600)
+    .action(async (opts: { config?: string; out: string; duration: number }) => {
+      const config = load(opts.config);
+      const { recordFleet } = await import('../replay/record.ts');
+      const counts = await recordFleet(config, { out: opts.out, durationMs: opts.duration * 1000, logger: createLogger(config.log.level) });
+      process.stdout.write(`recorded ${counts.slots} pod-slots and ${counts.flags} evaluations into ${opts.out}\n`);
+    });
+
+  program
+    .command('replay')
+    .description('re-run the judge and the controller over recordings, deterministically, and print when and why the canary would have been rolled back')
+    .option('--policy <file>', 'YAML config whose policy and window.slots to replay with (default: the defaults)')
+    .argument('<recordings...>', 'NDJSON recordings written by canary-gate record')
+    .action(async (files: string[], opts: { policy?: string }) => {
+      const { readRecording } = await import('../replay/recording.ts');
+      const { replay } = await import('../replay/replay.ts');
+      const { replayReport } = await import('../replay/report.ts');
+      const config = loadConfig({ file: opts.policy });
+      for (const file of files) {
+        const recording = await readRecording(file);
+        const result = replay(recording, replayPolicyOf(config, recording.meta.slotMs));
+        process.stdout.write(replayReport(result, recording.meta.canary));
+      }
+    });
+
+  program
+    .command('tune')
+    .description('sweep thresholds over labelled recordings and print false and missed rollbacks per setting')
+    .option('--policy <file>', 'YAML config the sweep starts from (default: the defaults)')
+    .option('--healthy <files...>', 'recordings of canaries that should not be rolled back', [])
+    .option('--regressed <files...>', 'recordings of canaries that should be rolled back', [])
+    .action(async (opts: { policy?: string; healthy: string[]; regressed: string[] }) => {
+      const { readRecording } = await import('../replay/recording.ts');
+      const { tune } = await import('../replay/tune.ts');
+      const { tuneReport } = await import('../replay/report.ts');
+      if (opts.healthy.length + opts.regressed.length === 0) throw new InvalidArgumentError('give --healthy or --regressed recordings');
+      const healthy = await Promise.all(opts.healthy.map(readRecording));
+      const regressed = await Promise.all(opts.regressed.map(readRecording));
+      const slotMs = (healthy[0] ?? regressed[0])!.meta.slotMs;
+      const rows = tune(replayPolicyOf(loadConfig({ file: opts.policy }), slotMs), healthy, regressed);
+      process.stdout.write(tuneReport(rows, healthy.length, regressed.length));
+    });
+
+  program
     .command('config-table')
     .description("print the README's configuration table, generated from config/example.yaml")
     .action(() => {
@@ -177,7 +232,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (err instanceof CanaryGateError) {
       process.stderr.write(`${err.message}\n`);
       for (const line of err.details) process.stderr.write(`  ${line}\n`);
-      const usage: string[] = [ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_UNREADABLE, ErrorCodes.DEMO_NO_REDIS];
+      const usage: string[] = [ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_UNREADABLE, ErrorCodes.DEMO_NO_REDIS, ErrorCodes.RECORDING_INVALID];
       process.exit(usage.includes(err.code) ? EXIT_USAGE : EXIT_FAILURE);
     }
     process.stderr.write(`canary-gate: ${(err as Error).stack ?? String(err)}\n`);

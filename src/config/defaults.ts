@@ -81,6 +81,15 @@ export const DEFAULTS = {
       absoluteRatio: 0.05,
       warnRatio: 0.005,
     },
+    /** What each cause of missing data does: hold (inconclusive), rollback (a failing evaluation) or pass. */
+    noData: {
+      noTraffic: 'hold',
+      canaryMissing: 'rollback',
+      baselineMissing: 'hold',
+      redisUnreachable: 'hold',
+    } as Record<'noTraffic' | 'canaryMissing' | 'baselineMissing' | 'redisUnreachable', 'hold' | 'rollback' | 'pass'>,
+    /** Sample-ratio mismatch p-value below which the relative checks are held (0 disables). */
+    trafficShareAlpha: 0.0005,
     statistics: {
       /** Bounded-error tests on every check (src/core/statistics.ts); off: thresholds only. */
       enabled: true,

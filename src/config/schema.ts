@@ -25,6 +25,7 @@ const statusClass = z
   .union([z.string(), z.number()])
   .transform(String)
   .pipe(z.string().regex(/^([1-5]xx|[1-5][0-9][0-9])$/, 'must be a status class such as 5xx or a code such as 429'));
+const noDataAction = z.enum(['hold', 'rollback', 'pass']);
 const routeTemplate = z
   .string()
   .refine((t) => t.startsWith('/'), 'must start with /')
@@ -88,6 +89,13 @@ export const configSchema = z.strictObject({
       absoluteRatio: ratio,
       warnRatio: ratio,
     }),
+    noData: z.strictObject({
+      noTraffic: noDataAction,
+      canaryMissing: noDataAction,
+      baselineMissing: noDataAction,
+      redisUnreachable: noDataAction,
+    }),
+    trafficShareAlpha: z.number().min(0).max(0.5, 'must be at most 0.5'),
     statistics: z.strictObject({
       enabled: z.boolean(),
       falseRollbackRate: z.number().gt(0, 'must be above 0').max(0.5, 'must be at most 0.5'),

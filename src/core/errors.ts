@@ -12,6 +12,8 @@ export const ErrorCodes = {
   PAYLOAD_CORRUPT: 'CG_PAYLOAD_CORRUPT',
   /** No Redis could be found or started for the demo (exit code 2). */
   DEMO_NO_REDIS: 'CG_DEMO_NO_REDIS',
+  /** A recording given to replay or tune is not one (exit code 2); the message names the file and line. */
+  RECORDING_INVALID: 'CG_RECORDING_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

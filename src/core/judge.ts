@@ -23,8 +23,18 @@
  *   inconclusive; a baseline below it makes the relative checks inconclusive while the absolute checks still judge.
  * NaN anywhere is inconclusive, never pass.
  */
-import { quantileUpperLevel, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
-import { OUTCOME_ORDER, toFigures, worst, type CheckEvidence, type CheckResult, type Outcome, type Verdict } from './verdict.ts';
+import { quantileUpperLevel, sampleRatioPValue, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
+import {
+  OUTCOME_ORDER,
+  toFigures,
+  worst,
+  type CheckEvidence,
+  type CheckResult,
+  type NoDataAction,
+  type NoDataCause,
+  type Outcome,
+  type Verdict,
+} from './verdict.ts';
 import type { WindowSnapshot } from './window.ts';
 
 /** Thresholds of the judge. Latencies in µs, ratios 0..1, multipliers unitless. */
@@ -49,6 +59,13 @@ export interface JudgePolicy {
     /** Warn when canary error ratio > this, 0..1 (0 disables). */
     readonly warnRatio: number;
   };
+  /** What each no-data cause does (README, "No data"). */
+  readonly noData: Readonly<Record<NoDataCause, NoDataAction>>;
+  /**
+   * Sample-ratio mismatch: when the chi-square p-value of the observed canary share against the flag's is below this,
+   * the relative checks are inconclusive (0 disables).
+   */
+  readonly trafficShareAlpha: number;
   readonly statistics: {
     /** Bounded-error tests on; off: thresholds only. */
     readonly enabled: boolean;
@@ -70,9 +87,48 @@ export const DEFAULT_JUDGE_POLICY: JudgePolicy = {
   minSamples: 100,
   latency: { relativeP95: 1.5, warnRelativeP95: 1.25, absoluteP95Us: 500_000 },
   errors: { relativeRatio: 2, baselineFloor: 0.005, absoluteRatio: 0.05, warnRatio: 0.005 },
+  noData: { noTraffic: 'hold', canaryMissing: 'rollback', baselineMissing: 'hold', redisUnreachable: 'hold' },
+  trafficShareAlpha: 0.0005,
   // 1 % false rollbacks over 2 h of 5 s evaluations, shared by 4 checks: 0.01 / 1440 / 4.
   statistics: { enabled: true, alpha: 0.01 / 1440 / STATISTICAL_CHECKS, grossErrorRatio: 0.5 },
 };
+
+/** What the judge knows besides the two windows. */
+export interface JudgeContext {
+  /** The canary's traffic percentage from the flag key, 0..100; null when unknown (unset, unparsable, unread). */
+  readonly flagPercent: number | null;
+}
+
+const ACTION_OUTCOME: Record<NoDataAction, Outcome> = { hold: 'inconclusive', rollback: 'fail', pass: 'pass' };
+
+const NO_DATA_TEXT: Record<NoDataCause, string> = {
+  noTraffic: 'no traffic to either version in the window',
+  canaryMissing: 'no slots from any canary pod while the flag gives the canary traffic',
+  baselineMissing: 'no slots from any baseline pod',
+  redisUnreachable: 'Redis unreachable: the fleet window could not be read',
+};
+
+/**
+ * The no_data check of a cause: its configured action decides the outcome.
+ * @param detail appended to the cause's text
+ */
+export function noDataCheck(policy: JudgePolicy, cause: NoDataCause, detail = ''): CheckResult {
+  const action = policy.noData[cause];
+  return {
+    check: 'no_data', outcome: ACTION_OUTCOME[action], observed: Number.NaN, threshold: Number.NaN, unit: 'ratio',
+    reason: `${NO_DATA_TEXT[cause]}${detail}: ${action} (policy.noData.${cause})`,
+  };
+}
+
+/**
+ * The verdict of an evaluation that could not read the window (Redis unreachable): only the no_data check, decided by
+ * policy.noData.redisUnreachable.
+ */
+export function unreadableVerdict(policy: JudgePolicy, atMs: number, error: string): Verdict {
+  const check = noDataCheck(policy, 'redisUnreachable', ` (${error})`);
+  const none = { version: '', requests: 0, errors: 0, errorRatio: Number.NaN, p50Ms: Number.NaN, p95Ms: Number.NaN, p99Ms: Number.NaN, requestsPerSecond: 0, pods: 0 };
+  return { outcome: check.outcome, atMs, checks: [check], baseline: none, canary: { ...none }, reason: check.reason };
+}
 
 const ms = (us: number): string => `${(us / 1000).toFixed(1)} ms`;
 const pct = (ratio: number): string => `${(ratio * 100).toFixed(2)} %`;
@@ -106,8 +162,8 @@ const OPERATOR: Record<Outcome, string> = { pass: '<=', warn: '<=', fail: '>', i
  * @param canary merged window of the canary version
  * @param atMs end of the judged window, ms since the epoch (recorded in the verdict, not read from a clock)
  */
-export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number): Verdict {
-  const checks = policy.statistics.enabled ? testedChecks(policy, baseline, canary) : thresholdChecks(policy, baseline, canary);
+export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number, context: JudgeContext = { flagPercent: null }): Verdict {
+  const checks = trafficChecks(policy, baseline, canary, context) ?? (policy.statistics.enabled ? testedChecks(policy, baseline, canary) : thresholdChecks(policy, baseline, canary));
   const outcome = checks.reduce<Outcome>((acc, c) => worst(acc, c.outcome), OUTCOME_ORDER[0]);
   const reason =
     outcome === 'pass'
@@ -118,6 +174,43 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
           .filter((r, i, all) => all.indexOf(r) === i)
           .join('; ');
   return { outcome, atMs, checks, baseline: toFigures(baseline), canary: toFigures(canary), reason };
+}
+
+const RELATIVE: ReadonlySet<string> = new Set(['latency_p95_relative', 'error_ratio_relative']);
+
+/**
+ * The checks when the traffic itself is the problem, or null to judge as usual:
+ * - neither version has requests: only no_data (noTraffic);
+ * - no canary pod reported while the flag gives it traffic: only no_data (canaryMissing); with the flag at 0 %,
+ *   unset or unreadable, no rollout is under way: only no_data, held whatever the action;
+ * - no baseline pod reported: the relative checks give way to no_data (baselineMissing), the absolute ones judge;
+ * - the observed canary share contradicts the flag's (sample-ratio mismatch): the relative checks are inconclusive
+ *   and a traffic_share check says why; the absolute checks judge, since they do not compare the versions.
+ */
+function trafficChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, context: JudgeContext): CheckResult[] | null {
+  const flag = context.flagPercent;
+  if (!(baseline.requests > 0) && !(canary.requests > 0)) return [noDataCheck(policy, 'noTraffic')];
+  if (canary.slotsReported === 0) {
+    if (flag === null || flag === 0) {
+      const why = flag === null ? 'the flag is unset or not a percentage' : 'the flag gives the canary 0 %';
+      return [{ ...noDataCheck(policy, 'canaryMissing'), outcome: 'inconclusive', reason: `no slots from any canary pod; ${why}: no rollout to judge` }];
+    }
+    return [noDataCheck(policy, 'canaryMissing', ` (flag ${flag} %)`)];
+  }
+  const judged = (): CheckResult[] => (policy.statistics.enabled ? testedChecks(policy, baseline, canary) : thresholdChecks(policy, baseline, canary));
+  if (baseline.slotsReported === 0) return [noDataCheck(policy, 'baselineMissing'), ...judged().filter((c) => !RELATIVE.has(c.check))];
+  if (policy.trafficShareAlpha > 0 && flag !== null && flag > 0 && flag < 100) {
+    const total = baseline.requests + canary.requests;
+    const p = sampleRatioPValue(canary.requests, total, flag / 100);
+    if (p < policy.trafficShareAlpha) {
+      const share: CheckResult = {
+        check: 'traffic_share', outcome: 'inconclusive', observed: canary.requests / total, threshold: flag / 100, unit: 'ratio',
+        reason: `sample-ratio mismatch: the canary has ${pct(canary.requests / total)} of ${total} requests, the flag gives it ${flag} % (chi-square p = ${sci(p)} < ${policy.trafficShareAlpha}); the router does not split as configured, so the versions are not compared`,
+      };
+      return [share, ...judged().map((c) => (RELATIVE.has(c.check) && c.outcome !== 'inconclusive' ? { ...c, outcome: 'inconclusive' as const, reason: `${c.reason} (held: sample-ratio mismatch)` } : c))];
+    }
+  }
+  return null;
 }
 
 /** The point estimates against the thresholds (policy.statistics.enabled = false). */

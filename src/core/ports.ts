@@ -37,4 +37,6 @@ export interface FlagStore {
   reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void>;
   /** When the latch was last reset (ms since the epoch), or null if never: tells a reset from a Redis that lost its data. */
   lastResetMs(): Promise<number | null>;
+  /** The flag's value read as the canary's traffic percentage 0..100, or null when unset or not a number in range. */
+  flagPercent(): Promise<number | null>;
 }

@@ -13,7 +13,20 @@ export function worst(a: Outcome, b: Outcome): Outcome {
   return OUTCOME_ORDER.indexOf(a) >= OUTCOME_ORDER.indexOf(b) ? a : b;
 }
 
-export type CheckName = 'latency_p95_relative' | 'latency_p95_absolute' | 'error_ratio_relative' | 'error_ratio_absolute';
+export type CheckName =
+  | 'latency_p95_relative'
+  | 'latency_p95_absolute'
+  | 'error_ratio_relative'
+  | 'error_ratio_absolute'
+  /** A no-data cause (README, "No data"): its configured action decides the outcome. */
+  | 'no_data'
+  /** Sample-ratio mismatch: the observed canary share against the flag's. */
+  | 'traffic_share';
+
+/** Why a window cannot be judged as usual; each has its own configured action (policy.noData). */
+export type NoDataCause = 'noTraffic' | 'canaryMissing' | 'baselineMissing' | 'redisUnreachable';
+/** What a no-data cause does: `hold` (inconclusive), `rollback` (fail) or `pass`. */
+export type NoDataAction = 'hold' | 'rollback' | 'pass';
 
 /**
  * The statistical evidence behind a check (policy.statistics.enabled): a one-sided exact binomial test of "the canary's

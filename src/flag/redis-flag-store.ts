@@ -110,6 +110,13 @@ export class RedisFlagStore implements FlagStore {
     return parseDecision(text) ?? 'corrupt';
   }
 
+  async flagPercent(): Promise<number | null> {
+    const text = await this.redis.get(this.options.flagKey);
+    if (text === null || text.trim() === '') return null;
+    const value = Number(text);
+    return Number.isFinite(value) && value >= 0 && value <= 100 ? value : null;
+  }
+
   /**
    * The decision recorded in one audit stream entry (a rollback event).
    * @param id the entry id as XRANGE prints it (`1700000000000-0`)

@@ -29,6 +29,9 @@ export class FleetReader {
   /** Corrupt payloads skipped since start. */
   corruptTotal = 0;
 
+  /** Called with every payload this reader merges, as stored (`canary-gate record` writes them to a recording). */
+  tap: ((version: string, slotIndex: number, pod: string, payload: string) => void) | null = null;
+
   constructor(redis: Redis, keys: ServiceKeys, versions: { baseline: string; canary: string }, slotMs: number, slots: number) {
     this.redis = redis;
     this.keys = keys;
@@ -80,6 +83,7 @@ export class FleetReader {
         window.add(pod, decoded);
         decoded.histogram.destroy();
         merged++;
+        this.tap?.(window.version, index, pod, text);
       }
     });
     this.corruptTotal += corrupt;

@@ -1,0 +1,106 @@
+/**
+ * Replays a recording through the judge and the controller, deterministically: the same recording and policy give
+ * the same evaluations. For each slot from the first recorded to the last, it merges the pod-slots recorded for it
+ * into rolling windows of `slots` slots (as the lease holder's FleetReader would), judges with the flag recorded for
+ * that slot, and steps the controller, stopping at the first rollback decision (the latch).
+ */
+import type { ControllerState, RollbackDecision } from '../core/controller.ts';
+import { initialState, step } from '../core/controller.ts';
+import { initHistograms } from '../core/histogram.ts';
+import { judge, type JudgePolicy } from '../core/judge.ts';
+import { decodeSlotPayload } from '../core/slot-payload.ts';
+import type { Verdict } from '../core/verdict.ts';
+import { FleetWindow } from '../core/window.ts';
+import type { Recording } from './recording.ts';
+
+export interface ReplayPolicy {
+  readonly judge: JudgePolicy;
+  readonly consecutiveBreaches: number;
+  /** Slots per window (config window.slots). */
+  readonly slots: number;
+}
+
+export interface ReplayResult {
+  readonly recording: string;
+  /** Evaluations made, one per slot. */
+  readonly evaluations: number;
+  /** Verdicts by outcome. */
+  readonly outcomes: Readonly<Record<Verdict['outcome'], number>>;
+  /** The rollback decision, or null when the canary was never rolled back. */
+  readonly decision: RollbackDecision | null;
+  /** The slot index whose evaluation decided the rollback, or null. */
+  readonly rollbackSlot: number | null;
+  /** Seconds from the recording's first slot to the rollback decision, or null. */
+  readonly rollbackAfterS: number | null;
+  /** Payloads that did not decode, skipped. */
+  readonly corrupt: number;
+  /** One line per evaluation whose outcome differs from the previous one, for people. */
+  readonly transitions: readonly string[];
+}
+
+/**
+ * @throws nothing for bad payloads (they are skipped and counted); RangeError from FleetWindow only on a bug
+ */
+export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult {
+  initHistograms();
+  const { slotMs, baseline, canary } = recording.meta;
+  const windows = new Map([
+    [baseline, new FleetWindow(baseline, slotMs, policy.slots)],
+    [canary, new FleetWindow(canary, slotMs, policy.slots)],
+  ]);
+  const bySlot = new Map<number, typeof recording.slots[number][]>();
+  for (const s of recording.slots) {
+    const list = bySlot.get(s.slot) ?? [];
+    list.push(s);
+    bySlot.set(s.slot, list);
+  }
+  const flags = new Map(recording.flags.map((f) => [f.slot, f.percent]));
+  const indexes = [...bySlot.keys(), ...flags.keys()];
+  const outcomes = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
+  const transitions: string[] = [];
+  let corrupt = 0;
+  let evaluations = 0;
+  let decision: RollbackDecision | null = null;
+  let rollbackSlot: number | null = null;
+  let flag: number | null = null;
+  try {
+    if (indexes.length === 0) return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS: null, corrupt, transitions };
+    const first = Math.min(...indexes);
+    const last = Math.max(...indexes);
+    let state: ControllerState = initialState(first * slotMs);
+    let previous = '';
+    for (let index = first; index <= last && decision === null; index++) {
+      for (const w of windows.values()) w.advanceTo(index);
+      for (const s of bySlot.get(index) ?? []) {
+        const window = windows.get(s.version);
+        if (window === undefined || window.has(index, s.pod)) continue;
+        try {
+          const decoded = decodeSlotPayload(s.payload, index, slotMs);
+          window.add(s.pod, decoded);
+          decoded.histogram.destroy();
+        } catch {
+          corrupt++;
+        }
+      }
+      if (flags.has(index)) flag = flags.get(index) ?? null;
+      const atMs = (index + 1) * slotMs;
+      const verdict = judge(policy.judge, windows.get(baseline)!.snapshot(), windows.get(canary)!.snapshot(), atMs, { flagPercent: flag });
+      evaluations++;
+      outcomes[verdict.outcome]++;
+      const next = step({ consecutiveBreaches: policy.consecutiveBreaches }, state, verdict, 'replay');
+      state = next.state;
+      const at = `+${((index - first + 1) * slotMs / 1000).toFixed(1)} s`;
+      if (verdict.outcome !== previous) transitions.push(`${at} ${verdict.outcome}: ${verdict.reason}`);
+      previous = verdict.outcome;
+      if (next.decision !== null) {
+        decision = next.decision;
+        rollbackSlot = index;
+        transitions.push(`${at} ROLLBACK: ${next.decision.reason}`);
+      }
+    }
+    const rollbackAfterS = rollbackSlot === null ? null : ((rollbackSlot - first + 1) * slotMs) / 1000;
+    return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS, corrupt, transitions };
+  } finally {
+    for (const w of windows.values()) w.destroy();
+  }
+}
