@@ -142,7 +142,10 @@ export class Evaluator {
     }
     this.latest = verdict;
     this.evaluations[verdict.outcome]++;
-    if (verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;
+    // A sample-ratio mismatch is a warning too: the router does not split as the flag says.
+    const mismatch = verdict.checks.find((c) => c.check === 'traffic_share');
+    if (mismatch !== undefined) this.logger.warn({ reason: mismatch.reason }, 'traffic share does not match the flag');
+    if (mismatch !== undefined || verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;
     const next = step({ consecutiveBreaches: this.options.consecutiveBreaches }, this.state, verdict, this.options.pod);
     this.state = next.state;
     if (next.decision) {

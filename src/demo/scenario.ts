@@ -71,10 +71,12 @@ async function runWithRedis(options: DemoOptions, redisUrl: string, cleanup: Arr
   const appPorts = { v1: await apps.v1.listen(), v2: await apps.v2.listen() };
   cleanup.push(() => apps.v1.close(), () => apps.v2.close());
 
+  // The policy may be tried from the environment (CANARY_GATE_POLICY_*); everything else is the demo's own.
+  const policyEnv = Object.fromEntries(Object.entries(options.env).filter(([name]) => name.startsWith('CANARY_GATE_POLICY_')));
   const configFor = (version: 'v1' | 'v2') =>
     loadConfig({
       file: DEMO_CONFIG,
-      env: { CANARY_GATE_LOG_LEVEL: options.env.CANARY_GATE_LOG_LEVEL ?? 'error', REDIS_URL: redisUrl, POD_NAME: `demo-${version}-0`, POD_VERSION: version, UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`, PROXY_PORT: '0', ADMIN_PORT: '0' },
+      env: { ...policyEnv, CANARY_GATE_LOG_LEVEL: options.env.CANARY_GATE_LOG_LEVEL ?? 'error', REDIS_URL: redisUrl, POD_NAME: `demo-${version}-0`, POD_VERSION: version, UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`, PROXY_PORT: '0', ADMIN_PORT: '0' },
     });
   const config = configFor('v1');
   const keys = serviceKeys(config.redis.keyPrefix, config.service);
