@@ -1,0 +1,133 @@
+/**
+ * Shared parts of the benchmarks: where results go, what they record about the machine, medians, pinning processes
+ * to cores with taskset, child processes that announce their port, and /proc readings of CPU time and RSS.
+ *
+ * Every benchmark runs its contenders side by side in one process tree and writes `bench/results/<name>.json`
+ * (or `$BENCH_RESULTS_DIR/<name>.json`). `BENCH_SMOKE=1` shrinks every size so that the smoke test keeps them from rotting.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const NODE = process.execPath;
+export const SMOKE = process.env.BENCH_SMOKE === '1';
+const RESULTS = process.env.BENCH_RESULTS_DIR ?? join(ROOT, 'bench/results');
+
+/** The machine a result was measured on. */
+export function machine(): Record<string, unknown> {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    // not a git checkout
+  }
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform, commit };
+}
+
+/**
+ * Writes `<results>/<name>.json` with the machine, the parameters and the figures.
+ * @returns the path written
+ */
+export async function writeResult(name: string, params: Record<string, unknown>, figures: unknown): Promise<string> {
+  await mkdir(RESULTS, { recursive: true });
+  const path = join(RESULTS, `${name}.json`);
+  await writeFile(path, `${JSON.stringify({ name, at: new Date().toISOString(), smoke: SMOKE, machine: machine(), params, figures }, null, 2)}\n`);
+  return path;
+}
+
+/** Median of a non-empty list (mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Whether `taskset` exists (util-linux); without it processes run unpinned and the result says so. */
+export const HAS_TASKSET = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Cores for the system under test and for the load generator (distinct when the machine has two or more). */
+export const CORES = { system: '0', load: cpus().length > 1 ? '1' : '0' } as const;
+
+/** Spawns `command args` pinned to `core` (when taskset exists). */
+export function spawnPinned(core: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return HAS_TASKSET
+    ? spawn('taskset', ['-c', core, command, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+/**
+ * Starts a bench server script (bench/servers/*.ts) pinned to the system core; it prints `{"port": N}` on its first line.
+ * @returns the child and its port
+ */
+export async function startServer(script: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawnPinned(CORES.system, NODE, [join(ROOT, 'bench/servers', script), ...args], env);
+  const line = await firstLine(child);
+  return { child, port: (JSON.parse(line) as { port: number }).port };
+}
+
+/** The first line a child prints on stdout. @throws when it exits first */
+export function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((res, rej) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (line) => {
+      rl.close();
+      res(line);
+    });
+    child.once('exit', (code) => rej(new Error(`exited ${code} before printing`)));
+  });
+}
+
+/** Stops a child and waits for it. */
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** The pid that does the work: taskset execs its command, so the child's pid is the process itself. */
+export const pidOf = (child: ChildProcess): number => child.pid!;
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the comm field; clock ticks of 1/100 s on Linux.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Resident set size of a process, bytes, from /proc/<pid>/status. */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
+
+/** Runs autocannon in a child pinned to the load core; resolves to its summary (see bench/servers/load.ts). */
+export async function load(options: { url: string; connections: number; durationS: number; rate?: number; amount?: number }): Promise<LoadSummary> {
+  const child = spawnPinned(CORES.load, NODE, [join(ROOT, 'bench/servers/load.ts'), JSON.stringify(options)]);
+  const line = await firstLine(child);
+  await new Promise((r) => child.once('exit', r));
+  return JSON.parse(line) as LoadSummary;
+}
+
+export interface LoadSummary {
+  readonly requests: number;
+  readonly rps: number;
+  readonly offeredRps: number | null;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly non2xx: number;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

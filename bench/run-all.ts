@@ -1,0 +1,23 @@
+/**
+ * `npm run bench`: every benchmark, one after the other (each a child process, so that none inherits another's heap
+ * or JIT state), then the README table regenerated from bench/results. Pass names to run a subset:
+ * `npm run bench -- proxy-overhead memory`.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { NODE, ROOT } from './lib.ts';
+
+export const BENCHMARKS = ['recording-cost', 'p95-accuracy', 'fleet-scale', 'proxy-overhead', 'detection-latency', 'memory'] as const;
+
+const chosen = process.argv.slice(2).length ? process.argv.slice(2) : [...BENCHMARKS];
+for (const name of chosen) {
+  if (!(BENCHMARKS as readonly string[]).includes(name)) {
+    console.error(`unknown benchmark ${name}; one of ${BENCHMARKS.join(', ')}`);
+    process.exit(2);
+  }
+  console.log(`\n== ${name}`);
+  const r = spawnSync(NODE, [join(ROOT, 'bench', `${name}.ts`)], { stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+const r = spawnSync(NODE, [join(ROOT, 'bench/readme-table.ts'), '--write'], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

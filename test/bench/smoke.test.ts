@@ -1,0 +1,43 @@
+/**
+ * Every benchmark at a tiny size (BENCH_SMOKE=1), so that none rots: each must run to the end and write a result with
+ * the machine, the parameters and figures of the expected shape, and the README table must render from them.
+ * Figures are not asserted: a smoke run measures nothing.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { benchTables } from '../../bench/readme-table.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const results = mkdtempSync(join(tmpdir(), 'cg-bench-smoke-'));
+afterAll(() => rmSync(results, { recursive: true, force: true }));
+
+const expected: Record<string, string[]> = {
+  'recording-cost': ['contender', 'nsPerRequest'],
+  'p95-accuracy': ['distribution', 'exactP95Ms', 'hdrP95Ms', 'hdrRelativeError', 'prometheusP95Ms', 'prometheusRelativeError'],
+  'fleet-scale': ['pods', 'firstReadMs', 'steadyReadMs', 'bytesPerPodPerSlot'],
+  'proxy-overhead': ['contender', 'rps', 'ratioToDirect', 'offeredRps', 'achievedRps', 'addedP50Ms', 'addedP99Ms', 'cpuSecondsPer10k', 'rssMiB'],
+  'detection-latency': ['canaryRps', 'policy', 'secondsToFlag'],
+  memory: ['requests', 'rssMiB'],
+};
+
+describe('benchmarks at smoke size', () => {
+  it.each(Object.keys(expected))('%s runs and writes its result', (name) => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bench', `${name}.ts`)], {
+      encoding: 'utf8', env: { ...process.env, BENCH_SMOKE: '1', BENCH_RESULTS_DIR: results }, timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const result = JSON.parse(readFileSync(join(results, `${name}.json`), 'utf8'));
+    expect(result).toMatchObject({ name, smoke: true, machine: { cores: expect.any(Number), node: process.version } });
+    expect(result.figures.length).toBeGreaterThan(0);
+    for (const figure of result.figures) expect(Object.keys(figure)).toEqual(expect.arrayContaining(expected[name]!));
+  }, 150_000);
+
+  it('renders the README tables from the results, marked as smoke size', () => {
+    const tables = benchTables(results);
+    for (const name of Object.keys(expected)) expect(tables).toContain(`**${name}**`);
+    expect(tables).toContain('SMOKE SIZE: not a measurement');
+  });
+});
