@@ -7,7 +7,7 @@
  * nothing about recording, so the demo's traffic router reuses it.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, errorCodeOf, type Outcome } from './outcome.ts';
 
@@ -91,6 +91,42 @@ export async function forwardRequest(dispatcher: Dispatcher, req: IncomingMessag
   }
 }
 
+/**
+ * Streams the upstream body into the response with backpressure (Readable.pipe) and settles when the response has
+ * finished; rejects with the body's error, or when the response closes before finishing (the client went away).
+ * Lighter than stream.pipeline, which builds and aborts an AbortController per call (about 5 % of the proxy's CPU in
+ * a profile at saturation).
+ */
+function relay(body: Readable, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onFinish = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (): void => {
+      if (res.writableFinished) return;
+      cleanup();
+      reject(new Error('response closed before it finished'));
+    };
+    const cleanup = (): void => {
+      body.off('error', onError);
+      res.off('error', onError);
+      res.off('finish', onFinish);
+      res.off('close', onClose);
+      body.unpipe(res);
+    };
+    body.once('error', onError);
+    res.once('error', onError);
+    res.once('finish', onFinish);
+    res.once('close', onClose);
+    body.pipe(res);
+  });
+}
+
 async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardResult> {
   if (res.destroyed) return { status: 0, outcome: 'client_abort' };
   const abort = new AbortController();
@@ -146,7 +182,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
     });
     try {
       res.writeHead(upstream.statusCode, endToEndHeaders(upstream.headers));
-      await pipeline(body, res);
+      await relay(body, res);
       return { status: upstream.statusCode, outcome: 'ok' };
     } catch (err) {
       body.destroy();
