@@ -27,7 +27,11 @@ export function envNameOf(path: string): string {
 function mergeOver(base: unknown, over: unknown): unknown {
   if (!isTree(base) || !isTree(over)) return over === undefined ? base : over;
   const out: Tree = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = mergeOver(base[k], v);
+  // defineProperty, not assignment: a `__proto__` key from YAML must stay a key (and be reported as unknown), not
+  // replace the object's prototype (found by fuzzing, test/fuzz/config-fields.test.ts).
+  for (const [k, v] of Object.entries(over)) {
+    Object.defineProperty(out, k, { value: mergeOver(Object.hasOwn(base, k) ? base[k] : undefined, v), enumerable: true, writable: true, configurable: true });
+  }
   return out;
 }
 

@@ -80,8 +80,16 @@ export class FleetReader {
           corrupt++;
           continue;
         }
-        window.add(pod, decoded);
-        decoded.histogram.destroy();
+        try {
+          window.add(pod, decoded);
+        } catch {
+          // A histogram that decodes but does not fit the window: corrupt, counted once, not retried every evaluation.
+          this.corruptSeen.add(seenKey);
+          corrupt++;
+          continue;
+        } finally {
+          decoded.histogram.destroy();
+        }
         merged++;
         this.tap?.(window.version, index, pod, text);
       }
