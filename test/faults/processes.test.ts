@@ -2,10 +2,12 @@
  * Faults with real processes and real clocks:
  * - the evaluator killed with SIGKILL: another sidecar process takes the lease within two lease periods and keeps
  *   the latched rollback;
+ * - the evaluator paused (SIGSTOP) past its lease and resumed: another has taken the lease with a larger fencing token
+ *   and rolled back; after a reset the resumed process does not hold the lease and writes nothing;
  * - a pod whose clock runs 3 s ahead: its slots land in the future, the evaluator keeps judging, nothing crashes, and
  *   its requests are merged once the fleet's clock reaches them.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -85,6 +87,54 @@ describe('the evaluator process killed with SIGKILL', () => {
     console.log(`lease taken over ${takeoverMs} ms after SIGKILL (lease TTL ${LEASE_TTL_MS} ms)`);
     expect(takeoverMs).toBeLessThanOrEqual(2 * LEASE_TTL_MS + 500); // two lease periods, plus one renewal tick of slack
     await eventually(async () => ((await status(next))?.state.phase === 'rolled_back' ? true : undefined), 5000, 'the latch read by the new holder');
+  });
+});
+
+describe('an evaluator process paused past its lease (SIGSTOP), then resumed', () => {
+  it('finds the lease taken by another with a larger fencing token, steps down, and leaves the new decision alone', async () => {
+    const ok = await startUpstream();
+    let failing = true;
+    const canaryApp = await startUpstream((_req, res) => void res.writeHead(failing ? 503 : 200).end('x'));
+    cleanups.push(() => ok.close(), () => canaryApp.close());
+    const service = `pause-${process.pid}`;
+    const pods = [await spawnSidecar(service, 'a', 'v1', ok.url), await spawnSidecar(service, 'b', 'v2', canaryApp.url)];
+    const holderOf = async (): Promise<Proc | undefined> => {
+      for (const p of pods) if ((await status(p))?.evaluator.holding) return p;
+      return undefined;
+    };
+    const old = await eventually(holderOf, 10_000, 'a first lease holder');
+    const other = pods.find((p) => p !== old)!;
+    const tokenOf = async (p: Proc) => ((await (await request(`${p.admin}/status`)).body.json()) as { evaluator: { fencingToken: number } }).evaluator.fencingToken;
+    const oldToken = await tokenOf(old);
+    old.child.kill('SIGSTOP');
+    cleanups.push(async () => void old.child.kill('SIGCONT'));
+    // Load through the live sidecar only: it takes the lease and rolls the failing canary back on its own.
+    let loading = true;
+    const load = (async () => {
+      while (loading) await request(`${other.proxy}/`).then((r) => r.body.dump(), () => sleep(10));
+    })();
+    await eventually(async () => ((await status(other))?.evaluator.holding ? true : undefined), 5000, 'the lease taken over');
+    expect(await tokenOf(other)).toBeGreaterThan(oldToken);
+    await eventually(async () => ((await status(other))?.state.phase === 'rolled_back' ? true : undefined), 10_000, 'the rollback by the new holder');
+    // The canary is fixed and its window fills with healthy requests; the operator resets; the old evaluator wakes up.
+    failing = false;
+    await sleep(3000);
+    loading = false;
+    await load;
+    const reset = spawnSync(process.execPath, [MAIN, 'reset', '--flag', '10', '--reason', 'fixed', '--actor', 'test'], {
+      encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH ?? '', REDIS_URL: redisServer.url, SERVICE_NAME: service },
+    });
+    expect(reset.status, reset.stderr).toBe(0);
+    old.child.kill('SIGCONT');
+    await sleep(3 * LEASE_TTL_MS);
+    expect((await status(old))?.evaluator.holding).toBe(false);
+    expect((await status(other))?.evaluator.holding).toBe(true);
+    const flags = await import('ioredis').then(({ Redis }) => new Redis(redisServer.url));
+    cleanups.push(async () => flags.disconnect());
+    expect(await flags.get('feature:v2_traffic_percentage')).toBe('10');
+    const audit = await flags.xrange(`canary-gate:{${service}}:audit`, '-', '+');
+    // One rollback, by the new holder, then the reset: nothing from the resumed evaluator.
+    expect(audit.map(([, f]) => `${f[1]} ${f[3]}`)).toEqual([`rollback ${other === pods[0] ? 'a' : 'b'}`, 'reset test']);
   });
 });
 
