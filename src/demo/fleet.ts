@@ -1,0 +1,142 @@
+/**
+ * The demo fleet: two demo apps (v1 healthy, v2 that regresses on cue), a sidecar in front of each on
+ * config/default.yaml, and a router that sends the flag's percentage of requests to v2. It carries no load of its own:
+ * `canary-gate demo` drives it with autocannon, and `canary-gate load` with a profile that has a `demo` section.
+ *
+ * Starting it begins a rollout like an operator would: the previous run's slots, lease and decision are cleared and
+ * the flag is set to the start percentage.
+ */
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { EvaluationEvent } from '../app/evaluator.ts';
+import { buildSidecar, type Sidecar } from '../app/sidecar.ts';
+import type { Config } from '../config/schema.ts';
+import { loadConfig } from '../config/load.ts';
+import { createLogger } from '../config/logger.ts';
+import { serviceKeys, type ServiceKeys } from '../core/keys.ts';
+import type { Verdict } from '../core/verdict.ts';
+import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
+import { createDemoApp, HEALTHY, REGRESSED } from './demo-app.ts';
+import { findRedis, type FoundRedis } from './find-redis.ts';
+import { createDemoRouter } from './router.ts';
+
+/** The config every demo sidecar loads (the embedded default). */
+export const DEMO_CONFIG = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
+
+/** What the fleet regresses into, for messages. */
+export const DEMO_REGRESSION = { from: HEALTHY, to: REGRESSED } as const;
+
+export interface DemoFleetOptions {
+  /** REDIS_URL picks the Redis (else 127.0.0.1:6379, else a private redis-server); CANARY_GATE_POLICY_* try another policy. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Canary share the rollout starts at, percent 0..100. */
+  readonly startPercentage: number;
+  /** Who starts the rollout, for the reset's audit entry (e.g. `canary-gate demo`). */
+  readonly actor: string;
+  /** Called after every evaluation of either sidecar. */
+  readonly onEvaluation?: (event: EvaluationEvent) => void;
+}
+
+export interface DemoFleet {
+  /** The router's origin: where the load goes. */
+  readonly url: string;
+  readonly redisUrl: string;
+  /** How the Redis was found (REDIS_URL, local, private redis-server). */
+  readonly redisOrigin: FoundRedis['origin'];
+  /** The v1 sidecar's config (the v2 one differs only in pod, version and upstream). */
+  readonly config: Config;
+  readonly keys: ServiceKeys;
+  readonly flagKey: string;
+  readonly rollbackValue: string;
+  /** Proxy ports of the v1 and v2 sidecars and the router's port. */
+  readonly ports: { readonly v1: number; readonly v2: number; readonly router: number };
+  /** Turns v2 slow and error-prone (median 50 ms instead of 20, 10 % errors). */
+  regress(): void;
+  /** The flag's value in Redis, or null when unset. Throws on a Redis error. */
+  readFlag(): Promise<string | null>;
+  /** The decision record's raw JSON, or null when there is none. Throws on a Redis error. */
+  readDecision(): Promise<string | null>;
+  /** The newest verdict of whichever sidecar evaluates, or null before the first. */
+  latestVerdict(): Verdict | null;
+  /** Requests the router sent to each version so far. */
+  routed(): { baseline: number; canary: number };
+  /** Stops the router, the sidecars (draining), the apps and a private Redis; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the demo fleet.
+ * @throws CanaryGateError CG_DEMO_NO_REDIS when no Redis can be found or started; CG_CONFIG_INVALID for a bad
+ *   CANARY_GATE_POLICY_* value
+ */
+export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFleet> {
+  const { env } = options;
+  const cleanup: Array<() => Promise<unknown>> = [];
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    for (const step of cleanup.reverse()) await step().catch(() => undefined);
+  };
+  try {
+    const found = await findRedis(env);
+    cleanup.push(() => found.stop());
+    const apps = { v1: createDemoApp('v1', HEALTHY, 11), v2: createDemoApp('v2', HEALTHY, 22) };
+    const appPorts = { v1: await apps.v1.listen(), v2: await apps.v2.listen() };
+    cleanup.push(() => apps.v1.close(), () => apps.v2.close());
+
+    // The policy may be tried from the environment (CANARY_GATE_POLICY_*); everything else is the demo's own.
+    const policyEnv = Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('CANARY_GATE_POLICY_')));
+    const configFor = (version: 'v1' | 'v2'): Config =>
+      loadConfig({
+        file: DEMO_CONFIG,
+        env: { ...policyEnv, CANARY_GATE_LOG_LEVEL: env.CANARY_GATE_LOG_LEVEL ?? 'error', REDIS_URL: found.url, POD_NAME: `demo-${version}-0`, POD_VERSION: version, UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`, PROXY_PORT: '0', ADMIN_PORT: '0' },
+      });
+    const config = configFor('v1');
+    const keys = serviceKeys(config.redis.keyPrefix, config.service);
+
+    // An operator starting a rollout: clear the previous run's decision and slots, set the canary's share.
+    const control = new Redis(found.url, { maxRetriesPerRequest: 1 });
+    cleanup.push(async () => control.disconnect());
+    const stale = await control.keys(`${config.redis.keyPrefix}:{${config.service}}:slot:*`);
+    if (stale.length > 0) await control.del(...stale);
+    await control.del(keys.lease);
+    await new RedisFlagStore(control, keys, flagOptionsOf(config.flag)).reset(options.actor, `${options.actor} starts a rollout`, String(options.startPercentage), Date.now());
+
+    const logger = createLogger(config.log.level, { service: config.service });
+    const sidecars: Sidecar[] = [];
+    const ports = { v1: 0, v2: 0 };
+    for (const version of ['v1', 'v2'] as const) {
+      const sidecar = buildSidecar(configFor(version), { onEvaluation: options.onEvaluation, logger: logger.child({ pod: `demo-${version}-0`, version }) });
+      sidecars.push(sidecar);
+      cleanup.push(() => sidecar.close());
+      ports[version] = (await sidecar.start()).proxyPort;
+    }
+    const router = createDemoRouter(control, config.flag.key, `http://127.0.0.1:${ports.v1}`, `http://127.0.0.1:${ports.v2}`);
+    const routerPort = await router.listen();
+    cleanup.push(() => router.close());
+
+    return {
+      url: `http://127.0.0.1:${routerPort}`,
+      redisUrl: found.url,
+      redisOrigin: found.origin,
+      config,
+      keys,
+      flagKey: config.flag.key,
+      rollbackValue: config.flag.rollbackValue,
+      ports: { ...ports, router: routerPort },
+      regress: () => apps.v2.regress(REGRESSED),
+      readFlag: () => control.get(config.flag.key),
+      readDecision: () => control.get(keys.decision),
+      latestVerdict: () => {
+        const verdicts = sidecars.map((s) => s.status().latestVerdict).filter((v): v is Verdict => v !== null);
+        return verdicts.sort((a, b) => b.atMs - a.atMs)[0] ?? null;
+      },
+      routed: () => ({ ...router.routed }),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
