@@ -17,6 +17,7 @@ import type { RollbackDecision } from '../core/controller.ts';
 import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS, runDemo } from '../demo/scenario.ts';
+import { registerLoadCommand } from '../load/command.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -220,6 +221,7 @@ export function createProgram(): Command {
       process.exit(code);
     });
 
+  registerLoadCommand(program);
   return program;
 }
 

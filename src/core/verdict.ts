@@ -67,15 +67,20 @@ export interface CheckResult {
   readonly evidence?: CheckEvidence;
 }
 
-/** Figures of one version as people read them: latencies in ms, ratio 0..1. */
-export interface VersionFigures {
-  readonly version: string;
+/** Requests, errors and latency quantiles as people read them: latencies in ms (NaN without samples), ratio 0..1. */
+export interface LatencyFigures {
   readonly requests: number;
   readonly errors: number;
+  /** errors / requests, 0..1; NaN when requests is 0. */
   readonly errorRatio: number;
   readonly p50Ms: number;
   readonly p95Ms: number;
   readonly p99Ms: number;
+}
+
+/** Figures of one version in the window: the latency figures plus its rate (requests/s) and reporting pods. */
+export interface VersionFigures extends LatencyFigures {
+  readonly version: string;
   readonly requestsPerSecond: number;
   readonly pods: number;
 }
