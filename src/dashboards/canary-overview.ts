@@ -6,22 +6,7 @@
  */
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
-import {
-  DATASOURCE,
-  dashboardBase,
-  LEASE_MAPPINGS,
-  percent,
-  POLICY,
-  query,
-  RESULT_MAPPINGS,
-  row,
-  STATE_MAPPINGS,
-  statPanel,
-  stateTimelinePanel,
-  THRESHOLD_LINE,
-  thresholds,
-  timeseriesPanel,
-} from './panels.ts';
+import { DATASOURCE, LEASE_MAPPINGS, POLICY, RESULT_MAPPINGS, STATE_MAPPINGS, THRESHOLD_LINE, dashboardBase, percent, query, row, seriesPanel, statPanel, stateTimelinePanel, thresholds, timeseriesPanel } from './panels.ts';
 import { durationQuantile, holder, increase, perVersion, rate, sel } from './promql.ts';
 
 export const CANARY_OVERVIEW_UID = 'canary-gate-overview';
@@ -130,24 +115,18 @@ export function canaryOverview(): dashboard.DashboardBuilder {
         .withTarget(query('A', TRAFFIC_SHARE, '{{service_version}}')),
     )
     .withPanel(
-      timeseriesPanel('Request rate per version', 'Requests per second through the sidecars, per version.', 'reqps')
-        .min(0)
-        .withTarget(query('A', perVersion('canary_gate_proxy_requests_total'), '{{service_version}}')),
+      seriesPanel('Request rate per version', 'Requests per second through the sidecars, per version.', 'reqps', [perVersion('canary_gate_proxy_requests_total'), '{{service_version}}']),
     )
     .withRow(row('Latency'))
     .withPanel(latencyPanel(0.95))
     .withPanel(latencyPanel(0.99))
     .withPanel(exactVersusEstimate())
     .withPanel(
-      timeseriesPanel('Samples in the judged window', 'Requests per role in the fleet window; below policy.minSamples a check is inconclusive.', 'none')
-        .min(0)
-        .withTarget(query('A', holder('canary_gate_window_requests', 'scope="fleet"'), '{{role}} ({{service_version}})')),
+      seriesPanel('Samples in the judged window', 'Requests per role in the fleet window; below policy.minSamples a check is inconclusive.', 'none', [holder('canary_gate_window_requests', 'scope="fleet"'), '{{role}} ({{service_version}})']),
     )
     .withRow(row('Errors'))
     .withPanel(errorRatioPanel())
     .withPanel(
-      timeseriesPanel('Evaluations by verdict', 'Evaluations per second on the lease holder, by verdict.', 'ops')
-        .min(0)
-        .withTarget(query('A', `sum by (verdict) (${rate('canary_gate_evaluations_total')})`, '{{verdict}}')),
+      seriesPanel('Evaluations by verdict', 'Evaluations per second on the lease holder, by verdict.', 'ops', [`sum by (verdict) (${rate('canary_gate_evaluations_total')})`, '{{verdict}}']),
     );
 }

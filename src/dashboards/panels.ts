@@ -103,6 +103,10 @@ export function dashboardBase(uid: string, title: string, description: string): 
 /** A row that starts a new band of panels; the panels after it are added to the dashboard, not to the row. */
 export const row = (title: string): dashboard.RowBuilder => new dashboard.RowBuilder(title);
 
+/** A list legend under the panel, without calculations. */
+const bottomLegend = (): common.VizLegendOptionsBuilder =>
+  new common.VizLegendOptionsBuilder().showLegend(true).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom).calcs([]);
+
 /** A time series panel with a legend and a shared, sorted tooltip. */
 export function timeseriesPanel(title: string, description: string, unit: string): timeseries.PanelBuilder {
   return new timeseries.PanelBuilder()
@@ -115,14 +119,18 @@ export function timeseriesPanel(title: string, description: string, unit: string
     .lineWidth(1)
     .fillOpacity(10)
     .showPoints(common.VisibilityMode.Never)
-    .legend(
-      new common.VizLegendOptionsBuilder()
-        .showLegend(true)
-        .displayMode(common.LegendDisplayMode.List)
-        .placement(common.LegendPlacement.Bottom)
-        .calcs([]),
-    )
+    .legend(bottomLegend())
     .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending));
+}
+
+/**
+ * A time series panel of quantities that cannot go below zero (rates, counts, bytes), with one query per
+ * `[expr, legend]` pair, refIds A, B, ... in order.
+ */
+export function seriesPanel(title: string, description: string, unit: string, ...targets: Array<[expr: string, legend: string]>): timeseries.PanelBuilder {
+  const panel = timeseriesPanel(title, description, unit).min(0);
+  targets.forEach(([expr, legend], i) => panel.withTarget(query(String.fromCharCode(65 + i), expr, legend)));
+  return panel;
 }
 
 /** A stat panel showing each series' last value. */
@@ -153,13 +161,7 @@ export function stateTimelinePanel(title: string, description: string, unit: str
     .mergeValues(true)
     .rowHeight(0.9)
     .fillOpacity(80)
-    .legend(
-      new common.VizLegendOptionsBuilder()
-        .showLegend(true)
-        .displayMode(common.LegendDisplayMode.List)
-        .placement(common.LegendPlacement.Bottom)
-        .calcs([]),
-    )
+    .legend(bottomLegend())
     .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Single).sort(common.SortOrder.None));
 }
 
@@ -170,41 +172,23 @@ export function thresholds(base: string, ...steps: Array<[number, string]>): das
     .steps([{ value: null, color: base }, ...steps.map(([value, color]) => ({ value, color }))]);
 }
 
-/** One value-to-text mapping: each value gets a text and a colour. */
-function valueMap(entries: Array<[value: number, text: string, color: string]>): dashboard.ValueMap {
+/** Value-to-text mappings: each value gets a text and a colour, in the order given. */
+function valueMappings(...entries: Array<[value: number, text: string, color: string]>): dashboard.ValueMapping[] {
   const options: Record<string, dashboard.ValueMappingResult> = {};
   entries.forEach(([value, text, color], index) => {
     options[String(value)] = { text, color, index };
   });
-  return { type: dashboard.MappingType.ValueToText, options };
+  return [{ type: dashboard.MappingType.ValueToText, options }];
 }
 
 /** canary_gate_state: 0 healthy, 1 breaching, 2 rolled back (the controller's declared order). */
-export const STATE_MAPPINGS: dashboard.ValueMapping[] = [
-  valueMap([
-    [0, 'healthy', 'green'],
-    [1, 'breaching', 'orange'],
-    [2, 'rolled back', 'red'],
-  ]),
-];
+export const STATE_MAPPINGS = valueMappings([0, 'healthy', 'green'], [1, 'breaching', 'orange'], [2, 'rolled back', 'red']);
 
 /** canary_gate_check_result: the verdict outcomes in their declared best-to-worst order. */
-export const RESULT_MAPPINGS: dashboard.ValueMapping[] = [
-  valueMap([
-    [0, 'pass', 'green'],
-    [1, 'warn', 'yellow'],
-    [2, 'inconclusive', 'blue'],
-    [3, 'fail', 'red'],
-  ]),
-];
+export const RESULT_MAPPINGS = valueMappings([0, 'pass', 'green'], [1, 'warn', 'yellow'], [2, 'inconclusive', 'blue'], [3, 'fail', 'red']);
 
 /** canary_gate_lease_holder: 1 on the evaluator. */
-export const LEASE_MAPPINGS: dashboard.ValueMapping[] = [
-  valueMap([
-    [0, 'follower', 'transparent'],
-    [1, 'lease holder', 'blue'],
-  ]),
-];
+export const LEASE_MAPPINGS = valueMappings([0, 'follower', 'transparent'], [1, 'lease holder', 'blue']);
 
 /** Draws a query's series as a dashed red line: the policy's thresholds. */
 export const THRESHOLD_LINE: dashboard.DynamicConfigValue[] = [

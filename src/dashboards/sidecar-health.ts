@@ -3,7 +3,7 @@
  * request, memory, event-loop lag, GC, Redis errors, corrupt payloads, dropped slots and refused requests, per pod.
  */
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
-import { dashboardBase, query, row, statPanel, thresholds, timeseriesPanel } from './panels.ts';
+import { dashboardBase, query, row, seriesPanel, statPanel, thresholds } from './panels.ts';
 import { rate, sel } from './promql.ts';
 
 export const SIDECAR_HEALTH_UID = 'canary-gate-sidecar-health';
@@ -41,53 +41,33 @@ export function sidecarHealth(): dashboard.DashboardBuilder {
     )
     .withRow(row('Proxy overhead'))
     .withPanel(
-      timeseriesPanel('CPU seconds per 1k proxied requests', "The sidecar's CPU time per thousand requests it proxied: its cost per request.", 's')
-        .min(0)
-        .withTarget(query('A', `${perPod('process_cpu_seconds_total')} / ${perPod('canary_gate_proxy_requests_total')} * 1000`, '{{pod}}')),
+      seriesPanel('CPU seconds per 1k proxied requests', "The sidecar's CPU time per thousand requests it proxied: its cost per request.", 's', [`${perPod('process_cpu_seconds_total')} / ${perPod('canary_gate_proxy_requests_total')} * 1000`, '{{pod}}']),
     )
     .withPanel(
-      timeseriesPanel('CPU', 'CPU used by each sidecar, in cores.', 'percentunit')
-        .min(0)
-        .withTarget(query('A', perPod('process_cpu_seconds_total'), '{{pod}}')),
+      seriesPanel('CPU', 'CPU used by each sidecar, in cores.', 'percentunit', [perPod('process_cpu_seconds_total'), '{{pod}}']),
     )
     .withRow(row('Runtime'))
     .withPanel(
-      timeseriesPanel('Event-loop lag p99', 'Node.js event-loop delay, p99 over the sampling interval: a busy sidecar adds it to every request.', 's')
-        .min(0)
-        .withTarget(query('A', sel('nodejs_eventloop_lag_p99_seconds'), '{{pod}}')),
+      seriesPanel('Event-loop lag p99', 'Node.js event-loop delay, p99 over the sampling interval: a busy sidecar adds it to every request.', 's', [sel('nodejs_eventloop_lag_p99_seconds'), '{{pod}}']),
     )
     .withPanel(
-      timeseriesPanel('Resident memory', 'RSS of each sidecar: flat under steady load.', 'bytes')
-        .min(0)
-        .withTarget(query('A', sel('process_resident_memory_bytes'), 'rss {{pod}}'))
-        .withTarget(query('B', `sum by (pod) (${sel('nodejs_heap_size_used_bytes')})`, 'heap used {{pod}}')),
+      seriesPanel('Resident memory', 'RSS of each sidecar: flat under steady load.', 'bytes', [sel('process_resident_memory_bytes'), 'rss {{pod}}'], [`sum by (pod) (${sel('nodejs_heap_size_used_bytes')})`, 'heap used {{pod}}']),
     )
     .withPanel(
-      timeseriesPanel('GC time', 'Seconds per second spent in garbage collection, per pod and kind.', 'percentunit')
-        .min(0)
-        .withTarget(query('A', `sum by (pod, kind) (${rate('nodejs_gc_duration_seconds_sum')})`, '{{pod}} {{kind}}')),
+      seriesPanel('GC time', 'Seconds per second spent in garbage collection, per pod and kind.', 'percentunit', [`sum by (pod, kind) (${rate('nodejs_gc_duration_seconds_sum')})`, '{{pod}} {{kind}}']),
     )
     .withPanel(
-      timeseriesPanel('Active handles', 'Sockets, timers and other libuv handles held open.', 'none')
-        .min(0)
-        .withTarget(query('A', sel('nodejs_active_handles_total'), '{{pod}}')),
+      seriesPanel('Active handles', 'Sockets, timers and other libuv handles held open.', 'none', [sel('nodejs_active_handles_total'), '{{pod}}']),
     )
     .withRow(row('Faults'))
     .withPanel(
-      timeseriesPanel('Redis errors', 'Redis commands that failed or timed out, per second. Slots are buffered meanwhile.', 'ops')
-        .min(0)
-        .withTarget(query('A', perPod('canary_gate_redis_errors_total'), '{{pod}}')),
+      seriesPanel('Redis errors', 'Redis commands that failed or timed out, per second. Slots are buffered meanwhile.', 'ops', [perPod('canary_gate_redis_errors_total'), '{{pod}}']),
     )
     .withPanel(
-      timeseriesPanel('Skipped payloads and dropped slots', 'Fleet payloads that did not decode, and sealed slots dropped unpublished, per second.', 'ops')
-        .min(0)
-        .withTarget(query('A', perPod('canary_gate_payloads_corrupt_total'), 'corrupt {{pod}}'))
-        .withTarget(query('B', perPod('canary_gate_slots_dropped_total'), 'dropped {{pod}}')),
+      seriesPanel('Skipped payloads and dropped slots', 'Fleet payloads that did not decode, and sealed slots dropped unpublished, per second.', 'ops', [perPod('canary_gate_payloads_corrupt_total'), 'corrupt {{pod}}'], [perPod('canary_gate_slots_dropped_total'), 'dropped {{pod}}']),
     )
     .withPanel(
-      timeseriesPanel('Refused requests', 'Requests the HTTP parser refused before forwarding (431, 408, 400), per reason.', 'reqps')
-        .min(0)
-        .span(24)
-        .withTarget(query('A', `sum by (reason) (${rate('canary_gate_proxy_rejected_total')})`, '{{reason}}')),
+      seriesPanel('Refused requests', 'Requests the HTTP parser refused before forwarding (431, 408, 400), per reason.', 'reqps', [`sum by (reason) (${rate('canary_gate_proxy_rejected_total')})`, '{{reason}}'])
+        .span(24),
     );
 }
