@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { Agent, Pool, request } from 'undici';
+import { Agent, type Dispatcher, Pool, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { forwardRequest, type ForwardOptions, type ForwardResult } from '../../src/proxy/forward.ts';
-import { ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
+import { closedPort, leaveMidResponse, ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -48,15 +48,6 @@ async function setup(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return { front: await startFront(upstream.url, poolOptions, forwardOptions), upstream };
 }
 
-/** A port that was listening a moment ago and is not any more: connecting to it is refused. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
@@ -93,6 +84,16 @@ async function expectServesAgain(front: Front, upstream: Upstream): Promise<void
   const res = await request(`${front.url}/again`, { dispatcher: client });
   expect(res.statusCode).toBe(200);
   expect(await res.body.text()).toBe('ok');
+}
+
+/** The proxy answered 502 with the `reset` outcome, recorded one result, and serves the next request. */
+async function expectResetThenServes(res: Dispatcher.ResponseData, front: Front, upstream: Upstream): Promise<void> {
+  expect(res.statusCode).toBe(502);
+  expect(res.headers['x-canary-gate-error']).toBe('reset');
+  await res.body.dump();
+  expect(front.results).toHaveLength(1);
+  expect(front.results[0]).toMatchObject({ status: 502, outcome: 'reset' });
+  await expectServesAgain(front, upstream);
 }
 
 describe('bodies', () => {
@@ -294,23 +295,13 @@ describe('failures', () => {
   it('answers 502 reset when the upstream drops the connection before answering', async () => {
     const { front, upstream } = await setup((req) => req.socket.destroy());
     const res = await request(`${front.url}/x`, { dispatcher: client });
-    expect(res.statusCode).toBe(502);
-    expect(res.headers['x-canary-gate-error']).toBe('reset');
-    await res.body.dump();
-    expect(front.results).toHaveLength(1);
-    expect(front.results[0]).toMatchObject({ status: 502, outcome: 'reset' });
-    await expectServesAgain(front, upstream);
+    await expectResetThenServes(res, front, upstream);
   });
 
   it('answers 502 reset (not a client abort) when the upstream drops the connection during an upload', async () => {
     const { front, upstream } = await setup((req) => req.once('data', () => req.socket.destroy()));
     const res = await request(`${front.url}/upload`, { method: 'POST', body: FIVE_MB, dispatcher: client });
-    expect(res.statusCode).toBe(502);
-    expect(res.headers['x-canary-gate-error']).toBe('reset');
-    await res.body.dump();
-    expect(front.results).toHaveLength(1);
-    expect(front.results[0]).toMatchObject({ status: 502, outcome: 'reset' });
-    await expectServesAgain(front, upstream);
+    await expectResetThenServes(res, front, upstream);
   });
 
   it('answers 504 timeout when the upstream sends no headers within headersTimeout', async () => {
@@ -361,10 +352,7 @@ describe('failures', () => {
       res.writeHead(200);
       res.write('start');
     });
-    const socket = connect(front.port, '127.0.0.1');
-    socket.write('GET /x HTTP/1.1\r\nhost: a\r\n\r\n');
-    await new Promise((resolve) => socket.once('data', resolve));
-    socket.destroy();
+    await leaveMidResponse(front.port);
     await waitFor(() => front.results.length === 1 && upstreamCut, 'the result and the upstream abort');
     expect(front.results).toEqual([{ status: 200, outcome: 'client_abort' }]);
     await expectServesAgain(front, upstream);

@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/logger.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxyServer } from '../../src/proxy/proxy-server.ts';
-import { ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
+import { closedPort, leaveMidResponse, ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 interface Recorded {
   readonly latencyUs: number;
@@ -91,14 +91,6 @@ async function get(url: string): Promise<{ status: number; headers: Record<strin
 async function waitAtLeast(ms: number): Promise<void> {
   const start = performance.now();
   for (let left = ms; left > 0; left = ms - (performance.now() - start)) await new Promise((resolve) => setTimeout(resolve, Math.ceil(left)));
-}
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** After a fault the proxy still serves: one more normal request, recorded as a success. */
@@ -241,10 +233,7 @@ describe('upstream faults are recorded as errors, a client leaving is not', () =
       res.writeHead(200);
       res.write('start');
     });
-    const socket = connect(p.port, '127.0.0.1');
-    socket.write('GET /x HTTP/1.1\r\nhost: a\r\n\r\n');
-    await new Promise((resolve) => socket.once('data', resolve));
-    socket.destroy();
+    await leaveMidResponse(p.port);
     expect(await expectRecords(p, 1)).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.outcomes.client_abort).toBe(1);
     expect(p.proxy.stats.upstreamErrors).toEqual({});
