@@ -4,6 +4,7 @@
  *   the latched rollback;
  * - the evaluator paused (SIGSTOP) past its lease and resumed: another has taken the lease with a larger fencing token
  *   and rolled back; after a reset the resumed process does not hold the lease and writes nothing;
+ * - SIGTERM: the sidecar finishes the request in flight, publishes its last slot, releases the lease and exits 0;
  * - a pod whose clock runs 3 s ahead: its slots land in the future, the evaluator keeps judging, nothing crashes, and
  *   its requests are merged once the fleet's clock reaches them.
  */
@@ -42,9 +43,9 @@ async function status(p: Proc): Promise<{ evaluator: { holding: boolean }; state
   return request(`${p.admin}/status`).then(async (r) => (r.statusCode === 200 ? ((await r.body.json()) as never) : (await r.body.dump(), undefined)), () => undefined);
 }
 
-async function spawnSidecar(service: string, pod: string, version: string, upstream: string): Promise<Proc> {
+async function spawnSidecar(service: string, pod: string, version: string, upstream: string, extraEnv: Record<string, string> = {}): Promise<Proc> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
-  const env = { PATH: process.env.PATH ?? '', ...common, SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, PROXY_PORT: String(proxyPort), ADMIN_PORT: String(adminPort) };
+  const env = { PATH: process.env.PATH ?? '', ...common, ...extraEnv, SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, PROXY_PORT: String(proxyPort), ADMIN_PORT: String(adminPort) };
   const child = spawn(process.execPath, [MAIN, 'run'], { env, stdio: 'ignore' });
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -135,6 +136,38 @@ describe('an evaluator process paused past its lease (SIGSTOP), then resumed', (
     const audit = await flags.xrange(`canary-gate:{${service}}:audit`, '-', '+');
     // One rollback, by the new holder, then the reset: nothing from the resumed evaluator.
     expect(audit.map(([, f]) => `${f[1]} ${f[3]}`)).toEqual([`rollback ${other === pods[0] ? 'a' : 'b'}`, 'reset test']);
+  });
+});
+
+describe('a sidecar process stopped with SIGTERM (a pod deleted or rolled)', () => {
+  it('answers the request in flight, publishes every request it recorded, releases the lease and exits 0', async () => {
+    const app = await startUpstream((req, res) => {
+      setTimeout(() => res.end('ok'), req.url === '/slow' ? 1500 : 0);
+    });
+    cleanups.push(() => app.close());
+    const service = `sigterm-${process.pid}`;
+    // 1 s slots: the slot keys live (8 + 2) s, long enough to read them after the exit.
+    const pod = await spawnSidecar(service, 'term', 'v1', app.url, { CANARY_GATE_WINDOW_SLOT: '1s' });
+    await eventually(async () => ((await status(pod))?.evaluator.holding ? true : undefined), 10_000, 'the lease held');
+    for (let i = 0; i < 25; i++) await (await request(`${pod.proxy}/fast`)).body.dump();
+    const inFlight = request(`${pod.proxy}/slow`).then(async (r) => ({ status: r.statusCode, body: await r.body.text() }));
+    await sleep(300);
+    const exited = new Promise<number | null>((resolve) => pod.child.once('exit', (code) => resolve(code)));
+    pod.child.kill('SIGTERM');
+    expect(await inFlight).toEqual({ status: 200, body: 'ok' });
+    expect(await exited).toBe(0);
+
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(redisServer.url);
+    cleanups.push(async () => redis.disconnect());
+    expect(await redis.get(`canary-gate:{${service}}:lease`)).toBeNull();
+    let published = 0;
+    for (const key of await redis.keys(`canary-gate:{${service}}:slot:v1:*`)) {
+      const payload = await redis.hget(key, 'term');
+      if (payload !== null) published += (JSON.parse(payload) as { requests: number }).requests;
+    }
+    // The 25 fast requests and the one in flight at SIGTERM: none left unpublished.
+    expect(published).toBe(26);
   });
 });
 

@@ -1,12 +1,25 @@
 /** Test helpers for a real Redis: the machine's 127.0.0.1:6379 (or REDIS_URL), and unique service names per test. */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { createLogger } from '../../src/config/logger.ts';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../../src/config/logger.ts';
 import { createRedisClient } from '../../src/fleet/redis-client.ts';
 import { waitReady } from '../../src/fleet/redis-client.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const silent = createLogger('silent');
+
+/** A logger (pino, JSON lines) writing into a string, to check what the logs contain. */
+export function captureLogs(level = 'info'): { logger: Logger; text: () => string } {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { logger: createLogger(level, {}, sink), text: () => text };
+}
 
 /** A fresh service name, so tests sharing one Redis never see each other's keys. */
 export function uniqueService(label = 't'): string {

@@ -13,15 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/demo/find-redis.ts';
 import { sleep } from '../helpers/redis.ts';
-import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildSidecar } from '../../src/app/sidecar.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startRedisServer } from '../../src/demo/find-redis.ts';
-import { eventually } from '../helpers/redis.ts';
+import { captureLogs, eventually } from '../helpers/redis.ts';
 import { startUpstream } from '../helpers/upstream.ts';
 
 const PASSWORD = 'default-s3cret-pw';
@@ -63,13 +61,6 @@ function configFor(url: string, pod: string, version: string, upstream: string) 
   });
 }
 
-/** A pino logger writing into a string, to check what the logs contain. */
-function capture(): { logger: pino.Logger; text: () => string } {
-  let text = '';
-  const sink = new Writable({ write(chunk, _enc, done) { text += chunk.toString(); done(); } });
-  return { logger: pino({ level: 'info' }, sink), text: () => text };
-}
-
 const withAuth = (user: string, password: string): string => server.url.replace('redis://', `redis://${user}:${password}@`);
 
 describe('Redis with credentials', () => {
@@ -78,7 +69,7 @@ describe('Redis with credentials', () => {
     const failing = await startUpstream((_req, res) => void res.writeHead(503).end('x'));
     cleanups.push(() => ok.close(), () => failing.close());
     await admin.set('flag:acl:v2', '10');
-    const logs = capture();
+    const logs = captureLogs();
     const url = withAuth('gate', GATE_PASSWORD);
     const proxies: string[] = [];
     const admins: string[] = [];
@@ -114,7 +105,7 @@ describe('Redis with credentials', () => {
   it('the password of the default user, and a wrong one: the proxy serves, Redis errors are counted, nothing leaks', async () => {
     const ok = await startUpstream();
     cleanups.push(() => ok.close());
-    const logs = capture();
+    const logs = captureLogs();
     const good = buildSidecar(configFor(withAuth('default', PASSWORD), 'c', 'v1', ok.url), { logger: logs.logger, adminToken: '' });
     const bad = buildSidecar(configFor(withAuth('default', 'wrong-pw-9c1e'), 'd', 'v1', ok.url), { logger: logs.logger, adminToken: '' });
     const [g, b] = [await good.start(), await bad.start()];
