@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parse as parseYaml, parseDocument, YAMLParseError } from 'yaml';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { DEFAULTS, ENV_ALIASES } from './defaults.ts';
 import { configSchema, type Config } from './schema.ts';
@@ -49,8 +49,12 @@ function setPath(tree: Tree, path: string, value: unknown): void {
 function fromEnv(text: string, sample: unknown): unknown {
   if (Array.isArray(sample)) return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   if (typeof sample === 'string') return text;
+  // A value YAML does not read cleanly (a tag such as `!x`, a stray `:`) stays the string it is, so the validation
+  // error names the field and shows the value, and the yaml library prints no warning of its own.
+  const doc = parseDocument(text, { logLevel: 'silent' });
+  if (doc.errors.length > 0 || doc.warnings.length > 0) return text;
   try {
-    return parseYaml(text);
+    return doc.toJS(); // throws on an alias without its anchor (`*a`)
   } catch {
     return text;
   }
@@ -121,11 +125,16 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const parsed = configSchema.safeParse(raw);
   const problems: string[] = [];
   // `path: reason (from ENV_NAME)`. A list element's path (proxy.errorStatuses.1) is looked up by its field's path.
-  const problem = (path: string, reason: string): void => {
+  // A rule across fields also names where the other fields it compares came from.
+  const sourceOf = (path: string): string | undefined => {
     let field = path;
     while (field !== '' && !sources.has(field)) field = field.includes('.') ? field.slice(0, field.lastIndexOf('.')) : '';
-    const from = sources.get(field);
-    problems.push(`${path || '(root)'}: ${reason}${from ? ` (from ${from})` : ''}`);
+    return sources.get(field);
+  };
+  const problem = (path: string, reason: string, ...related: string[]): void => {
+    const own = sourceOf(path);
+    const from = [own && `from ${own}`, ...related.map((r) => sourceOf(r) && `${r} from ${sourceOf(r)}`)].filter(Boolean).join('; ');
+    problems.push(`${path || '(root)'}: ${reason}${from ? ` (${from})` : ''}`);
   };
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -134,13 +143,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
   } else {
     const c = parsed.data;
-    if (c.versions.baseline === c.versions.canary) problem('versions.canary', 'must differ from versions.baseline');
+    if (c.versions.baseline === c.versions.canary) problem('versions.canary', 'must differ from versions.baseline', 'versions.baseline');
     if (c.pod.version !== c.versions.baseline && c.pod.version !== c.versions.canary) {
-      problem('pod.version', `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`);
+      problem('pod.version', `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`, 'versions.baseline', 'versions.canary');
     }
-    if (c.evaluation.delay >= c.window.slot) problem('evaluation.delay', `must be shorter than window.slot (${c.evaluation.delay} ms >= ${c.window.slot} ms)`);
+    if (c.evaluation.delay >= c.window.slot) problem('evaluation.delay', `must be shorter than window.slot (${c.evaluation.delay} ms >= ${c.window.slot} ms)`, 'window.slot');
     if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) {
-      problem('evaluation.leaseTtl', `must be at least twice redis.commandTimeout (${c.evaluation.leaseTtl} ms < 2 x ${c.redis.commandTimeout} ms)`);
+      problem('evaluation.leaseTtl', `must be at least twice redis.commandTimeout (${c.evaluation.leaseTtl} ms < 2 x ${c.redis.commandTimeout} ms)`, 'redis.commandTimeout');
     }
   }
   if (problems.length > 0) {

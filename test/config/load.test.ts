@@ -191,6 +191,9 @@ describe('environment overrides', () => {
     [{ CANARY_GATE_PROXY_ERROR_STATUSES: '5xx,teapot' }, /^proxy\.errorStatuses\.1: .* \(from CANARY_GATE_PROXY_ERROR_STATUSES\)$/],
     [{ POD_VERSION: 'v3' }, /^pod\.version: must be the baseline .* \(from POD_VERSION\)$/],
     [{ PROXY_PORT: '8081', CANARY_GATE_PROXY_PORT: 'x' }, /^proxy\.port: .* \(from CANARY_GATE_PROXY_PORT\)$/],
+    [{ CANARY_GATE_WINDOW_SLOT: '250ms' }, /^evaluation\.delay: must be shorter than window\.slot .* \(window\.slot from CANARY_GATE_WINDOW_SLOT\)$/],
+    [{ CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_EVALUATION_DELAY: '300ms' }, /^evaluation\.delay: .* \(from CANARY_GATE_EVALUATION_DELAY; window\.slot from CANARY_GATE_WINDOW_SLOT\)$/],
+    [{ CANARY_GATE_PROXY_PORT: '!x' }, /^proxy\.port: .*string.* \(from CANARY_GATE_PROXY_PORT\)$/],
   ])('a problem in %j names the variable', (env, detail) => {
     const err = loadError({ env });
     expect(err.code).toBe(ErrorCodes.CONFIG_INVALID);
