@@ -61,9 +61,12 @@ export const CORES = { system: '0', load: cpus().length > 1 ? '1' : '0' } as con
 
 /** Spawns `command args` pinned to `core` (when taskset exists). */
 export function spawnPinned(core: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return HAS_TASKSET
+  const child = HAS_TASKSET
     ? spawn('taskset', ['-c', core, command, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Say which process ended and how, so that a contender dying mid-run is named rather than a later /proc read failing.
+  child.once('exit', (code, signal) => console.error(`bench: pid ${child.pid} (${args.find((a) => a.endsWith('.ts')) ?? command}) exited, code ${code}, signal ${signal}`));
+  return child;
 }
 
 /**
