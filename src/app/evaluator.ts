@@ -86,6 +86,13 @@ export class Evaluator {
       // Count the lease from when the request left: the server's TTL started no earlier.
       this.leaseValidUntilMs = token > 0 ? startedMs + this.options.leaseTtlMs : 0;
       this.holder = token > 0 ? this.options.holderId : await this.lease.holder();
+      if (token === 0 && this.pending !== null && this.holder !== null) {
+        // Another sidecar holds the lease (it won it while this one could not reach Redis): it judges the same fleet
+        // data and decides itself, as in the fenced case. Keeping the decision would write it whenever this sidecar
+        // next wins the lease, however stale by then.
+        this.logger.warn({ decision: this.pending.reason, holder: this.holder }, 'pending rollback handed over: another sidecar holds the lease and decides');
+        this.pending = null;
+      }
     } catch (err) {
       this.redisErrors++;
       this.lastError = `lease: ${(err as Error).message}`;
@@ -185,6 +192,13 @@ export class Evaluator {
     const decision = this.pending;
     if (decision === null || !this.holding) return null;
     try {
+      // An operator reset after the decision was made (while it waited for Redis) overrides it.
+      const resetMs = await this.flags.lastResetMs();
+      if (resetMs !== null && resetMs >= decision.atMs) {
+        this.pending = null;
+        this.logger.warn({ decision: decision.reason, resetMs }, 'pending rollback dropped: a reset came after it was decided');
+        return null;
+      }
       const outcome = await this.flags.rollback(decision, this.token);
       if (outcome === 'written') {
         this.pending = null;
