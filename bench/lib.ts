@@ -123,6 +123,33 @@ export async function load(options: { url: string; connections: number; duration
   return JSON.parse(line) as LoadSummary;
 }
 
+/**
+ * Runs the open-loop generator (bench/servers/open-loop.ts) in a child pinned to the load core: latency at a fixed
+ * offered rate, measured from each request's due time.
+ */
+export async function openLoop(options: { url: string; rate: number; durationS: number; connections?: number }): Promise<OpenLoopSummary> {
+  const child = spawnPinned(CORES.load, NODE, [join(ROOT, 'bench/servers/open-loop.ts'), JSON.stringify(options)]);
+  const line = await firstLine(child);
+  await new Promise((r) => child.once('exit', r));
+  return JSON.parse(line) as OpenLoopSummary;
+}
+
+/** What the open-loop generator prints: counts, rates (requests/s) and latencies (ms, from due time to response end). */
+export interface OpenLoopSummary {
+  readonly requests: number;
+  readonly rps: number;
+  readonly offeredRps: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly maxMs: number;
+  readonly errors: number;
+  readonly non2xx: number;
+  /** Requests sent more than 1 ms after their due time (a generator that could not keep up). */
+  readonly late: number;
+}
+
 export interface LoadSummary {
   readonly requests: number;
   readonly rps: number;

@@ -4,7 +4,9 @@
  *
  * Method: the upstream and the proxy under test share the system core, autocannon runs on the load core (taskset).
  * Throughput is measured at saturation (fixed connections, closed loop); latency separately at a fixed offered rate
- * below saturation (autocannon overallRate), so that slow responses are not hidden by a saturated queue. Contenders
+ * below saturation with an open-loop generator (bench/servers/open-loop.ts: requests leave on a fixed schedule and
+ * latency counts from each one's due time), so that slow responses are not hidden by a saturated queue or by the
+ * client waiting for them. Contenders
  * alternate within each round, several rounds; medians are reported with ratios to direct. For canary-gate, CPU
  * seconds per 10k requests (from /proc) and RSS after the run.
  */
@@ -14,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { freePort } from '../src/demo/find-redis.ts';
-import { CORES, cpuSeconds, HAS_TASKSET, load, median, NODE, ROOT, rssBytes, SMOKE, sleep, spawnPinned, startServer, stop, writeResult } from './lib.ts';
+import { CORES, cpuSeconds, HAS_TASKSET, load, median, NODE, openLoop, ROOT, rssBytes, SMOKE, sleep, spawnPinned, startServer, stop, writeResult } from './lib.ts';
 
 const P = SMOKE
   ? { rounds: 1, durationS: 1, connections: 4, rate: 100 }
@@ -92,8 +94,8 @@ try {
   else notes.push('nginx not installed: its row is missing (apt-get install nginx-light)');
   if (!HAS_TASKSET) notes.push('taskset missing: processes were not pinned');
 
-  const runs = new Map<string, { rps: number[]; p50: number[]; p99: number[]; achieved: number[]; cpuPer10k: number[]; rss: number[] }>();
-  for (const c of contenders) runs.set(c.name, { rps: [], p50: [], p99: [], achieved: [], cpuPer10k: [], rss: [] });
+  const runs = new Map<string, { rps: number[]; p50: number[]; p90: number[]; p99: number[]; achieved: number[]; late: number[]; cpuPer10k: number[]; rss: number[] }>();
+  for (const c of contenders) runs.set(c.name, { rps: [], p50: [], p90: [], p99: [], achieved: [], late: [], cpuPer10k: [], rss: [] });
   for (let round = 0; round < P.rounds; round++) {
     // Alternate the order every round so that no contender always runs first (warm caches, thermal state).
     const order = round % 2 === 0 ? contenders : [...contenders].reverse();
@@ -108,10 +110,12 @@ try {
         r.rss.push(rssBytes(c.child!.pid!));
       }
       r.rps.push(saturated.rps);
-      const paced = await load({ url: c.url, connections: P.connections, durationS: P.durationS, rate: P.rate });
+      const paced = await openLoop({ url: c.url, rate: P.rate, durationS: P.durationS });
       r.p50.push(paced.p50Ms);
+      r.p90.push(paced.p90Ms);
       r.p99.push(paced.p99Ms);
       r.achieved.push(paced.rps);
+      r.late.push(paced.late);
     }
   }
   const direct = runs.get('direct')!;
@@ -123,10 +127,13 @@ try {
       ratioToDirect: Number((median(r.rps) / median(direct.rps)).toFixed(3)),
       offeredRps: P.rate,
       achievedRps: Math.round(median(r.achieved)),
-      p50Ms: median(r.p50),
-      p99Ms: median(r.p99),
-      addedP50Ms: Number((median(r.p50) - median(direct.p50)).toFixed(2)),
-      addedP99Ms: Number((median(r.p99) - median(direct.p99)).toFixed(2)),
+      lateSends: Math.round(median(r.late)),
+      p50Ms: Number(median(r.p50).toFixed(3)),
+      p90Ms: Number(median(r.p90).toFixed(3)),
+      p99Ms: Number(median(r.p99).toFixed(3)),
+      addedP50Ms: Number((median(r.p50) - median(direct.p50)).toFixed(3)),
+      addedP90Ms: Number((median(r.p90) - median(direct.p90)).toFixed(3)),
+      addedP99Ms: Number((median(r.p99) - median(direct.p99)).toFixed(3)),
       cpuSecondsPer10k: r.cpuPer10k.length ? Number(median(r.cpuPer10k).toFixed(3)) : null,
       rssMiB: r.rss.length ? Number((median(r.rss) / 2 ** 20).toFixed(1)) : null,
     };

@@ -18,7 +18,7 @@ const expected: Record<string, string[]> = {
   'recording-cost': ['contender', 'nsPerRequest'],
   'p95-accuracy': ['distribution', 'exactP95Ms', 'hdrP95Ms', 'hdrRelativeError', 'prometheusP95Ms', 'prometheusRelativeError'],
   'fleet-scale': ['pods', 'firstReadMs', 'steadyReadMs', 'bytesPerPodPerSlot'],
-  'proxy-overhead': ['contender', 'rps', 'ratioToDirect', 'offeredRps', 'achievedRps', 'addedP50Ms', 'addedP99Ms', 'cpuSecondsPer10k', 'rssMiB'],
+  'proxy-overhead': ['contender', 'rps', 'ratioToDirect', 'offeredRps', 'achievedRps', 'lateSends', 'p90Ms', 'addedP50Ms', 'addedP90Ms', 'addedP99Ms', 'cpuSecondsPer10k', 'rssMiB'],
   'detection-latency': ['canaryRps', 'policy', 'secondsToFlag'],
   memory: ['requests', 'rssMiB'],
 };
