@@ -16,7 +16,7 @@ import { serviceKeys } from '../core/keys.ts';
 import type { RollbackDecision } from '../core/controller.ts';
 import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
-import { DEMO_DEFAULTS, runDemo } from '../demo/scenario.ts';
+import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 import { registerLoadCommand } from '../load/command.ts';
 
 const EXIT_FAILURE = 1;
@@ -209,6 +209,7 @@ export function createProgram(): Command {
     .option('--regress-at <s>', 'seconds into the load when v2 regresses', positive, DEMO_DEFAULTS.regressAtS)
     .option('--rate <rps>', 'offered load, requests per second', positive, DEMO_DEFAULTS.rate)
     .action(async (opts: { healthy: boolean; duration: number; regressAt: number; rate: number }) => {
+      const { runDemo } = await import('../demo/scenario.ts'); // the demo's apps and autocannon stay out of a sidecar's memory
       const code = await runDemo({
         healthy: opts.healthy,
         durationS: opts.duration,

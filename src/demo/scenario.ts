@@ -24,8 +24,6 @@ export interface DemoOptions {
   readonly print: (line: string) => void;
 }
 
-export const DEMO_DEFAULTS = { healthy: false, durationS: 75, regressAtS: 20, rate: 200, startPercentage: 10 } as const;
-
 const fmtMs = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1).padStart(6)} ms` : '     - ms');
 const fmtPct = (v: number): string => (Number.isFinite(v) ? `${(v * 100).toFixed(2).padStart(5)} %` : '    - %');
 

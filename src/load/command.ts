@@ -8,8 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadProfile, PROFILE_DEFAULTS, type LoadProfile } from './profile.ts';
-import { writeReports } from './report.ts';
-import { runProfile, type RunEvent, type RunProgress, type TimelinePoint } from './run.ts';
+import type { RunEvent, RunProgress, TimelinePoint } from './run.ts';
 import { checkTarget } from './target.ts';
 import { summaryTable } from './table.ts';
 
@@ -78,6 +77,9 @@ export function registerLoadCommand(program: Command): Command {
         abort.abort();
       };
       process.on('SIGINT', onSigint);
+      // Loaded here, not at the top: `canary-gate run` registers this command, and a sidecar should not carry
+      // autocannon, the report and the demo fleet in its memory.
+      const [{ runProfile }, { writeReports }] = await Promise.all([import('./run.ts'), import('./report.ts')]);
       process.stdout.write(`load profile ${profile.name}: ${profile.steps.length} step(s), ${profile.durationMs / 1000} s at most, ${profile.maxRequests} requests at most\n`);
       try {
         const result = await runProfile(profile, {
