@@ -1,7 +1,8 @@
 /**
  * Fleet scale: the evaluator's read of a window of 10, 100 and 1000 pods (12 slots each, both versions) from a real
  * Redis: milliseconds for a first read (every payload fetched, decoded and merged), for a steady-state read (one new
- * slot per pod, as every evaluation sees), and the bytes each pod writes per slot.
+ * slot per pod, as every evaluation sees), the bytes each pod writes per slot, and the bytes Redis sent for a
+ * steady-state read (its `total_net_output_bytes`, read before and after; the benchmark is Redis' only busy client).
  */
 import lognormal from '@stdlib/random-base-lognormal';
 import { Redis } from 'ioredis';
@@ -26,6 +27,12 @@ function payload(slot: number): string {
   const r = new SlotRecorder(SLOT_MS, slot * SLOT_MS);
   for (let i = 0; i < REQUESTS_PER_POD_SLOT; i++) r.record(latency(), i % 200 === 0);
   return encodeSlotPayload(r.seal((slot + 1) * SLOT_MS));
+}
+
+/** Bytes Redis has sent to all its clients since it started (INFO stats). */
+async function bytesSent(): Promise<number> {
+  const m = /total_net_output_bytes:(\d+)/.exec(await redis.info('stats'));
+  return Number(m?.[1] ?? Number.NaN);
 }
 
 const figures = [];
@@ -54,6 +61,7 @@ try {
     for (let s = 0; s < SLOTS; s++) bytesPerPodSlot.push(await write(first + s));
     const full: number[] = [];
     const steady: number[] = [];
+    const steadyBytes: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS);
       let t = performance.now();
@@ -61,9 +69,11 @@ try {
       full.push(performance.now() - t);
       if (read.baseline.requests !== pods * SLOTS * REQUESTS_PER_POD_SLOT) throw new Error(`merged ${read.baseline.requests} requests`);
       await write(first + SLOTS);
+      const sentBefore = await bytesSent();
       t = performance.now();
       await reader.read(first + SLOTS);
       steady.push(performance.now() - t);
+      steadyBytes.push((await bytesSent()) - sentBefore);
       reader.destroy();
       await redis.del(keys.slot('v1', first + SLOTS), keys.slot('v2', first + SLOTS));
     }
@@ -76,6 +86,7 @@ try {
       steadyReadMs: Number(median(steady).toFixed(1)),
       bytesPerPodPerSlot: Math.round(median(bytesPerPodSlot)),
       windowBytesInRedis: Math.round(median(bytesPerPodSlot) * pods * 2 * SLOTS),
+      steadyReadBytes: Math.round(median(steadyBytes)),
     });
   }
 } finally {

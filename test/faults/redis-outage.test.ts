@@ -61,11 +61,14 @@ it('keeps serving while Redis is paused, then publishes the buffered slots', asy
   const during = await load(2000);
   const buffered = sidecars.map((s) => s.status().publish.buffered);
   redis.process.kill('SIGCONT');
+  const resumedAt = Date.now();
   expect(during.length).toBeGreaterThan(20);
   expect(during.every((s) => s === 200)).toBe(true);
   expect(Math.max(...buffered)).toBeGreaterThan(0);
   for (const s of sidecars) expect(s.status().redis.errors).toBeGreaterThan(0);
   await eventually(() => (sidecars.every((s) => s.status().publish.buffered === 0) ? true : undefined), 5000, 'the buffer drained');
+  const failed = during.filter((s) => s !== 200).length;
+  console.log(`redis paused 2 s: ${during.length} requests during the pause, ${failed} failed; buffered max ${Math.max(...buffered)} slots; drained ${((Date.now() - resumedAt) / 1000).toFixed(2)} s after SIGCONT`);
   // The pause (2 s) is shorter than the window (20 x 250 ms): every buffered slot is still useful, none dropped.
   for (const s of sidecars) expect(s.status().publish.dropped).toBe(0);
 });
@@ -76,10 +79,12 @@ it('keeps serving while Redis is down, and judges again once a fresh Redis is ba
   expect(during.every((s) => s === 200)).toBe(true);
   const restarted = await startRedisServer([], redis.port);
   redis = restarted;
+  const backAt = Date.now();
   const before = Math.max(...sidecars.map((s) => s.status().evaluator.evaluations.pass ?? 0));
   await load(1500);
   await eventually(() => {
     const holder = sidecars.find((s) => s.status().evaluator.holding);
     return holder && (holder.status().evaluator.evaluations.pass ?? 0) > before ? true : undefined;
   }, 8000, 'passing evaluations after the restart');
+  console.log(`redis stopped 1.5 s, restarted empty: ${during.length} requests while down, ${during.filter((s) => s !== 200).length} failed; judging again ${((Date.now() - backAt) / 1000).toFixed(2)} s after the restart`);
 });

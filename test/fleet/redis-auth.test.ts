@@ -31,7 +31,7 @@ const GATE_PASSWORD = 'gate-9b1d-secret';
 const PREFIX = 'cg-auth';
 const FLAG = 'flag:auth:v2';
 /** What canary-gate sends, directly or from its Lua scripts, plus what ioredis sends on connect. */
-const DIRECT = ['+info', '+ping', '+hello', '+hset', '+pexpire', '+hgetall', '+get', '+set', '+multi', '+exec', '+publish', '+xrange'];
+const DIRECT = ['+info', '+ping', '+hello', '+hset', '+pexpire', '+hlen', '+hgetall', '+get', '+set', '+multi', '+exec', '+publish', '+xrange'];
 const LUA = ['+eval', '+evalsha', '+script|load', '+del', '+exists', '+incr', '+xadd'];
 
 let dir = '';

@@ -166,6 +166,45 @@ describe('FleetReader over RedisSlotStore', () => {
     reader.destroy();
   });
 
+  it('fetches only the slot hashes whose field count changed since it last fetched them', async () => {
+    const store = new RedisSlotStore(redis, keys, 4, SLOT_MS);
+    const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 4);
+    const last = 3_000_000;
+    for (let index = last - 3; index <= last; index++) {
+      await store.publish('v1', 'a', sealed(index, [1000]));
+      await store.publish('v2', 'b', sealed(index, [2000]));
+    }
+    // Every HGETALL of this service's keys, as Redis itself saw it (MONITOR on a second connection).
+    const monitor = await redis.duplicate().monitor();
+    const fetched: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'hgetall' && args[1]?.includes(`{${service}}`)) fetched.push(args[1]);
+    });
+    const marker = async (): Promise<void> => {
+      // MONITOR output trails the replies: an ECHO of our own marks the end of what a read sent.
+      const seen = new Promise<void>((resolve) => monitor.on('monitor', (_t: string, args: string[]) => args[0] === 'echo' && args[1] === service && resolve()));
+      await redis.echo(service);
+      await seen;
+    };
+    try {
+      expect((await reader.read(last)).baseline.requests).toBe(4);
+      await marker();
+      expect(fetched).toHaveLength(8);
+      fetched.length = 0;
+      expect((await reader.read(last)).merged).toBe(0);
+      await marker();
+      expect(fetched).toEqual([]);
+      await store.publish('v2', 'late', sealed(last - 1, [3000]));
+      const third = await reader.read(last);
+      await marker();
+      expect(fetched).toEqual([keys.slot('v2', last - 1)]);
+      expect(third.canary).toMatchObject({ requests: 5, pods: 2 });
+    } finally {
+      monitor.disconnect();
+      reader.destroy();
+    }
+  });
+
   it('skips a corrupt or foreign payload, counts it once, and keeps judging the rest', async () => {
     const store = new RedisSlotStore(redis, keys, 3, SLOT_MS);
     const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 3);

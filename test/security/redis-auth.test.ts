@@ -38,7 +38,7 @@ beforeAll(async () => {
   // (directly and from its Lua scripts), plus what ioredis sends on connect (INFO for the ready check, PING).
   await admin.call(
     'ACL', 'SETUSER', 'gate', 'on', `>${GATE_PASSWORD}`, 'resetkeys', '~cg-acl:*', '~flag:acl:*', 'resetchannels', '&cg-acl:*',
-    '-@all', '+info', '+ping', '+hello', '+client|setname', '+hset', '+pexpire', '+hgetall', '+get', '+set', '+del', '+exists', '+incr',
+    '-@all', '+info', '+ping', '+hello', '+client|setname', '+hset', '+pexpire', '+hlen', '+hgetall', '+get', '+set', '+del', '+exists', '+incr',
     '+xadd', '+xrange', '+publish', '+multi', '+exec', '+eval', '+evalsha', '+script|load',
   );
   await admin.call('ACL', 'SETUSER', 'default', 'on', `>${PASSWORD}`);
