@@ -2,7 +2,10 @@
  * Fleet scale: the evaluator's read of a window of 10, 100 and 1000 pods (12 slots each, both versions) from a real
  * Redis: milliseconds for a first read (every payload fetched, decoded and merged), for a steady-state read (one new
  * slot per pod, as every evaluation sees), the bytes each pod writes per slot, and the bytes Redis sent for a
- * steady-state read (its `total_net_output_bytes`, read before and after; the benchmark is Redis' only busy client).
+ * steady-state read (its `total_net_output_bytes`, read before and after; the benchmark is Redis' only busy client),
+ * and the longest the event loop was blocked during each read (perf_hooks' event-loop delay at 1 ms resolution): a
+ * proxied request on the evaluating sidecar waits that long at worst. The first read also runs with the reader's
+ * yielding turned off (`sliceMs: Infinity`), to show what yielding buys.
  */
 import lognormal from '@stdlib/random-base-lognormal';
 import { Redis } from 'ioredis';
@@ -11,6 +14,7 @@ import { serviceKeys } from '../src/core/keys.ts';
 import { encodeSlotPayload } from '../src/core/slot-payload.ts';
 import { SlotRecorder } from '../src/core/slot-recorder.ts';
 import { FleetReader } from '../src/fleet/fleet-reader.ts';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { median, SMOKE, writeResult } from './lib.ts';
 
 const FLEETS = SMOKE ? [10] : [10, 100, 1000];
@@ -27,6 +31,20 @@ function payload(slot: number): string {
   const r = new SlotRecorder(SLOT_MS, slot * SLOT_MS);
   for (let i = 0; i < REQUESTS_PER_POD_SLOT; i++) r.record(latency(), i % 200 === 0);
   return encodeSlotPayload(r.seal((slot + 1) * SLOT_MS));
+}
+
+/** Runs `fn`; resolves to its result and the longest event-loop block meanwhile, ms. */
+async function withLongestBlock<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  try {
+    const result = await fn();
+    // The delay is recorded when the sampling timer next fires: let it fire once after the last block.
+    await new Promise((r) => setTimeout(r, 5));
+    return [result, delay.max / 1e6];
+  } finally {
+    delay.disable();
+  }
 }
 
 /** Bytes Redis has sent to all its clients since it started (INFO stats). */
@@ -62,16 +80,21 @@ try {
     const full: number[] = [];
     const steady: number[] = [];
     const steadyBytes: number[] = [];
+    const blocks = { first: [] as number[], firstUnsliced: [] as number[], steady: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
+      const unsliced = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS, { sliceMs: Number.POSITIVE_INFINITY });
+      blocks.firstUnsliced.push((await withLongestBlock(() => unsliced.read(first + SLOTS - 1)))[1]);
+      unsliced.destroy();
       const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS);
       let t = performance.now();
-      const read = await reader.read(first + SLOTS - 1);
+      const [read, firstBlock] = await withLongestBlock(() => reader.read(first + SLOTS - 1));
       full.push(performance.now() - t);
+      blocks.first.push(firstBlock);
       if (read.baseline.requests !== pods * SLOTS * REQUESTS_PER_POD_SLOT) throw new Error(`merged ${read.baseline.requests} requests`);
       await write(first + SLOTS);
       const sentBefore = await bytesSent();
       t = performance.now();
-      await reader.read(first + SLOTS);
+      blocks.steady.push((await withLongestBlock(() => reader.read(first + SLOTS)))[1]);
       steady.push(performance.now() - t);
       steadyBytes.push((await bytesSent()) - sentBefore);
       reader.destroy();
@@ -87,6 +110,9 @@ try {
       bytesPerPodPerSlot: Math.round(median(bytesPerPodSlot)),
       windowBytesInRedis: Math.round(median(bytesPerPodSlot) * pods * 2 * SLOTS),
       steadyReadBytes: Math.round(median(steadyBytes)),
+      firstReadLongestBlockMs: Number(median(blocks.first).toFixed(1)),
+      firstReadLongestBlockMsUnsliced: Number(median(blocks.firstUnsliced).toFixed(1)),
+      steadyReadLongestBlockMs: Number(median(blocks.steady).toFixed(1)),
     });
   }
 } finally {

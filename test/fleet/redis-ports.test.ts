@@ -205,6 +205,47 @@ describe('FleetReader over RedisSlotStore', () => {
     }
   });
 
+  it('yields to the event loop every sliceMs of decoding, with the same result as a read in one go', async () => {
+    const store = new RedisSlotStore(redis, keys, 4, SLOT_MS);
+    const last = 4_000_000;
+    for (let index = last - 3; index <= last; index++) {
+      for (let pod = 0; pod < 10; pod++) await store.publish(pod % 2 === 0 ? 'v1' : 'v2', `pod-${pod}`, sealed(index, [1000 + pod * 100, 2000 + index % 7], pod % 3 === 0 ? 1 : 0));
+    }
+    // A clock that advances 1 ms each time it is read: with a 5 ms slice the 40 payloads need several yields.
+    let fakeMs = 0;
+    let yields = 0;
+    const sliced = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 4, {
+      sliceMs: 5, now: () => fakeMs++, yieldToLoop: async () => void yields++,
+    });
+    const whole = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 4, { sliceMs: Number.POSITIVE_INFINITY });
+    try {
+      const [a, b] = [await sliced.read(last), await whole.read(last)];
+      expect(yields).toBeGreaterThanOrEqual(6);
+      expect(a.merged).toBe(40);
+      // JSON drops the quantile functions, which differ by identity; every figure must match.
+      expect(JSON.parse(JSON.stringify(a))).toEqual(JSON.parse(JSON.stringify(b)));
+      expect(a.baseline.quantileUs(0.9)).toBe(b.baseline.quantileUs(0.9));
+    } finally {
+      sliced.destroy();
+      whole.destroy();
+    }
+  });
+
+  it('rejects a read whose reader is destroyed while it yields, and merges nothing after', async () => {
+    const store = new RedisSlotStore(redis, keys, 2, SLOT_MS);
+    const last = 5_000_000;
+    for (let pod = 0; pod < 6; pod++) await store.publish('v1', `pod-${pod}`, sealed(last, [1000]));
+    let reader: FleetReader | undefined;
+    const tapped: string[] = [];
+    reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 2, {
+      sliceMs: 0, // yield before every payload
+      yieldToLoop: async () => reader?.destroy(),
+    });
+    reader.tap = (_version, _slot, pod) => tapped.push(pod);
+    await expect(reader.read(last)).rejects.toThrow('FleetReader destroyed during a read');
+    expect(tapped).toEqual([]);
+  });
+
   it('skips a corrupt or foreign payload, counts it once, and keeps judging the rest', async () => {
     const store = new RedisSlotStore(redis, keys, 3, SLOT_MS);
     const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 3);
