@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RollbackDecision } from '../../src/core/controller.ts';
 import { serviceKeys, type ServiceKeys } from '../../src/core/keys.ts';
 import { createHistogram, encodeHistogram, recordLatency } from '../../src/core/histogram.ts';
-import { FleetReader } from '../../src/fleet/fleet-reader.ts';
+import { FleetReader, type FleetReaderOptions } from '../../src/fleet/fleet-reader.ts';
 import { RedisLease } from '../../src/fleet/redis-lease.ts';
 import { waitReady } from '../../src/fleet/redis-client.ts';
 import { RedisSlotStore } from '../../src/fleet/redis-slot-store.ts';
@@ -139,9 +139,12 @@ describe('RedisFlagStore', () => {
 });
 
 describe('FleetReader over RedisSlotStore', () => {
+  /** A reader of baseline v1 and canary v2 over `slots` slots of SLOT_MS. */
+  const readerOf = (slots: number, options?: FleetReaderOptions): FleetReader => new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, slots, options);
+
   it('merges every pod of both versions across slots, once each, and picks up a late pod on the next read', async () => {
     const store = new RedisSlotStore(redis, keys, 5, SLOT_MS);
-    const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 5);
+    const reader = readerOf(5);
     const last = 1_000_000;
     await store.publish('v1', 'a', sealed(last - 1, [1000, 2000, 3000], 1));
     await store.publish('v1', 'b', sealed(last, [4000, 5000]));
@@ -168,7 +171,7 @@ describe('FleetReader over RedisSlotStore', () => {
 
   it('fetches only the slot hashes whose field count changed since it last fetched them', async () => {
     const store = new RedisSlotStore(redis, keys, 4, SLOT_MS);
-    const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 4);
+    const reader = readerOf(4);
     const last = 3_000_000;
     for (let index = last - 3; index <= last; index++) {
       await store.publish('v1', 'a', sealed(index, [1000]));
@@ -214,10 +217,8 @@ describe('FleetReader over RedisSlotStore', () => {
     // A clock that advances 1 ms each time it is read: with a 5 ms slice the 40 payloads need several yields.
     let fakeMs = 0;
     let yields = 0;
-    const sliced = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 4, {
-      sliceMs: 5, now: () => fakeMs++, yieldToLoop: async () => void yields++,
-    });
-    const whole = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 4, { sliceMs: Number.POSITIVE_INFINITY });
+    const sliced = readerOf(4, { sliceMs: 5, now: () => fakeMs++, yieldToLoop: async () => void yields++ });
+    const whole = readerOf(4, { sliceMs: Number.POSITIVE_INFINITY });
     try {
       const [a, b] = [await sliced.read(last), await whole.read(last)];
       expect(yields).toBeGreaterThanOrEqual(6);
@@ -237,10 +238,8 @@ describe('FleetReader over RedisSlotStore', () => {
     for (let pod = 0; pod < 6; pod++) await store.publish('v1', `pod-${pod}`, sealed(last, [1000]));
     let reader: FleetReader | undefined;
     const tapped: string[] = [];
-    reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 2, {
-      sliceMs: 0, // yield before every payload
-      yieldToLoop: async () => reader?.destroy(),
-    });
+    // sliceMs 0: a yield before every payload, and the first one destroys the reader.
+    reader = readerOf(2, { sliceMs: 0, yieldToLoop: async () => reader?.destroy() });
     reader.tap = (_version, _slot, pod) => tapped.push(pod);
     await expect(reader.read(last)).rejects.toThrow('FleetReader destroyed during a read');
     expect(tapped).toEqual([]);
@@ -248,7 +247,7 @@ describe('FleetReader over RedisSlotStore', () => {
 
   it('skips a corrupt or foreign payload, counts it once, and keeps judging the rest', async () => {
     const store = new RedisSlotStore(redis, keys, 3, SLOT_MS);
-    const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, 3);
+    const reader = readerOf(3);
     const last = 2_000_000;
     await store.publish('v1', 'good', sealed(last, [1000, 1000]));
     await redis.hset(keys.slot('v1', last), 'garbage', 'not json at all', 'foreign', JSON.stringify({ v: 1, slot: last, slotMs: 5000, requests: 0, errors: 0, hist: 'x' }));
