@@ -7,6 +7,7 @@
  * proxied request on the evaluating sidecar waits that long at worst. The first read also runs with the reader's
  * yielding turned off (`sliceMs: Infinity`), to show what yielding buys.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import lognormal from '@stdlib/random-base-lognormal';
 import { Redis } from 'ioredis';
 import { initHistograms } from '../src/core/histogram.ts';
@@ -14,7 +15,6 @@ import { serviceKeys } from '../src/core/keys.ts';
 import { encodeSlotPayload } from '../src/core/slot-payload.ts';
 import { SlotRecorder } from '../src/core/slot-recorder.ts';
 import { FleetReader } from '../src/fleet/fleet-reader.ts';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { median, SMOKE, writeResult } from './lib.ts';
 
 const FLEETS = SMOKE ? [10] : [10, 100, 1000];

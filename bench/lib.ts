@@ -115,24 +115,22 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : Number.NaN;
 }
 
-/** Runs autocannon in a child pinned to the load core; resolves to its summary (see bench/servers/load.ts). */
-export async function load(options: { url: string; connections: number; durationS: number; rate?: number; amount?: number }): Promise<LoadSummary> {
-  const child = spawnPinned(CORES.load, NODE, [join(ROOT, 'bench/servers/load.ts'), JSON.stringify(options)]);
+/** Runs a bench/servers script in a child pinned to the load core with `options` as JSON in argv[2]; resolves to the JSON line it prints. */
+async function loadChild<T>(script: string, options: object): Promise<T> {
+  const child = spawnPinned(CORES.load, NODE, [join(ROOT, 'bench/servers', script), JSON.stringify(options)]);
   const line = await firstLine(child);
   await new Promise((r) => child.once('exit', r));
-  return JSON.parse(line) as LoadSummary;
+  return JSON.parse(line) as T;
 }
+
+/** Runs autocannon (closed loop: throughput at saturation, or a fixed amount) in a child pinned to the load core (see bench/servers/load.ts). */
+export const load = (options: { url: string; connections: number; durationS: number; amount?: number }): Promise<LoadSummary> => loadChild('load.ts', options);
 
 /**
  * Runs the open-loop generator (bench/servers/open-loop.ts) in a child pinned to the load core: latency at a fixed
  * offered rate, measured from each request's due time.
  */
-export async function openLoop(options: { url: string; rate: number; durationS: number; connections?: number }): Promise<OpenLoopSummary> {
-  const child = spawnPinned(CORES.load, NODE, [join(ROOT, 'bench/servers/open-loop.ts'), JSON.stringify(options)]);
-  const line = await firstLine(child);
-  await new Promise((r) => child.once('exit', r));
-  return JSON.parse(line) as OpenLoopSummary;
-}
+export const openLoop = (options: { url: string; rate: number; durationS: number; connections?: number }): Promise<OpenLoopSummary> => loadChild('open-loop.ts', options);
 
 /** What the open-loop generator prints: counts, rates (requests/s) and latencies (ms, from due time to response end). */
 export interface OpenLoopSummary {
@@ -153,7 +151,6 @@ export interface OpenLoopSummary {
 export interface LoadSummary {
   readonly requests: number;
   readonly rps: number;
-  readonly offeredRps: number | null;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;

@@ -6,9 +6,8 @@
  * Throughput is measured at saturation (fixed connections, closed loop); latency separately at a fixed offered rate
  * below saturation with an open-loop generator (bench/servers/open-loop.ts: requests leave on a fixed schedule and
  * latency counts from each one's due time), so that slow responses are not hidden by a saturated queue or by the
- * client waiting for them. Contenders
- * alternate within each round, several rounds; medians are reported with ratios to direct. For canary-gate, CPU
- * seconds per 10k requests (from /proc) and RSS after the run.
+ * client waiting for them. Contenders alternate within each round, several rounds; medians are reported with
+ * ratios to direct. For canary-gate, CPU seconds per 10k requests (from /proc) and RSS after the run.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -71,15 +71,15 @@ export function registerLoadCommand(program: Command): Command {
       const clear = (): void => {
         if (tty) process.stderr.write('\r\x1b[2K');
       };
+      // Loaded here, not at the top: `canary-gate run` registers this command, and a sidecar should not carry
+      // autocannon, the report and the demo fleet in its memory.
+      const [{ runProfile }, { writeReports }] = await Promise.all([import('./run.ts'), import('./report.ts')]);
       const abort = new AbortController();
       const onSigint = (): void => {
         if (abort.signal.aborted) process.exit(130);
         abort.abort();
       };
       process.on('SIGINT', onSigint);
-      // Loaded here, not at the top: `canary-gate run` registers this command, and a sidecar should not carry
-      // autocannon, the report and the demo fleet in its memory.
-      const [{ runProfile }, { writeReports }] = await Promise.all([import('./run.ts'), import('./report.ts')]);
       process.stdout.write(`load profile ${profile.name}: ${profile.steps.length} step(s), ${profile.durationMs / 1000} s at most, ${profile.maxRequests} requests at most\n`);
       try {
         const result = await runProfile(profile, {
