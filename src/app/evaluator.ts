@@ -6,7 +6,8 @@
  */
 import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
-import { judge, unreadableVerdict, type JudgePolicy } from '../core/judge.ts';
+import { EMPTY_DETECTOR, type DetectorState } from '../core/detector.ts';
+import { evaluateWindow, unreadableVerdict, type JudgePolicy } from '../core/judge.ts';
 import type { FlagStore, Lease } from '../core/ports.ts';
 import { slotIndexAt } from '../core/slot-recorder.ts';
 import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
@@ -16,6 +17,8 @@ export interface EvaluatorOptions {
   readonly holderId: string;
   readonly pod: string;
   readonly slotMs: number;
+  /** Slots per window (the slots a new lease holder replays into the sequential statistics). */
+  readonly slots: number;
   readonly leaseTtlMs: number;
   readonly policy: JudgePolicy;
   readonly consecutiveBreaches: number;
@@ -48,6 +51,8 @@ export class Evaluator {
   latch: RollbackDecision | 'corrupt' | null = null;
   pending: RollbackDecision | null = null;
   latest: Verdict | null = null;
+  /** The sequential statistics (policy.statistics.method sequential): restarted on a new lease and on a reset. */
+  detector: DetectorState = EMPTY_DETECTOR;
   lastError: string | null = null;
   holder: string | null = null;
   readonly evaluations: Record<Outcome, number> = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
@@ -80,7 +85,11 @@ export class Evaluator {
     const startedMs = this.clock();
     try {
       const token = await this.lease.acquire(this.options.holderId, this.options.leaseTtlMs);
-      if (token > 0 && this.token !== token) this.logger.info({ fencingToken: token }, 'evaluator lease acquired');
+      if (token > 0 && this.token !== token) {
+        this.logger.info({ fencingToken: token }, 'evaluator lease acquired');
+        // Statistics from an earlier tenure missed the slots judged meanwhile: start again from the window.
+        this.detector = EMPTY_DETECTOR;
+      }
       if (token === 0 && this.token > 0) this.logger.info('evaluator lease lost');
       this.token = token;
       // Count the lease from when the request left: the server's TTL started no earlier.
@@ -133,7 +142,10 @@ export class Evaluator {
     try {
       await this.syncLatch();
       const [read, flagPercent] = await Promise.all([this.reader.read(lastSlot), this.flags.flagPercent()]);
-      verdict = judge(this.options.policy, read.baseline, read.canary, atMs, { flagPercent });
+      const slots = { firstSlot: lastSlot - this.options.slots + 1, lastSlot, slotMs: this.options.slotMs, slotsOf: (index: number) => this.reader.slotCounts(index) };
+      const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent);
+      verdict = evaluated.verdict;
+      this.detector = evaluated.detector;
       this.lastError = null;
     } catch (err) {
       this.redisErrors++;
@@ -176,6 +188,7 @@ export class Evaluator {
       const resetMs = await this.flags.lastResetMs();
       if (resetMs !== null && resetMs >= decidedMs) {
         this.state = initialState(this.clock());
+        this.detector = EMPTY_DETECTOR;
         this.logger.warn('latch cleared in redis (reset); judging again');
       } else if (this.latch !== 'corrupt') {
         // The latch vanished without a reset: Redis lost its data. Fail safe: write the decision again.
@@ -235,6 +248,7 @@ export class Evaluator {
   /** Applies a reset that was written to Redis. */
   clearAfterReset(): void {
     this.state = initialState(this.clock());
+    this.detector = EMPTY_DETECTOR;
     this.latch = null;
     this.pending = null;
   }

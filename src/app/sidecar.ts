@@ -77,12 +77,21 @@ export function judgePolicyOf(config: Config): JudgePolicy {
   const p = config.policy;
   return {
     minSamples: p.minSamples,
-    latency: { relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000 },
+    latency: {
+      relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000,
+      relativeP50: p.latency.relativeP50, relativeP99: p.latency.relativeP99, absoluteP50Us: p.latency.absoluteP50 * 1000, absoluteP99Us: p.latency.absoluteP99 * 1000,
+    },
     errors: { ...p.errors },
+    throughputDrop: p.throughput.drop,
+    forMs: { ...p.for },
     noData: { ...p.noData },
     trafficShareAlpha: p.trafficShareAlpha,
     statistics: {
       enabled: p.statistics.enabled,
+      method: p.statistics.method,
+      falseRollbackRate: p.statistics.falseRollbackRate,
+      horizonMs: p.statistics.horizon,
+      warnRate: p.statistics.warnRate,
       alpha: evaluationAlpha(p.statistics.falseRollbackRate, config.window.slot, p.statistics.horizon, STATISTICAL_CHECKS),
       grossErrorRatio: p.statistics.grossErrorRatio,
     },
@@ -109,7 +118,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag, config.policy.advisory));
   const evaluator = new Evaluator(
     {
-      holderId, pod: config.pod.name, slotMs, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
+      holderId, pod: config.pod.name, slotMs, slots: config.window.slots, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
       consecutiveBreaches: config.policy.consecutiveBreaches, configHash: configHash(config), advisory: config.policy.advisory,
     },
     new RedisLease(redis, keys),

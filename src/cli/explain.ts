@@ -3,7 +3,7 @@
  * RollbackDecision (the decision key, or an audit stream entry); no I/O.
  */
 import type { RollbackDecision } from '../core/controller.ts';
-import type { CheckResult, VersionFigures } from '../core/verdict.ts';
+import { isSequential, type CheckResult, type VersionFigures } from '../core/verdict.ts';
 import { textTable as table } from '../replay/report.ts';
 
 
@@ -25,10 +25,11 @@ function figuresTable(baseline: VersionFigures, canary: VersionFigures): string 
   ]);
 }
 
-function checksTable(checks: readonly CheckResult[]): string {
+/** Window-method evidence: the exact test's counts and bounds. */
+function windowTable(checks: readonly CheckResult[]): string {
   const rows: string[][] = [['check', 'result', 'observed', 'threshold', 'counted', 'lower bound', 'tolerated', 'alpha', 'needs']];
   for (const c of checks) {
-    const e = c.evidence;
+    const e = isSequential(c.evidence) ? undefined : c.evidence;
     rows.push([
       c.check,
       c.outcome,
@@ -39,6 +40,35 @@ function checksTable(checks: readonly CheckResult[]): string {
       e ? pct(e.tolerated) : '-',
       e ? (e.alpha < 0.01 ? e.alpha.toExponential(1) : e.alpha.toPrecision(2)) : '-',
       e?.neededRequests ? `${e.neededRequests} more` : '-',
+    ]);
+  }
+  return table(rows);
+}
+
+const seconds = (s: number | null): string => (s === null ? 'never' : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
+
+/**
+ * Sequential evidence: each check's CUSUM statistic against its fail and warning thresholds (nats), the counted
+ * rate against the healthy and regressed rates, and how long the statistic took to decide: from when it last left
+ * zero (the change's estimated start) to when it crossed the fail threshold.
+ */
+function sequentialTable(checks: readonly CheckResult[], atMs: number): string {
+  const rows: string[][] = [['check', 'result', 'observed', 'threshold', 'statistic', 'fail at', 'warn at', 'rate', 'healthy', 'regressed', 'decided in']];
+  for (const c of checks) {
+    const e = isSequential(c.evidence) ? c.evidence : undefined;
+    const decidedIn = e && e.risingSinceMs !== null ? ((e.aboveSinceMs ?? atMs) - e.risingSinceMs) / 1000 : null;
+    rows.push([
+      c.check,
+      c.outcome,
+      value(c, c.observed),
+      value(c, c.threshold),
+      e ? e.statistic.toFixed(2) : '-',
+      e ? e.failThreshold.toFixed(2) : '-',
+      e ? e.warnThreshold.toFixed(2) : '-',
+      e ? pct(e.observedRate) : '-',
+      e ? pct(e.p0) : '-',
+      e ? pct(e.p1) : '-',
+      e && e.aboveSinceMs !== null ? seconds(decidedIn) : '-',
     ]);
   }
   return table(rows);
@@ -57,7 +87,8 @@ export function explainDecision(d: RollbackDecision): string {
   if (d.trigger === 'automatic') out.push(`after ${d.consecutiveBreaches} failing evaluations in a row`);
   if (d.baseline !== null && d.canary !== null) out.push('', figuresTable(d.baseline, d.canary));
   if (d.checks.length > 0) {
-    out.push('', checksTable(d.checks), '');
+    const sequential = d.checks.some((c) => isSequential(c.evidence));
+    out.push('', sequential ? sequentialTable(d.checks, d.atMs) : windowTable(d.checks), '');
     for (const c of d.checks) out.push(`${c.check}: ${c.evidence ? `${c.evidence.rule}. ` : ''}${c.reason}`);
   }
   return `${out.join('\n')}\n`;

@@ -5,6 +5,8 @@
  * Sources of the policy defaults: the rollout plans this product serves (issue 2): p95 1.5 x baseline, errors 2 x
  * baseline with a 0.5 % floor, 500 ms and 5 % absolute, 3 consecutive breaches (Flagger's `threshold` idea).
  */
+import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
+
 export const DEFAULTS = {
   /** Service name; every Redis key carries it as a `{service}` hash tag. */
   service: 'demo-api',
@@ -69,15 +71,22 @@ export const DEFAULTS = {
     /** Judge and record everything, but write would-be rollbacks to the dry-run key, never the flag. */
     advisory: false,
     minSamples: 100,
-    consecutiveBreaches: 3,
+    /** Failing evaluations in a row before the rollback; the sequential statistics already accumulate evidence. */
+    consecutiveBreaches: 1,
     latency: {
       relativeP95: 1.5,
+      /** Thresholds-only and window methods; the sequential method warns on its own statistic. */
       warnRelativeP95: 1.25,
       absoluteP95: '500ms',
+      /** Off (0) unless a rollout plan names them. */
+      relativeP50: 0,
+      relativeP99: 0,
+      absoluteP50: 0 as number | string,
+      absoluteP99: 0 as number | string,
     },
     errors: {
       relativeRatio: 2,
-      baselineFloor: 0.005,
+      baselineFloor: 0.001,
       absoluteRatio: 0.05,
       warnRatio: 0.005,
     },
@@ -88,11 +97,19 @@ export const DEFAULTS = {
       baselineMissing: 'hold',
       redisUnreachable: 'hold',
     } as Record<'noTraffic' | 'canaryMissing' | 'baselineMissing' | 'redisUnreachable', 'hold' | 'rollback' | 'pass'>,
+    /** The canary's share of traffic falling this far below the flag's fails the throughput check (0: off). */
+    throughput: { drop: 0 },
+    /** Per check, how long a breach must hold before it fails (0: at once). */
+    for: Object.fromEntries(SEQUENTIAL_CHECKS.map((name) => [name, 0 as number | string])) as Record<SequentialCheckName, number | string>,
     /** Sample-ratio mismatch p-value below which the relative checks are held (0 disables). */
     trafficShareAlpha: 0.0005,
     statistics: {
       /** Bounded-error tests on every check (src/core/statistics.ts); off: thresholds only. */
       enabled: true,
+      /** `sequential`: a CUSUM per check (src/core/detector.ts); `window`: the previous per-window Bonferroni tests. */
+      method: 'sequential' as 'sequential' | 'window',
+      /** Share of a healthy canary's evaluations that may warn, all checks together, 0..1. */
+      warnRate: 0.02,
       /** Probability of rolling back a healthy canary over one rollout of `horizon`, 0..1. */
       falseRollbackRate: 0.01,
       /** Rollout length the false-rollback rate covers; the per-evaluation alpha is spent over it. */

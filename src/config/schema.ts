@@ -4,6 +4,7 @@
  */
 import ms from 'ms';
 import { z } from 'zod';
+import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
 
 /** A positive duration: `5s`, `250ms`, `1m`, or a number of ms. Output: ms. */
 export const duration = z.union([z.number(), z.string()]).transform((input, ctx) => {
@@ -16,8 +17,11 @@ export const duration = z.union([z.number(), z.string()]).transform((input, ctx)
   return value;
 });
 
+/** A duration or 0 (off). Output: ms. */
+const durationOrOff = z.union([z.literal(0), z.literal('0'), duration]).transform((v) => (v === '0' ? 0 : v));
 const ratio = z.number().min(0, 'must be a ratio between 0 and 1').max(1, 'must be a ratio between 0 and 1 (0.05 means 5 %)');
-const multiplier = z.number().gt(0, 'must be a positive multiplier such as 1.5');
+const multiplier = z.number().gt(1, 'must be a multiplier above 1 such as 1.5');
+const multiplierOrOff = z.number().refine((v) => v === 0 || v > 1, 'must be 0 (off) or a multiplier above 1 such as 1.5');
 const port = z.number().int('must be an integer').min(0).max(65535);
 const name = z.string().min(1, 'must not be empty');
 /** `5xx` or `429`; YAML reads an unquoted 429 as a number, so numbers are taken as their text. */
@@ -82,6 +86,10 @@ export const configSchema = z.strictObject({
       relativeP95: multiplier,
       warnRelativeP95: z.number().min(0),
       absoluteP95: duration,
+      relativeP50: multiplierOrOff,
+      relativeP99: multiplierOrOff,
+      absoluteP50: durationOrOff,
+      absoluteP99: durationOrOff,
     }),
     errors: z.strictObject({
       relativeRatio: multiplier,
@@ -95,9 +103,13 @@ export const configSchema = z.strictObject({
       baselineMissing: noDataAction,
       redisUnreachable: noDataAction,
     }),
+    throughput: z.strictObject({ drop: z.number().min(0).lt(1, 'must be below 1 (0.5 means half the traffic the flag gives)') }),
+    for: z.strictObject(Object.fromEntries(SEQUENTIAL_CHECKS.map((name) => [name, durationOrOff])) as Record<SequentialCheckName, typeof durationOrOff>),
     trafficShareAlpha: z.number().min(0).max(0.5, 'must be at most 0.5'),
     statistics: z.strictObject({
       enabled: z.boolean(),
+      method: z.enum(['sequential', 'window']),
+      warnRate: z.number().gt(0, 'must be above 0').max(0.5, 'must be at most 0.5'),
       falseRollbackRate: z.number().gt(0, 'must be above 0').max(0.5, 'must be at most 0.5'),
       horizon: duration,
       grossErrorRatio: ratio,

@@ -8,23 +8,28 @@
  * - latency_p95_absolute: fail when canary p95 > 500 ms
  * - error_ratio_absolute: fail when canary error ratio > 0.05; warn above 0.005
  *
- * Two modes (policy.statistics.enabled):
- * - **Bounded-error tests (default).** A check fails only when an exact one-sided test supports the breach at the
- *   evaluation's alpha (src/core/statistics.ts: Clopper–Pearson bounds, distribution-free quantile bounds, Bonferroni
- *   spending over the rollout), so a healthy canary is rolled back with probability at most
- *   policy.statistics.falseRollbackRate over the horizon. Error checks test the canary's error ratio against the
- *   tolerated ratio; latency checks test the share of canary requests slower than the threshold against 5 % (a p95
- *   above the threshold is exactly a share above 5 %). A breach of the rule's point estimate that the test does not yet
- *   support is `inconclusive`, with the further canary requests the test needs. A gross error breach (at least
- *   {@link GROSS_MIN_ERRORS} errors and a ratio above policy.statistics.grossErrorRatio) fails at once. A check passes
- *   only with at least minSamples requests of each version it reads.
- * - **Thresholds only.** The point estimates against the thresholds, as Flagger and Argo Rollouts compare them:
- *   minimum samples (default 100 requests per version in the window): a canary below it makes every check
- *   inconclusive; a baseline below it makes the relative checks inconclusive while the absolute checks still judge.
+ * Three methods (policy.statistics.enabled and .method):
+ * - **Sequential (default).** One CUSUM statistic per check of the check table (src/core/checks.ts,
+ *   src/core/detector.ts), advanced once per slot by the evaluator and passed in as `context.detector`: evidence
+ *   accumulates across slots for as long as the canary stays bad, a healthy past is forgotten, and the thresholds
+ *   follow from policy.statistics.falseRollbackRate over the horizon and policy.statistics.warnRate.
+ * - **Window tests (`method: window`, the previous method).** A check fails only when an exact one-sided test over
+ *   the rolling window supports the breach at the evaluation's alpha (src/core/statistics.ts: Clopper–Pearson bounds,
+ *   distribution-free quantile bounds, Bonferroni spending over the rollout). Error checks test the canary's error
+ *   ratio against the tolerated ratio; latency checks test the share of canary requests slower than the threshold
+ *   against 5 %. A breach of the point estimate the test does not yet support is `inconclusive`, with the further
+ *   canary requests the test needs. A gross error breach (at least {@link GROSS_MIN_ERRORS} errors and a ratio above
+ *   policy.statistics.grossErrorRatio) fails at once. A check passes only with minSamples requests of each version.
+ * - **Thresholds only (`enabled: false`).** The point estimates against the thresholds, as Flagger and Argo Rollouts
+ *   compare them: minimum samples (default 100 requests per version in the window): a canary below it makes every
+ *   check inconclusive; a baseline below it makes the relative checks inconclusive while the absolute checks judge.
  * NaN anywhere is inconclusive, never pass.
  */
+import { CHECK_TABLE, type SequentialCheckName, type SlotCounts } from './checks.ts';
+import { checkPlans, EMPTY_DETECTOR, observeSlots, sequentialResults, type DetectorState, type SequentialPolicy } from './detector.ts';
 import { quantileUpperLevel, sampleRatioPValue, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
 import {
+  isSequential,
   OUTCOME_ORDER,
   toFigures,
   worst,
@@ -48,6 +53,11 @@ export interface JudgePolicy {
     readonly warnRelativeP95: number;
     /** Fail when canary p95 > this, µs. */
     readonly absoluteP95Us: number;
+    /** Relative p50 and p99 multipliers and absolute p50 and p99 lines, µs (0: off; sequential method only). */
+    readonly relativeP50: number;
+    readonly relativeP99: number;
+    readonly absoluteP50Us: number;
+    readonly absoluteP99Us: number;
   };
   readonly errors: {
     /** Fail when canary error ratio > this x max(baseline error ratio, baselineFloor). */
@@ -66,9 +76,21 @@ export interface JudgePolicy {
    * the relative checks are inconclusive (0 disables).
    */
   readonly trafficShareAlpha: number;
+  /** Fall of the canary's share of traffic below the flag's that fails the throughput check, 0..1 (0: off). */
+  readonly throughputDrop: number;
+  /** Per sequential check, how long its breach must hold before it fails, ms (absent: at once). */
+  readonly forMs: Readonly<Partial<Record<SequentialCheckName, number>>>;
   readonly statistics: {
-    /** Bounded-error tests on; off: thresholds only. */
+    /** Statistical checks on; off: thresholds only. */
     readonly enabled: boolean;
+    /** `sequential` (CUSUM per check, default) or `window` (the previous per-window Bonferroni tests). */
+    readonly method: 'sequential' | 'window';
+    /** Probability of rolling back a healthy canary within the horizon, 0..1 (sequential). */
+    readonly falseRollbackRate: number;
+    /** The rollout length the rate covers, ms. */
+    readonly horizonMs: number;
+    /** Share of a healthy canary's evaluations that may warn, 0..1 (sequential). */
+    readonly warnRate: number;
     /** Significance level of each check in one evaluation (statistics.ts evaluationAlpha), 0..1. */
     readonly alpha: number;
     /** A canary error ratio above this (with at least GROSS_MIN_ERRORS errors) fails without waiting for the test, 0..1. */
@@ -85,19 +107,45 @@ const TAIL_SHARE = 0.05;
 
 export const DEFAULT_JUDGE_POLICY: JudgePolicy = {
   minSamples: 100,
-  latency: { relativeP95: 1.5, warnRelativeP95: 1.25, absoluteP95Us: 500_000 },
-  errors: { relativeRatio: 2, baselineFloor: 0.005, absoluteRatio: 0.05, warnRatio: 0.005 },
+  latency: { relativeP95: 1.5, warnRelativeP95: 1.25, absoluteP95Us: 500_000, relativeP50: 0, relativeP99: 0, absoluteP50Us: 0, absoluteP99Us: 0 },
+  errors: { relativeRatio: 2, baselineFloor: 0.001, absoluteRatio: 0.05, warnRatio: 0.005 },
+  throughputDrop: 0,
+  forMs: {},
   noData: { noTraffic: 'hold', canaryMissing: 'rollback', baselineMissing: 'hold', redisUnreachable: 'hold' },
   trafficShareAlpha: 0.0005,
   // 1 % false rollbacks over 2 h of 5 s evaluations, shared by 4 checks: 0.01 / 1440 / 4.
-  statistics: { enabled: true, alpha: 0.01 / 1440 / STATISTICAL_CHECKS, grossErrorRatio: 0.5 },
+  statistics: {
+    enabled: true, method: 'sequential', falseRollbackRate: 0.01, horizonMs: 7_200_000, warnRate: 0.02,
+    alpha: 0.01 / 1440 / STATISTICAL_CHECKS, grossErrorRatio: 0.5,
+  },
 };
 
 /** What the judge knows besides the two windows. */
 export interface JudgeContext {
   /** The canary's traffic percentage from the flag key, 0..100; null when unknown (unset, unparsable, unread). */
   readonly flagPercent: number | null;
+  /** The sequential statistics after the window's newest slot (sequential method; absent: nothing observed yet). */
+  readonly detector?: DetectorState;
 }
+
+/** The sequential method's policy, read from the judge's. */
+export function sequentialPolicyOf(p: JudgePolicy): SequentialPolicy {
+  return {
+    thresholds: {
+      latency: {
+        relativeP50: p.latency.relativeP50, relativeP95: p.latency.relativeP95, relativeP99: p.latency.relativeP99,
+        absoluteP50Us: p.latency.absoluteP50Us, absoluteP95Us: p.latency.absoluteP95Us, absoluteP99Us: p.latency.absoluteP99Us,
+      },
+      errors: { relativeRatio: p.errors.relativeRatio, baselineFloor: p.errors.baselineFloor, absoluteRatio: p.errors.absoluteRatio },
+      throughputDrop: p.throughputDrop,
+    },
+    falseRollbackRate: p.statistics.falseRollbackRate, horizonMs: p.statistics.horizonMs, warnRate: p.statistics.warnRate,
+    forMs: p.forMs, minSamples: p.minSamples,
+  };
+}
+
+/** Whether the policy judges with the sequential detector. */
+export const isSequentialPolicy = (p: JudgePolicy): boolean => p.statistics.enabled && p.statistics.method === 'sequential';
 
 const ACTION_OUTCOME: Record<NoDataAction, Outcome> = { hold: 'inconclusive', rollback: 'fail', pass: 'pass' };
 
@@ -163,7 +211,8 @@ const OPERATOR: Record<Outcome, string> = { pass: '<=', warn: '<=', fail: '>', i
  * @param atMs end of the judged window, ms since the epoch (recorded in the verdict, not read from a clock)
  */
 export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number, context: JudgeContext = { flagPercent: null }): Verdict {
-  const checks = trafficChecks(policy, baseline, canary, context) ?? (policy.statistics.enabled ? testedChecks(policy, baseline, canary) : thresholdChecks(policy, baseline, canary));
+  const judged = (): CheckResult[] => judgedChecks(policy, baseline, canary, atMs, context);
+  const checks = trafficChecks(policy, baseline, canary, context, judged) ?? judged();
   const outcome = checks.reduce<Outcome>((acc, c) => worst(acc, c.outcome), OUTCOME_ORDER[0]);
   const reason =
     outcome === 'pass'
@@ -173,10 +222,55 @@ export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
           .map((c) => c.reason)
           .filter((r, i, all) => all.indexOf(r) === i)
           .join('; ');
-  return { outcome, atMs, checks, baseline: toFigures(baseline), canary: toFigures(canary), reason };
+  const underpowered = checks.filter((c) => isSequential(c.evidence) && c.evidence.underpowered).map((c) => c.check);
+  const verdict: Verdict = { outcome, atMs, checks, baseline: toFigures(baseline), canary: toFigures(canary), reason };
+  return underpowered.length > 0 ? { ...verdict, underpowered } : verdict;
 }
 
-const RELATIVE: ReadonlySet<string> = new Set(['latency_p95_relative', 'error_ratio_relative']);
+/** What {@link evaluateWindow} reads of a fleet window besides its snapshots. */
+export interface WindowSlots {
+  /** The window's slots, oldest first: [firstSlot, lastSlot]. */
+  readonly firstSlot: number;
+  readonly lastSlot: number;
+  readonly slotMs: number;
+  /** One slot's counts per version (null: no pod reported it). */
+  slotsOf(slotIndex: number): { baseline: SlotCounts | null; canary: SlotCounts | null };
+}
+
+/**
+ * One evaluation: with the sequential method, observes the window's slots the detector has not seen yet, then
+ * judges. The evaluator, the replay and the decision-quality benchmark all evaluate through here.
+ * @param detector the statistics so far ({@link EMPTY_DETECTOR} at the start, after a reset and on a new lease)
+ * @returns the verdict and the detector to pass to the next evaluation
+ */
+export function evaluateWindow(
+  policy: JudgePolicy,
+  detector: DetectorState,
+  baseline: WindowSnapshot,
+  canary: WindowSnapshot,
+  slots: WindowSlots,
+  flagPercent: number | null,
+): { verdict: Verdict; detector: DetectorState } {
+  let next = detector;
+  if (isSequentialPolicy(policy)) {
+    const plans = checkPlans(sequentialPolicyOf(policy), baseline, canary, flagPercent);
+    next = observeSlots(plans, detector, slots.firstSlot, slots.lastSlot, slots.slotMs, slots.slotsOf);
+  }
+  const atMs = (slots.lastSlot + 1) * slots.slotMs;
+  return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, detector: next }), detector: next };
+}
+
+/** The checks of the policy's method, before any traffic rule. */
+function judgedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number, context: JudgeContext): CheckResult[] {
+  if (!policy.statistics.enabled) return thresholdChecks(policy, baseline, canary);
+  if (policy.statistics.method === 'window') return testedChecks(policy, baseline, canary);
+  const sequential = sequentialPolicyOf(policy);
+  const plans = checkPlans(sequential, baseline, canary, context.flagPercent);
+  return sequentialResults(sequential, plans, context.detector ?? EMPTY_DETECTOR, atMs);
+}
+
+/** Checks that compare the versions: held on a sample-ratio mismatch, replaced by no_data without a baseline. */
+const RELATIVE: ReadonlySet<string> = new Set(CHECK_TABLE.filter((row) => row.needsBaseline).map((row) => row.name));
 
 /**
  * The checks when the traffic itself is the problem, or null to judge as usual:
@@ -187,7 +281,7 @@ const RELATIVE: ReadonlySet<string> = new Set(['latency_p95_relative', 'error_ra
  * - the observed canary share contradicts the flag's (sample-ratio mismatch): the relative checks are inconclusive
  *   and a traffic_share check says why; the absolute checks judge, since they do not compare the versions.
  */
-function trafficChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, context: JudgeContext): CheckResult[] | null {
+function trafficChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, context: JudgeContext, judged: () => CheckResult[]): CheckResult[] | null {
   const flag = context.flagPercent;
   if (!(baseline.requests > 0) && !(canary.requests > 0)) return [noDataCheck(policy, 'noTraffic')];
   if (canary.slotsReported === 0) {
@@ -197,7 +291,6 @@ function trafficChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Wi
     }
     return [noDataCheck(policy, 'canaryMissing', ` (flag ${flag} %)`)];
   }
-  const judged = (): CheckResult[] => (policy.statistics.enabled ? testedChecks(policy, baseline, canary) : thresholdChecks(policy, baseline, canary));
   if (baseline.slotsReported === 0) return [noDataCheck(policy, 'baselineMissing'), ...judged().filter((c) => !RELATIVE.has(c.check))];
   if (policy.trafficShareAlpha > 0 && flag !== null && flag > 0 && flag < 100) {
     const total = baseline.requests + canary.requests;

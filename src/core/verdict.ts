@@ -2,6 +2,7 @@
  * Verdict vocabulary shared by the judge, the controller, `/status`, logs and decision records.
  * Outcomes have a declared best-to-worst order (as Argo Rollouts' phases do); the overall verdict is the worst check.
  */
+import type { SequentialCheckName } from './checks.ts';
 import type { WindowSnapshot } from './window.ts';
 
 /** Best to worst. `inconclusive` outranks `warn` (no decision can rest on it) and `fail` outranks everything. */
@@ -14,10 +15,8 @@ export function worst(a: Outcome, b: Outcome): Outcome {
 }
 
 export type CheckName =
-  | 'latency_p95_relative'
-  | 'latency_p95_absolute'
-  | 'error_ratio_relative'
-  | 'error_ratio_absolute'
+  /** The checks of the check table (src/core/checks.ts); the window and thresholds-only methods use four of them. */
+  | SequentialCheckName
   /** A no-data cause (README, "No data"): its configured action decides the outcome. */
   | 'no_data'
   /** Sample-ratio mismatch: the observed canary share against the flag's. */
@@ -52,6 +51,48 @@ export interface CheckEvidence {
   readonly neededRequests: number | null;
 }
 
+/**
+ * The evidence of a sequential check (the default method): its CUSUM statistic against its thresholds
+ * (src/core/detector.ts). Statistics and thresholds are in nats; rates 0..1; times in s or ms since the epoch.
+ */
+export interface SequentialEvidence {
+  readonly method: 'cusum';
+  /** The statistic's counts and hypotheses in words. */
+  readonly rule: string;
+  /** The CUSUM now, nats. */
+  readonly statistic: number;
+  /** The statistic fails at or above this, nats (from policy.statistics.falseRollbackRate and horizon). */
+  readonly failThreshold: number;
+  /** The statistic warns at or above this, nats (from policy.statistics.warnRate). */
+  readonly warnThreshold: number;
+  /** The counted rate if the canary is healthy (p0) and if it regressed by the configured size (p1), 0..1. */
+  readonly p0: number;
+  readonly p1: number;
+  /** The rate in the current window, 0..1 (NaN when unknown). */
+  readonly observedRate: number;
+  /** Trials (requests, or errors for the relative error check) per second in the window. */
+  readonly trialsPerS: number;
+  /** The latency slow requests are counted against, ms (latency checks), else null. */
+  readonly latencyThresholdMs: number | null;
+  /** Seconds the statistic needs to reach the fail threshold at the window's rates: 0 when there, null when it falls. */
+  readonly secondsToDecision: number | null;
+  /** Expected seconds to detect a regression of the configured size at this traffic (null: never). */
+  readonly secondsToDetect: number | null;
+  /** True when that exceeds the horizon: the gate is blind to such a regression at this traffic. */
+  readonly underpowered: boolean;
+  /** When the statistic last left zero (the change's estimated start), ms since the epoch; null at zero. */
+  readonly risingSinceMs: number | null;
+  /** When it reached the fail threshold, ms since the epoch; null below it. */
+  readonly aboveSinceMs: number | null;
+  /** Canary requests the statistic has observed. */
+  readonly canaryRequests: number;
+}
+
+/** Whether evidence comes from the sequential method. */
+export function isSequential(e: CheckEvidence | SequentialEvidence | undefined): e is SequentialEvidence {
+  return e !== undefined && (e as SequentialEvidence).method === 'cusum';
+}
+
 /** One check's result with its evidence. `observed` and `threshold` share `unit`; NaN when not computable. */
 export interface CheckResult {
   readonly check: CheckName;
@@ -64,7 +105,7 @@ export interface CheckResult {
   /** One line with both numbers, e.g. "canary p95 812.0 ms > 1.5 x baseline p95 402.0 ms = 603.0 ms". */
   readonly reason: string;
   /** The test behind the outcome; absent when policy.statistics is off or there was nothing to test. */
-  readonly evidence?: CheckEvidence;
+  readonly evidence?: CheckEvidence | SequentialEvidence;
 }
 
 /** Requests, errors and latency quantiles as people read them: latencies in ms (NaN without samples), ratio 0..1. */
@@ -94,6 +135,8 @@ export interface Verdict {
   readonly canary: VersionFigures;
   /** The reasons of the checks that set the outcome, joined with "; ". */
   readonly reason: string;
+  /** Sequential checks that could not detect a regression of their configured size within the horizon at this traffic. */
+  readonly underpowered?: readonly CheckName[];
 }
 
 /** Converts a window snapshot (µs) into figures for people (ms). */

@@ -6,7 +6,9 @@
  * new, not of the whole window. Quantiles come from the merged histogram, never from averaging per-pod quantiles.
  */
 import { createHistogram, quantileUs, type Histogram } from './histogram.ts';
+import type { SlotCounts } from './checks.ts';
 import type { DecodedSlot } from './slot-payload.ts';
+import { shareAbove } from './statistics.ts';
 
 /** What the judge sees of one version. Latencies in µs; NaN when the window holds no requests. */
 export interface WindowSnapshot {
@@ -103,6 +105,17 @@ export class FleetWindow {
       entry.histogram.destroy();
       this.entries.delete(index);
     }
+  }
+
+  /**
+   * One slot's counts across the pods merged so far (what the sequential detector observes), or null when no pod
+   * reported it. `countAbove` reads the slot's own histogram: valid until the slot leaves the window.
+   */
+  slotCounts(slotIndex: number): SlotCounts | null {
+    const entry = this.entries.get(slotIndex);
+    if (entry === undefined) return null;
+    const quantile = (q: number): number => quantileUs(entry.histogram, q);
+    return { requests: entry.requests, errors: entry.errors, countAbove: (latencyUs) => Math.round(shareAbove(quantile, latencyUs) * entry.requests) };
   }
 
   /** The merged figures of the slots currently held. */

@@ -12,6 +12,7 @@
  * has worked for {@link FleetReaderOptions.sliceMs} in a row, so that proxied requests wait at most about that long
  * even when a first read of 1000 pods takes seconds.
  */
+import type { SlotCounts } from '../core/checks.ts';
 import type { ServiceKeys } from '../core/keys.ts';
 import { decodeSlotPayload } from '../core/slot-payload.ts';
 import { FleetWindow, type WindowSnapshot } from '../core/window.ts';
@@ -141,6 +142,14 @@ export class FleetReader {
       canary: this.windows.get(this.canaryVersion)!.snapshot(),
       merged,
       corrupt,
+    };
+  }
+
+  /** The counts of one slot of the window per version, as merged by the last read (null: no pod reported it). */
+  slotCounts(slotIndex: number): { baseline: SlotCounts | null; canary: SlotCounts | null } {
+    return {
+      baseline: this.windows.get(this.baselineVersion)!.slotCounts(slotIndex),
+      canary: this.windows.get(this.canaryVersion)!.slotCounts(slotIndex),
     };
   }
 

@@ -7,7 +7,8 @@
 import type { ControllerState, RollbackDecision } from '../core/controller.ts';
 import { initialState, step } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
-import { judge, type JudgePolicy } from '../core/judge.ts';
+import { EMPTY_DETECTOR, type DetectorState } from '../core/detector.ts';
+import { evaluateWindow, type JudgePolicy } from '../core/judge.ts';
 import { decodeSlotPayload } from '../core/slot-payload.ts';
 import type { Verdict } from '../core/verdict.ts';
 import { FleetWindow } from '../core/window.ts';
@@ -68,6 +69,7 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
     const first = Math.min(...indexes);
     const last = Math.max(...indexes);
     let state: ControllerState = initialState(first * slotMs);
+    let detector: DetectorState = EMPTY_DETECTOR;
     let previous = '';
     for (let index = first; index <= last && decision === null; index++) {
       for (const w of windows.values()) w.advanceTo(index);
@@ -83,8 +85,12 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
         }
       }
       if (flags.has(index)) flag = flags.get(index) ?? null;
-      const atMs = (index + 1) * slotMs;
-      const verdict = judge(policy.judge, windows.get(baseline)!.snapshot(), windows.get(canary)!.snapshot(), atMs, { flagPercent: flag });
+      const b = windows.get(baseline)!;
+      const c = windows.get(canary)!;
+      const slots = { firstSlot: index - policy.slots + 1, lastSlot: index, slotMs, slotsOf: (i: number) => ({ baseline: b.slotCounts(i), canary: c.slotCounts(i) }) };
+      const evaluated = evaluateWindow(policy.judge, detector, b.snapshot(), c.snapshot(), slots, flag);
+      const verdict = evaluated.verdict;
+      detector = evaluated.detector;
       evaluations++;
       outcomes[verdict.outcome]++;
       const next = step({ consecutiveBreaches: policy.consecutiveBreaches }, state, verdict, 'replay');

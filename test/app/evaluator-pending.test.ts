@@ -29,7 +29,7 @@ afterAll(async () => {
 
 function evaluator(holderId: string): Evaluator {
   return new Evaluator(
-    { holderId, pod: holderId, slotMs: config.window.slot, leaseTtlMs: 5000, policy: judgePolicyOf(config), consecutiveBreaches: 3 },
+    { holderId, pod: holderId, slots: 12, slotMs: config.window.slot, leaseTtlMs: 5000, policy: judgePolicyOf(config), consecutiveBreaches: 3 },
     new RedisLease(redis, keys),
     new RedisFlagStore(redis, keys, flagOptionsOf(config.flag)),
     new FleetReader(redis, keys, config.versions, config.window.slot, config.window.slots),

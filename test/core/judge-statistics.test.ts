@@ -7,7 +7,7 @@ import lognormal from '@stdlib/random-base-lognormal';
 import randu from '@stdlib/random-base-randu';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHistogram, type Histogram, quantileUs, recordLatency } from '../../src/core/histogram.ts';
-import { DEFAULT_JUDGE_POLICY, judge, type JudgePolicy } from '../../src/core/judge.ts';
+import { DEFAULT_JUDGE_POLICY as SEQUENTIAL_POLICY, judge, type JudgePolicy } from '../../src/core/judge.ts';
 import {
   evaluationAlpha,
   lowerRateBound,
@@ -20,6 +20,9 @@ import {
 import type { CheckName, Verdict } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
 import { THRESHOLDS_ONLY } from '../helpers/snapshots.ts';
+
+/** These cases pin the window method (per-window Bonferroni tests); the sequential method has its own tests. */
+const DEFAULT_JUDGE_POLICY: JudgePolicy = { ...SEQUENTIAL_POLICY, statistics: { ...SEQUENTIAL_POLICY.statistics, method: 'window' } };
 
 describe('exact bounds', () => {
   it('Clopper–Pearson bounds match published values and bracket the observed rate', () => {

@@ -3,10 +3,13 @@
  * sample-ratio mismatch check. One row, one test.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_JUDGE_POLICY, judge, type JudgePolicy, unreadableVerdict } from '../../src/core/judge.ts';
+import { DEFAULT_JUDGE_POLICY as SEQUENTIAL_POLICY, judge, type JudgePolicy, unreadableVerdict } from '../../src/core/judge.ts';
 import type { Verdict } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
 import { piecewiseQuantile } from '../helpers/snapshots.ts';
+
+/** These cases pin the window method (per-window Bonferroni tests); the sequential method has its own tests. */
+const DEFAULT_JUDGE_POLICY: JudgePolicy = { ...SEQUENTIAL_POLICY, statistics: { ...SEQUENTIAL_POLICY.statistics, method: 'window' } };
 
 function snap(version: string, requests: number, slotsReported = 12, errors = 0): WindowSnapshot {
   const p50 = requests > 0 ? 40_000 : Number.NaN;

@@ -2,7 +2,12 @@
 import { DEFAULT_JUDGE_POLICY, type JudgePolicy } from '../../src/core/judge.ts';
 
 /** The default policy with the statistical tests off: the point estimates against the thresholds. */
-export const THRESHOLDS_ONLY: JudgePolicy = { ...DEFAULT_JUDGE_POLICY, statistics: { ...DEFAULT_JUDGE_POLICY.statistics, enabled: false } };
+/** Thresholds only, with the 0.5 % baseline floor the threshold cases were written for. */
+export const THRESHOLDS_ONLY: JudgePolicy = {
+  ...DEFAULT_JUDGE_POLICY,
+  errors: { ...DEFAULT_JUDGE_POLICY.errors, baselineFloor: 0.005 },
+  statistics: { ...DEFAULT_JUDGE_POLICY.statistics, enabled: false },
+};
 
 /**
  * A quantile function (q 0..1 -> µs) through (0, 0), (0.5, p50), (0.95, p95), (0.99, p99), (1, 1.2 x p99), linear

@@ -1,0 +1,108 @@
+/**
+ * Sequential change detection: the statistics behind the gate's default checks. Pure functions of counts.
+ *
+ * Method (README, "How the gate decides"):
+ * - **CUSUM of a log-likelihood ratio** (Page 1954, Biometrika 41). Each check turns every slot into binomial counts
+ *   (events among trials: canary errors among the slot's errors, canary requests slower than a latency, ...) with a
+ *   rate p0 under "the canary is healthy" and p1 under "the canary has regressed by the configured size". The statistic
+ *   S = max(0, S + LLR(slot)) keeps accumulating evidence while the canary stays bad, whatever the rolling window's
+ *   length, and its reset at zero forgets a long healthy past, so a late regression is not masked. For a given
+ *   false-alarm rate no procedure detects a change of the tuned size faster (Lorden 1971, Ann. Math. Stat. 42;
+ *   Moustakides 1986, Ann. Stat. 14).
+ * - **Threshold from a false-rollback rate** (Siegmund, Sequential Analysis, 1985, ch. II): under H0 the average
+ *   run length to a false alarm of a likelihood-ratio CUSUM is about e^h / K0, with K0 the Kullback–Leibler drift of
+ *   the statistic under H0 per unit of time. The probability of a false alarm within a horizon T is then about
+ *   T * K0 * e^-h, so h = ln(T * K0 * m / falseRollbackRate) keeps m checks together under the rate (Bonferroni
+ *   over checks, not over evaluations: one statistic runs the whole rollout). `bench/decision-quality.ts` checks it
+ *   by simulation.
+ * - **Warnings** are the same statistic at a lower threshold: under H0 the stationary law of a likelihood-ratio CUSUM
+ *   obeys P(S >= x) <= e^-x (Kingman's bound, since E[e^LLR] = 1), so x = ln(m / warnRate) keeps a healthy canary
+ *   warning on at most `warnRate` of evaluations.
+ */
+
+/**
+ * Log-likelihood ratio of binomial counts, ln(P1 / P0) = events ln(p1/p0) + (trials - events) ln((1-p1)/(1-p0)).
+ * Counts may be fractional (a floor adds expected counts).
+ * @param p0 rate under H0, in (0, 1)
+ * @param p1 rate under H1, in (0, 1), p1 != p0
+ * @returns the LLR (natural log, unitless); 0 without trials
+ */
+export function binomialLlr(events: number, trials: number, p0: number, p1: number): number {
+  if (!(trials > 0)) return 0;
+  return events * Math.log(p1 / p0) + (trials - events) * Math.log((1 - p1) / (1 - p0));
+}
+
+/**
+ * Kullback–Leibler divergence KL(Bernoulli(p) || Bernoulli(q)) in nats: the expected LLR per trial of H(p) against H(q)
+ * when p is true.
+ * @param p, q rates in (0, 1)
+ */
+export function bernoulliKl(p: number, q: number): number {
+  const term = (a: number, b: number): number => (a === 0 ? 0 : a * Math.log(a / b));
+  return term(p, q) + term(1 - p, 1 - q);
+}
+
+/**
+ * Expected LLR per trial of H1(p1) against H0(p0) when the true rate is `rate`: positive when the statistic drifts up.
+ * The zero of this drift is the rate at which evidence neither accumulates nor decays.
+ */
+export function llrDrift(rate: number, p0: number, p1: number): number {
+  return rate * Math.log(p1 / p0) + (1 - rate) * Math.log((1 - p1) / (1 - p0));
+}
+
+/** The rate at which {@link llrDrift} is zero, in (p0, p1) (or (p1, p0)): the CUSUM's break-even rate. */
+export function zeroDriftRate(p0: number, p1: number): number {
+  const a = Math.log((1 - p0) / (1 - p1));
+  return a / (Math.log(p1 / p0) + a);
+}
+
+/** One CUSUM step: max(0, statistic + llr). NaN increments leave the statistic unchanged. */
+export function cusumStep(statistic: number, llr: number): number {
+  return Number.isFinite(llr) ? Math.max(0, statistic + llr) : statistic;
+}
+
+/**
+ * The CUSUM threshold that keeps false alarms under `falseRollbackRate` over `horizonS` (Siegmund's approximation,
+ * see the module doc): h = ln(max(1, horizonS x driftH0PerS) x checks / falseRollbackRate).
+ * @param falseRollbackRate 0..1, for all checks together
+ * @param horizonS the rollout length the rate covers, s
+ * @param driftH0PerS KL(H0 || H1) per trial x trials per second: how fast the statistic falls under H0, nats/s
+ * @param checks statistics that share the rate
+ * @returns h in nats, > 0
+ */
+export function failThreshold(falseRollbackRate: number, horizonS: number, driftH0PerS: number, checks: number): number {
+  const opportunities = Math.max(1, horizonS * (Number.isFinite(driftH0PerS) ? driftH0PerS : 0));
+  return Math.log((opportunities * Math.max(1, checks)) / falseRollbackRate);
+}
+
+/**
+ * The warning threshold: the statistic of a healthy canary is at or above it on at most `warnRate` of evaluations,
+ * all checks together (Kingman's bound, module doc): ln(checks / warnRate).
+ * @param warnRate 0..1
+ * @returns nats, > 0
+ */
+export function warnThreshold(warnRate: number, checks: number): number {
+  return Math.log(Math.max(1, checks) / warnRate);
+}
+
+/**
+ * The canary's share of the errors of both versions when the canary's error rate is `ratio` times the baseline's:
+ * r n_c / (r n_c + n_b). Conditional on the errors of a slot, the canary's errors are binomial with this share (the
+ * conditional test of two Poisson rates; Lehmann & Romano, Testing Statistical Hypotheses, 2005, §4.5), so the test
+ * needs no estimate of the baseline's rate and is exact when the baseline has no errors.
+ * @param ratio canary rate / baseline rate, > 0
+ * @returns 0..1; NaN when both request counts are 0
+ */
+export function conditionalShare(ratio: number, canaryRequests: number, baselineRequests: number): number {
+  const weighted = ratio * canaryRequests;
+  return weighted / (weighted + baselineRequests);
+}
+
+/**
+ * Seconds the statistic needs to climb `distance` nats at `driftPerS`, or null when it does not climb.
+ * @returns s, >= 0, or null
+ */
+export function secondsToClimb(distance: number, driftPerS: number): number | null {
+  if (!(distance > 0)) return 0;
+  return driftPerS > 0 ? distance / driftPerS : null;
+}
