@@ -3,7 +3,8 @@
  * then the environment over that, then the schema validates the result once.
  * Units: durations are strings with a unit (`5s`, `250ms`) or numbers of ms; ratios are 0..1.
  * Sources of the policy defaults: the rollout plans this product serves (issue 2): p95 1.5 x baseline, errors 2 x
- * baseline with a 0.5 % floor, 500 ms and 5 % absolute, 3 consecutive breaches (Flagger's `threshold` idea).
+ * baseline, 500 ms and 5 % absolute; 1 % false rollbacks per 2 h rollout (issue 12); 1 consecutive breach, since the
+ * sequential statistics accumulate evidence themselves (README, "How the gate decides").
  */
 import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
 

@@ -6,8 +6,8 @@ import ms from 'ms';
 import { z } from 'zod';
 import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
 
-/** A positive duration: `5s`, `250ms`, `1m`, or a number of ms. Output: ms. */
-export const duration = z.union([z.number(), z.string()]).transform((input, ctx) => {
+/** Reads a positive duration (`5s`, `250ms`, `1m`, or a number of ms) as ms; an issue on `ctx` otherwise. */
+function toMs(input: number | string, ctx: z.RefinementCtx): number {
   // `ms('')` throws instead of returning undefined: an empty string must become an issue, not an exception.
   const value = typeof input === 'number' ? input : input.trim() === '' ? undefined : ms(input as ms.StringValue);
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -15,10 +15,12 @@ export const duration = z.union([z.number(), z.string()]).transform((input, ctx)
     return z.NEVER;
   }
   return value;
-});
+}
 
+/** A positive duration: `5s`, `250ms`, `1m`, or a number of ms. Output: ms. */
+export const duration = z.union([z.number(), z.string()]).transform(toMs);
 /** A duration or 0 (off). Output: ms. */
-const durationOrOff = z.union([z.literal(0), z.literal('0'), duration]).transform((v) => (v === '0' ? 0 : v));
+const durationOrOff = z.union([z.number(), z.string()]).transform((input, ctx) => (input === 0 || input === '0' ? 0 : toMs(input, ctx)));
 const ratio = z.number().min(0, 'must be a ratio between 0 and 1').max(1, 'must be a ratio between 0 and 1 (0.05 means 5 %)');
 const multiplier = z.number().gt(1, 'must be a multiplier above 1 such as 1.5');
 const multiplierOrOff = z.number().refine((v) => v === 0 || v > 1, 'must be 0 (off) or a multiplier above 1 such as 1.5');

@@ -6,7 +6,8 @@
  *   inconclusive: neither counts nor resets the streak
  *   rolled_back: stays until a person resets it (the latch lives in Redis; see `latched` / `reset` below)
  *
- * K = `consecutiveBreaches` (default 3), as Flagger's `threshold` counts failed checks before a rollback.
+ * K = `consecutiveBreaches` (default 1: the sequential checks accumulate evidence themselves; 3 with thresholds only,
+ * as Flagger's `threshold` counts failed checks before a rollback).
  */
 import type { Verdict } from './verdict.ts';
 
@@ -87,7 +88,7 @@ export function step(policy: ControllerPolicy, state: ControllerState, verdict: 
       const decision: RollbackDecision = {
         state: 'rolled_back',
         trigger: 'automatic',
-        reason: `${breaches} consecutive failing evaluations: ${verdict.reason}`,
+        reason: `${breaches === 1 ? 'a failing evaluation' : `${breaches} consecutive failing evaluations`}: ${verdict.reason}`,
         checks: verdict.checks,
         baseline: verdict.baseline,
         canary: verdict.canary,

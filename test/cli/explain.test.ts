@@ -8,7 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { explainDecision } from '../../src/cli/explain.ts';
 import { step, initialState, type RollbackDecision } from '../../src/core/controller.ts';
 import { createHistogram, quantileUs, recordLatency } from '../../src/core/histogram.ts';
-import { DEFAULT_JUDGE_POLICY, judge } from '../../src/core/judge.ts';
+import type { SlotCounts } from '../../src/core/checks.ts';
+import { EMPTY_DETECTOR } from '../../src/core/detector.ts';
+import { DEFAULT_JUDGE_POLICY, evaluateWindow, judge, type JudgePolicy } from '../../src/core/judge.ts';
+import { isSequential } from '../../src/core/verdict.ts';
 import { serviceKeys } from '../../src/core/keys.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
 import { RedisFlagStore } from '../../src/flag/redis-flag-store.ts';
@@ -30,13 +33,36 @@ function window(version: string, requests: number, errors: number, latencyMs: nu
   };
 }
 
-/** The decision the controller makes after three failing evaluations of a canary with 30 % errors. */
+const WINDOW_METHOD: JudgePolicy = { ...DEFAULT_JUDGE_POLICY, statistics: { ...DEFAULT_JUDGE_POLICY.statistics, method: 'window' } };
+
+/** The decision the controller makes after three failing evaluations of a canary with 30 % errors (window method). */
 function decide(): RollbackDecision {
-  const verdict = judge(DEFAULT_JUDGE_POLICY, window('v1', 5000, 10, 40), window('v2', 400, 120, 45), 1_700_000_000_000);
+  const verdict = judge(WINDOW_METHOD, window('v1', 5000, 10, 40), window('v2', 400, 120, 45), 1_700_000_000_000);
   let state = initialState(0);
   let decision: RollbackDecision | null = null;
   for (let i = 0; i < 3; i++) ({ state, decision } = step({ consecutiveBreaches: 3 }, state, verdict, 'pod-a'));
   return { ...decision!, configHash: '0123456789abcdef' };
+}
+
+/**
+ * The decision of the default (sequential) method: slots of 1/12 of each window, the canary at 30 % errors from the
+ * sixth slot on; evaluated slot by slot until the controller rolls back.
+ */
+function decideSequential(): { decision: RollbackDecision; slot: number } {
+  const slotMs = 5000;
+  const slot = (requests: number, errors: number, slowShare: number): SlotCounts => ({ requests, errors, countAbove: () => Math.round(requests * slowShare) });
+  let detector = EMPTY_DETECTOR;
+  let state = initialState(0);
+  for (let last = 0; last < 60; last++) {
+    const bad = (i: number): boolean => i >= 5;
+    const slots = { firstSlot: last - 11, lastSlot: last, slotMs, slotsOf: (i: number) => ({ baseline: slot(417, 1, 0.05), canary: slot(33, bad(i) ? 10 : 0, 0.05) }) };
+    const evaluated = evaluateWindow(DEFAULT_JUDGE_POLICY, detector, window('v1', 5000, 10, 40), window('v2', 400, 120, 45), slots, null);
+    detector = evaluated.detector;
+    const next = step({ consecutiveBreaches: 1 }, state, evaluated.verdict, 'pod-a');
+    state = next.state;
+    if (next.decision !== null) return { decision: next.decision, slot: last };
+  }
+  throw new Error('no rollback in 60 slots');
 }
 
 const redis = await client();
@@ -71,5 +97,20 @@ describe('canary-gate explain', () => {
     expect(byId.status).toBe(0);
     expect(byId.stdout).toBe(r.stdout);
     expect(run(['--id', '1-0']).status).toBe(1);
+  });
+
+  it("shows each sequential check's statistic, its thresholds and the time it took to decide", () => {
+    const { decision, slot } = decideSequential();
+    expect(slot).toBeGreaterThan(5);
+    const text = explainDecision(decision);
+    expect(text).toMatch(/^check\s+result\s+observed\s+threshold\s+statistic\s+fail at\s+warn at\s+rate\s+healthy\s+regressed\s+decided in$/m);
+    const relative = decision.checks.find((c) => c.check === 'error_ratio_relative')!;
+    expect(relative.outcome).toBe('fail');
+    const e = relative.evidence;
+    expect(isSequential(e) && e.statistic >= e.failThreshold && e.risingSinceMs !== null && e.aboveSinceMs !== null).toBe(true);
+    const decidedS = isSequential(e) ? (e.aboveSinceMs! - e.risingSinceMs!) / 1000 : Number.NaN;
+    expect(text).toMatch(new RegExp(`^error_ratio_relative\\s+fail\\s+.*\\s${Math.round(decidedS)} s$`, 'm'));
+    expect(text).toMatch(/^latency_p95_relative\s+pass\s+/m);
+    expect(text).toContain(`error_ratio_relative: ${relative.evidence!.rule}. ${relative.reason}`);
   });
 });

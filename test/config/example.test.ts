@@ -71,7 +71,7 @@ describe('config/default.yaml (the demo)', () => {
   it('keeps the production policy', () => {
     const c = loadConfig({ file: DEMO, env: {}, hostname: 'h' });
     expect(c.policy).toEqual(loadConfig({ env: {}, hostname: 'h' }).policy);
-    expect(c.policy).toMatchObject({ minSamples: 100, consecutiveBreaches: 3 });
+    expect(c.policy).toMatchObject({ minSamples: 100, consecutiveBreaches: 1 });
   });
 
   it('takes the per-sidecar fields the demo sets', () => {

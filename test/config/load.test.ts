@@ -100,7 +100,12 @@ describe('values the schema refuses', () => {
   it.each([
     ['a ratio above 1 (percent instead of ratio)', 'policy:\n  errors:\n    absoluteRatio: 5\n', 'policy.errors.absoluteRatio: must be a ratio between 0 and 1 (0.05 means 5 %)'],
     ['a negative ratio', 'policy:\n  errors:\n    baselineFloor: -0.1\n', 'policy.errors.baselineFloor: must be a ratio between 0 and 1'],
-    ['a zero multiplier', 'policy:\n  latency:\n    relativeP95: 0\n', 'policy.latency.relativeP95: must be a positive multiplier such as 1.5'],
+    ['a zero multiplier', 'policy:\n  latency:\n    relativeP95: 0\n', 'policy.latency.relativeP95: must be a multiplier above 1 such as 1.5'],
+    ['a multiplier of 1 (no regression to detect)', 'policy:\n  errors:\n    relativeRatio: 1\n', 'policy.errors.relativeRatio: must be a multiplier above 1 such as 1.5'],
+    ['an optional quantile check at 0.9', 'policy:\n  latency:\n    relativeP99: 0.9\n', 'policy.latency.relativeP99: must be 0 (off) or a multiplier above 1 such as 1.5'],
+    ['an unknown statistics method', 'policy:\n  statistics:\n    method: bayes\n', 'policy.statistics.method: Invalid option: expected one of "sequential"|"window"'],
+    ['a throughput drop of 100 %', 'policy:\n  throughput:\n    drop: 1\n', 'policy.throughput.drop: must be below 1 (0.5 means half the traffic the flag gives)'],
+    ['a negative hold duration', 'policy:\n  for:\n    error_ratio_absolute: -5s\n', 'policy.for.error_ratio_absolute: must be a positive duration such as 5s or 250ms (got "-5s")'],
     ['a pod version that is neither baseline nor canary', 'pod:\n  version: v3\n', 'pod.version: must be the baseline (v1) or the canary (v2), got "v3"'],
     ['the same baseline and canary', 'versions:\n  canary: v1\n', 'versions.canary: must differ from versions.baseline'],
     ['an evaluation delay as long as the slot', 'window:\n  slot: 1s\nevaluation:\n  delay: 1s\n', 'evaluation.delay: must be shorter than window.slot (1000 ms >= 1000 ms)'],

@@ -1,7 +1,6 @@
 /** Hand-made window snapshots for judge and controller tests. */
 import { DEFAULT_JUDGE_POLICY, type JudgePolicy } from '../../src/core/judge.ts';
 
-/** The default policy with the statistical tests off: the point estimates against the thresholds. */
 /** Thresholds only, with the 0.5 % baseline floor the threshold cases were written for. */
 export const THRESHOLDS_ONLY: JudgePolicy = {
   ...DEFAULT_JUDGE_POLICY,

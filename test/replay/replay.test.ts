@@ -90,7 +90,7 @@ describe('replay', () => {
     const result = replay(await readRecording(regressedFiles[0]!), base);
     expect(result.decision).not.toBeNull();
     expect(result.rollbackAfterS).toBeGreaterThan(20 * 5);
-    expect(result.decision!.reason).toMatch(/^3 consecutive failing evaluations: .*error ratio/);
+    expect(result.decision!.reason).toMatch(/^3 consecutive failing evaluations: .*error_ratio/);
     expect(result.transitions.at(-1)).toMatch(/ROLLBACK/);
   });
 
@@ -167,7 +167,7 @@ describe('record, then replay from the command line', () => {
     const r = run(['replay', '--policy', policyFile, out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/ROLLBACK: 3 consecutive failing evaluations: .*error ratio 100\.00 %/);
+    expect(r.stdout).toMatch(/ROLLBACK: a failing evaluation: error_ratio_relative: canary 100\.00 %/);
     expect(r.stdout).toMatch(/^v2: rolled back after \d+\.\d s \(slot \d+\)$/m);
     expect(run(['replay', join(dir, 'missing.ndjson')]).status).toBe(2);
   });

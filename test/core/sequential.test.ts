@@ -1,0 +1,122 @@
+/**
+ * The sequential statistics (src/core/sequential.ts): the LLR and its drift, the thresholds and the bounds they rest
+ * on, checked against closed forms and against seeded simulations.
+ */
+import { describe, expect, it } from 'vitest';
+import { bernoulliKl, binomialLlr, conditionalShare, cusumStep, failThreshold, llrDrift, secondsToClimb, warnThreshold, zeroDriftRate } from '../../src/core/sequential.ts';
+
+/** A small seeded PRNG (mulberry32): the simulations below are the same on every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const binomial = (n: number, p: number, random: () => number): number => {
+  let x = 0;
+  for (let i = 0; i < n; i++) if (random() < p) x++;
+  return x;
+};
+
+describe('binomialLlr', () => {
+  it.each([
+    [1, 1, 0.05, 0.1, Math.log(2)],
+    [0, 1, 0.05, 0.1, Math.log(0.9 / 0.95)],
+    [3, 10, 0.1, 0.3, 3 * Math.log(3) + 7 * Math.log(0.7 / 0.9)],
+    [0, 0, 0.1, 0.3, 0],
+    [2.5, 4.5, 0.2, 0.4, 2.5 * Math.log(2) + 2 * Math.log(0.6 / 0.8)],
+  ])('%d events of %d at p0 %d, p1 %d', (events, trials, p0, p1, expected) => {
+    expect(binomialLlr(events, trials, p0, p1)).toBeCloseTo(expected, 12);
+  });
+});
+
+describe('drift', () => {
+  it('is -KL(p0 || p1) under H0 and +KL(p1 || p0) under H1', () => {
+    expect(llrDrift(0.05, 0.05, 0.15)).toBeCloseTo(-bernoulliKl(0.05, 0.15), 12);
+    expect(llrDrift(0.15, 0.05, 0.15)).toBeCloseTo(bernoulliKl(0.15, 0.05), 12);
+  });
+
+  it.each([
+    [0.05, 0.166],
+    [0.005, 0.05],
+    [0.5, 0.75],
+  ])('is zero at the break-even rate between %d and %d', (p0, p1) => {
+    const r = zeroDriftRate(p0, p1);
+    expect(r).toBeGreaterThan(p0);
+    expect(r).toBeLessThan(p1);
+    expect(llrDrift(r, p0, p1)).toBeCloseTo(0, 12);
+  });
+});
+
+describe('cusumStep', () => {
+  it.each([
+    [0, 2, 2],
+    [1, -3, 0],
+    [5, -1, 4],
+    [3, Number.NaN, 3],
+  ])('%d + %d -> %d', (s, llr, next) => expect(cusumStep(s, llr)).toBe(next));
+});
+
+describe('thresholds', () => {
+  it('fail: ln(horizon x drift x checks / rate), never below ln(checks / rate)', () => {
+    expect(failThreshold(0.01, 7200, 0.05, 4)).toBeCloseTo(Math.log((7200 * 0.05 * 4) / 0.01), 12);
+    expect(failThreshold(0.01, 7200, 0, 4)).toBeCloseTo(Math.log(4 / 0.01), 12);
+    expect(failThreshold(0.01, 7200, Number.NaN, 1)).toBeCloseTo(Math.log(100), 12);
+  });
+
+  it('warn: ln(checks / warnRate)', () => expect(warnThreshold(0.02, 4)).toBeCloseTo(Math.log(200), 12));
+
+  it("keeps a healthy stream's false alarms near the rate over the horizon (Siegmund, checked by simulation)", () => {
+    // One check, 5 canary requests per slot with 0.5 % errors (p0), tuned against 5 % (p1), 1440 slots.
+    const random = prng(7);
+    const [p0, p1, n, slots, runs] = [0.02, 0.08, 25, 1440, 400];
+    const h = failThreshold(0.05, slots, bernoulliKl(p0, p1) * n, 1);
+    let alarms = 0;
+    for (let r = 0; r < runs; r++) {
+      let s = 0;
+      for (let t = 0; t < slots && s < h; t++) s = cusumStep(s, binomialLlr(binomial(n, p0, random), n, p0, p1));
+      if (s >= h) alarms++;
+    }
+    // The approximation aims at 5 %; the simulation must land near it, neither far above nor absurdly below.
+    expect(alarms / runs).toBeLessThan(0.09);
+    expect(alarms / runs).toBeGreaterThan(0.005);
+  });
+
+  it("bounds a healthy statistic's share of time above the warning threshold by e^-x (Kingman)", () => {
+    const random = prng(11);
+    const [p0, p1, n] = [0.05, 0.166, 20];
+    const x = warnThreshold(0.05, 1); // ln 20 = 3.0
+    let s = 0;
+    let above = 0;
+    const steps = 50_000;
+    for (let t = 0; t < steps; t++) {
+      s = cusumStep(s, binomialLlr(binomial(n, p0, random), n, p0, p1));
+      if (s >= x) above++;
+    }
+    expect(above / steps).toBeLessThanOrEqual(0.05);
+  });
+});
+
+describe('conditionalShare', () => {
+  it.each([
+    [1, 5, 95, 0.05],
+    [4, 5, 95, 20 / 115],
+    [2, 50, 50, 2 / 3],
+  ])('ratio %d, canary %d and baseline %d requests -> %d', (ratio, nc, nb, share) => {
+    expect(conditionalShare(ratio, nc, nb)).toBeCloseTo(share, 12);
+  });
+});
+
+describe('secondsToClimb', () => {
+  it.each([
+    [10, 2, 5],
+    [0, 2, 0],
+    [-1, 0, 0],
+    [10, 0, null],
+    [10, -1, null],
+  ])('%d nats at %d per s -> %s s', (distance, drift, expected) => expect(secondsToClimb(distance, drift)).toBe(expected));
+});
