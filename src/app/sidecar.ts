@@ -83,7 +83,8 @@ export function judgePolicyOf(config: Config): JudgePolicy {
     },
     errors: { ...p.errors },
     throughputDrop: p.throughput.drop,
-    forMs: { ...p.for },
+    // Only the checks asked to hold a breach: 0 (the default) is "at once", as an absent entry is.
+    forMs: Object.fromEntries(Object.entries(p.for).filter(([, ms]) => ms > 0)),
     noData: { ...p.noData },
     trafficShareAlpha: p.trafficShareAlpha,
     statistics: {

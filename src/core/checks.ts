@@ -16,7 +16,7 @@
  */
 import { shareAbove } from './statistics.ts';
 import { conditionalShare } from './sequential.ts';
-import type { WindowSnapshot } from './window.ts';
+import type { SlotCounts, WindowSnapshot } from './window.ts';
 
 /** The checks with a sequential statistic, in the order the judge reports them. */
 export const SEQUENTIAL_CHECKS = [
@@ -31,14 +31,6 @@ export const SEQUENTIAL_CHECKS = [
   'throughput',
 ] as const;
 export type SequentialCheckName = (typeof SEQUENTIAL_CHECKS)[number];
-
-/** What one slot of one version holds. */
-export interface SlotCounts {
-  readonly requests: number;
-  readonly errors: number;
-  /** Requests slower than `latencyUs` (µs) in the slot. */
-  countAbove(latencyUs: number): number;
-}
 
 /** The thresholds the table reads (a subset of the judge's policy). 0 turns a check off. */
 export interface CheckThresholds {

@@ -8,10 +8,10 @@
  * inconclusive while the check cannot run, is underpowered or has seen fewer than minSamples canary requests, else
  * pass. Thresholds and their sources: src/core/sequential.ts.
  */
-import { CHECK_TABLE, type CheckModel, type CheckRow, type CheckThresholds, type SequentialCheckName, type SlotCounts } from './checks.ts';
+import { CHECK_TABLE, type CheckModel, type CheckRow, type CheckThresholds, type SequentialCheckName } from './checks.ts';
 import { bernoulliKl, binomialLlr, cusumStep, failThreshold, llrDrift, secondsToClimb, warnThreshold } from './sequential.ts';
 import type { CheckResult, Outcome, SequentialEvidence } from './verdict.ts';
-import type { WindowSnapshot } from './window.ts';
+import type { SlotCounts, WindowSnapshot } from './window.ts';
 
 /** The policy of the sequential checks. */
 export interface SequentialPolicy {

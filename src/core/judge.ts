@@ -25,7 +25,7 @@
  *   check inconclusive; a baseline below it makes the relative checks inconclusive while the absolute checks judge.
  * NaN anywhere is inconclusive, never pass.
  */
-import { CHECK_TABLE, type SequentialCheckName, type SlotCounts } from './checks.ts';
+import { CHECK_TABLE, type SequentialCheckName } from './checks.ts';
 import { checkPlans, EMPTY_DETECTOR, observeSlots, sequentialResults, type DetectorState, type SequentialPolicy } from './detector.ts';
 import { quantileUpperLevel, sampleRatioPValue, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
 import {
@@ -40,7 +40,7 @@ import {
   type Outcome,
   type Verdict,
 } from './verdict.ts';
-import type { WindowSnapshot } from './window.ts';
+import type { SlotCounts, WindowSnapshot } from './window.ts';
 
 /** Thresholds of the judge. Latencies in µs, ratios 0..1, multipliers unitless. */
 export interface JudgePolicy {

@@ -6,7 +6,6 @@
  * new, not of the whole window. Quantiles come from the merged histogram, never from averaging per-pod quantiles.
  */
 import { createHistogram, quantileUs, type Histogram } from './histogram.ts';
-import type { SlotCounts } from './checks.ts';
 import type { DecodedSlot } from './slot-payload.ts';
 import { shareAbove } from './statistics.ts';
 
@@ -33,6 +32,14 @@ export interface WindowSnapshot {
    * next changes; not serialized (JSON drops it).
    */
   readonly quantileUs: (quantile: number) => number;
+}
+
+/** What one slot of one version holds across the fleet (what the sequential detector observes). */
+export interface SlotCounts {
+  readonly requests: number;
+  readonly errors: number;
+  /** Requests slower than `latencyUs` (µs) in the slot. */
+  countAbove(latencyUs: number): number;
 }
 
 interface SlotEntry {

@@ -6,7 +6,7 @@
  */
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
-import { DATASOURCE, LEASE_MAPPINGS, POLICY, RESULT_MAPPINGS, STATE_MAPPINGS, THRESHOLD_LINE, dashboardBase, percent, query, row, seriesPanel, statPanel, stateTimelinePanel, thresholds, timeseriesPanel } from './panels.ts';
+import { DATASOURCE, LEASE_MAPPINGS, POLICY, POWER_MAPPINGS, RESULT_MAPPINGS, STATE_MAPPINGS, THRESHOLD_LINE, dashboardBase, percent, query, row, seriesPanel, statPanel, stateTimelinePanel, thresholds, timeseriesPanel } from './panels.ts';
 import { durationQuantile, holder, increase, perVersion, rate, sel } from './promql.ts';
 
 export const CANARY_OVERVIEW_UID = 'canary-gate-overview';
@@ -90,6 +90,29 @@ export function canaryOverview(): dashboard.DashboardBuilder {
       stateTimelinePanel('Checks', 'Each check of the latest verdict: pass, warn, inconclusive (too few samples) or fail.', 'none')
         .mappings(RESULT_MAPPINGS)
         .withTarget(query('A', holder('canary_gate_check_result'), '{{check}}')),
+    )
+    .withPanel(
+      timeseriesPanel(
+        'Evidence toward a rollback',
+        "Each sequential check's statistic (CUSUM of log-likelihood ratios, accumulated across slots) as a share of its " +
+          'fail threshold: the check fails at 100 %. It falls back toward 0 while the canary looks healthy; dashed: the ' +
+          'warning threshold.',
+        'percentunit',
+      )
+        .min(0)
+        .withTarget(query('A', `(${holder('canary_gate_check_statistic')}) / ignoring (level) (${holder('canary_gate_check_statistic_threshold', 'level="fail"')})`, '{{check}}'))
+        .withTarget(query('B', `(${holder('canary_gate_check_statistic_threshold', 'level="warn"')}) / ignoring (level) (${holder('canary_gate_check_statistic_threshold', 'level="fail"')})`, 'warn {{check}}'))
+        .overrideByQuery('B', THRESHOLD_LINE),
+    )
+    .withPanel(
+      stateTimelinePanel(
+        'Blind checks (underpowered)',
+        'A check is blind when, at the current traffic, a regression of its configured size would take longer than ' +
+          'policy.statistics.horizon to detect: raise the canary share or the horizon, or accept that it cannot judge.',
+        'none',
+      )
+        .mappings(POWER_MAPPINGS)
+        .withTarget(query('A', holder('canary_gate_check_underpowered'), '{{check}}')),
     )
     .withPanel(
       statPanel('Consecutive breaches', `Failing evaluations in a row; the rollback is written at ${POLICY.consecutiveBreaches}.`, 'none')

@@ -187,6 +187,9 @@ export const STATE_MAPPINGS = valueMappings([0, 'healthy', 'green'], [1, 'breach
 /** canary_gate_check_result: the verdict outcomes in their declared best-to-worst order. */
 export const RESULT_MAPPINGS = valueMappings([0, 'pass', 'green'], [1, 'warn', 'yellow'], [2, 'inconclusive', 'blue'], [3, 'fail', 'red']);
 
+/** canary_gate_check_underpowered: 1 when the check is blind to its configured regression at this traffic. */
+export const POWER_MAPPINGS = valueMappings([0, 'sees', 'green'], [1, 'blind', 'purple']);
+
 /** canary_gate_lease_holder: 1 on the evaluator. */
 export const LEASE_MAPPINGS = valueMappings([0, 'follower', 'transparent'], [1, 'lease holder', 'blue']);
 

@@ -12,7 +12,7 @@
  * has worked for {@link FleetReaderOptions.sliceMs} in a row, so that proxied requests wait at most about that long
  * even when a first read of 1000 pods takes seconds.
  */
-import type { SlotCounts } from '../core/checks.ts';
+import type { SlotCounts } from '../core/window.ts';
 import type { ServiceKeys } from '../core/keys.ts';
 import { decodeSlotPayload } from '../core/slot-payload.ts';
 import { FleetWindow, type WindowSnapshot } from '../core/window.ts';

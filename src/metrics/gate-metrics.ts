@@ -27,7 +27,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { PHASES, type Phase } from '../core/controller.ts';
-import { OUTCOME_ORDER, type Outcome, type Verdict, type VersionFigures } from '../core/verdict.ts';
+import { isSequential, OUTCOME_ORDER, type Outcome, type Verdict, type VersionFigures } from '../core/verdict.ts';
 import type { WindowSnapshot } from '../core/window.ts';
 
 /**
@@ -121,6 +121,10 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const observed = gauge('canary_gate.check.observed', "The latest verdict's observed value per check: seconds for latency checks, ratio 0..1 for error checks.");
   const threshold = gauge('canary_gate.check.threshold', "The latest verdict's failing threshold per check, same units as observed.");
   const result = gauge('canary_gate.check.result', "The latest verdict's result per check: 0 pass, 1 warn, 2 inconclusive, 3 fail.");
+  const statistic = gauge('canary_gate.check.statistic', "The latest verdict's sequential statistic per check (CUSUM, nats): the check fails at canary_gate_check_statistic_threshold{level=\"fail\"}.");
+  const statisticThreshold = gauge('canary_gate.check.statistic_threshold', 'The sequential statistic\'s thresholds per check, nats, by level (fail, warn).');
+  const underpowered = gauge('canary_gate.check.underpowered', '1 when the check could not detect a regression of its configured size within the horizon at the current traffic (the gate is blind to it), else 0.');
+  const detection = gauge('canary_gate.check.detection_time_seconds', 'Expected time to detect a regression of the check\'s configured size at the current traffic, seconds (absent when never).', 's');
   const state = gauge('canary_gate.state', 'Rollback controller state: 0 healthy, 1 breaching, 2 rolled_back.');
   const breaches = gauge('canary_gate.consecutive_breaches', 'Failing evaluations in a row.');
   const evaluations = counter('canary_gate.evaluations', 'Evaluations made by this sidecar while it held the lease, by verdict.');
@@ -158,6 +162,14 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
           if (Number.isFinite(c.observed)) r.observe(observed, c.observed * scale, { check: c.check });
           if (Number.isFinite(c.threshold)) r.observe(threshold, c.threshold * scale, { check: c.check });
           r.observe(result, OUTCOME_ORDER.indexOf(c.outcome), { check: c.check });
+          const e = c.evidence;
+          if (isSequential(e)) {
+            r.observe(statistic, e.statistic, { check: c.check });
+            r.observe(statisticThreshold, e.failThreshold, { check: c.check, level: 'fail' });
+            r.observe(statisticThreshold, e.warnThreshold, { check: c.check, level: 'warn' });
+            r.observe(underpowered, e.underpowered ? 1 : 0, { check: c.check });
+            if (e.secondsToDetect !== null) r.observe(detection, e.secondsToDetect, { check: c.check });
+          }
         }
       }
       r.observe(state, PHASES.indexOf(s.phase));
@@ -171,7 +183,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(lease, s.leaseHeld ? 1 : 0);
       for (const reason of ['header_overflow', 'timeout', 'malformed']) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
     },
-    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
+    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
   );
 
   return {

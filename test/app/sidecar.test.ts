@@ -26,7 +26,8 @@ function configFor(service: string, pod: string, version: string, upstream: stri
       CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'silent',
       // Thresholds only: these tests are about merging, leases and latches with a few dozen requests; the statistical
       // checks have their own tests (test/core/judge-statistics.test.ts) and run in the demo and fault tests.
-      CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false', ...extra,
+      // With thresholds only, three failing evaluations in a row roll back (as Flagger's threshold does).
+      CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false', CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', ...extra,
     },
   });
 }

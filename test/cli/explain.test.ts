@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { explainDecision } from '../../src/cli/explain.ts';
 import { step, initialState, type RollbackDecision } from '../../src/core/controller.ts';
 import { createHistogram, quantileUs, recordLatency } from '../../src/core/histogram.ts';
-import type { SlotCounts } from '../../src/core/checks.ts';
+import type { SlotCounts } from '../../src/core/window.ts';
 import { EMPTY_DETECTOR } from '../../src/core/detector.ts';
 import { DEFAULT_JUDGE_POLICY, evaluateWindow, judge, type JudgePolicy } from '../../src/core/judge.ts';
 import { isSequential } from '../../src/core/verdict.ts';

@@ -4,7 +4,7 @@
  * expected counts of each slot, so that every case decides the same way on every run.
  */
 import { describe, expect, it } from 'vitest';
-import type { SlotCounts } from '../../src/core/checks.ts';
+import type { SlotCounts } from '../../src/core/window.ts';
 import { EMPTY_DETECTOR, type DetectorState } from '../../src/core/detector.ts';
 import { DEFAULT_JUDGE_POLICY, evaluateWindow, type JudgePolicy } from '../../src/core/judge.ts';
 import { isSequential, type Verdict } from '../../src/core/verdict.ts';

@@ -113,6 +113,7 @@ describe('dashboards as code', () => {
       'CanaryGateSidecarDown',
       'CanaryGateRedisUnreachable',
       'CanaryGateNoCanarySamples',
+      'CanaryGateUnderpowered',
       'CanaryGateNoEvaluator',
     ]);
     for (const rule of rules) {

@@ -3,10 +3,12 @@
  * PromQL and every alert rule's expression must return series of the expected shape.
  *
  * The fleet, all on loopback and one real Redis:
- * - `checkout`: a baseline pod and a canary pod under load; the canary regresses halfway and is rolled back, so the
- *   breaching and rolled-back series exist;
+ * - `checkout`: a baseline pod and a canary pod under load; the canary regresses halfway and is rolled back after
+ *   3 failing evaluations in a row, so the breaching and rolled-back series exist;
  * - `search`: one baseline pod with traffic and no canary: no canary samples in its judged window;
  * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator;
+ * - `sparse`: a baseline and a canary pod judged over a 10 ms horizon: too short to detect anything, every sequential
+ *   check is underpowered (blind);
  * - `gone`: a target that does not answer: a sidecar down.
  */
 import { readFile } from 'node:fs/promises';
@@ -35,9 +37,9 @@ const cleanups: Array<() => Promise<unknown>> = [];
 let prom: RunningPrometheus;
 let startS = 0;
 let endS = 0;
-const services = { checkout: uniqueService('checkout'), search: uniqueService('search'), ledger: uniqueService('ledger') };
+const services = { checkout: uniqueService('checkout'), search: uniqueService('search'), ledger: uniqueService('ledger'), sparse: uniqueService('sparse') };
 
-function sidecarConfig(service: string, pod: string, version: string, upstream: string, redisUrl = REDIS_URL) {
+function sidecarConfig(service: string, pod: string, version: string, upstream: string, redisUrl = REDIS_URL, extra: Record<string, string> = {}) {
   return loadConfig({
     env: {
       SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, REDIS_URL: redisUrl,
@@ -46,6 +48,7 @@ function sidecarConfig(service: string, pod: string, version: string, upstream: 
       CANARY_GATE_WINDOW_SLOT: '500ms', CANARY_GATE_WINDOW_SLOTS: '6', CANARY_GATE_EVALUATION_DELAY: '100ms',
       CANARY_GATE_EVALUATION_LEASE_TTL: '1s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms', CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms',
       CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_PROXY_ROUTES: '/items/:id', CANARY_GATE_LOG_LEVEL: 'silent',
+      ...extra,
     },
   });
 }
@@ -63,15 +66,18 @@ beforeAll(async () => {
   cleanups.push(() => healthy.close(), () => canaryApp.close());
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
   const pods = [
-    { service: services.checkout, pod: 'checkout-v1-a', version: 'v1', upstream: healthy.url },
-    { service: services.checkout, pod: 'checkout-v2-a', version: 'v2', upstream: canaryApp.url },
+    // A streak of 3 (as with thresholds only), so that the breaching state exists before the rollback.
+    { service: services.checkout, pod: 'checkout-v1-a', version: 'v1', upstream: healthy.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
+    { service: services.checkout, pod: 'checkout-v2-a', version: 'v2', upstream: canaryApp.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
     { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
+    { service: services.sparse, pod: 'sparse-v1-a', version: 'v1', upstream: healthy.url, extra: { CANARY_GATE_POLICY_STATISTICS_HORIZON: '10ms' } },
+    { service: services.sparse, pod: 'sparse-v2-a', version: 'v2', upstream: healthy.url, extra: { CANARY_GATE_POLICY_STATISTICS_HORIZON: '10ms' } },
   ];
   const targets: PodTarget[] = [];
   const proxies: string[] = [];
   for (const p of pods) {
-    const sidecar = buildSidecar(sidecarConfig(p.service, p.pod, p.version, p.upstream, p.redis), { logger: silent, adminToken: '' });
+    const sidecar = buildSidecar(sidecarConfig(p.service, p.pod, p.version, p.upstream, p.redis, p.extra), { logger: silent, adminToken: '' });
     const { proxyPort, adminPort } = await sidecar.start();
     cleanups.push(() => sidecar.destroy());
     targets.push({ address: '127.0.0.1', namespace: NAMESPACE, app: p.service, pod: p.pod, port: adminPort });
@@ -151,6 +157,9 @@ describe('the bundled dashboards against a real Prometheus', () => {
       CanaryGateNoCanarySamples: services.search,
       CanaryGateNoEvaluator: services.ledger,
     };
+    const blind = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateUnderpowered')!.expr, startS, endS, 1);
+    expect(new Set(blind.map((s) => s.metric.service))).toEqual(new Set([services.sparse]));
+    expect(blind.map((s) => s.metric.check).sort()).toEqual(['error_ratio_absolute', 'error_ratio_relative', 'latency_p95_absolute', 'latency_p95_relative']);
     for (const [alert, service] of Object.entries(expectedFor)) {
       const rule = rules.find((r) => r.alert === alert);
       expect(rule, alert).toBeDefined();
@@ -169,7 +178,7 @@ describe('the bundled dashboards against a real Prometheus', () => {
 
 describe('the Prometheus configs pass promtool', () => {
   it('alerts.yml passes check rules and its unit tests', async () => {
-    expect(await promtool('check', 'rules', join(CONFIG_DIR, 'alerts.yml'))).toMatch(/SUCCESS: 6 rules found/);
+    expect(await promtool('check', 'rules', join(CONFIG_DIR, 'alerts.yml'))).toMatch(/SUCCESS: 7 rules found/);
     expect(await promtool('test', 'rules', join(CONFIG_DIR, 'alerts.test.yml'))).toMatch(/SUCCESS/);
   });
 });
