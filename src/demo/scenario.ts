@@ -53,7 +53,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   try {
     const { config, ports } = fleet;
     print(`redis: ${fleet.redisUrl} (${fleet.redisOrigin})`);
-    print(`rollout started: ${config.flag.key} = ${options.startPercentage} (service ${config.service}, slot ${config.window.slot} ms x ${config.window.slots}, ${config.policy.consecutiveBreaches} consecutive breaches roll back)`);
+    print(`rollout started: ${config.flag.key} = ${options.startPercentage} (service ${config.service}, slot ${config.window.slot} ms x ${config.window.slots}, ${config.policy.consecutiveBreaches === 1 ? 'the first failing evaluation rolls back' : `${config.policy.consecutiveBreaches} consecutive breaches roll back`})`);
     print(`demo apps behind sidecars: v1 :${ports.v1}, v2 :${ports.v2}; router :${ports.router}; load ${options.rate} rps for at most ${options.durationS} s`);
 
     let loadEnded: () => void = () => undefined;
