@@ -1,8 +1,9 @@
 /**
  * Detection latency: seconds from the moment v2 regresses (median latency 20 -> 50 ms, so p95 about x2.5; errors
  * 0.1 % -> 10 %) to the rollback flag in Redis, at 20, 100 and 1000 canary requests per second, with the default
- * policy (bounded-error tests) and with thresholds only. Runs the demo's fleet (two apps, two sidecars, a router,
- * 1 s slots, 10-slot window, 3 consecutive breaches) in this process, on a real Redis.
+ * policy (sequential statistics, the first failing evaluation rolls back), the previous per-window tests (3
+ * consecutive breaches) and thresholds only (3 consecutive breaches, as Flagger counts). Runs the demo's fleet (two
+ * apps, two sidecars, a router, 1 s slots, 10-slot window) in this process, on a real Redis.
  */
 import { runDemo } from '../src/demo/scenario.ts';
 import { median, SMOKE, writeResult } from './lib.ts';
@@ -15,7 +16,14 @@ const CASES = SMOKE
       { canaryRps: 1000, rate: 2000, percentage: 50 },
     ];
 const ROUNDS = SMOKE ? 1 : 2;
-const POLICIES = SMOKE ? [['default', {}]] as const : ([['default', {}], ['thresholds only', { CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false' }]] as const);
+const STREAK_3 = { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' };
+const POLICIES = SMOKE
+  ? ([['default', {}]] as const)
+  : ([
+      ['default', {}],
+      ['window tests (previous)', { ...STREAK_3, CANARY_GATE_POLICY_STATISTICS_METHOD: 'window' }],
+      ['thresholds only', { ...STREAK_3, CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false' }],
+    ] as const);
 
 const figures = [];
 for (const c of CASES) {
@@ -35,6 +43,6 @@ for (const c of CASES) {
     figures.push({ canaryRps: c.canaryRps, offeredRps: c.rate, canaryShare: c.percentage, policy, secondsToFlag: seconds.length ? median(seconds) : null, runs: ROUNDS, detected: seconds.length, routed: achieved });
   }
 }
-const path = await writeResult('detection-latency', { rounds: ROUNDS, slot: '1s', windowSlots: 10, consecutiveBreaches: 3 }, figures);
+const path = await writeResult('detection-latency', { rounds: ROUNDS, slot: '1s', windowSlots: 10, consecutiveBreaches: { default: 1, 'window tests (previous)': 3, 'thresholds only': 3 } }, figures);
 console.table(figures);
 console.log(`wrote ${path}`);
