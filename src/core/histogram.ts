@@ -3,7 +3,7 @@
  * bucket size once, so every pod encodes slots that every other pod can decode and merge.
  *
  * Range 1 µs .. 60 s at 3 significant decimal digits (relative error <= 0.1 % at any value), int32 buckets,
- * WebAssembly build (~30 ns per record on the reference machine, ~18 KB per histogram; see DESIGN.md).
+ * WebAssembly build (~30 ns per record on the reference machine, ~18 KB per histogram; see ARCHITECTURE.md, "Facts that shaped it").
  * WebAssembly histograms live outside the JS heap: every histogram created here must be `destroy()`ed.
  */
 import { inflateSync } from 'node:zlib';

@@ -1,7 +1,7 @@
 /**
  * The rolling window of one version across the fleet: the merge of the last N slots of every pod.
  *
- * Incremental, as DESIGN.md asks: each pod's payload for a slot is merged once (into its slot and into the running
+ * Incremental (ARCHITECTURE.md, "Keep the window incremental"): each pod's payload for a slot is merged once (into its slot and into the running
  * window); when a slot leaves the window its histogram is subtracted, so an evaluation costs the decoding of what is
  * new, not of the whole window. Quantiles come from the merged histogram, never from averaging per-pod quantiles.
  */

@@ -1,5 +1,5 @@
 /**
- * The Redis client, set up to fail fast so nothing ever waits behind a dead Redis (DESIGN.md, "Fail open on the
+ * The Redis client, set up to fail fast so nothing ever waits behind a dead Redis (ARCHITECTURE.md, "Fail open on the
  * traffic path"): no offline queue (commands reject at once while disconnected), one retry per command at most,
  * a command timeout, and reconnection forever with a backoff capped at 1 s.
  */
