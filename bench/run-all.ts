@@ -3,14 +3,15 @@
  * or JIT state), then the README table regenerated from bench/results. Pass names to run a subset:
  * `npm run bench -- proxy-overhead memory`.
  *
- * The whole set stops the memory benchmark at 1 M requests so that it ends within 15 minutes on 2 cores; the 5 M
- * checkpoint (15 to 25 minutes of saturation alone, machine to machine) runs with `npm run bench -- memory`. BENCH_MEMORY_REQUESTS wins.
+ * The whole set stops the memory benchmark at 1 M requests so that it ends within 15 minutes on 2 cores, plus about
+ * 11 minutes of decision-quality simulation; the 5 M checkpoint (15 to 25 minutes of saturation alone, machine to
+ * machine) runs with `npm run bench -- memory`. BENCH_MEMORY_REQUESTS wins.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { NODE, ROOT } from './lib.ts';
 
-export const BENCHMARKS = ['recording-cost', 'p95-accuracy', 'fleet-scale', 'proxy-overhead', 'detection-latency', 'memory'] as const;
+export const BENCHMARKS = ['recording-cost', 'p95-accuracy', 'fleet-scale', 'proxy-overhead', 'detection-latency', 'decision-quality', 'memory'] as const;
 
 const chosen = process.argv.slice(2).length ? process.argv.slice(2) : [...BENCHMARKS];
 const env = process.argv.slice(2).length === 0 && process.env.BENCH_MEMORY_REQUESTS === undefined ? { ...process.env, BENCH_MEMORY_REQUESTS: '500000,1000000' } : process.env;

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { benchTables } from '../../bench/readme-table.ts';
+import { benchTables, decisionQualityTable } from '../../bench/readme-table.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const results = mkdtempSync(join(tmpdir(), 'cg-bench-smoke-'));
@@ -21,6 +21,7 @@ const expected: Record<string, string[]> = {
   'proxy-overhead': ['contender', 'rps', 'ratioToDirect', 'offeredRps', 'achievedRps', 'lateSends', 'p90Ms', 'addedP50Ms', 'addedP90Ms', 'addedP99Ms', 'cpuSecondsPer10k', 'rssMiB'],
   'detection-latency': ['canaryRps', 'policy', 'secondsToFlag'],
   memory: ['requests', 'rssMiB'],
+  'decision-quality': ['scenario', 'sharePercent', 'relativeP95', 'contender', 'rollouts'],
 };
 
 describe('benchmarks at smoke size', () => {
@@ -36,7 +37,7 @@ describe('benchmarks at smoke size', () => {
   }, 150_000);
 
   it('renders the README tables from the results, marked as smoke size', () => {
-    const tables = benchTables(results);
+    const tables = `${benchTables(results)}\n${decisionQualityTable(results)}`;
     for (const name of Object.keys(expected)) expect(tables).toContain(`**${name}**`);
     expect(tables).toContain('SMOKE SIZE: not a measurement');
   });
