@@ -1,8 +1,8 @@
 /**
- * The README's benchmark tables, generated from bench/results/*.json (the latest run of each benchmark): one table per
+ * The benchmark tables of bench/README.md, generated from bench/results/*.json (the latest run of each benchmark): one table per
  * benchmark between the `<!-- bench-table:start -->` and `<!-- bench-table:end -->` markers, and the decision-quality
  * tables (too many rows for one generic table) between `<!-- decision-quality:start -->` and
- * `<!-- decision-quality:end -->`. `--write` rewrites README.md; without it the tables are printed.
+ * `<!-- decision-quality:end -->`. `--write` rewrites bench/README.md; without it the tables are printed.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -109,7 +109,7 @@ export function decisionQualityTable(dir?: string): string {
 function between(text: string, start: string, end: string, body: string): string {
   const from = text.indexOf(start);
   const to = text.indexOf(end);
-  if (from === -1 || to === -1) throw new Error(`README.md has no ${start} ... ${end} markers`);
+  if (from === -1 || to === -1) throw new Error(`bench/README.md has no ${start} ... ${end} markers`);
   return `${text.slice(0, from)}${start}\n${body}${text.slice(to)}`;
 }
 
@@ -117,12 +117,12 @@ if (import.meta.main) {
   const tables = benchTables();
   const decisions = decisionQualityTable();
   if (process.argv.includes('--write')) {
-    const path = join(ROOT, 'README.md');
+    const path = join(ROOT, 'bench/README.md');
     let readme = readFileSync(path, 'utf8');
     readme = between(readme, '<!-- bench-table:start -->', '<!-- bench-table:end -->', tables);
     readme = between(readme, '<!-- decision-quality:start -->', '<!-- decision-quality:end -->', decisions);
     writeFileSync(path, readme);
-    console.log('README.md: benchmark tables regenerated');
+    console.log('bench/README.md: benchmark tables regenerated');
   } else {
     process.stdout.write(`${tables}\n${decisions}`);
   }

@@ -1,5 +1,5 @@
 /** The README stays true: its configuration table is the one generated from config/example.yaml. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { configTable, TABLE_END, TABLE_START } from '../src/config/docs.ts';
@@ -14,4 +14,19 @@ it('carries the configuration table generated from config/example.yaml', () => {
 
 it('lists every error code in its Errors table', () => {
   for (const code of Object.values(ErrorCodes)) expect(readme).toContain(`| \`${code}\` |`);
+});
+
+it('maps concepts to files that exist ("Where things live")', () => {
+  const section = readme.slice(readme.indexOf('## Where things live'), readme.indexOf('## Quick start'));
+  const paths = [...section.matchAll(/`([\w./-]+)`/g)].map((m) => m[1]!);
+  expect(paths.length).toBeGreaterThan(20);
+  const missing = paths.filter((p) => !existsSync(join(import.meta.dirname, '..', p)));
+  expect(missing).toEqual([]);
+});
+
+it('has a table of contents that lists every section, in order', () => {
+  const toc = readme.slice(readme.indexOf('## Contents'), readme.indexOf('## Where things live'));
+  const listed = [...toc.matchAll(/^- \[(.+?)\]\(#/gm)].map((m) => m[1]);
+  const sections = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]).filter((h) => h !== 'Contents');
+  expect(listed).toEqual(sections);
 });

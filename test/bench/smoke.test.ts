@@ -1,6 +1,6 @@
 /**
  * Every benchmark at a tiny size (BENCH_SMOKE=1), so that none rots: each must run to the end and write a result with
- * the machine, the parameters and figures of the expected shape, and the README table must render from them.
+ * the machine, the parameters and figures of the expected shape, and the bench/README.md tables must render from them.
  * Figures are not asserted: a smoke run measures nothing.
  */
 import { spawnSync } from 'node:child_process';
@@ -36,7 +36,7 @@ describe('benchmarks at smoke size', () => {
     for (const figure of result.figures) expect(Object.keys(figure)).toEqual(expect.arrayContaining(expected[name]!));
   }, 150_000);
 
-  it('renders the README tables from the results, marked as smoke size', () => {
+  it('renders the bench/README.md tables from the results, marked as smoke size', () => {
     const tables = `${benchTables(results)}\n${decisionQualityTable(results)}`;
     for (const name of Object.keys(expected)) expect(tables).toContain(`**${name}**`);
     expect(tables).toContain('SMOKE SIZE: not a measurement');
