@@ -47,7 +47,19 @@ export interface RollbackDecision {
 export interface ControllerPolicy {
   /** Failing evaluations in a row that trigger a rollback (>= 1). */
   readonly consecutiveBreaches: number;
+  /**
+   * Failing evaluations in a row that trigger a rollback when no_data checks alone fail them (canary pods that take
+   * traffic and report nothing), >= 1. Default {@link NO_DATA_BREACHES}: when a rollout starts, its canary pods get a
+   * few slots to report before their silence counts.
+   */
+  readonly consecutiveNoData?: number;
 }
+
+/** Default of ControllerPolicy.consecutiveNoData: 3 evaluations, as Flagger counts missing metrics as failed checks. */
+export const NO_DATA_BREACHES = 3;
+
+/** Whether every failing check of a failing verdict is a no-data rule. */
+const failsOnNoDataAlone = (verdict: Verdict): boolean => verdict.checks.filter((c) => c.outcome === 'fail').every((c) => c.check === 'no_data');
 
 export function initialState(nowMs: number): ControllerState {
   return { phase: 'healthy', consecutiveBreaches: 0, sinceMs: nowMs };
@@ -82,7 +94,8 @@ export function step(policy: ControllerPolicy, state: ControllerState, verdict: 
       };
     case 'fail': {
       const breaches = state.consecutiveBreaches + 1;
-      if (breaches < policy.consecutiveBreaches) {
+      const needed = failsOnNoDataAlone(verdict) ? Math.max(policy.consecutiveBreaches, policy.consecutiveNoData ?? NO_DATA_BREACHES) : policy.consecutiveBreaches;
+      if (breaches < needed) {
         return { state: { phase: 'breaching', consecutiveBreaches: breaches, sinceMs: state.phase === 'breaching' ? state.sinceMs : at }, decision: null };
       }
       const decision: RollbackDecision = {

@@ -193,3 +193,32 @@ describe('controller: the decision', () => {
     expect(decision.baseline?.p95Ms).toBe(402);
   });
 });
+
+describe('controller: no-data failures need their own streak (consecutiveNoData, default 3)', () => {
+  /** A failing verdict whose failing check is `check`. */
+  const failingOn = (check: 'no_data' | 'error_ratio_relative', i: number): Verdict => ({
+    ...verdictOf('fail', i),
+    checks: [{ check, outcome: 'fail', observed: Number.NaN, threshold: Number.NaN, unit: 'ratio', reason: `${check} #${i}` }],
+  });
+  const run = (checks: Array<'no_data' | 'error_ratio_relative'>, policy: ControllerPolicy): number | null => {
+    let state = initialState(T0);
+    for (const [i, check] of checks.entries()) {
+      const next = step(policy, state, failingOn(check, i), POD);
+      state = next.state;
+      if (next.decision !== null) return i;
+    }
+    return null;
+  };
+
+  it.each([
+    [['error_ratio_relative'], { consecutiveBreaches: 1 }, 0],
+    [['no_data'], { consecutiveBreaches: 1 }, null],
+    [['no_data', 'no_data', 'no_data'], { consecutiveBreaches: 1 }, 2],
+    [['no_data', 'no_data', 'error_ratio_relative'], { consecutiveBreaches: 1 }, 2],
+    [['no_data', 'error_ratio_relative'], { consecutiveBreaches: 1 }, 1],
+    [['no_data', 'no_data'], { consecutiveBreaches: 1, consecutiveNoData: 2 }, 1],
+    [['no_data', 'no_data', 'no_data', 'no_data'], { consecutiveBreaches: 4 }, 3],
+  ] as const)('%j with %j rolls back at evaluation %s', (checks, policy, at) => {
+    expect(run([...checks], policy)).toBe(at);
+  });
+});
