@@ -148,6 +148,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
       problem('pod.version', `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`, 'versions.baseline', 'versions.canary');
     }
     if (c.evaluation.delay >= c.window.slot) problem('evaluation.delay', `must be shorter than window.slot (${c.evaluation.delay} ms >= ${c.window.slot} ms)`, 'window.slot');
+    // A warning level at or past its failing level never warns before it fails: name both fields.
+    if (c.policy.latency.warnRelativeP95 > 0 && c.policy.latency.warnRelativeP95 >= c.policy.latency.relativeP95) {
+      problem('policy.latency.warnRelativeP95', `must be below policy.latency.relativeP95 (${c.policy.latency.warnRelativeP95} >= ${c.policy.latency.relativeP95})`, 'policy.latency.relativeP95');
+    }
+    if (c.policy.errors.warnRatio > 0 && c.policy.errors.warnRatio >= c.policy.errors.absoluteRatio) {
+      problem('policy.errors.warnRatio', `must be below policy.errors.absoluteRatio (${c.policy.errors.warnRatio} >= ${c.policy.errors.absoluteRatio})`, 'policy.errors.absoluteRatio');
+    }
     if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) {
       problem('evaluation.leaseTtl', `must be at least twice redis.commandTimeout (${c.evaluation.leaseTtl} ms < 2 x ${c.redis.commandTimeout} ms)`, 'redis.commandTimeout');
     }

@@ -108,6 +108,8 @@ describe('values the schema refuses', () => {
     ['a negative hold duration', 'policy:\n  for:\n    error_ratio_absolute: -5s\n', 'policy.for.error_ratio_absolute: must be a positive duration such as 5s or 250ms (got "-5s")'],
     ['a pod version that is neither baseline nor canary', 'pod:\n  version: v3\n', 'pod.version: must be the baseline (v1) or the canary (v2), got "v3"'],
     ['the same baseline and canary', 'versions:\n  canary: v1\n', 'versions.canary: must differ from versions.baseline'],
+    ['a p95 warning at its failing level', 'policy:\n  latency:\n    warnRelativeP95: 1.5\n', 'policy.latency.warnRelativeP95: must be below policy.latency.relativeP95 (1.5 >= 1.5)'],
+    ['an error warning past the absolute line', 'policy:\n  errors:\n    warnRatio: 0.06\n', 'policy.errors.warnRatio: must be below policy.errors.absoluteRatio (0.06 >= 0.05)'],
     ['an evaluation delay as long as the slot', 'window:\n  slot: 1s\nevaluation:\n  delay: 1s\n', 'evaluation.delay: must be shorter than window.slot (1000 ms >= 1000 ms)'],
     ['a lease shorter than two command timeouts', 'evaluation:\n  leaseTtl: 900ms\n', 'evaluation.leaseTtl: must be at least twice redis.commandTimeout (900 ms < 2 x 500 ms)'],
     ['a port out of range', 'admin:\n  port: 70000\n', 'admin.port: Too big: expected number to be <=65535'],
