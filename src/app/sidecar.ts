@@ -6,15 +6,14 @@
  * Timers: at every slot boundary (aligned on the epoch) the current slot is sealed and queued for Redis; at
  * boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
 import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
+import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
 import type { RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
-import { STATISTICAL_CHECKS, type JudgePolicy } from '../core/judge.ts';
-import { evaluationAlpha } from '../core/statistics.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
 import { decodeSlotPayload, encodeSlotPayload } from '../core/slot-payload.ts';
@@ -70,38 +69,6 @@ export interface SidecarStatus {
   readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number; readonly window: WindowSnapshot | null };
   readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
   readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
-}
-
-/** The judge's policy from the config (durations in ms become µs). */
-export function judgePolicyOf(config: Config): JudgePolicy {
-  const p = config.policy;
-  return {
-    minSamples: p.minSamples,
-    latency: {
-      relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000,
-      relativeP50: p.latency.relativeP50, relativeP99: p.latency.relativeP99, absoluteP50Us: p.latency.absoluteP50 * 1000, absoluteP99Us: p.latency.absoluteP99 * 1000,
-    },
-    errors: { ...p.errors },
-    throughputDrop: p.throughput.drop,
-    // Only the checks asked to hold a breach: 0 (the default) is "at once", as an absent entry is.
-    forMs: Object.fromEntries(Object.entries(p.for).filter(([, ms]) => ms > 0)),
-    noData: { ...p.noData },
-    trafficShareAlpha: p.trafficShareAlpha,
-    statistics: {
-      enabled: p.statistics.enabled,
-      method: p.statistics.method,
-      falseRollbackRate: p.statistics.falseRollbackRate,
-      horizonMs: p.statistics.horizon,
-      warnRate: p.statistics.warnRate,
-      alpha: evaluationAlpha(p.statistics.falseRollbackRate, config.window.slot, p.statistics.horizon, STATISTICAL_CHECKS),
-      grossErrorRatio: p.statistics.grossErrorRatio,
-    },
-  };
-}
-
-/** sha256 of the validated config's JSON, first 16 hex digits: names the policy a decision was made under. */
-export function configHash(config: Config): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {

@@ -4,7 +4,8 @@
  *   0 success; 1 runtime failure (or the demo saw no rollback in time); 2 bad config, bad usage, or no Redis for the demo.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { buildSidecar, configHash, judgePolicyOf } from '../app/sidecar.ts';
+import { buildSidecar } from '../app/sidecar.ts';
+import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { ReplayPolicy } from '../replay/replay.ts';
 import { explainDecision } from './explain.ts';
 import { configTable } from '../config/docs.ts';

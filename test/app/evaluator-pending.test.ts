@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Evaluator } from '../../src/app/evaluator.ts';
-import { judgePolicyOf } from '../../src/app/sidecar.ts';
+import { judgePolicyOf } from '../../src/config/policy.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { RollbackDecision } from '../../src/core/controller.ts';
 import { serviceKeys } from '../../src/core/keys.ts';
