@@ -12,7 +12,7 @@ import { createLogger } from '../config/logger.ts';
 import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
-import type { RollbackDecision } from '../core/controller.ts';
+import { manualDecision, type RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
@@ -196,12 +196,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   recordRequest = metrics.recordRequest;
 
   const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
-    const atMs = clock();
-    const decision: RollbackDecision = {
-      state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${body.reason}`, checks: [], baseline: evaluator.latest?.baseline ?? null,
-      canary: evaluator.latest?.canary ?? null, consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: body.actor,
-      configHash: configHash(config),
-    };
+    const decision = manualDecision({ reason: body.reason, by: body.actor, atMs: clock(), latest: evaluator.latest, configHash: configHash(config) });
     const outcome = await flags.rollback(decision, 0);
     if (outcome === 'written') evaluator.latchManual(decision);
     return { outcome, flag: config.flag.key, value: config.flag.rollbackValue };

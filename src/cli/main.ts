@@ -14,7 +14,7 @@ import { createLogger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { serviceKeys } from '../core/keys.ts';
-import type { RollbackDecision } from '../core/controller.ts';
+import { manualDecision } from '../core/controller.ts';
 import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
@@ -112,11 +112,7 @@ export function createProgram(): Command {
     .option('--actor <name>', 'who (default $USER@cli)')
     .action(async (opts: { config?: string; reason: string; actor?: string }) => {
       const config = load(opts.config);
-      const atMs = Date.now();
-      const decision: RollbackDecision = {
-        state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${opts.reason}`, checks: [], baseline: null, canary: null,
-        consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: actor(opts.actor), configHash: configHash(config),
-      };
+      const decision = manualDecision({ reason: opts.reason, by: actor(opts.actor), atMs: Date.now(), configHash: configHash(config) });
       const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
       process.stdout.write(outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`);
     });
