@@ -16,8 +16,9 @@ import { manualDecision, type RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
-import { decodeSlotPayload, encodeSlotPayload } from '../core/slot-payload.ts';
-import { FleetWindow, type WindowSnapshot } from '../core/window.ts';
+import { encodeSlotPayload } from '../core/slot-payload.ts';
+import { FleetWindows } from '../core/fleet-windows.ts';
+import type { WindowSnapshot } from '../core/window.ts';
 import { FleetReader } from '../fleet/fleet-reader.ts';
 import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.ts';
 import { RedisLease } from '../fleet/redis-lease.ts';
@@ -97,14 +98,12 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
-  const podWindow = new FleetWindow(config.pod.version, slotMs, config.window.slots);
+  const podWindow = new FleetWindows([config.pod.version], slotMs, config.window.slots);
   let podSnapshot: WindowSnapshot | null = null;
   const addToPodWindow = (sealed: SealedSlot): void => {
-    const decoded = decodeSlotPayload(encodeSlotPayload(sealed), sealed.slotIndex, slotMs);
     podWindow.advanceTo(sealed.slotIndex);
-    podWindow.add(config.pod.name, decoded);
-    decoded.histogram.destroy();
-    podSnapshot = podWindow.snapshot();
+    podWindow.ingest(config.pod.version, sealed.slotIndex, config.pod.name, encodeSlotPayload(sealed));
+    podSnapshot = podWindow.snapshot(config.pod.version);
   };
   // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.
   let recordRequest: (latencyUs: number, method: string, status: number, outcome: string, route: string) => void = () => undefined;
