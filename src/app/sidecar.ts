@@ -15,8 +15,7 @@ import type { Config } from '../config/schema.ts';
 import { manualDecision, type RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
 import { serviceKeys } from '../core/keys.ts';
-import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
-import { encodeSlotPayload } from '../core/slot-payload.ts';
+import { slotIndexAt, SlotRecorder, type SealedWithHistogram } from '../core/slot-recorder.ts';
 import { FleetWindows } from '../core/fleet-windows.ts';
 import type { WindowSnapshot } from '../core/window.ts';
 import { FleetReader } from '../fleet/fleet-reader.ts';
@@ -100,9 +99,9 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
   const podWindow = new FleetWindows([config.pod.version], slotMs, config.window.slots);
   let podSnapshot: WindowSnapshot | null = null;
-  const addToPodWindow = (sealed: SealedSlot): void => {
+  const addToPodWindow = (sealed: SealedWithHistogram): void => {
     podWindow.advanceTo(sealed.slotIndex);
-    podWindow.ingest(config.pod.version, sealed.slotIndex, config.pod.name, encodeSlotPayload(sealed));
+    podWindow.add(config.pod.version, config.pod.name, sealed);
     podSnapshot = podWindow.snapshot(config.pod.version);
   };
   // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.

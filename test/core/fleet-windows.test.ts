@@ -60,6 +60,21 @@ describe('FleetWindows.ingest', () => {
   });
 });
 
+describe('FleetWindows.add', () => {
+  it('merges a lent histogram without destroying it', () => {
+    const rec = own(new SlotRecorder(SLOT_MS, 20 * SLOT_MS));
+    rec.record(5000, true);
+    rec.record(7000, false);
+    const sealed = rec.seal(21 * SLOT_MS);
+    const w = own(new FleetWindows(['v1'], SLOT_MS, 4));
+    w.advanceTo(20);
+    expect(w.add('v1', 'me', sealed)).toBe('merged');
+    expect(w.add('v1', 'me', sealed)).toBe('duplicate');
+    expect(sealed.histogram.totalCount).toBe(2); // still the recorder's, still readable
+    expect(w.snapshot('v1')).toMatchObject({ requests: 2, errors: 1, pods: 1 });
+  });
+});
+
 describe('FleetWindows.read', () => {
   it("pairs both versions' snapshots and slot counts", () => {
     const w = own(new FleetWindows(['v1', 'v2'], SLOT_MS, 4));
