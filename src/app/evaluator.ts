@@ -8,10 +8,9 @@ import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
 import { EMPTY_DETECTOR, type DetectorState } from '../core/detector.ts';
 import { evaluateWindow, unreadableVerdict, type JudgePolicy } from '../core/judge.ts';
-import type { FlagStore, Lease } from '../core/ports.ts';
+import type { FlagStore, Lease, WindowSource } from '../core/ports.ts';
 import { slotIndexAt } from '../core/slot-recorder.ts';
 import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
-import type { FleetReader } from '../fleet/fleet-reader.ts';
 
 export interface EvaluatorOptions {
   readonly holderId: string;
@@ -41,7 +40,7 @@ export class Evaluator {
   private readonly options: EvaluatorOptions;
   private readonly lease: Lease;
   private readonly flags: FlagStore;
-  private readonly reader: FleetReader;
+  private readonly source: WindowSource;
   private readonly clock: () => number;
   private readonly logger: Logger;
   private token = 0;
@@ -61,11 +60,11 @@ export class Evaluator {
   warnings = 0;
   redisErrors = 0;
 
-  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, reader: FleetReader, clock: () => number, logger: Logger) {
+  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, source: WindowSource, clock: () => number, logger: Logger) {
     this.options = options;
     this.lease = lease;
     this.flags = flags;
-    this.reader = reader;
+    this.source = source;
     this.clock = clock;
     this.logger = logger;
     this.state = initialState(clock());
@@ -141,8 +140,8 @@ export class Evaluator {
     let verdict: Verdict;
     try {
       await this.syncLatch();
-      const [read, flagPercent] = await Promise.all([this.reader.read(lastSlot), this.flags.flagPercent()]);
-      const slots = { firstSlot: lastSlot - this.options.slots + 1, lastSlot, slotMs: this.options.slotMs, slotsOf: (index: number) => this.reader.slotCounts(index) };
+      const [read, flagPercent] = await Promise.all([this.source.read(lastSlot), this.flags.flagPercent()]);
+      const slots = { firstSlot: lastSlot - this.options.slots + 1, lastSlot, slotMs: this.options.slotMs, slotsOf: read.slotCounts };
       const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent);
       verdict = evaluated.verdict;
       this.detector = evaluated.detector;

@@ -14,7 +14,8 @@
  */
 import { FleetWindows } from '../core/fleet-windows.ts';
 import type { ServiceKeys } from '../core/keys.ts';
-import type { SlotCountsPair, WindowRead } from '../core/window.ts';
+import type { WindowSource } from '../core/ports.ts';
+import type { WindowRead } from '../core/window.ts';
 import type { Redis } from './redis-client.ts';
 
 export interface FleetRead extends WindowRead {
@@ -36,7 +37,7 @@ export interface FleetReaderOptions {
 const DEFAULT_SLICE_MS = 10;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export class FleetReader {
+export class FleetReader implements WindowSource {
   private readonly redis: Redis;
   private readonly keys: ServiceKeys;
   private readonly slots: number;
@@ -112,11 +113,6 @@ export class FleetReader {
       }
     }
     return { ...this.windows.read(this.baselineVersion, this.canaryVersion), merged, corrupt };
-  }
-
-  /** The counts of one slot of the window per version, as merged by the last read (null: no pod reported it). */
-  slotCounts(slotIndex: number): SlotCountsPair {
-    return { baseline: this.windows.slotCounts(this.baselineVersion, slotIndex), canary: this.windows.slotCounts(this.canaryVersion, slotIndex) };
   }
 
   /** Runs commands in one pipeline; resolves to their replies in order. @throws the first command's error */
