@@ -27,7 +27,7 @@ import { createAdminServer, type AdminRequestBody } from '../metrics/admin-serve
 import { createGateMetrics } from '../metrics/gate-metrics.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
 import { createRouteMatcher } from '../metrics/routes.ts';
-import { Evaluator, type EvaluationEvent } from './evaluator.ts';
+import { Evaluator, type EvaluationEvent, type EvaluatorStatus } from './evaluator.ts';
 import { SlotPublisher } from './publisher.ts';
 
 export interface SidecarDeps {
@@ -61,10 +61,10 @@ export interface SidecarStatus {
   /** policy.advisory: decisions go to the dry-run key, never the flag; `latch` is then the dry-run latch. */
   readonly advisory: boolean;
   readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number> };
-  readonly state: Evaluator['state'];
+  readonly state: EvaluatorStatus['state'];
   readonly latch: RollbackDecision | 'corrupt' | null;
   readonly pendingDecision: RollbackDecision | null;
-  readonly latestVerdict: Evaluator['latest'];
+  readonly latestVerdict: EvaluatorStatus['latest'];
   readonly lastError: string | null;
   readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number; readonly window: WindowSnapshot | null };
   readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
@@ -156,45 +156,51 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     void evaluator.renewLease().then(() => later(config.evaluation.leaseTtl / 3, renewLease));
   };
 
-  const status = (): SidecarStatus => ({
-    service: config.service,
-    pod: config.pod.name,
-    version: config.pod.version,
-    role,
-    advisory: config.policy.advisory,
-    evaluator: { enabled: config.evaluation.enabled, holding: evaluator.holding, holder: evaluator.holder, fencingToken: evaluator.fencingToken, evaluations: { ...evaluator.evaluations } },
-    state: evaluator.state,
-    latch: evaluator.latch,
-    pendingDecision: evaluator.pending,
-    latestVerdict: evaluator.latest,
-    lastError: evaluator.lastError,
-    local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
-    publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
-    redis: { connection: redis.status, errors: evaluator.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
-  });
+  const status = (): SidecarStatus => {
+    const e = evaluator.status();
+    return {
+      service: config.service,
+      pod: config.pod.name,
+      version: config.pod.version,
+      role,
+      advisory: config.policy.advisory,
+      evaluator: { enabled: config.evaluation.enabled, holding: e.holding, holder: e.holder, fencingToken: e.fencingToken, evaluations: e.evaluations },
+      state: e.state,
+      latch: e.latch,
+      pendingDecision: e.pending,
+      latestVerdict: e.latest,
+      lastError: e.lastError,
+      local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
+      publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
+      redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
+    };
+  };
 
-  const metrics = createGateMetrics(() => ({
-    version: config.pod.version,
-    role,
-    warnings: evaluator.warnings,
-    pod: podSnapshot,
-    requests: recorder.totalRequests,
-    errors: recorder.totalErrors,
-    phase: evaluator.state.phase,
-    consecutiveBreaches: evaluator.state.consecutiveBreaches,
-    evaluations: evaluator.evaluations,
-    rollbacks: evaluator.rollbacksWritten,
-    redisErrors: evaluator.redisErrors + publisher.failures,
-    corruptPayloads: reader.corruptTotal,
-    slotsDropped: publisher.dropped,
-    rejected: proxy.stats.rejected,
-    leaseHeld: evaluator.holding,
-    latest: evaluator.latest,
-  }), { service: config.service, pod: config.pod.name, version: config.pod.version });
+  const metrics = createGateMetrics(() => {
+    const e = evaluator.status();
+    return {
+      version: config.pod.version,
+      role,
+      warnings: e.warnings,
+      pod: podSnapshot,
+      requests: recorder.totalRequests,
+      errors: recorder.totalErrors,
+      phase: e.state.phase,
+      consecutiveBreaches: e.state.consecutiveBreaches,
+      evaluations: e.evaluations,
+      rollbacks: e.rollbacksWritten,
+      redisErrors: e.redisErrors + publisher.failures,
+      corruptPayloads: reader.corruptTotal,
+      slotsDropped: publisher.dropped,
+      rejected: proxy.stats.rejected,
+      leaseHeld: e.holding,
+      latest: e.latest,
+    };
+  }, { service: config.service, pod: config.pod.name, version: config.pod.version });
   recordRequest = metrics.recordRequest;
 
   const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
-    const decision = manualDecision({ reason: body.reason, by: body.actor, atMs: clock(), latest: evaluator.latest, configHash: configHash(config) });
+    const decision = manualDecision({ reason: body.reason, by: body.actor, atMs: clock(), latest: evaluator.status().latest, configHash: configHash(config) });
     const outcome = await flags.rollback(decision, 0);
     if (outcome === 'written') evaluator.latchManual(decision);
     return { outcome, flag: config.flag.key, value: config.flag.rollbackValue };
@@ -246,7 +252,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       publisher.enqueue(recorder.seal(clock()));
       const deadline = clock() + 2000;
       while (!(await publisher.flush(oldestUsefulSlot())) && clock() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (evaluator.pending) await evaluator.writePending();
+      await evaluator.writePending();
       await evaluator.releaseLease();
       await admin.close();
       logger.info({ published: publisher.published, dropped: publisher.dropped, buffered: publisher.buffered }, 'canary-gate sidecar closed');
