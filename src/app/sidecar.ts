@@ -1,15 +1,14 @@
 /**
  * Composition: `buildSidecar(config, deps)` wires the proxy, the slot recorder and publisher, the evaluator, the
  * flag store and the admin server, and returns `{ start, close, destroy }` (fastify's build/listen split: nothing
- * here touches argv, signals or exit codes).
+ * here touches argv, the environment, signals or exit codes; the CLI passes in what they say).
  *
- * Timers: at every slot boundary (aligned on the epoch) the current slot is sealed and queued for Redis; at
- * boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
+ * Timers, all on one SlotClock: at every slot boundary (aligned on the epoch) the current slot is sealed and queued
+ * for Redis; at boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
-import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
 import { manualDecision, type RollbackDecision } from '../core/controller.ts';
@@ -29,12 +28,13 @@ import { createProxyServer } from '../proxy/proxy-server.ts';
 import { createRouteMatcher } from '../metrics/routes.ts';
 import { Evaluator, type EvaluationEvent, type EvaluatorStatus } from './evaluator.ts';
 import { SlotPublisher } from './publisher.ts';
+import { SlotClock } from './slot-clock.ts';
 
 export interface SidecarDeps {
   /** Wall clock, ms since the epoch. Default Date.now. */
   readonly clock?: () => number;
   readonly logger?: Logger;
-  /** Bearer token of POST /rollback and /reset; default: the CANARY_GATE_ADMIN_TOKEN environment variable. */
+  /** Bearer token of POST /rollback and /reset (the CLI passes CANARY_GATE_ADMIN_TOKEN); absent or empty: both answer 403. */
   readonly adminToken?: string;
   /** Called after every evaluation this sidecar makes as lease holder. */
   readonly onEvaluation?: (event: EvaluationEvent) => void;
@@ -118,22 +118,12 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     logger,
   });
   let accepting = false;
-  let stopped = false;
-  const timers = new Set<NodeJS.Timeout>();
-
-  const later = (ms: number, fn: () => void): void => {
-    if (stopped) return;
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, Math.max(0, ms));
-    timers.add(t);
-  };
+  const timers = new SlotClock(slotMs, clock);
   const oldestUsefulSlot = (): number => slotIndexAt(clock(), slotMs) - config.window.slots;
 
   const flush = (): void => {
     void publisher.flush(oldestUsefulSlot()).then((empty) => {
-      if (!empty) later(Math.min(1000, slotMs), flush);
+      if (!empty) timers.after(Math.min(1000, slotMs), flush);
     });
   };
 
@@ -142,20 +132,14 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     publisher.enqueue(sealed);
     addToPodWindow(sealed);
     flush();
-    if (config.evaluation.enabled) later(config.evaluation.delay, () => void evaluate());
-    scheduleBoundary();
+    if (config.evaluation.enabled) timers.after(config.evaluation.delay, () => void evaluate());
   };
-  const scheduleBoundary = (): void => later((recorder.currentSlotIndex + 1) * slotMs - clock(), onSlotBoundary);
 
   const evaluate = async (): Promise<EvaluationEvent | null> => {
     const event = await evaluator.evaluate();
     if (event) deps.onEvaluation?.(event);
     return event;
   };
-  const renewLease = (): void => {
-    void evaluator.renewLease().then(() => later(config.evaluation.leaseTtl / 3, renewLease));
-  };
-
   const status = (): SidecarStatus => {
     const e = evaluator.status();
     return {
@@ -213,15 +197,10 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
 
   const admin = createAdminServer(
     { ready: () => accepting, status, metrics: (req, res) => metrics.handle(req, res), rollback: manualRollback, reset },
-    deps.adminToken ?? process.env[ADMIN_TOKEN_ENV],
+    deps.adminToken,
     logger,
   );
 
-  const stopTimers = (): void => {
-    stopped = true;
-    for (const t of timers) clearTimeout(t);
-    timers.clear();
-  };
   const freeMemory = async (): Promise<void> => {
     await metrics.shutdown().catch(() => undefined);
     redis.disconnect();
@@ -240,14 +219,14 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       const adminAddress = await admin.listen(config.admin.port, config.admin.host);
       const proxyAddress = await proxy.listen();
       accepting = true;
-      scheduleBoundary();
-      if (config.evaluation.enabled) renewLease();
+      timers.eachSlot(() => recorder.currentSlotIndex, onSlotBoundary);
+      if (config.evaluation.enabled) timers.every(config.evaluation.leaseTtl / 3, () => evaluator.renewLease());
       logger.info({ proxy: proxyAddress, admin: adminAddress, upstream: config.proxy.upstream, holderId }, 'canary-gate sidecar started');
       return { proxyPort: proxyAddress.port, adminPort: adminAddress.port };
     },
     async close() {
       accepting = false;
-      stopTimers();
+      timers.stop();
       await proxy.close();
       publisher.enqueue(recorder.seal(clock()));
       const deadline = clock() + 2000;
@@ -260,7 +239,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     },
     async destroy() {
       accepting = false;
-      stopTimers();
+      timers.stop();
       await Promise.allSettled([proxy.destroy(), admin.close()]);
       await freeMemory();
     },

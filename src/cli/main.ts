@@ -8,6 +8,7 @@ import { buildSidecar } from '../app/sidecar.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { ReplayPolicy } from '../replay/replay.ts';
 import { explainDecision } from './explain.ts';
+import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../config/logger.ts';
@@ -65,7 +66,7 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'YAML config file (defaults and environment apply without one)')
     .action(async (opts: { config?: string }) => {
       const config = load(opts.config);
-      const sidecar = buildSidecar(config);
+      const sidecar = buildSidecar(config, { adminToken: process.env[ADMIN_TOKEN_ENV] });
       const ports = await sidecar.start();
       process.stdout.write(`canary-gate ${config.pod.name} (${config.pod.version}) proxy :${ports.proxyPort} admin :${ports.adminPort}\n`);
       let stopping = false;
