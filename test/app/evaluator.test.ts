@@ -85,6 +85,14 @@ function after(slot: number): void {
   now = (slot + 1) * SLOT_MS + 50;
 }
 
+/** An evaluator `a/1` holding the lease just after `slot`, with nothing evaluated yet. */
+async function holderAfter(s: Store, slot: number, options: Partial<EvaluatorOptions> = {}): Promise<Evaluator> {
+  const e = evaluatorOf(s, 'a/1', options);
+  after(slot);
+  await e.renewLease();
+  return e;
+}
+
 /** Renews the lease and evaluates the window that ends with `slot`. */
 async function evaluateAt(e: Evaluator, slot: number) {
   after(slot);
@@ -93,7 +101,7 @@ async function evaluateAt(e: Evaluator, slot: number) {
 }
 
 const otherDecision = (atMs: number): RollbackDecision => manualDecision({ reason: 'by hand', by: 'oncall', atMs });
-const withHold = (policy: JudgePolicy, action: 'rollback' | 'hold'): JudgePolicy => ({ ...policy, noData: { ...policy.noData, redisUnreachable: action } });
+const onRedisUnreachable = (policy: JudgePolicy, action: 'rollback' | 'hold'): JudgePolicy => ({ ...policy, noData: { ...policy.noData, redisUnreachable: action } });
 
 describe('Evaluator: the lease', () => {
   it('evaluates only while it holds the lease, and one evaluation at a time', async () => {
@@ -229,9 +237,7 @@ describe('Evaluator: a decision waiting for Redis', () => {
   it('holds (policy.noData.redisUnreachable hold): no verdict, counted inconclusive, nothing decided', async () => {
     const s = store();
     traffic(s, S, S + 5, FAILING);
-    const a = evaluatorOf(s, 'a/1', { policy: withHold(THRESHOLDS_ONLY, 'hold') });
-    after(S + 4);
-    await a.renewLease();
+    const a = await holderAfter(s, S + 4, { policy: onRedisUnreachable(THRESHOLDS_ONLY, 'hold') });
     s.reachable(false);
     const event = await a.evaluate();
     expect(event).toMatchObject({ verdict: null, error: expect.stringMatching(/^evaluation: /), decisionWritten: null });
@@ -241,9 +247,7 @@ describe('Evaluator: a decision waiting for Redis', () => {
   it('keeps a decision made while Redis is away and writes it, once, when Redis is back', async () => {
     const s = store();
     traffic(s, S, S + 8);
-    const a = evaluatorOf(s, 'a/1', { policy: withHold(THRESHOLDS_ONLY, 'rollback') });
-    after(S + 4);
-    await a.renewLease();
+    const a = await holderAfter(s, S + 4, { policy: onRedisUnreachable(THRESHOLDS_ONLY, 'rollback') });
     s.reachable(false);
     const decided = await a.evaluate();
     expect(decided?.verdict?.outcome).toBe('fail');
@@ -261,9 +265,7 @@ describe('Evaluator: a decision waiting for Redis', () => {
   it('drops a pending decision that an operator reset came after', async () => {
     const s = store();
     traffic(s, S, S + 5);
-    const a = evaluatorOf(s);
-    after(S + 4);
-    await a.renewLease();
+    const a = await holderAfter(s, S + 4);
     const decidedMs = now - 2000;
     a.queueDecision(otherDecision(decidedMs));
     await s.flags.reset('oncall', 'fixed', '10', decidedMs + 1000);
@@ -317,9 +319,7 @@ describe('Evaluator: fencing', () => {
   it('writes nothing when another writer latched first', async () => {
     const s = store();
     traffic(s, S, S + 5);
-    const a = evaluatorOf(s);
-    after(S + 4);
-    await a.renewLease();
+    const a = await holderAfter(s, S + 4);
     a.queueDecision(otherDecision(now));
     s.flags.record = otherDecision(now - 10);
     expect(await a.writePending()).toBeNull();
