@@ -140,6 +140,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     if (event) deps.onEvaluation?.(event);
     return event;
   };
+
   const status = (): SidecarStatus => {
     const e = evaluator.status();
     return {
