@@ -8,10 +8,9 @@ import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
 import { EMPTY_DETECTOR, type DetectorState } from '../core/detector.ts';
 import { evaluateWindow, unreadableVerdict, type JudgePolicy } from '../core/judge.ts';
-import type { FlagStore, Lease } from '../core/ports.ts';
+import type { FlagStore, Lease, WindowSource } from '../core/ports.ts';
 import { slotIndexAt } from '../core/slot-recorder.ts';
-import { OUTCOME_ORDER, type Outcome, type Verdict } from '../core/verdict.ts';
-import type { FleetReader } from '../fleet/fleet-reader.ts';
+import type { Outcome, Verdict } from '../core/verdict.ts';
 
 export interface EvaluatorOptions {
   readonly holderId: string;
@@ -37,47 +36,81 @@ export interface EvaluationEvent {
   readonly decisionWritten: RollbackDecision | null;
 }
 
+/** What the evaluator knows, as /status and the metrics show it: a copy, read-only. */
+export interface EvaluatorStatus {
+  /** Whether this sidecar holds the lease now (renewed within its TTL). */
+  readonly holding: boolean;
+  /** The lease holder's id as last seen (this sidecar's while it holds it), or null. */
+  readonly holder: string | null;
+  /** The fencing token while holding the lease, else 0. */
+  readonly fencingToken: number;
+  readonly state: ControllerState;
+  /** The decision record found in (or written to) Redis, `corrupt` when it does not parse, null when none. */
+  readonly latch: RollbackDecision | 'corrupt' | null;
+  /** A decision made but not yet in Redis, retried on every evaluation. */
+  readonly pending: RollbackDecision | null;
+  readonly latest: Verdict | null;
+  /** The sequential statistics (policy.statistics.method sequential): restarted on a new lease and on a reset. */
+  readonly detector: DetectorState;
+  /** The last Redis error of a lease renewal, an evaluation or a rollback write; null after a successful evaluation. */
+  readonly lastError: string | null;
+  readonly evaluations: Readonly<Record<Outcome, number>>;
+  /** Rollback decisions this sidecar wrote. */
+  readonly rollbacksWritten: number;
+  /** Evaluations with at least one check at warn (or a traffic share that contradicts the flag). */
+  readonly warnings: number;
+  /** Redis errors of the lease, the evaluations and the rollback writes. */
+  readonly redisErrors: number;
+}
+
 export class Evaluator {
   private readonly options: EvaluatorOptions;
   private readonly lease: Lease;
   private readonly flags: FlagStore;
-  private readonly reader: FleetReader;
+  private readonly source: WindowSource;
   private readonly clock: () => number;
   private readonly logger: Logger;
   private token = 0;
   private leaseValidUntilMs = 0;
   private evaluating = false;
-  state: ControllerState;
-  latch: RollbackDecision | 'corrupt' | null = null;
-  pending: RollbackDecision | null = null;
-  latest: Verdict | null = null;
-  /** The sequential statistics (policy.statistics.method sequential): restarted on a new lease and on a reset. */
-  detector: DetectorState = EMPTY_DETECTOR;
-  lastError: string | null = null;
-  holder: string | null = null;
-  readonly evaluations: Record<Outcome, number> = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
-  rollbacksWritten = 0;
-  /** Evaluations with at least one check at warn. */
-  warnings = 0;
-  redisErrors = 0;
+  private state: ControllerState;
+  private latch: RollbackDecision | 'corrupt' | null = null;
+  private pending: RollbackDecision | null = null;
+  private latest: Verdict | null = null;
+  private detector: DetectorState = EMPTY_DETECTOR;
+  private lastError: string | null = null;
+  private holder: string | null = null;
+  private readonly evaluations: Record<Outcome, number> = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
+  private rollbacksWritten = 0;
+  private warnings = 0;
+  private redisErrors = 0;
 
-  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, reader: FleetReader, clock: () => number, logger: Logger) {
+  /**
+   * @param source the fleet's windows (FleetReader on Redis)
+   * @param clock wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it
+   */
+  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, source: WindowSource, clock: () => number, logger: Logger) {
     this.options = options;
     this.lease = lease;
     this.flags = flags;
-    this.reader = reader;
+    this.source = source;
     this.clock = clock;
     this.logger = logger;
     this.state = initialState(clock());
   }
 
-  /** Whether this sidecar holds the lease now (renewed within its TTL). */
-  get holding(): boolean {
-    return this.token > 0 && this.clock() < this.leaseValidUntilMs;
+  /** A copy of what the evaluator knows now. */
+  status(): EvaluatorStatus {
+    const holding = this.holding();
+    return {
+      holding, holder: this.holder, fencingToken: holding ? this.token : 0, state: this.state, latch: this.latch, pending: this.pending,
+      latest: this.latest, detector: this.detector, lastError: this.lastError, evaluations: { ...this.evaluations },
+      rollbacksWritten: this.rollbacksWritten, warnings: this.warnings, redisErrors: this.redisErrors,
+    };
   }
 
-  get fencingToken(): number {
-    return this.holding ? this.token : 0;
+  private holding(): boolean {
+    return this.token > 0 && this.clock() < this.leaseValidUntilMs;
   }
 
   /** Acquires or renews the lease. Never throws. */
@@ -126,7 +159,7 @@ export class Evaluator {
    * lease, and nothing while the previous evaluation is still running. Never throws.
    */
   async evaluate(): Promise<EvaluationEvent | null> {
-    if (!this.holding || this.evaluating) return null;
+    if (!this.holding() || this.evaluating) return null;
     this.evaluating = true;
     try {
       return await this.evaluateHeld();
@@ -141,8 +174,8 @@ export class Evaluator {
     let verdict: Verdict;
     try {
       await this.syncLatch();
-      const [read, flagPercent] = await Promise.all([this.reader.read(lastSlot), this.flags.flagPercent()]);
-      const slots = { firstSlot: lastSlot - this.options.slots + 1, lastSlot, slotMs: this.options.slotMs, slotsOf: (index: number) => this.reader.slotCounts(index) };
+      const [read, flagPercent] = await Promise.all([this.source.read(lastSlot), this.flags.flagPercent()]);
+      const slots = { firstSlot: lastSlot - this.options.slots + 1, lastSlot, slotMs: this.options.slotMs, slotsOf: read.slotCounts };
       const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent);
       verdict = evaluated.verdict;
       this.detector = evaluated.detector;
@@ -168,7 +201,7 @@ export class Evaluator {
     const next = step({ consecutiveBreaches: this.options.consecutiveBreaches }, this.state, verdict, this.options.pod);
     this.state = next.state;
     if (next.decision) {
-      this.pending = this.options.configHash === undefined ? next.decision : { ...next.decision, configHash: this.options.configHash };
+      this.queueDecision(this.options.configHash === undefined ? next.decision : { ...next.decision, configHash: this.options.configHash });
       this.logger.warn({ decision: next.decision.reason }, 'rollback decided');
     } else if (verdict.outcome !== 'pass') {
       this.logger.info({ verdict: verdict.outcome, reason: verdict.reason, breaches: this.state.consecutiveBreaches }, 'evaluation');
@@ -200,10 +233,18 @@ export class Evaluator {
     this.latch = latch;
   }
 
+  /**
+   * Queues a rollback decision for {@link writePending}: written with the fencing token now, or at a later evaluation
+   * while Redis is away; dropped if a reset comes after it or another sidecar takes the lease first.
+   */
+  queueDecision(decision: RollbackDecision): void {
+    this.pending = decision;
+  }
+
   /** Writes the pending decision with the current fencing token. Returns it when written. Never throws. */
   async writePending(): Promise<RollbackDecision | null> {
     const decision = this.pending;
-    if (decision === null || !this.holding) return null;
+    if (decision === null || !this.holding()) return null;
     try {
       // An operator reset after the decision was made (while it waited for Redis) overrides it.
       const resetMs = await this.flags.lastResetMs();
@@ -251,10 +292,5 @@ export class Evaluator {
     this.detector = EMPTY_DETECTOR;
     this.latch = null;
     this.pending = null;
-  }
-
-  /** Counts of evaluations by outcome, in declared order (for logs). */
-  summary(): string {
-    return OUTCOME_ORDER.map((o) => `${o}=${this.evaluations[o]}`).join(' ');
   }
 }

@@ -37,13 +37,17 @@ export class SlotPublisher {
     return this.outbox.length;
   }
 
-  /** Queues a sealed slot; drops the oldest when the outbox is full. */
+  /**
+   * Queues a sealed slot; drops the oldest when the outbox is full. Keeps only what it publishes: a histogram lent
+   * with the slot (SlotRecorder.seal) is reused by the next seal, long before a slot waiting for Redis is published.
+   */
   enqueue(slot: SealedSlot): void {
     if (this.outbox.length >= this.capacity) {
       this.outbox.shift();
       this.dropped++;
     }
-    this.outbox.push(slot);
+    const { slotIndex, slotMs, requests, errors, encoded } = slot;
+    this.outbox.push({ slotIndex, slotMs, requests, errors, encoded });
   }
 
   /**

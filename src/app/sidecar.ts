@@ -1,24 +1,22 @@
 /**
  * Composition: `buildSidecar(config, deps)` wires the proxy, the slot recorder and publisher, the evaluator, the
  * flag store and the admin server, and returns `{ start, close, destroy }` (fastify's build/listen split: nothing
- * here touches argv, signals or exit codes).
+ * here touches argv, the environment, signals or exit codes; the CLI passes in what they say).
  *
- * Timers: at every slot boundary (aligned on the epoch) the current slot is sealed and queued for Redis; at
- * boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
+ * Timers, all on one SlotClock: at every slot boundary (aligned on the epoch) the current slot is sealed and queued
+ * for Redis; at boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
-import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
+import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
-import type { RollbackDecision } from '../core/controller.ts';
+import { manualDecision, type RollbackDecision } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
-import { STATISTICAL_CHECKS, type JudgePolicy } from '../core/judge.ts';
-import { evaluationAlpha } from '../core/statistics.ts';
 import { serviceKeys } from '../core/keys.ts';
-import { slotIndexAt, SlotRecorder, type SealedSlot } from '../core/slot-recorder.ts';
-import { decodeSlotPayload, encodeSlotPayload } from '../core/slot-payload.ts';
-import { FleetWindow, type WindowSnapshot } from '../core/window.ts';
+import { slotIndexAt, SlotRecorder, type SealedWithHistogram } from '../core/slot-recorder.ts';
+import { FleetWindows } from '../core/fleet-windows.ts';
+import type { WindowSnapshot } from '../core/window.ts';
 import { FleetReader } from '../fleet/fleet-reader.ts';
 import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.ts';
 import { RedisLease } from '../fleet/redis-lease.ts';
@@ -28,14 +26,15 @@ import { createAdminServer, type AdminRequestBody } from '../metrics/admin-serve
 import { createGateMetrics } from '../metrics/gate-metrics.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
 import { createRouteMatcher } from '../metrics/routes.ts';
-import { Evaluator, type EvaluationEvent } from './evaluator.ts';
+import { Evaluator, type EvaluationEvent, type EvaluatorStatus } from './evaluator.ts';
 import { SlotPublisher } from './publisher.ts';
+import { SlotClock } from './slot-clock.ts';
 
 export interface SidecarDeps {
   /** Wall clock, ms since the epoch. Default Date.now. */
   readonly clock?: () => number;
   readonly logger?: Logger;
-  /** Bearer token of POST /rollback and /reset; default: the CANARY_GATE_ADMIN_TOKEN environment variable. */
+  /** Bearer token of POST /rollback and /reset (the CLI passes CANARY_GATE_ADMIN_TOKEN); absent or empty: both answer 403. */
   readonly adminToken?: string;
   /** Called after every evaluation this sidecar makes as lease holder. */
   readonly onEvaluation?: (event: EvaluationEvent) => void;
@@ -62,46 +61,14 @@ export interface SidecarStatus {
   /** policy.advisory: decisions go to the dry-run key, never the flag; `latch` is then the dry-run latch. */
   readonly advisory: boolean;
   readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number> };
-  readonly state: Evaluator['state'];
+  readonly state: EvaluatorStatus['state'];
   readonly latch: RollbackDecision | 'corrupt' | null;
   readonly pendingDecision: RollbackDecision | null;
-  readonly latestVerdict: Evaluator['latest'];
+  readonly latestVerdict: EvaluatorStatus['latest'];
   readonly lastError: string | null;
   readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number; readonly window: WindowSnapshot | null };
   readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
   readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
-}
-
-/** The judge's policy from the config (durations in ms become µs). */
-export function judgePolicyOf(config: Config): JudgePolicy {
-  const p = config.policy;
-  return {
-    minSamples: p.minSamples,
-    latency: {
-      relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000,
-      relativeP50: p.latency.relativeP50, relativeP99: p.latency.relativeP99, absoluteP50Us: p.latency.absoluteP50 * 1000, absoluteP99Us: p.latency.absoluteP99 * 1000,
-    },
-    errors: { ...p.errors },
-    throughputDrop: p.throughput.drop,
-    // Only the checks asked to hold a breach: 0 (the default) is "at once", as an absent entry is.
-    forMs: Object.fromEntries(Object.entries(p.for).filter(([, ms]) => ms > 0)),
-    noData: { ...p.noData },
-    trafficShareAlpha: p.trafficShareAlpha,
-    statistics: {
-      enabled: p.statistics.enabled,
-      method: p.statistics.method,
-      falseRollbackRate: p.statistics.falseRollbackRate,
-      horizonMs: p.statistics.horizon,
-      warnRate: p.statistics.warnRate,
-      alpha: evaluationAlpha(p.statistics.falseRollbackRate, config.window.slot, p.statistics.horizon, STATISTICAL_CHECKS),
-      grossErrorRatio: p.statistics.grossErrorRatio,
-    },
-  };
-}
-
-/** sha256 of the validated config's JSON, first 16 hex digits: names the policy a decision was made under. */
-export function configHash(config: Config): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
@@ -130,14 +97,12 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
-  const podWindow = new FleetWindow(config.pod.version, slotMs, config.window.slots);
+  const podWindow = new FleetWindows([config.pod.version], slotMs, config.window.slots);
   let podSnapshot: WindowSnapshot | null = null;
-  const addToPodWindow = (sealed: SealedSlot): void => {
-    const decoded = decodeSlotPayload(encodeSlotPayload(sealed), sealed.slotIndex, slotMs);
+  const addToPodWindow = (sealed: SealedWithHistogram): void => {
     podWindow.advanceTo(sealed.slotIndex);
-    podWindow.add(config.pod.name, decoded);
-    decoded.histogram.destroy();
-    podSnapshot = podWindow.snapshot();
+    podWindow.add(config.pod.version, config.pod.name, sealed);
+    podSnapshot = podWindow.snapshot(config.pod.version);
   };
   // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.
   let recordRequest: (latencyUs: number, method: string, status: number, outcome: string, route: string) => void = () => undefined;
@@ -153,22 +118,12 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     logger,
   });
   let accepting = false;
-  let stopped = false;
-  const timers = new Set<NodeJS.Timeout>();
-
-  const later = (ms: number, fn: () => void): void => {
-    if (stopped) return;
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, Math.max(0, ms));
-    timers.add(t);
-  };
+  const timers = new SlotClock(slotMs, clock);
   const oldestUsefulSlot = (): number => slotIndexAt(clock(), slotMs) - config.window.slots;
 
   const flush = (): void => {
     void publisher.flush(oldestUsefulSlot()).then((empty) => {
-      if (!empty) later(Math.min(1000, slotMs), flush);
+      if (!empty) timers.after(Math.min(1000, slotMs), flush);
     });
   };
 
@@ -177,64 +132,60 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     publisher.enqueue(sealed);
     addToPodWindow(sealed);
     flush();
-    if (config.evaluation.enabled) later(config.evaluation.delay, () => void evaluate());
-    scheduleBoundary();
+    if (config.evaluation.enabled) timers.after(config.evaluation.delay, () => void evaluate());
   };
-  const scheduleBoundary = (): void => later((recorder.currentSlotIndex + 1) * slotMs - clock(), onSlotBoundary);
 
   const evaluate = async (): Promise<EvaluationEvent | null> => {
     const event = await evaluator.evaluate();
     if (event) deps.onEvaluation?.(event);
     return event;
   };
-  const renewLease = (): void => {
-    void evaluator.renewLease().then(() => later(config.evaluation.leaseTtl / 3, renewLease));
+
+  const status = (): SidecarStatus => {
+    const e = evaluator.status();
+    return {
+      service: config.service,
+      pod: config.pod.name,
+      version: config.pod.version,
+      role,
+      advisory: config.policy.advisory,
+      evaluator: { enabled: config.evaluation.enabled, holding: e.holding, holder: e.holder, fencingToken: e.fencingToken, evaluations: e.evaluations },
+      state: e.state,
+      latch: e.latch,
+      pendingDecision: e.pending,
+      latestVerdict: e.latest,
+      lastError: e.lastError,
+      local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
+      publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
+      redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
+    };
   };
 
-  const status = (): SidecarStatus => ({
-    service: config.service,
-    pod: config.pod.name,
-    version: config.pod.version,
-    role,
-    advisory: config.policy.advisory,
-    evaluator: { enabled: config.evaluation.enabled, holding: evaluator.holding, holder: evaluator.holder, fencingToken: evaluator.fencingToken, evaluations: { ...evaluator.evaluations } },
-    state: evaluator.state,
-    latch: evaluator.latch,
-    pendingDecision: evaluator.pending,
-    latestVerdict: evaluator.latest,
-    lastError: evaluator.lastError,
-    local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
-    publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
-    redis: { connection: redis.status, errors: evaluator.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
-  });
-
-  const metrics = createGateMetrics(() => ({
-    version: config.pod.version,
-    role,
-    warnings: evaluator.warnings,
-    pod: podSnapshot,
-    requests: recorder.totalRequests,
-    errors: recorder.totalErrors,
-    phase: evaluator.state.phase,
-    consecutiveBreaches: evaluator.state.consecutiveBreaches,
-    evaluations: evaluator.evaluations,
-    rollbacks: evaluator.rollbacksWritten,
-    redisErrors: evaluator.redisErrors + publisher.failures,
-    corruptPayloads: reader.corruptTotal,
-    slotsDropped: publisher.dropped,
-    rejected: proxy.stats.rejected,
-    leaseHeld: evaluator.holding,
-    latest: evaluator.latest,
-  }), { service: config.service, pod: config.pod.name, version: config.pod.version });
+  const metrics = createGateMetrics(() => {
+    const e = evaluator.status();
+    return {
+      version: config.pod.version,
+      role,
+      warnings: e.warnings,
+      pod: podSnapshot,
+      requests: recorder.totalRequests,
+      errors: recorder.totalErrors,
+      phase: e.state.phase,
+      consecutiveBreaches: e.state.consecutiveBreaches,
+      evaluations: e.evaluations,
+      rollbacks: e.rollbacksWritten,
+      redisErrors: e.redisErrors + publisher.failures,
+      corruptPayloads: reader.corruptTotal,
+      slotsDropped: publisher.dropped,
+      rejected: proxy.stats.rejected,
+      leaseHeld: e.holding,
+      latest: e.latest,
+    };
+  }, { service: config.service, pod: config.pod.name, version: config.pod.version });
   recordRequest = metrics.recordRequest;
 
   const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
-    const atMs = clock();
-    const decision: RollbackDecision = {
-      state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${body.reason}`, checks: [], baseline: evaluator.latest?.baseline ?? null,
-      canary: evaluator.latest?.canary ?? null, consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: body.actor,
-      configHash: configHash(config),
-    };
+    const decision = manualDecision({ reason: body.reason, by: body.actor, atMs: clock(), latest: evaluator.status().latest, configHash: configHash(config) });
     const outcome = await flags.rollback(decision, 0);
     if (outcome === 'written') evaluator.latchManual(decision);
     return { outcome, flag: config.flag.key, value: config.flag.rollbackValue };
@@ -247,15 +198,10 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
 
   const admin = createAdminServer(
     { ready: () => accepting, status, metrics: (req, res) => metrics.handle(req, res), rollback: manualRollback, reset },
-    deps.adminToken ?? process.env[ADMIN_TOKEN_ENV],
+    deps.adminToken,
     logger,
   );
 
-  const stopTimers = (): void => {
-    stopped = true;
-    for (const t of timers) clearTimeout(t);
-    timers.clear();
-  };
   const freeMemory = async (): Promise<void> => {
     await metrics.shutdown().catch(() => undefined);
     redis.disconnect();
@@ -274,19 +220,19 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       const adminAddress = await admin.listen(config.admin.port, config.admin.host);
       const proxyAddress = await proxy.listen();
       accepting = true;
-      scheduleBoundary();
-      if (config.evaluation.enabled) renewLease();
+      timers.eachSlot(() => recorder.currentSlotIndex, onSlotBoundary);
+      if (config.evaluation.enabled) timers.every(config.evaluation.leaseTtl / 3, () => evaluator.renewLease());
       logger.info({ proxy: proxyAddress, admin: adminAddress, upstream: config.proxy.upstream, holderId }, 'canary-gate sidecar started');
       return { proxyPort: proxyAddress.port, adminPort: adminAddress.port };
     },
     async close() {
       accepting = false;
-      stopTimers();
+      timers.stop();
       await proxy.close();
       publisher.enqueue(recorder.seal(clock()));
       const deadline = clock() + 2000;
       while (!(await publisher.flush(oldestUsefulSlot())) && clock() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (evaluator.pending) await evaluator.writePending();
+      await evaluator.writePending();
       await evaluator.releaseLease();
       await admin.close();
       logger.info({ published: publisher.published, dropped: publisher.dropped, buffered: publisher.buffered }, 'canary-gate sidecar closed');
@@ -294,7 +240,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     },
     async destroy() {
       accepting = false;
-      stopTimers();
+      timers.stop();
       await Promise.allSettled([proxy.destroy(), admin.close()]);
       await freeMemory();
     },

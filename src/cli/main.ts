@@ -4,16 +4,18 @@
  *   0 success; 1 runtime failure (or the demo saw no rollback in time); 2 bad config, bad usage, or no Redis for the demo.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { buildSidecar, configHash, judgePolicyOf } from '../app/sidecar.ts';
+import { buildSidecar } from '../app/sidecar.ts';
+import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { ReplayPolicy } from '../replay/replay.ts';
 import { explainDecision } from './explain.ts';
+import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { serviceKeys } from '../core/keys.ts';
-import type { RollbackDecision } from '../core/controller.ts';
+import { manualDecision } from '../core/controller.ts';
 import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
@@ -64,7 +66,7 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'YAML config file (defaults and environment apply without one)')
     .action(async (opts: { config?: string }) => {
       const config = load(opts.config);
-      const sidecar = buildSidecar(config);
+      const sidecar = buildSidecar(config, { adminToken: process.env[ADMIN_TOKEN_ENV] });
       const ports = await sidecar.start();
       process.stdout.write(`canary-gate ${config.pod.name} (${config.pod.version}) proxy :${ports.proxyPort} admin :${ports.adminPort}\n`);
       let stopping = false;
@@ -111,11 +113,7 @@ export function createProgram(): Command {
     .option('--actor <name>', 'who (default $USER@cli)')
     .action(async (opts: { config?: string; reason: string; actor?: string }) => {
       const config = load(opts.config);
-      const atMs = Date.now();
-      const decision: RollbackDecision = {
-        state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${opts.reason}`, checks: [], baseline: null, canary: null,
-        consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: actor(opts.actor), configHash: configHash(config),
-      };
+      const decision = manualDecision({ reason: opts.reason, by: actor(opts.actor), atMs: Date.now(), configHash: configHash(config) });
       const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
       process.stdout.write(outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`);
     });

@@ -70,6 +70,33 @@ export function latchedState(decidedAtMs: number): ControllerState {
   return { phase: 'rolled_back', consecutiveBreaches: 0, sinceMs: decidedAtMs };
 }
 
+/** Who asked for a manual rollback, and what the gate last saw. */
+export interface ManualRollback {
+  /** Why, as the person gave it; the decision's reason is `manual rollback: <reason>`. */
+  readonly reason: string;
+  /** The actor (POST /rollback's actor, or `$USER@cli`). */
+  readonly by: string;
+  /** When it was asked for, ms since the epoch. */
+  readonly atMs: number;
+  /** The evaluator's latest verdict, whose figures the decision records; null when none (the CLI, a fresh sidecar). */
+  readonly latest?: Verdict | null;
+  /** The asking side's config hash (RollbackDecision.configHash). */
+  readonly configHash?: string;
+}
+
+/**
+ * The decision of a rollback asked for by a person (POST /rollback, `canary-gate rollback`): latched like an automatic
+ * one, with no checks and no streak; written unfenced (token 0) by the flag store.
+ */
+export function manualDecision(manual: ManualRollback): RollbackDecision {
+  const { atMs } = manual;
+  const decision: RollbackDecision = {
+    state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${manual.reason}`, checks: [], baseline: manual.latest?.baseline ?? null,
+    canary: manual.latest?.canary ?? null, consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: manual.by,
+  };
+  return manual.configHash === undefined ? decision : { ...decision, configHash: manual.configHash };
+}
+
 export interface Step {
   readonly state: ControllerState;
   /** Set on the one step that moves into rolled_back. */

@@ -1,14 +1,24 @@
 /**
  * The narrow ports core needs from the outside world, one per role (flagger's habit: two or three methods each).
- * Redis implements them in src/fleet and src/flag; tests and disabled features use other implementations.
+ * Redis implements them in src/fleet and src/flag; the evaluator's unit tests use the in-memory ones of test/helpers.
  */
 import type { RollbackDecision } from './controller.ts';
 import type { SealedSlot } from './slot-recorder.ts';
+import type { WindowRead } from './window.ts';
 
 /** Shares sealed slots with the fleet and reads them back. */
 export interface SlotStore {
   /** Writes this pod's sealed slot of `version`. Rejects when Redis is unreachable (the caller buffers and retries). */
   publish(version: string, pod: string, slot: SealedSlot): Promise<void>;
+}
+
+/** The fleet's rolling windows of baseline and canary, as the evaluator reads them once per evaluation. */
+export interface WindowSource {
+  /**
+   * Reads the window of slots [lastSlotIndex - slots + 1, lastSlotIndex] of both versions. What it returns is valid
+   * until the next read. Rejects when the store is unreachable (the evaluation is then judged as Redis unreachable).
+   */
+  read(lastSlotIndex: number): Promise<WindowRead>;
 }
 
 /** Holds the evaluator lease. A positive fencing token means this caller holds it. */

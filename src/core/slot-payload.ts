@@ -10,16 +10,12 @@
 import { CanaryGateError, ErrorCodes } from './errors.ts';
 import { decodeHistogram, HIGHEST_LATENCY_US, type Histogram } from './histogram.ts';
 import type { SealedSlot } from './slot-recorder.ts';
+import type { SlotHistogram } from './window.ts';
 
 export const PAYLOAD_VERSION = 1;
 
 /** A decoded fleet payload. The histogram is WebAssembly: the caller owns it and must `destroy()` it. */
-export interface DecodedSlot {
-  readonly slotIndex: number;
-  readonly requests: number;
-  readonly errors: number;
-  readonly histogram: Histogram;
-}
+export type DecodedSlot = SlotHistogram;
 
 /** Serializes a sealed slot for the fleet hash. */
 export function encodeSlotPayload(slot: SealedSlot): string {

@@ -3,7 +3,9 @@
  *
  * Slots are aligned on the wall-clock epoch (`slotIndex = floor(nowMs / slotMs)`), so the slots of every pod in the
  * fleet line up without coordination. Like HdrHistogram's `Recorder`, sealing swaps two pre-built histograms: the
- * request path only ever does arithmetic on the active one (no allocation, no await, no I/O).
+ * request path only ever does arithmetic on the active one (no allocation, no await, no I/O). The sealed one is lent
+ * to the caller until the next seal (the pod's own window merges it as it is, with no encode/decode round trip); the
+ * recorder owns both histograms throughout and alone destroys them.
  */
 import { createHistogram, encodeHistogram, recordLatency, type Histogram } from './histogram.ts';
 
@@ -20,6 +22,12 @@ export interface SealedSlot {
   readonly requests: number;
   readonly errors: number;
   readonly encoded: string;
+}
+
+/** What {@link SlotRecorder.seal} returns: the sealed slot, and the histogram it sealed, lent until the next seal. */
+export interface SealedWithHistogram extends SealedSlot {
+  /** The slot's latencies, µs. The recorder's own: read or merge it before the next `seal`; never destroy it. */
+  readonly histogram: Histogram;
 }
 
 export class SlotRecorder {
@@ -67,20 +75,23 @@ export class SlotRecorder {
 
   /**
    * Seals the slot being recorded and starts the one that holds `nowMs`. Returns the sealed slot, encoded
-   * (also when it holds no requests: an empty slot tells the fleet this pod is alive and idle).
+   * (also when it holds no requests: an empty slot tells the fleet this pod is alive and idle), with its histogram
+   * lent until the next seal, which clears it for reuse.
    */
-  seal(nowMs: number): SealedSlot {
+  seal(nowMs: number): SealedWithHistogram {
     const sealedHistogram = this.active;
+    // The spare is the histogram the previous seal lent: its loan ends here.
+    this.spare.reset();
     this.active = this.spare;
-    const sealed: SealedSlot = {
+    this.spare = sealedHistogram;
+    const sealed: SealedWithHistogram = {
       slotIndex: this.slotIndex,
       slotMs: this.slotMs,
       requests: this.requests,
       errors: this.errors,
       encoded: encodeHistogram(sealedHistogram),
+      histogram: sealedHistogram,
     };
-    sealedHistogram.reset();
-    this.spare = sealedHistogram;
     this.requests = 0;
     this.errors = 0;
     this.slotIndex = Math.max(this.slotIndex + 1, slotIndexAt(nowMs, this.slotMs));

@@ -6,7 +6,6 @@
  * new, not of the whole window. Quantiles come from the merged histogram, never from averaging per-pod quantiles.
  */
 import { createHistogram, quantileUs, type Histogram } from './histogram.ts';
-import type { DecodedSlot } from './slot-payload.ts';
 import { shareAbove } from './statistics.ts';
 
 /** What the judge sees of one version. Latencies in µs; NaN when the window holds no requests. */
@@ -40,6 +39,28 @@ export interface SlotCounts {
   readonly errors: number;
   /** Requests slower than `latencyUs` (µs) in the slot. */
   countAbove(latencyUs: number): number;
+}
+
+/** One slot's counts of both versions (null: no pod of that version reported it). */
+export interface SlotCountsPair {
+  readonly baseline: SlotCounts | null;
+  readonly canary: SlotCounts | null;
+}
+
+/** What an evaluation reads of the fleet: both versions' windows and, for the sequential checks, each slot's counts. */
+export interface WindowRead {
+  readonly baseline: WindowSnapshot;
+  readonly canary: WindowSnapshot;
+  /** The counts of one slot of the window; valid until the window next changes. */
+  slotCounts(slotIndex: number): SlotCountsPair;
+}
+
+/** One pod's slot with its latency histogram (µs): decoded from a payload, or lent by SlotRecorder.seal. */
+export interface SlotHistogram {
+  readonly slotIndex: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly histogram: Histogram;
 }
 
 interface SlotEntry {
@@ -80,7 +101,7 @@ export class FleetWindow {
    * at-least-once). Does not take ownership of `slot.histogram`: the caller destroys it.
    * @returns true when merged, false when it was a duplicate
    */
-  add(pod: string, slot: DecodedSlot): boolean {
+  add(pod: string, slot: SlotHistogram): boolean {
     const existing = this.entries.get(slot.slotIndex);
     if (existing?.pods.has(pod)) return false;
     const entry = existing ?? { histogram: createHistogram(), requests: 0, errors: 0, pods: new Set<string>() };

@@ -1,6 +1,6 @@
 /**
- * Reads the fleet's rolling windows of baseline and canary from Redis and merges what is new into incremental
- * {@link FleetWindow}s. A pod whose slot is late is absent from that read and merged by a later one; a field that
+ * Reads the fleet's rolling windows of baseline and canary from Redis and ingests what is new into incremental
+ * {@link FleetWindows}. A pod whose slot is late is absent from that read and merged by a later one; a field that
  * fails to decode is skipped, counted once, and never decoded again.
  *
  * Each read costs two pipelines: HLEN of every slot hash of the window, then HGETALL of only those whose field count
@@ -12,15 +12,13 @@
  * has worked for {@link FleetReaderOptions.sliceMs} in a row, so that proxied requests wait at most about that long
  * even when a first read of 1000 pods takes seconds.
  */
-import type { SlotCounts } from '../core/window.ts';
+import { FleetWindows } from '../core/fleet-windows.ts';
 import type { ServiceKeys } from '../core/keys.ts';
-import { decodeSlotPayload } from '../core/slot-payload.ts';
-import { FleetWindow, type WindowSnapshot } from '../core/window.ts';
+import type { WindowSource } from '../core/ports.ts';
+import type { WindowRead } from '../core/window.ts';
 import type { Redis } from './redis-client.ts';
 
-export interface FleetRead {
-  readonly baseline: WindowSnapshot;
-  readonly canary: WindowSnapshot;
+export interface FleetRead extends WindowRead {
   /** Payloads merged by this read (new pod-slots). */
   readonly merged: number;
   /** Corrupt payloads first seen by this read. */
@@ -39,13 +37,11 @@ export interface FleetReaderOptions {
 const DEFAULT_SLICE_MS = 10;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export class FleetReader {
+export class FleetReader implements WindowSource {
   private readonly redis: Redis;
   private readonly keys: ServiceKeys;
-  private readonly slotMs: number;
   private readonly slots: number;
-  private readonly windows: Map<string, FleetWindow>;
-  private readonly corruptSeen = new Set<string>();
+  private readonly windows: FleetWindows;
   /** Slot key -> its field count when this reader last fetched it (HGETALL); a key whose HLEN still says so is skipped. */
   private readonly fetchedLength = new Map<string, { index: number; length: number }>();
   private readonly baselineVersion: string;
@@ -54,8 +50,6 @@ export class FleetReader {
   private readonly now: () => number;
   private readonly yieldToLoop: () => Promise<void>;
   private destroyed = false;
-  /** Corrupt payloads skipped since start. */
-  corruptTotal = 0;
 
   /** Called with every payload this reader merges, as stored (`canary-gate record` writes them to a recording). */
   tap: ((version: string, slotIndex: number, pod: string, payload: string) => void) | null = null;
@@ -66,14 +60,15 @@ export class FleetReader {
     this.now = options.now ?? (() => performance.now());
     this.yieldToLoop = options.yieldToLoop ?? nextTurn;
     this.keys = keys;
-    this.slotMs = slotMs;
     this.slots = slots;
     this.baselineVersion = versions.baseline;
     this.canaryVersion = versions.canary;
-    this.windows = new Map([
-      [versions.baseline, new FleetWindow(versions.baseline, slotMs, slots)],
-      [versions.canary, new FleetWindow(versions.canary, slotMs, slots)],
-    ]);
+    this.windows = new FleetWindows([versions.baseline, versions.canary], slotMs, slots);
+  }
+
+  /** Corrupt payloads skipped since start. */
+  get corruptTotal(): number {
+    return this.windows.corruptTotal;
   }
 
   /**
@@ -85,12 +80,11 @@ export class FleetReader {
    */
   async read(lastSlotIndex: number): Promise<FleetRead> {
     const first = lastSlotIndex - this.slots + 1;
-    const candidates: Array<{ window: FleetWindow; index: number; key: string }> = [];
-    for (const window of this.windows.values()) {
-      window.advanceTo(lastSlotIndex);
-      for (let index = first; index <= lastSlotIndex; index++) candidates.push({ window, index, key: this.keys.slot(window.version, index) });
+    this.windows.advanceTo(lastSlotIndex);
+    const candidates: Array<{ version: string; index: number; key: string }> = [];
+    for (const version of new Set([this.baselineVersion, this.canaryVersion])) {
+      for (let index = first; index <= lastSlotIndex; index++) candidates.push({ version, index, key: this.keys.slot(version, index) });
     }
-    for (const key of this.corruptSeen) if (Number(key.split('|')[1]) < first) this.corruptSeen.delete(key);
     for (const [key, seen] of this.fetchedLength) if (seen.index < first) this.fetchedLength.delete(key);
 
     const lengths = await this.exec(candidates.map((c) => ['hlen', c.key]));
@@ -101,7 +95,7 @@ export class FleetReader {
     let corrupt = 0;
     let sliceStartMs = this.now();
     for (let i = 0; i < replies.length; i++) {
-      const { window, index, key } = plan[i]!;
+      const { version, index, key } = plan[i]!;
       const fields = replies[i] as Record<string, string>;
       // What HGETALL returned, not what HLEN said: a field written between the two is fetched again next time.
       this.fetchedLength.set(key, { index, length: Object.keys(fields).length });
@@ -111,46 +105,14 @@ export class FleetReader {
           if (this.destroyed) throw new Error('FleetReader destroyed during a read');
           sliceStartMs = this.now();
         }
-        if (window.has(index, pod)) continue;
-        const seenKey = `${window.version}|${index}|${pod}`;
-        if (this.corruptSeen.has(seenKey)) continue;
-        let decoded;
-        try {
-          decoded = decodeSlotPayload(text, index, this.slotMs);
-        } catch {
-          this.corruptSeen.add(seenKey);
-          corrupt++;
-          continue;
-        }
-        try {
-          window.add(pod, decoded);
-        } catch {
-          // A histogram that decodes but does not fit the window: corrupt, counted once, not retried every evaluation.
-          this.corruptSeen.add(seenKey);
-          corrupt++;
-          continue;
-        } finally {
-          decoded.histogram.destroy();
-        }
+        const ingested = this.windows.ingest(version, index, pod, text);
+        if (ingested === 'corrupt') corrupt++;
+        if (ingested !== 'merged') continue;
         merged++;
-        this.tap?.(window.version, index, pod, text);
+        this.tap?.(version, index, pod, text);
       }
     }
-    this.corruptTotal += corrupt;
-    return {
-      baseline: this.windows.get(this.baselineVersion)!.snapshot(),
-      canary: this.windows.get(this.canaryVersion)!.snapshot(),
-      merged,
-      corrupt,
-    };
-  }
-
-  /** The counts of one slot of the window per version, as merged by the last read (null: no pod reported it). */
-  slotCounts(slotIndex: number): { baseline: SlotCounts | null; canary: SlotCounts | null } {
-    return {
-      baseline: this.windows.get(this.baselineVersion)!.slotCounts(slotIndex),
-      canary: this.windows.get(this.canaryVersion)!.slotCounts(slotIndex),
-    };
+    return { ...this.windows.read(this.baselineVersion, this.canaryVersion), merged, corrupt };
   }
 
   /** Runs commands in one pipeline; resolves to their replies in order. @throws the first command's error */
@@ -166,6 +128,6 @@ export class FleetReader {
   /** Frees the windows' histograms; a read in progress rejects at its next yield. */
   destroy(): void {
     this.destroyed = true;
-    for (const window of this.windows.values()) window.destroy();
+    this.windows.destroy();
   }
 }

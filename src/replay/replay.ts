@@ -9,9 +9,8 @@ import { initialState, step } from '../core/controller.ts';
 import { initHistograms } from '../core/histogram.ts';
 import { EMPTY_DETECTOR, type DetectorState } from '../core/detector.ts';
 import { evaluateWindow, type JudgePolicy } from '../core/judge.ts';
-import { decodeSlotPayload } from '../core/slot-payload.ts';
+import { FleetWindows } from '../core/fleet-windows.ts';
 import type { Verdict } from '../core/verdict.ts';
-import { FleetWindow } from '../core/window.ts';
 import type { Recording } from './recording.ts';
 
 export interface ReplayPolicy {
@@ -40,15 +39,12 @@ export interface ReplayResult {
 }
 
 /**
- * @throws nothing for bad payloads (they are skipped and counted); RangeError from FleetWindow only on a bug
+ * @throws nothing for bad payloads (they are skipped and counted, each pod-slot once); RangeError from FleetWindows only on a bug
  */
 export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult {
   initHistograms();
   const { slotMs, baseline, canary } = recording.meta;
-  const windows = new Map([
-    [baseline, new FleetWindow(baseline, slotMs, policy.slots)],
-    [canary, new FleetWindow(canary, slotMs, policy.slots)],
-  ]);
+  const windows = new FleetWindows([baseline, canary], slotMs, policy.slots);
   const bySlot = new Map<number, typeof recording.slots[number][]>();
   for (const s of recording.slots) {
     const list = bySlot.get(s.slot) ?? [];
@@ -59,36 +55,24 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
   const indexes = [...bySlot.keys(), ...flags.keys()];
   const outcomes = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
   const transitions: string[] = [];
-  let corrupt = 0;
   let evaluations = 0;
   let decision: RollbackDecision | null = null;
   let rollbackSlot: number | null = null;
   let flag: number | null = null;
   try {
-    if (indexes.length === 0) return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS: null, corrupt, transitions };
+    if (indexes.length === 0) return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS: null, corrupt: 0, transitions };
     const first = Math.min(...indexes);
     const last = Math.max(...indexes);
     let state: ControllerState = initialState(first * slotMs);
     let detector: DetectorState = EMPTY_DETECTOR;
     let previous = '';
     for (let index = first; index <= last && decision === null; index++) {
-      for (const w of windows.values()) w.advanceTo(index);
-      for (const s of bySlot.get(index) ?? []) {
-        const window = windows.get(s.version);
-        if (window === undefined || window.has(index, s.pod)) continue;
-        try {
-          const decoded = decodeSlotPayload(s.payload, index, slotMs);
-          window.add(s.pod, decoded);
-          decoded.histogram.destroy();
-        } catch {
-          corrupt++;
-        }
-      }
+      windows.advanceTo(index);
+      for (const s of bySlot.get(index) ?? []) if (windows.holds(s.version)) windows.ingest(s.version, index, s.pod, s.payload);
       if (flags.has(index)) flag = flags.get(index) ?? null;
-      const b = windows.get(baseline)!;
-      const c = windows.get(canary)!;
-      const slots = { firstSlot: index - policy.slots + 1, lastSlot: index, slotMs, slotsOf: (i: number) => ({ baseline: b.slotCounts(i), canary: c.slotCounts(i) }) };
-      const evaluated = evaluateWindow(policy.judge, detector, b.snapshot(), c.snapshot(), slots, flag);
+      const read = windows.read(baseline, canary);
+      const slots = { firstSlot: index - policy.slots + 1, lastSlot: index, slotMs, slotsOf: read.slotCounts };
+      const evaluated = evaluateWindow(policy.judge, detector, read.baseline, read.canary, slots, flag);
       const verdict = evaluated.verdict;
       detector = evaluated.detector;
       evaluations++;
@@ -105,8 +89,8 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
       }
     }
     const rollbackAfterS = rollbackSlot === null ? null : ((rollbackSlot - first + 1) * slotMs) / 1000;
-    return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS, corrupt, transitions };
+    return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS, corrupt: windows.corruptTotal, transitions };
   } finally {
-    for (const w of windows.values()) w.destroy();
+    windows.destroy();
   }
 }

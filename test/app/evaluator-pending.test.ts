@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Evaluator } from '../../src/app/evaluator.ts';
-import { judgePolicyOf } from '../../src/app/sidecar.ts';
+import { judgePolicyOf } from '../../src/config/policy.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { RollbackDecision } from '../../src/core/controller.ts';
 import { serviceKeys } from '../../src/core/keys.ts';
@@ -47,15 +47,15 @@ it('drops a pending decision that an operator reset came after, and writes one t
   await redis.del(keys.lease, keys.decision, keys.reset, config.flag.key);
   const e = evaluator('a/1');
   await e.renewLease();
-  expect(e.holding).toBe(true);
+  expect(e.status().holding).toBe(true);
   const decidedMs = Date.now() - 2000;
-  e.pending = decision(decidedMs);
+  e.queueDecision(decision(decidedMs));
   await new RedisFlagStore(redis, keys, flagOptionsOf(config.flag)).reset('oncall', 'fixed', '10', decidedMs + 1000);
   expect(await e.writePending()).toBeNull();
-  expect(e.pending).toBeNull();
+  expect(e.status().pending).toBeNull();
   expect(await redis.get(config.flag.key)).toBe('10');
 
-  e.pending = decision(Date.now());
+  e.queueDecision(decision(Date.now()));
   expect(await e.writePending()).not.toBeNull();
   expect(await redis.get(config.flag.key)).toBe('0');
   await e.releaseLease();
@@ -64,18 +64,18 @@ it('drops a pending decision that an operator reset came after, and writes one t
 it('hands a pending decision over when another sidecar holds the lease, so it is never written late', async () => {
   await redis.del(keys.lease, keys.decision, keys.reset, config.flag.key);
   const old = evaluator('a/2');
-  old.pending = decision(Date.now());
+  old.queueDecision(decision(Date.now()));
   const other = evaluator('b/1');
   await other.renewLease();
-  expect(other.holding).toBe(true);
+  expect(other.status().holding).toBe(true);
   await old.renewLease();
-  expect(old.holding).toBe(false);
-  expect(old.holder).toBe('b/1');
-  expect(old.pending).toBeNull();
+  expect(old.status().holding).toBe(false);
+  expect(old.status().holder).toBe('b/1');
+  expect(old.status().pending).toBeNull();
   // Even once the lease comes back to it, there is nothing left to write.
   await other.releaseLease();
   await old.renewLease();
-  expect(old.holding).toBe(true);
+  expect(old.status().holding).toBe(true);
   expect(await old.writePending()).toBeNull();
   expect(await redis.get(config.flag.key)).toBeNull();
   await old.releaseLease();

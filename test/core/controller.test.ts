@@ -4,7 +4,7 @@
  * latched; the decision carries the failing checks, the reason, the figures, the time and the pod.
  */
 import { describe, expect, it } from 'vitest';
-import { initialState, latchedState, step, type ControllerPolicy, type ControllerState, type Phase, type RollbackDecision } from '../../src/core/controller.ts';
+import { initialState, latchedState, manualDecision, step, type ControllerPolicy, type ControllerState, type Phase, type RollbackDecision } from '../../src/core/controller.ts';
 import { judge } from '../../src/core/judge.ts';
 import type { Outcome, Verdict, VersionFigures } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
@@ -220,5 +220,21 @@ describe('controller: no-data failures need their own streak (consecutiveNoData,
     [['no_data', 'no_data', 'no_data', 'no_data'], { consecutiveBreaches: 4 }, 3],
   ] as const)('%j with %j rolls back at evaluation %s', (checks, policy, at) => {
     expect(run([...checks], policy)).toBe(at);
+  });
+});
+
+describe('manualDecision: a rollback asked for by a person', () => {
+  it('is latched like an automatic one, with no checks, the last figures when there are some, and the config hash', () => {
+    const latest = verdictOf('warn', 4);
+    const d = manualDecision({ reason: 'customers complain', by: 'oncall', atMs: T0, latest, configHash: '0123456789abcdef' });
+    expect(d).toEqual({
+      state: 'rolled_back', trigger: 'manual', reason: 'manual rollback: customers complain', checks: [], baseline: latest.baseline, canary: latest.canary,
+      consecutiveBreaches: 0, atMs: T0, at: new Date(T0).toISOString(), by: 'oncall', configHash: '0123456789abcdef',
+    });
+  });
+  it('records no figures without a verdict, and no config hash when none is given', () => {
+    const d = manualDecision({ reason: 'r', by: 'me@cli', atMs: T0 });
+    expect(d).toMatchObject({ baseline: null, canary: null, by: 'me@cli' });
+    expect('configHash' in d).toBe(false);
   });
 });

@@ -451,6 +451,23 @@ describe('SlotRecorder', () => {
     expect(w.snapshot()).toMatchObject({ requests: 2, pods: 2, slotsReported: 1 });
   });
 
+  it('lends the histogram it sealed until the next seal, which clears it for reuse', () => {
+    const rec = own(new SlotRecorder(1000, 60_000));
+    rec.record(10_000, false);
+    rec.record(20_000, false);
+    const a = rec.seal(61_000);
+    rec.record(500, false);
+    expect(a.histogram.totalCount).toBe(2); // recording into the next slot leaves the lent one alone
+    expect(quantileUs(a.histogram, 0)).toBeGreaterThanOrEqual(9_990);
+    const b = rec.seal(62_000);
+    expect(b.histogram.totalCount).toBe(1);
+    expect(b.histogram).not.toBe(a.histogram);
+    rec.record(700, false);
+    const c = rec.seal(63_000);
+    expect(c.histogram).toBe(a.histogram); // two histograms, swapped: nothing allocated per slot
+    expect(c.histogram.totalCount).toBe(1);
+  });
+
   it('starts the slot that holds the seal time after a pause of several slots', () => {
     const rec = own(new SlotRecorder(1000, 10_000));
     rec.seal(14_200);

@@ -8,7 +8,7 @@
  * - `search`: one baseline pod with traffic and no canary: no canary samples in its judged window;
  * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator;
  * - `sparse`: a baseline and a canary pod judged over a 10 ms horizon: too short to detect anything, every sequential
- *   check is underpowered (blind);
+ *   check is underpowered (blind); a false-rollback rate of 1e-9 keeps its healthy canary from ever being rolled back;
  * - `gone`: a target that does not answer: a sidecar down.
  */
 import { readFile } from 'node:fs/promises';
@@ -37,6 +37,8 @@ const cleanups: Array<() => Promise<unknown>> = [];
 let prom: RunningPrometheus;
 let startS = 0;
 let endS = 0;
+/** The sparse service's policy: blind by construction, and never rolled back. */
+const SPARSE = { CANARY_GATE_POLICY_STATISTICS_HORIZON: '10ms', CANARY_GATE_POLICY_STATISTICS_FALSE_ROLLBACK_RATE: '1e-9' };
 const services = { checkout: uniqueService('checkout'), search: uniqueService('search'), ledger: uniqueService('ledger'), sparse: uniqueService('sparse') };
 
 function sidecarConfig(service: string, pod: string, version: string, upstream: string, redisUrl = REDIS_URL, extra: Record<string, string> = {}) {
@@ -71,8 +73,8 @@ beforeAll(async () => {
     { service: services.checkout, pod: 'checkout-v2-a', version: 'v2', upstream: canaryApp.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
     { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
-    { service: services.sparse, pod: 'sparse-v1-a', version: 'v1', upstream: healthy.url, extra: { CANARY_GATE_POLICY_STATISTICS_HORIZON: '10ms' } },
-    { service: services.sparse, pod: 'sparse-v2-a', version: 'v2', upstream: healthy.url, extra: { CANARY_GATE_POLICY_STATISTICS_HORIZON: '10ms' } },
+    { service: services.sparse, pod: 'sparse-v1-a', version: 'v1', upstream: healthy.url, extra: SPARSE },
+    { service: services.sparse, pod: 'sparse-v2-a', version: 'v2', upstream: healthy.url, extra: SPARSE },
   ];
   const targets: PodTarget[] = [];
   const proxies: string[] = [];

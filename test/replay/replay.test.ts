@@ -10,7 +10,8 @@ import lognormal from '@stdlib/random-base-lognormal';
 import randu from '@stdlib/random-base-randu';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { buildSidecar, judgePolicyOf } from '../../src/app/sidecar.ts';
+import { buildSidecar } from '../../src/app/sidecar.ts';
+import { judgePolicyOf } from '../../src/config/policy.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { CanaryGateError } from '../../src/core/errors.ts';
 import { initHistograms } from '../../src/core/histogram.ts';
@@ -114,7 +115,7 @@ describe('tune', () => {
     expect(row(true, 3)).toMatchObject({ falseRollbacks: 0, missedRollbacks: 0 });
     expect(row(true, 3).medianDetectionS).toBeGreaterThan(100);
     expect(rows[0]!.falseRollbacks + rows[0]!.missedRollbacks).toBe(0);
-  });
+  }, 120_000);
 
   it('runs from the command line and prints the table', () => {
     const r = run(['tune', '--healthy', healthyFiles[0]!, '--regressed', regressedFiles[0]!]);

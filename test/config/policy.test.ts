@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { judgePolicyOf } from '../../src/app/sidecar.ts';
+import { judgePolicyOf } from '../../src/config/policy.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { DEFAULT_JUDGE_POLICY } from '../../src/core/judge.ts';
 
