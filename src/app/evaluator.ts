@@ -21,6 +21,8 @@ export interface EvaluatorOptions {
   readonly leaseTtlMs: number;
   readonly policy: JudgePolicy;
   readonly consecutiveBreaches: number;
+  /** Failing evaluations in a row from no-data rules alone that roll back (default 3, ControllerPolicy.consecutiveNoData). */
+  readonly consecutiveNoData?: number;
   /** Recorded in every decision this evaluator writes (RollbackDecision.configHash). */
   readonly configHash?: string;
   /** Advisory mode: the flag store records would-be rollbacks under the dry-run key; only the log lines differ here. */
@@ -198,7 +200,7 @@ export class Evaluator {
     const mismatch = verdict.checks.find((c) => c.check === 'traffic_share');
     if (mismatch !== undefined) this.logger.warn({ reason: mismatch.reason }, 'traffic share does not match the flag');
     if (mismatch !== undefined || verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;
-    const next = step({ consecutiveBreaches: this.options.consecutiveBreaches }, this.state, verdict, this.options.pod);
+    const next = step({ consecutiveBreaches: this.options.consecutiveBreaches, consecutiveNoData: this.options.consecutiveNoData }, this.state, verdict, this.options.pod);
     this.state = next.state;
     if (next.decision) {
       this.queueDecision(this.options.configHash === undefined ? next.decision : { ...next.decision, configHash: this.options.configHash });

@@ -87,7 +87,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   const evaluator = new Evaluator(
     {
       holderId, pod: config.pod.name, slotMs, slots: config.window.slots, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
-      consecutiveBreaches: config.policy.consecutiveBreaches, configHash: configHash(config), advisory: config.policy.advisory,
+      consecutiveBreaches: config.policy.consecutiveBreaches, consecutiveNoData: config.policy.consecutiveNoData, configHash: configHash(config), advisory: config.policy.advisory,
     },
     new RedisLease(redis, keys),
     flags,

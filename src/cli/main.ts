@@ -31,7 +31,7 @@ function load(file: string | undefined): Config {
 /** The replay policy of a config, with alpha spent over the recording's slot length. */
 function replayPolicyOf(config: Config, slotMs: number): ReplayPolicy {
   const judge = judgePolicyOf({ ...config, window: { ...config.window, slot: slotMs } });
-  return { judge, consecutiveBreaches: config.policy.consecutiveBreaches, slots: config.window.slots };
+  return { judge, consecutiveBreaches: config.policy.consecutiveBreaches, consecutiveNoData: config.policy.consecutiveNoData, slots: config.window.slots };
 }
 
 function positive(text: string): number {

@@ -74,6 +74,8 @@ export const DEFAULTS = {
     minSamples: 100,
     /** Failing evaluations in a row before the rollback; the sequential statistics already accumulate evidence. */
     consecutiveBreaches: 1,
+    /** Failing evaluations in a row from no-data rules alone (a silent canary, an unreachable Redis) before the rollback. */
+    consecutiveNoData: 3,
     latency: {
       relativeP95: 1.5,
       /** Thresholds-only and window methods; the sequential method warns on its own statistic. */

@@ -84,6 +84,7 @@ export const configSchema = z.strictObject({
     advisory: z.boolean(),
     minSamples: z.number().int().min(1),
     consecutiveBreaches: z.number().int().min(1),
+    consecutiveNoData: z.number().int().min(1),
     latency: z.strictObject({
       relativeP95: multiplier,
       warnRelativeP95: z.number().min(0),

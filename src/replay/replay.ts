@@ -16,6 +16,8 @@ import type { Recording } from './recording.ts';
 export interface ReplayPolicy {
   readonly judge: JudgePolicy;
   readonly consecutiveBreaches: number;
+  /** Failing evaluations in a row from no-data rules alone that roll back (config policy.consecutiveNoData). */
+  readonly consecutiveNoData?: number;
   /** Slots per window (config window.slots). */
   readonly slots: number;
 }
@@ -77,7 +79,7 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
       detector = evaluated.detector;
       evaluations++;
       outcomes[verdict.outcome]++;
-      const next = step({ consecutiveBreaches: policy.consecutiveBreaches }, state, verdict, 'replay');
+      const next = step({ consecutiveBreaches: policy.consecutiveBreaches, ...(policy.consecutiveNoData === undefined ? {} : { consecutiveNoData: policy.consecutiveNoData }) }, state, verdict, 'replay');
       state = next.state;
       const at = `+${((index - first + 1) * slotMs / 1000).toFixed(1)} s`;
       if (verdict.outcome !== previous) transitions.push(`${at} ${verdict.outcome}: ${verdict.reason}`);
