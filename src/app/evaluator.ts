@@ -54,9 +54,14 @@ export interface EvaluatorStatus {
   readonly latest: Verdict | null;
   /** The sequential statistics (policy.statistics.method sequential): restarted on a new lease and on a reset. */
   readonly detector: DetectorState;
-  /** The last Redis error of a lease renewal, an evaluation or a rollback write; null after a successful evaluation. */
+  /** The Redis error of a lease renewal, an evaluation or a rollback write that is still failing; null once that operation succeeds again. */
   readonly lastError: string | null;
+  /** The last error seen, with when (ms since the epoch), kept after it cleared; null if none ever. */
+  readonly lastErrorSeen: { readonly message: string; readonly atMs: number } | null;
+  /** Verdicts by outcome (evaluations that could not read Redis and held are in `redisHolds`, not here). */
   readonly evaluations: Readonly<Record<Outcome, number>>;
+  /** Evaluations that could not read the window and held (policy.noData.redisUnreachable hold): no verdict. */
+  readonly redisHolds: number;
   /** Rollback decisions this sidecar wrote. */
   readonly rollbacksWritten: number;
   /** Evaluations with at least one check at warn (or a traffic share that contradicts the flag). */
@@ -81,6 +86,8 @@ export class Evaluator {
   private latest: Verdict | null = null;
   private detector: DetectorState = EMPTY_DETECTOR;
   private lastError: string | null = null;
+  private lastErrorSeen: { readonly message: string; readonly atMs: number } | null = null;
+  private redisHolds = 0;
   private holder: string | null = null;
   private readonly evaluations: Record<Outcome, number> = { pass: 0, warn: 0, inconclusive: 0, fail: 0 };
   private rollbacksWritten = 0;
@@ -101,12 +108,23 @@ export class Evaluator {
     this.state = initialState(clock());
   }
 
+  /** Records a failing operation's error (also kept in lastErrorSeen with its time). */
+  private failed(message: string): void {
+    this.lastError = message;
+    this.lastErrorSeen = { message, atMs: this.clock() };
+  }
+
+  /** Clears lastError when the operation it came from (its prefix, e.g. `lease:`) succeeded again. */
+  private cleared(prefix: string): void {
+    if (this.lastError?.startsWith(prefix)) this.lastError = null;
+  }
+
   /** A copy of what the evaluator knows now. */
   status(): EvaluatorStatus {
     const holding = this.holding();
     return {
       holding, holder: this.holder, fencingToken: holding ? this.token : 0, state: this.state, latch: this.latch, pending: this.pending,
-      latest: this.latest, detector: this.detector, lastError: this.lastError, evaluations: { ...this.evaluations },
+      latest: this.latest, detector: this.detector, lastError: this.lastError, lastErrorSeen: this.lastErrorSeen, evaluations: { ...this.evaluations }, redisHolds: this.redisHolds,
       rollbacksWritten: this.rollbacksWritten, warnings: this.warnings, redisErrors: this.redisErrors,
     };
   }
@@ -120,6 +138,7 @@ export class Evaluator {
     const startedMs = this.clock();
     try {
       const token = await this.lease.acquire(this.options.holderId, this.options.leaseTtlMs);
+      this.cleared('lease:');
       if (token > 0 && this.token !== token) {
         this.logger.info({ fencingToken: token }, 'evaluator lease acquired');
         // Statistics from an earlier tenure missed the slots judged meanwhile: start again from the window.
@@ -139,7 +158,7 @@ export class Evaluator {
       }
     } catch (err) {
       this.redisErrors++;
-      this.lastError = `lease: ${(err as Error).message}`;
+      this.failed(`lease: ${(err as Error).message}`);
     }
   }
 
@@ -181,13 +200,13 @@ export class Evaluator {
       const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent);
       verdict = evaluated.verdict;
       this.detector = evaluated.detector;
-      this.lastError = null;
+      this.cleared('evaluation:');
     } catch (err) {
       this.redisErrors++;
-      this.lastError = `evaluation: ${(err as Error).message}`;
+      this.failed(`evaluation: ${(err as Error).message}`);
       this.logger.warn({ err: (err as Error).message, action: this.options.policy.noData.redisUnreachable }, 'evaluation: redis unreachable');
       if (this.options.policy.noData.redisUnreachable === 'hold') {
-        this.evaluations.inconclusive++;
+        this.redisHolds++;
         return { verdict: null, error: this.lastError, state: this.state, decisionWritten: null };
       }
       // policy.noData.redisUnreachable rollback or pass: the outage is judged like any verdict; a decision waits in
@@ -256,6 +275,7 @@ export class Evaluator {
         return null;
       }
       const outcome = await this.flags.rollback(decision, this.token);
+      this.cleared('rollback write:');
       if (outcome === 'written') {
         this.pending = null;
         this.latch = decision;
@@ -275,7 +295,7 @@ export class Evaluator {
       }
     } catch (err) {
       this.redisErrors++;
-      this.lastError = `rollback write: ${(err as Error).message}`;
+      this.failed(`rollback write: ${(err as Error).message}`);
       this.logger.warn({ err: (err as Error).message }, 'rollback write failed; will retry');
     }
     return null;

@@ -60,12 +60,14 @@ export interface SidecarStatus {
   readonly role: 'baseline' | 'canary';
   /** policy.advisory: decisions go to the dry-run key, never the flag; `latch` is then the dry-run latch. */
   readonly advisory: boolean;
-  readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number> };
+  readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number>; readonly redisHolds: number };
   readonly state: EvaluatorStatus['state'];
   readonly latch: RollbackDecision | 'corrupt' | null;
   readonly pendingDecision: RollbackDecision | null;
   readonly latestVerdict: EvaluatorStatus['latest'];
   readonly lastError: string | null;
+  /** The last error seen, with when, kept after it cleared. */
+  readonly lastErrorSeen: EvaluatorStatus['lastErrorSeen'];
   readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number; readonly window: WindowSnapshot | null };
   readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
   readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
@@ -149,12 +151,13 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       version: config.pod.version,
       role,
       advisory: config.policy.advisory,
-      evaluator: { enabled: config.evaluation.enabled, holding: e.holding, holder: e.holder, fencingToken: e.fencingToken, evaluations: e.evaluations },
+      evaluator: { enabled: config.evaluation.enabled, holding: e.holding, holder: e.holder, fencingToken: e.fencingToken, evaluations: e.evaluations, redisHolds: e.redisHolds },
       state: e.state,
       latch: e.latch,
       pendingDecision: e.pending,
       latestVerdict: e.latest,
       lastError: e.lastError,
+      lastErrorSeen: e.lastErrorSeen,
       local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
       publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
       redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
@@ -173,6 +176,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       phase: e.state.phase,
       consecutiveBreaches: e.state.consecutiveBreaches,
       evaluations: e.evaluations,
+      redisHolds: e.redisHolds,
       rollbacks: e.rollbacksWritten,
       redisErrors: e.redisErrors + publisher.failures,
       corruptPayloads: reader.corruptTotal,

@@ -95,7 +95,8 @@ export interface CheckRow {
 
 const ms = (us: number): string => `${(us / 1000).toFixed(1)} ms`;
 const pct = (ratio: number): string => `${(ratio * 100).toFixed(2)} %`;
-const seconds = (w: WindowSnapshot): number => w.windowMs / 1000;
+/** The time a window's data covers, s: the rates the thresholds and the power use. */
+const seconds = (w: WindowSnapshot): number => (w.coveredMs ?? w.windowMs) / 1000;
 /** Keeps a rate inside (0, 1) so that logarithms stay finite. */
 const clampRate = (p: number): number => Math.min(1 - 1e-9, Math.max(1e-9, p));
 

@@ -18,10 +18,15 @@ export interface WindowSnapshot {
   readonly p50Us: number;
   readonly p95Us: number;
   readonly p99Us: number;
-  /** requests / window length in seconds. */
+  /** requests / the time the window's data covers, in seconds (coveredMs, else windowMs). */
   readonly requestsPerSecond: number;
   /** Window length, ms (slots x slotMs). */
   readonly windowMs: number;
+  /**
+   * Time the window's data covers, ms: from its oldest reported slot to its last slot, at most windowMs (shorter while
+   * a rollout's first window fills). Absent: windowMs.
+   */
+  readonly coveredMs?: number;
   /** Distinct pods that reported at least one slot in the window. */
   readonly pods: number;
   /** Slots of the window that at least one pod reported. */
@@ -76,6 +81,8 @@ export class FleetWindow {
   readonly slots: number;
   private readonly entries = new Map<number, SlotEntry>();
   private readonly merged: Histogram;
+  /** The last slot of the window (advanceTo), or null before the first. */
+  private lastIndex: number | null = null;
   private requests = 0;
   private errors = 0;
 
@@ -124,6 +131,7 @@ export class FleetWindow {
 
   /** Drops every slot outside [lastSlotIndex - slots + 1, lastSlotIndex], subtracting it from the window. */
   advanceTo(lastSlotIndex: number): void {
+    this.lastIndex = lastSlotIndex;
     const first = lastSlotIndex - this.slots + 1;
     for (const [index, entry] of this.entries) {
       if (index >= first && index <= lastSlotIndex) continue;
@@ -151,6 +159,9 @@ export class FleetWindow {
     const pods = new Set<string>();
     for (const entry of this.entries.values()) for (const pod of entry.pods) pods.add(pod);
     const windowMs = this.slots * this.slotMs;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const index of this.entries.keys()) oldest = Math.min(oldest, index);
+    const coveredMs = this.lastIndex === null || this.entries.size === 0 ? windowMs : Math.min(windowMs, (this.lastIndex - oldest + 1) * this.slotMs);
     return {
       version: this.version,
       requests: this.requests,
@@ -159,8 +170,9 @@ export class FleetWindow {
       p50Us: quantileUs(this.merged, 0.5),
       p95Us: quantileUs(this.merged, 0.95),
       p99Us: quantileUs(this.merged, 0.99),
-      requestsPerSecond: this.requests / (windowMs / 1000),
+      requestsPerSecond: this.requests / (coveredMs / 1000),
       windowMs,
+      coveredMs,
       pods: pods.size,
       slotsReported: this.entries.size,
       quantileUs: (quantile) => quantileUs(this.merged, quantile),

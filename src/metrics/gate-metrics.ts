@@ -49,6 +49,8 @@ export interface GateStats {
   readonly phase: Phase;
   readonly consecutiveBreaches: number;
   readonly evaluations: Readonly<Record<Outcome, number>>;
+  /** Evaluations that could not read Redis and held, without a verdict. */
+  readonly redisHolds: number;
   readonly warnings: number;
   readonly rollbacks: number;
   readonly redisErrors: number;
@@ -130,6 +132,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const evaluations = counter('canary_gate.evaluations', 'Evaluations made by this sidecar while it held the lease, by verdict.');
   const warnings = counter('canary_gate.warnings', 'Evaluations with at least one check at warn, or a traffic share that contradicts the flag.');
   const rollbacks = counter('canary_gate.rollbacks', 'Rollback decisions written to Redis by this sidecar.');
+  const held = counter('canary_gate.evaluations_held', 'Evaluations that could not read the fleet window from Redis and held without a verdict (policy.noData.redisUnreachable hold).');
   const redisErrors = counter('canary_gate.redis_errors', 'Redis commands or pipelines that failed or timed out.');
   const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
@@ -177,13 +180,14 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       for (const outcome of OUTCOME_ORDER) r.observe(evaluations, s.evaluations[outcome], { verdict: outcome });
       r.observe(warnings, s.warnings);
       r.observe(rollbacks, s.rollbacks);
+      r.observe(held, s.redisHolds);
       r.observe(redisErrors, s.redisErrors);
       r.observe(corrupt, s.corruptPayloads);
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
       for (const reason of ['header_overflow', 'timeout', 'malformed']) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
     },
-    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
+    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches, evaluations, held, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
   );
 
   return {

@@ -149,6 +149,13 @@ describe('Evaluator: the lease', () => {
     after(S);
     await a.renewLease();
     expect(a.status()).toMatchObject({ holding: false, redisErrors: 1, lastError: expect.stringMatching(/^lease: /) });
+    const seen = a.status().lastErrorSeen;
+    expect(seen).toMatchObject({ message: expect.stringMatching(/^lease: /), atMs: now });
+    // The cause gone, lastError clears; the last error stays visible with its time.
+    s.reachable(true);
+    after(S + 1);
+    await a.renewLease();
+    expect(a.status()).toMatchObject({ holding: true, lastError: null, lastErrorSeen: seen });
   });
 });
 
@@ -241,7 +248,8 @@ describe('Evaluator: a decision waiting for Redis', () => {
     s.reachable(false);
     const event = await a.evaluate();
     expect(event).toMatchObject({ verdict: null, error: expect.stringMatching(/^evaluation: /), decisionWritten: null });
-    expect(a.status()).toMatchObject({ state: { phase: 'healthy' }, pending: null, evaluations: { inconclusive: 1 }, redisErrors: 1 });
+    // Counted apart from the verdicts: a held evaluation made none.
+    expect(a.status()).toMatchObject({ state: { phase: 'healthy' }, pending: null, evaluations: { inconclusive: 0 }, redisHolds: 1, redisErrors: 1 });
   });
 
   it('keeps a decision made while Redis is away and writes it, once, when Redis is back', async () => {

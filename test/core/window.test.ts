@@ -474,3 +474,23 @@ describe('SlotRecorder', () => {
     expect(rec.currentSlotIndex).toBe(14);
   });
 });
+
+describe('FleetWindow: rates over the time the data covers', () => {
+  it('divides by the slots since the oldest reported one while the window fills, then by the window', () => {
+    const slotMs = 5000;
+    const first = 500_000;
+    const size = 4;
+    const payloads = buildPayloads(7, slotMs, first, 6, 2);
+    const w = own(new FleetWindow('v1', slotMs, size));
+    const covered: number[] = [];
+    for (let s = first; s < first + 6; s++) {
+      w.advanceTo(s);
+      for (const [pod, text] of payloads.get(s)!.texts) merge(w, pod, text, s, slotMs);
+      const snap = w.snapshot();
+      covered.push(snap.coveredMs!);
+      expect(snap.requestsPerSecond).toBeCloseTo(snap.requests / (snap.coveredMs! / 1000), 9);
+      expect(snap.windowMs).toBe(size * slotMs);
+    }
+    expect(covered).toEqual([5000, 10_000, 15_000, 20_000, 20_000, 20_000]);
+  });
+});
