@@ -248,11 +248,13 @@ export class SyntheticRun {
       return inverse(u);
     };
     const windowMs = params.windowSlots * params.slotMs;
+    // As FleetWindow: the time from the window's first slot with data (here: the rollout's first slot) to its last.
+    const coveredMs = (lastSlot - first + 1) * params.slotMs;
     return {
       version: version === 'baseline' ? 'v1' : 'v2',
       requests, errors, errorRatio: requests > 0 ? errors / requests : Number.NaN,
       p50Us: quantileUs(0.5), p95Us: quantileUs(0.95), p99Us: quantileUs(0.99),
-      requestsPerSecond: requests / (windowMs / 1000), windowMs, pods: slotsReported > 0 ? 1 : 0, slotsReported, quantileUs,
+      requestsPerSecond: requests / (coveredMs / 1000), windowMs, coveredMs, pods: slotsReported > 0 ? 1 : 0, slotsReported, quantileUs,
     };
   }
 }
