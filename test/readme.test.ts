@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { configTable, TABLE_END, TABLE_START } from '../src/config/docs.ts';
-import { ErrorCodes } from '../src/core/errors.ts';
+import { ERROR_TABLE, ErrorCodes } from '../src/core/errors.ts';
 
 const readme = readFileSync(join(import.meta.dirname, '../README.md'), 'utf8');
 
@@ -12,8 +12,11 @@ it('carries the configuration table generated from config/example.yaml', () => {
   expect(section).toBe(configTable().trim());
 });
 
-it('lists every error code in its Errors table', () => {
-  for (const code of Object.values(ErrorCodes)) expect(readme).toContain(`| \`${code}\` |`);
+it('lists every error code in its Errors table, with the exit code the CLI uses, and nothing else', () => {
+  const section = readme.slice(readme.indexOf('## Errors'), readme.indexOf('## Commands'));
+  const rows = [...section.matchAll(/^\| `(CG_\w+)` \| (\d) \| (.+?) \| (.+?) \|$/gm)].map((m) => [m[1], Number(m[2]), m[3], m[4]]);
+  expect(rows).toEqual(Object.entries(ERROR_TABLE).map(([code, row]) => [code, row.exitCode, row.meaning, row.todo]));
+  for (const code of Object.values(ErrorCodes)) expect(Object.keys(ERROR_TABLE)).toContain(code);
 });
 
 it('maps concepts to files that exist ("Where things live")', () => {

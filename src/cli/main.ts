@@ -13,7 +13,7 @@ import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
-import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
+import { CanaryGateError, ErrorCodes, exitCodeOf } from '../core/errors.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { manualDecision } from '../core/controller.ts';
 import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
@@ -233,8 +233,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (err instanceof CanaryGateError) {
       process.stderr.write(`${err.message}\n`);
       for (const line of err.details) process.stderr.write(`  ${line}\n`);
-      const usage: string[] = [ErrorCodes.CONFIG_INVALID, ErrorCodes.CONFIG_UNREADABLE, ErrorCodes.DEMO_NO_REDIS, ErrorCodes.RECORDING_INVALID];
-      process.exit(usage.includes(err.code) ? EXIT_USAGE : EXIT_FAILURE);
+      process.exit(exitCodeOf(err));
     }
     process.stderr.write(`canary-gate: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(EXIT_FAILURE);

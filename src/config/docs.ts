@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import { ENV_ALIASES } from './defaults.ts';
 import { envNameOf, leafPaths } from './load.ts';
+import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 
 /** config/example.yaml, from src/config/ and from dist/config/ alike. */
 export const EXAMPLE_FILE = new URL('../../config/example.yaml', import.meta.url);
@@ -31,7 +32,7 @@ export interface ExampleField {
  */
 export function exampleFields(yamlText: string): ExampleField[] {
   const doc: Document = parseDocument(yamlText);
-  if (doc.errors.length > 0) throw new Error(`not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  if (doc.errors.length > 0) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   const fields: ExampleField[] = [];
   const walk = (node: unknown, prefix: string): void => {
     if (!isMap(node)) return;
@@ -90,9 +91,9 @@ export function configTable(): string {
   const byPath = new Map(exampleFields(readFileSync(EXAMPLE_FILE, 'utf8')).map((f) => [f.path, f]));
   const rows = leafPaths().map(([path]) => {
     const field = byPath.get(path);
-    if (field === undefined) throw new Error(`config/example.yaml lacks the field ${path}`);
+    if (field === undefined) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `config/example.yaml lacks the field ${path}`);
     const description = field.comment.filter((line) => !ENV_LINE.test(line)).join(' ');
-    if (description === '') throw new Error(`config/example.yaml has no comment above ${path}`);
+    if (description === '') throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `config/example.yaml has no comment above ${path}`);
     const env = envNamesOf(path)
       .map((name) => `\`${name}\``)
       .join('<br>');
@@ -109,7 +110,7 @@ export function configTable(): string {
 export function renderReadmeSection(readme: string): string {
   const start = readme.indexOf(TABLE_START);
   const end = readme.indexOf(TABLE_END);
-  if (start < 0 || end < 0) throw new Error(`README lacks the markers ${TABLE_START} and ${TABLE_END}`);
-  if (end < start) throw new Error(`README has ${TABLE_END} before ${TABLE_START}`);
+  if (start < 0 || end < 0) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `README lacks the markers ${TABLE_START} and ${TABLE_END}`);
+  if (end < start) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `README has ${TABLE_END} before ${TABLE_START}`);
   return `${readme.slice(0, start + TABLE_START.length)}\n\n${configTable()}\n\n${readme.slice(end)}`;
 }

@@ -9,6 +9,7 @@
  */
 import { decodeSlotPayload } from './slot-payload.ts';
 import { FleetWindow, type SlotCounts, type SlotHistogram, type WindowRead, type WindowSnapshot } from './window.ts';
+import { CanaryGateError, ErrorCodes } from './errors.ts';
 
 /** What became of one pod-slot payload. */
 export type Ingested = 'merged' | 'duplicate' | 'corrupt';
@@ -58,7 +59,7 @@ export class FleetWindows {
   /**
    * Decodes one pod's payload for a slot of `version` and merges it, unless that pod's payload for the slot was seen.
    * @param payload the stored text (src/core/slot-payload.ts)
-   * @throws RangeError when no window of `version` is kept
+   * @throws CanaryGateError CG_INTERNAL when no window of `version` is kept
    */
   ingest(version: string, slotIndex: number, pod: string, payload: string): Ingested {
     const followed = this.followedOf(version);
@@ -78,7 +79,7 @@ export class FleetWindows {
 
   /**
    * Merges a slot whose histogram the caller owns and keeps (it is not destroyed here).
-   * @throws RangeError when no window of `version` is kept
+   * @throws CanaryGateError CG_INTERNAL when no window of `version` is kept
    */
   add(version: string, pod: string, slot: SlotHistogram): Ingested {
     const followed = this.followedOf(version);
@@ -86,12 +87,12 @@ export class FleetWindows {
     return this.merge(followed, pod, slot);
   }
 
-  /** The merged figures of `version`'s window. @throws RangeError when no window of `version` is kept */
+  /** The merged figures of `version`'s window. @throws CanaryGateError CG_INTERNAL when no window of `version` is kept */
   snapshot(version: string): WindowSnapshot {
     return this.followedOf(version).window.snapshot();
   }
 
-  /** One slot's counts of `version` (null: no pod reported it). @throws RangeError when no window of `version` is kept */
+  /** One slot's counts of `version` (null: no pod reported it). @throws CanaryGateError CG_INTERNAL when no window of `version` is kept */
   slotCounts(version: string, slotIndex: number): SlotCounts | null {
     return this.followedOf(version).window.slotCounts(slotIndex);
   }
@@ -110,7 +111,7 @@ export class FleetWindows {
 
   private followedOf(version: string): Followed {
     const followed = this.followed.get(version);
-    if (followed === undefined) throw new RangeError(`no window of version ${version} is kept`);
+    if (followed === undefined) throw new CanaryGateError(ErrorCodes.INTERNAL, `no window of version ${version} is kept`);
     return followed;
   }
 

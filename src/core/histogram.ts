@@ -9,6 +9,7 @@
 import { inflateSync } from 'node:zlib';
 import * as hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
+import { CanaryGateError, ErrorCodes } from './errors.ts';
 
 export type { Histogram };
 
@@ -121,7 +122,7 @@ function unsoundEncoding(base64: string): string | null {
 export function decodeHistogram(base64: string): Histogram {
   initHistograms();
   const unsound = unsoundEncoding(base64);
-  if (unsound !== null) throw new Error(`histogram: ${unsound}`);
+  if (unsound !== null) throw new CanaryGateError(ErrorCodes.PAYLOAD_CORRUPT, `histogram: ${unsound}`);
   return hdr.decodeFromCompressedBase64(base64, BIT_BUCKET_SIZE, true);
 }
 

@@ -17,6 +17,7 @@ import type { ServiceKeys } from '../core/keys.ts';
 import type { WindowSource } from '../core/ports.ts';
 import type { WindowRead } from '../core/window.ts';
 import type { Redis } from './redis-client.ts';
+import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 
 export interface FleetRead extends WindowRead {
   /** Payloads merged by this read (new pod-slots). */
@@ -90,7 +91,7 @@ export class FleetReader implements WindowSource {
     const lengths = await this.exec(candidates.map((c) => ['hlen', c.key]));
     const plan = candidates.filter((c, i) => this.fetchedLength.get(c.key)?.length !== lengths[i]);
     const replies = plan.length === 0 ? [] : await this.exec(plan.map((c) => ['hgetall', c.key]));
-    if (this.destroyed) throw new Error('FleetReader destroyed during a read');
+    if (this.destroyed) throw new CanaryGateError(ErrorCodes.REDIS_READ_FAILED, 'FleetReader destroyed during a read');
     let merged = 0;
     let corrupt = 0;
     let sliceStartMs = this.now();
@@ -102,7 +103,7 @@ export class FleetReader implements WindowSource {
       for (const [pod, text] of Object.entries(fields)) {
         if (this.now() - sliceStartMs >= this.sliceMs) {
           await this.yieldToLoop();
-          if (this.destroyed) throw new Error('FleetReader destroyed during a read');
+          if (this.destroyed) throw new CanaryGateError(ErrorCodes.REDIS_READ_FAILED, 'FleetReader destroyed during a read');
           sliceStartMs = this.now();
         }
         const ingested = this.windows.ingest(version, index, pod, text);
@@ -118,7 +119,7 @@ export class FleetReader implements WindowSource {
   /** Runs commands in one pipeline; resolves to their replies in order. @throws the first command's error */
   private async exec(commands: Array<[string, string]>): Promise<unknown[]> {
     const replies = await this.redis.pipeline(commands).exec();
-    if (replies === null) throw new Error('pipeline aborted');
+    if (replies === null) throw new CanaryGateError(ErrorCodes.REDIS_READ_FAILED, 'pipeline aborted');
     return replies.map(([err, value]) => {
       if (err) throw err;
       return value;

@@ -41,7 +41,7 @@ export interface ReplayResult {
 }
 
 /**
- * @throws nothing for bad payloads (they are skipped and counted, each pod-slot once); RangeError from FleetWindows only on a bug
+ * @throws nothing for bad payloads (they are skipped and counted, each pod-slot once); CanaryGateError CG_INTERNAL from FleetWindows only on a bug
  */
 export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult {
   initHistograms();
