@@ -23,11 +23,14 @@ export interface WindowSource {
 
 /** Holds the evaluator lease. A positive fencing token means this caller holds it. */
 export interface Lease {
-  /** Acquires or renews the lease for `ttlMs`. Resolves to the fencing token, or 0 when another pod holds it. */
-  acquire(pod: string, ttlMs: number): Promise<number>;
-  /** Releases the lease if `pod` holds it. */
-  release(pod: string): Promise<void>;
-  /** The current holder's pod name, or null. */
+  /**
+   * Acquires or renews the lease for `ttlMs` ms. Resolves to the fencing token, or 0 when another holder has it.
+   * @param holderId this evaluator's holder id, `<pod name>/<random>` (unique per process, so a restarted pod is a new holder)
+   */
+  acquire(holderId: string, ttlMs: number): Promise<number>;
+  /** Releases the lease if `holderId` holds it. */
+  release(holderId: string): Promise<void>;
+  /** The current holder id, or null. */
   holder(): Promise<string | null>;
 }
 
