@@ -65,7 +65,7 @@ beforeAll(async () => {
   });
   cleanups.push(() => healthy.close(), () => canaryApp.close());
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
-  const pods = [
+  const pods: Array<{ service: string; pod: string; version: string; upstream: string; redis?: string; extra?: Record<string, string> }> = [
     // A streak of 3 (as with thresholds only), so that the breaching state exists before the rollback.
     { service: services.checkout, pod: 'checkout-v1-a', version: 'v1', upstream: healthy.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
     { service: services.checkout, pod: 'checkout-v2-a', version: 'v2', upstream: canaryApp.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
