@@ -36,6 +36,8 @@ export const DEFAULTS = {
     keepAliveTimeout: '4s',
     /** Time a client has to send a request's headers; slower (slowloris): 408 and the connection closed. */
     clientHeadersTimeout: '10s',
+    /** Clients (IPs or CIDR ranges) whose X-Forwarded-Proto is kept; everyone else's is replaced by the proxy's. */
+    trustedProxies: [] as string[],
     /** Status classes (`5xx`) or codes (`429`) counted as errors. */
     errorStatuses: ['5xx'] as string[],
     /** Route templates (URLPattern pathname syntax, `/users/:id`) reported as `http.route`; unmatched paths get none. */

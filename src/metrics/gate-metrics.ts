@@ -39,6 +39,8 @@ export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0
 /** Methods kept as they are; anything else is reported as `_OTHER` (semantic conventions; bounds cardinality). */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const UPSTREAM_FAILURES = new Set(['connect_error', 'reset', 'timeout']);
+/** Reasons of canary_gate_proxy_rejected_total, all exported from the start (at 0) so that rate() sees the first one. */
+const REJECTION_REASONS = ['header_overflow', 'timeout', 'malformed', 'bad_request'];
 
 /** What the sidecar counts; read at every scrape. Counters are monotonic since start. */
 export interface GateStats {
@@ -54,7 +56,7 @@ export interface GateStats {
   readonly redisErrors: number;
   readonly corruptPayloads: number;
   readonly slotsDropped: number;
-  /** Requests refused by the HTTP parser, by reason. */
+  /** Requests refused rather than forwarded (by the HTTP parser or the proxy), by reason. */
   readonly rejected: Readonly<Record<string, number>>;
   readonly leaseHeld: boolean;
   /** The latest fleet verdict, on the lease holder only (null elsewhere). */
@@ -134,7 +136,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
-  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused by the HTTP parser before forwarding (431, 408, 400), by reason.');
+  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request).');
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -181,7 +183,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(corrupt, s.corruptPayloads);
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
-      for (const reason of ['header_overflow', 'timeout', 'malformed']) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
+      for (const reason of REJECTION_REASONS) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
     },
     [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches, evaluations, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
   );

@@ -1,7 +1,8 @@
 /**
  * Forwards one HTTP request to an upstream with an undici dispatcher (a Pool) and streams the response back:
- * hop-by-hop headers stripped both ways (RFC 9110 section 7.6.1), Host kept, X-Forwarded-For appended,
- * X-Forwarded-Proto set when absent, bodies streamed with backpressure.
+ * hop-by-hop headers stripped both ways (RFC 9110 section 7.6.1) but never Host, X-Forwarded-For appended,
+ * X-Forwarded-Proto set by the proxy (kept only from a trusted proxy), an absolute-form target rewritten to
+ * origin-form, bodies streamed with backpressure.
  *
  * Never throws and never leaves an 'error' event unhandled: every failure becomes a {@link ForwardResult}. It knows
  * nothing about recording, so the demo's traffic router reuses it.
@@ -16,13 +17,15 @@ export interface ForwardResult {
   readonly status: number;
   /** `ok` means the request went through; the caller applies the status classification (`status_error`). */
   readonly outcome: Outcome;
-  /** The error code (`UND_ERR_*` or `E*`) when something failed, also on a 400 the proxy answered itself; absent on success and on a client abort. */
+  /** The error code (`UND_ERR_*`, `E*`, or the proxy's own `CG_*`) when something failed, also on a 400 the proxy answered itself; absent on success and on a client abort. */
   readonly errorCode?: string;
 }
 
 export interface ForwardOptions {
-  /** X-Forwarded-Proto when the request has none. Default `http`. */
+  /** X-Forwarded-Proto the proxy sets. Default `http`. */
   readonly forwardedProto?: string;
+  /** Whether a client (its socket's remote address) may set X-Forwarded-Proto itself. Default: nobody. */
+  readonly isTrustedProxy?: (address: string | undefined) => boolean;
 }
 
 /**
@@ -48,19 +51,51 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
  */
 const UNFORWARDABLE_CODES: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
-const NO_OPTIONS: ForwardOptions = {};
+/** The proxy's own codes for requests it refuses. */
+export const ForwardCodes = {
+  /** Two Host headers: which one the app would read is not defined (RFC 9112 section 3.2), so neither is forwarded. */
+  HOST_DUPLICATE: 'CG_HOST_DUPLICATE',
+  /** An absolute-form target that is not an http(s) URL with a host. */
+  TARGET_INVALID: 'CG_TARGET_INVALID',
+} as const;
 
-/** Copies headers without hop-by-hop ones and without those the Connection header names. */
+const NO_OPTIONS: ForwardOptions = {};
+const nobody = (): boolean => false;
+
+/**
+ * Copies headers without hop-by-hop ones and without those the Connection header names, except Host: a client
+ * naming it in Connection would otherwise have undici send the upstream's own address instead.
+ */
 export function endToEndHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const connection = headers.connection;
   const named = connection === undefined ? null : (Array.isArray(connection) ? connection.join(',') : connection).toLowerCase().split(',').map((s) => s.trim());
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || (named !== null && name !== 'host' && named.includes(name))) continue;
     out[name] = value;
   }
   return out;
+}
+
+/** How many Host fields the request carried (Node keeps only the first in `req.headers`). */
+export function hostFieldCount(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
+  return count;
+}
+
+/**
+ * An absolute-form target (`http://shop.example/cart?x=1`, RFC 9112 section 3.2.2) as origin-form and the host it
+ * names, which replaces the Host header; null when it is not an http(s) URL with a host.
+ */
+export function originFormOf(target: string): { readonly path: string; readonly host: string } | null {
+  const url = URL.parse(target);
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '') return null;
+  return { path: `${url.pathname}${url.search}`, host: url.host };
 }
 
 /** Answers a failure the proxy detected before any header was sent, as a short text/plain body. */
@@ -74,6 +109,8 @@ function answer(res: ServerResponse, status: number, errorHeader: string, text: 
 
 /**
  * Forwards `req` to the dispatcher's origin and streams the answer into `res`.
+ * - two Host headers, or an absolute-form target that is not an http(s) URL: 400 `bad_request`, never forwarded
+ * - an absolute-form target is forwarded in origin-form (`req.url` is rewritten, so later readers see the path)
  * - upstream failure before headers: 502 (connect failure, reset) or 504 (timeout) with `x-canary-gate-error`
  * - upstream failure after headers (cut body, body timeout): the client connection is destroyed, outcome reset/timeout
  * - the client went away first: the upstream request is aborted, outcome `client_abort`
@@ -127,8 +164,29 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
   });
 }
 
+/** The 400 of a request the proxy will not forward. */
+function refuse(res: ServerResponse, hasBody: boolean, req: IncomingMessage, code: string, why: string): ForwardResult {
+  answer(res, 400, 'bad_request', `canary-gate: ${why} (${code})\n`, hasBody && !req.complete);
+  return { status: 400, outcome: 'bad_request', errorCode: code };
+}
+
 async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardResult> {
   if (res.destroyed) return { status: 0, outcome: 'client_abort' };
+  const reqHeaders = req.headers;
+  // HTTP/1.1 framing: a request has a body only when it says so (GET and HEAD usually do not).
+  const contentLength = reqHeaders['content-length'];
+  const hasBody = contentLength !== undefined ? contentLength !== '0' : reqHeaders['transfer-encoding'] !== undefined;
+  if (hostFieldCount(req.rawHeaders) > 1) return refuse(res, hasBody, req, ForwardCodes.HOST_DUPLICATE, 'two Host headers');
+  let path = req.url ?? '/';
+  let host = reqHeaders.host;
+  if (path.charCodeAt(0) !== 0x2f /* / */ && path !== '*') {
+    const origin = originFormOf(path);
+    if (origin === null) return refuse(res, hasBody, req, ForwardCodes.TARGET_INVALID, 'the request target is not a path or an http(s) URL');
+    path = origin.path;
+    host = origin.host;
+    req.url = path;
+  }
+
   const abort = new AbortController();
   let clientGone = false;
   const onClose = (): void => {
@@ -140,21 +198,20 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
   };
   res.once('close', onClose);
   try {
-    const reqHeaders = req.headers;
     const headers = endToEndHeaders(reqHeaders);
+    if (host !== undefined) headers.host = host;
+    // Set after the Connection header was applied, so that a client cannot strip them by naming them there.
     const remote = req.socket.remoteAddress;
-    const prior = reqHeaders['x-forwarded-for'];
+    const prior = headers['x-forwarded-for'];
     if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
-    if (reqHeaders['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
-    // HTTP/1.1 framing: a request has a body only when it says so (GET and HEAD usually do not).
-    const contentLength = reqHeaders['content-length'];
-    const hasBody = contentLength !== undefined ? contentLength !== '0' : reqHeaders['transfer-encoding'] !== undefined;
+    const trusted = (options.isTrustedProxy ?? nobody)(remote) && headers['x-forwarded-proto'] !== undefined;
+    if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
 
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await dispatcher.request({
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        path: req.url ?? '/',
+        path,
         headers,
         // undici destroys a failed request's body stream but detaches an IncomingMessage's socket first, so the
         // client connection survives to receive the 502.
@@ -165,10 +222,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       if (clientGone) return { status: 0, outcome: 'client_abort' };
       const unread = hasBody && !req.complete;
       const code = errorCodeOf(err);
-      if (UNFORWARDABLE_CODES.has(code)) {
-        answer(res, 400, 'bad_request', `canary-gate: request cannot be forwarded (${code})\n`, unread);
-        return { status: 400, outcome: 'ok', errorCode: code };
-      }
+      if (UNFORWARDABLE_CODES.has(code)) return refuse(res, hasBody, req, code, 'request cannot be forwarded');
       const failure = classifyUpstreamError(err);
       answer(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`, unread);
       return { status: failure.status, outcome: failure.outcome, errorCode: failure.code };

@@ -11,6 +11,7 @@ import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
+import { createTrustedProxies } from './trusted-proxies.ts';
 
 /** Where finished requests go. Called synchronously once per request; must not throw or do I/O. */
 export interface ProxyRecorder {
@@ -30,7 +31,10 @@ export interface ProxyStats {
   inFlight: number;
   /** Upstream failures (connect errors, resets, timeouts) since start, by code (`ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`). */
   readonly upstreamErrors: Record<string, number>;
-  /** Requests refused by the HTTP parser before forwarding, by reason (`header_overflow`, `timeout`, `malformed`). */
+  /**
+   * Requests refused rather than forwarded, by reason: by the HTTP parser (`header_overflow`, `timeout`,
+   * `malformed`), or by the proxy (`bad_request`: two Host headers, a target it cannot forward).
+   */
   readonly rejected: Record<string, number>;
   /** Finished requests since start, by outcome. */
   readonly outcomes: Record<Outcome, number>;
@@ -58,7 +62,7 @@ export interface ProxyServerOptions {
   readonly logger: Logger;
   /** High-resolution clock, ms (default `performance.now`). */
   readonly now?: () => number;
-  /** X-Forwarded-Proto for requests without one (default `http`). */
+  /** X-Forwarded-Proto the proxy sets (default `http`). */
   readonly forwardedProto?: string;
 }
 
@@ -96,9 +100,13 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
   const now = options.now ?? performance.now.bind(performance);
-  const forwardOptions: ForwardOptions = options.forwardedProto === undefined ? {} : { forwardedProto: options.forwardedProto };
+  const forwardOptions: ForwardOptions = { forwardedProto: options.forwardedProto ?? 'http', isTrustedProxy: createTrustedProxies(config.trustedProxies) };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);
-  const pool = new Pool(config.upstream, {
+  // The Pool never sees credentials of the upstream URL (undici would not send them anyway), so no error of its can carry them.
+  const origin = new URL(config.upstream);
+  origin.username = '';
+  origin.password = '';
+  const pool = new Pool(origin, {
     connections: config.connections,
     pipelining: 1,
     connect: { timeout: config.connectTimeout },
@@ -110,7 +118,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     inFlight: 0,
     upstreamErrors: {},
     rejected: {},
-    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0 },
+    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, bad_request: 0 },
   };
   /** Responses not ended yet, so that a drain can ask their clients to close. */
   const active = new Set<ServerResponse>();
@@ -124,6 +132,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     let outcome = result.outcome;
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
     stats.outcomes[outcome]++;
+    if (outcome === 'bad_request') stats.rejected.bad_request = (stats.rejected.bad_request ?? 0) + 1;
     try {
       recorder.record(latencyUs, isErrorOutcome(outcome), req.method ?? 'GET', result.status, outcome, req.url ?? '/');
     } catch (err) {

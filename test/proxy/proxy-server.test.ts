@@ -34,6 +34,7 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     headersTimeout: 5000,
     bodyTimeout: 5000,
     clientHeadersTimeout: 5000,
+    trustedProxies: [],
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],
     routes: [],
