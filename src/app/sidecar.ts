@@ -145,9 +145,10 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   const proxy = createProxyServer({
     config: config.proxy,
     recorder: {
-      record(latencyUs, isError, method, status, outcome, target) {
-        recorder.record(latencyUs, isError);
-        recordRequest(latencyUs, method, status, outcome, routeOf(target));
+      record(r) {
+        // The slot (what the gate judges) takes the app's latency; requests the app was not asked to answer stay out.
+        if (r.appLatencyUs !== null) recorder.record(r.appLatencyUs, r.isError);
+        recordRequest(r.totalLatencyUs, r.method, r.status, r.outcome, routeOf(r.target));
       },
     },
     logger,

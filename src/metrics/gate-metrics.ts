@@ -68,7 +68,7 @@ export interface GateStats {
 export interface GateMetrics {
   /**
    * Records one finished request in http.server.request.duration. No allocation after warm-up.
-   * @param latencyUs arrival to response end, µs; exported in seconds
+   * @param latencyUs arrival to response end (the client-facing total, not the judged latency), µs; exported in seconds
    * @param route the matched route template (`http.route`), `''` for none
    */
   recordRequest(latencyUs: number, method: string, status: number, outcome: string, route: string): void;
@@ -93,7 +93,8 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
 
   const duration = meter.createHistogram('http.server.request.duration', {
     unit: 's',
-    description: 'Duration of HTTP server requests through the proxy, arrival to response end.',
+    description:
+      'Duration of HTTP server requests through the proxy, arrival to response end: what the client saw, its own slowness included (as Istio reports it). The gate judges the app\'s latency instead.',
     advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
   });
   const attributeCache = new Map<string, Attributes>();

@@ -4,13 +4,20 @@
  * X-Forwarded-Proto set by the proxy (kept only from a trusted proxy), an absolute-form target rewritten to
  * origin-form, bodies streamed with backpressure.
  *
+ * It also measures what the app took, apart from what the client made it wait (the latency the gate judges): from
+ * the dispatch upstream to the end of the upstream's response, less the time spent waiting for a slow client's body
+ * bytes, and only until a client that does not keep up first held the response back. See
+ * {@link ForwardResult.appLatencyUs}.
+ *
  * Never throws and never leaves an 'error' event unhandled: every failure becomes a {@link ForwardResult}. It knows
- * nothing about recording, so the demo's traffic router reuses it.
+ * nothing about recording or queueing, so the demo's traffic router reuses it.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, errorCodeOf, type Outcome } from './outcome.ts';
+import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardResult {
   /** Status sent to the client: the upstream's, or 400/502/504 from the proxy; 0 when the client left before any. */
@@ -19,6 +26,14 @@ export interface ForwardResult {
   readonly outcome: Outcome;
   /** The error code (`UND_ERR_*`, `E*`, or the proxy's own `CG_*`) when something failed, also on a 400 the proxy answered itself; absent on success and on a client abort. */
   readonly errorCode?: string;
+  /**
+   * The app's time, µs: from the dispatch upstream to the end of the upstream's response (or its failure), less the
+   * time the proxy waited for the client's body bytes (until the app answered); when the client did not read as fast
+   * as the response came (the response buffer filled), it ends at that moment instead of the end. Null when the app
+   * was not asked for a whole answer: the proxy refused the request (400), or the client left before its body had
+   * arrived.
+   */
+  readonly appLatencyUs: number | null;
 }
 
 export interface ForwardOptions {
@@ -26,6 +41,8 @@ export interface ForwardOptions {
   readonly forwardedProto?: string;
   /** Whether a client (its socket's remote address) may set X-Forwarded-Proto itself. Default: nobody. */
   readonly isTrustedProxy?: (address: string | undefined) => boolean;
+  /** High-resolution clock, ms. Default `performance.now`. */
+  readonly now?: () => number;
 }
 
 /**
@@ -60,6 +77,7 @@ export const ForwardCodes = {
 } as const;
 
 const NO_OPTIONS: ForwardOptions = {};
+const defaultNow = performance.now.bind(performance);
 const nobody = (): boolean => false;
 
 /**
@@ -99,7 +117,7 @@ export function originFormOf(target: string): { readonly path: string; readonly 
 }
 
 /** Answers a failure the proxy detected before any header was sent, as a short text/plain body. */
-function answer(res: ServerResponse, status: number, errorHeader: string, text: string, closeConnection: boolean): void {
+export function answer(res: ServerResponse, status: number, errorHeader: string, text: string, closeConnection: boolean): void {
   const headers: OutgoingHttpHeaders = { 'content-type': 'text/plain; charset=utf-8', 'x-canary-gate-error': errorHeader };
   // An unread request body would otherwise have to be drained before the connection could be reused.
   if (closeConnection) headers.connection = 'close';
@@ -124,18 +142,38 @@ export async function forwardRequest(dispatcher: Dispatcher, req: IncomingMessag
     const code = errorCodeOf(err);
     if (!res.headersSent && !res.destroyed) answer(res, 502, 'reset', `canary-gate: proxy failure (${code})\n`, true);
     else res.destroy();
-    return { status: 502, outcome: 'reset', errorCode: code };
+    return { status: 502, outcome: 'reset', errorCode: code, appLatencyUs: null };
   }
 }
 
+/** When the upstream's body ended, and when a client first held the response back (-1: not yet). */
+interface Download {
+  heldMs: number;
+  endMs: number;
+}
+
 /**
- * Streams the upstream body into the response with backpressure (Readable.pipe) and settles when the response has
- * finished; rejects with the body's error, or when the response closes before finishing (the client went away).
- * Lighter than stream.pipeline, which builds and aborts an AbortController per call (about 5 % of the proxy's CPU in
- * a profile at saturation).
+ * Streams the upstream body into the response with backpressure (what Readable.pipe does: pause the body while the
+ * response is full, resume it on 'drain'), and notes when a client first held it back and when the upstream body
+ * ended. Settles when the response has finished; rejects with the body's error, or when the response closes before
+ * finishing (the client went away). Lighter than stream.pipeline, which builds and aborts an AbortController per
+ * call (about 5 % of the proxy's CPU in a profile at saturation).
  */
-function relay(body: Readable, res: ServerResponse): Promise<void> {
+function relay(body: Readable, res: ServerResponse, now: () => number, download: Download): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      if (!res.write(chunk)) {
+        body.pause();
+        if (download.heldMs < 0) download.heldMs = now();
+      }
+    };
+    const onDrain = (): void => {
+      body.resume();
+    };
+    const onEnd = (): void => {
+      download.endMs = now();
+      res.end();
+    };
     const onError = (err: Error): void => {
       cleanup();
       reject(err);
@@ -150,28 +188,32 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
       reject(new Error('response closed before it finished'));
     };
     const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
       body.off('error', onError);
+      res.off('drain', onDrain);
       res.off('error', onError);
       res.off('finish', onFinish);
       res.off('close', onClose);
-      body.unpipe(res);
     };
+    body.on('data', onData);
+    body.once('end', onEnd);
     body.once('error', onError);
+    res.on('drain', onDrain);
     res.once('error', onError);
     res.once('finish', onFinish);
     res.once('close', onClose);
-    body.pipe(res);
   });
 }
 
 /** The 400 of a request the proxy will not forward. */
 function refuse(res: ServerResponse, hasBody: boolean, req: IncomingMessage, code: string, why: string): ForwardResult {
   answer(res, 400, 'bad_request', `canary-gate: ${why} (${code})\n`, hasBody && !req.complete);
-  return { status: 400, outcome: 'bad_request', errorCode: code };
+  return { status: 400, outcome: 'bad_request', errorCode: code, appLatencyUs: null };
 }
 
 async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, options: ForwardOptions): Promise<ForwardResult> {
-  if (res.destroyed) return { status: 0, outcome: 'client_abort' };
+  if (res.destroyed) return { status: 0, outcome: 'client_abort', appLatencyUs: null };
   const reqHeaders = req.headers;
   // HTTP/1.1 framing: a request has a body only when it says so (GET and HEAD usually do not).
   const contentLength = reqHeaders['content-length'];
@@ -187,6 +229,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
     req.url = path;
   }
 
+  const now = options.now ?? defaultNow;
   const abort = new AbortController();
   let clientGone = false;
   const onClose = (): void => {
@@ -197,6 +240,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
     }
   };
   res.once('close', onClose);
+  let upload: UploadWatch | null = null;
   try {
     const headers = endToEndHeaders(reqHeaders);
     if (host !== undefined) headers.host = host;
@@ -206,6 +250,11 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
     if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
     const trusted = (options.isTrustedProxy ?? nobody)(remote) && headers['x-forwarded-proto'] !== undefined;
     if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
+
+    const dispatchedMs = now();
+    if (hasBody) upload = new UploadWatch(req, now);
+    /** The app's time until `endMs`, less what the client made it wait. */
+    const appLatencyUs = (endMs: number, clientWaitMs: number): number => Math.max(0, endMs - dispatchedMs - clientWaitMs) * 1000;
 
     let upstream: Dispatcher.ResponseData;
     try {
@@ -219,34 +268,45 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
         signal: abort.signal,
       });
     } catch (err) {
-      if (clientGone) return { status: 0, outcome: 'client_abort' };
-      const unread = hasBody && !req.complete;
+      const failedMs = now();
+      const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
+      if (clientGone) return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
       const code = errorCodeOf(err);
       if (UNFORWARDABLE_CODES.has(code)) return refuse(res, hasBody, req, code, 'request cannot be forwarded');
       const failure = classifyUpstreamError(err);
-      answer(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`, unread);
-      return { status: failure.status, outcome: failure.outcome, errorCode: failure.code };
+      answer(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`, hasBody && !req.complete);
+      return { status: failure.status, outcome: failure.outcome, errorCode: failure.code, appLatencyUs: appLatencyUs(failedMs, uploadWaitMs) };
     }
+    // The app has answered: from here on it waits for no body byte (a client still sending is no longer its time).
+    const uploadWaitMs = upload?.flowingMs(now()) ?? 0;
 
-    // Which side broke first: a failing upstream body makes pipeline() destroy `res`, which also fires 'close'.
+    // Which side broke first: a failing upstream body makes the relay destroy `res`, which also fires 'close'.
     const body = upstream.body;
     let upstreamBrokeFirst = false;
     body.once('error', () => {
       if (!clientGone) upstreamBrokeFirst = true;
     });
+    // Once a client that does not keep up has held the response back, the rest of the transfer runs at its pace
+    // (TCP flow control reaches the app): the judged latency ends there. Taking out only the paused time would still
+    // charge the app with restarting the flow after every pause (up to 90 ms each on loopback, hundreds per large
+    // response), which a client reading in small bites could multiply at will.
+    const download: Download = { heldMs: -1, endMs: -1 };
+    const appEndMs = (): number => (download.heldMs >= 0 ? download.heldMs : download.endMs >= 0 ? download.endMs : now());
     try {
       res.writeHead(upstream.statusCode, endToEndHeaders(upstream.headers));
-      await relay(body, res);
-      return { status: upstream.statusCode, outcome: 'ok' };
+      await relay(body, res, now, download);
+      return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: appLatencyUs(appEndMs(), uploadWaitMs) };
     } catch (err) {
+      const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
       body.destroy();
-      if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort' };
+      if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort', appLatencyUs: latencyUs };
       // Headers are gone: the only way left to tell the client that the body is incomplete is to cut it.
       res.destroy();
       const failure = classifyUpstreamError(err);
-      return { status: upstream.statusCode, outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset', errorCode: failure.code };
+      return { status: upstream.statusCode, outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset', errorCode: failure.code, appLatencyUs: latencyUs };
     }
   } finally {
+    upload?.stop();
     res.off('close', onClose);
   }
 }

@@ -1,7 +1,9 @@
 /**
  * The proxy in front of the app: every request is forwarded with an undici Pool (keep-alive) and recorded once its
- * response has ended (the response's 'close'): latency in µs from arrival to end, and whether it was an error of
- * the version (configured status classes, upstream connect failures, resets, timeouts; not a client that left).
+ * response has ended (the response's 'close'), with two latencies: the app's (what the gate judges: dispatch to the
+ * end of the upstream's response, less the time a slow client made it wait; see ForwardResult.appLatencyUs) and the
+ * client-facing total (arrival to the response's end), and whether it was an error of the version (configured status
+ * classes, upstream connect failures, resets, timeouts; not a client that left, not the proxy's own refusals).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,17 +15,31 @@ import { forwardRequest, type ForwardOptions, type ForwardResult } from './forwa
 import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 
+/** One finished request, as the recorder sees it. */
+export interface ProxiedRequest {
+  /**
+   * The app's latency, µs (fractional), the one the gate judges: from the dispatch upstream to the end of the
+   * upstream's response, less the time spent waiting for a slow client's body, and ending when a client that does
+   * not read first held the response back. Null when the app was not asked for a whole answer: refused by the proxy
+   * (400), or the client left before the request was dispatched or its body arrived.
+   */
+  readonly appLatencyUs: number | null;
+  /** Arrival to the response's end, µs (fractional): what the client saw, its own slowness included. */
+  readonly totalLatencyUs: number;
+  /** Whether the outcome counts as an error of the version. */
+  readonly isError: boolean;
+  /** The request's method as received. */
+  readonly method: string;
+  /** The status sent to the client (the upstream's, or the proxy's 400/502/504); 0 when none was sent. */
+  readonly status: number;
+  readonly outcome: Outcome;
+  /** The request target in origin-form (`/users/42?x=1`), for `http.route`. */
+  readonly target: string;
+}
+
 /** Where finished requests go. Called synchronously once per request; must not throw or do I/O. */
 export interface ProxyRecorder {
-  /**
-   * @param latencyUs arrival to response end, µs (fractional)
-   * @param isError whether the outcome counts as an error of the version
-   * @param method the request's method as received
-   * @param status the status sent to the client (the upstream's, or the proxy's 400/502/504); 0 when none was sent
-   * @param outcome how the request ended
-   * @param target the request target as received (`/users/42?x=1`), for `http.route`
-   */
-  record(latencyUs: number, isError: boolean, method: string, status: number, outcome: Outcome, target: string): void;
+  record(request: ProxiedRequest): void;
 }
 
 export interface ProxyStats {
@@ -100,7 +116,7 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
   const now = options.now ?? performance.now.bind(performance);
-  const forwardOptions: ForwardOptions = { forwardedProto: options.forwardedProto ?? 'http', isTrustedProxy: createTrustedProxies(config.trustedProxies) };
+  const forwardOptions: ForwardOptions = { forwardedProto: options.forwardedProto ?? 'http', isTrustedProxy: createTrustedProxies(config.trustedProxies), now };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);
   // The Pool never sees credentials of the upstream URL (undici would not send them anyway), so no error of its can carry them.
   const origin = new URL(config.upstream);
@@ -126,7 +142,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   let onIdle: (() => void) | null = null;
 
   /** Runs once per request, when both its response has closed and forwardRequest has settled. */
-  const done = (req: IncomingMessage, res: ServerResponse, latencyUs: number, result: ForwardResult): void => {
+  const done = (req: IncomingMessage, res: ServerResponse, totalUs: number, result: ForwardResult): void => {
     active.delete(res);
     stats.inFlight--;
     let outcome = result.outcome;
@@ -134,7 +150,15 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     stats.outcomes[outcome]++;
     if (outcome === 'bad_request') stats.rejected.bad_request = (stats.rejected.bad_request ?? 0) + 1;
     try {
-      recorder.record(latencyUs, isErrorOutcome(outcome), req.method ?? 'GET', result.status, outcome, req.url ?? '/');
+      recorder.record({
+        appLatencyUs: result.appLatencyUs,
+        totalLatencyUs: totalUs,
+        isError: isErrorOutcome(outcome),
+        method: req.method ?? 'GET',
+        status: result.status,
+        outcome,
+        target: req.url ?? '/',
+      });
     } catch (err) {
       logger.error({ err }, 'recorder failed; request not recorded');
     }
@@ -150,20 +174,20 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const startMs = now();
+    const arrivalMs = now();
     stats.inFlight++;
     active.add(res);
     if (draining) res.setHeader('connection', 'close');
-    let latencyUs = -1;
+    let totalUs = -1;
     let result: ForwardResult | null = null;
     res.once('close', () => {
-      latencyUs = (now() - startMs) * 1000;
-      if (result !== null) done(req, res, latencyUs, result);
+      totalUs = (now() - arrivalMs) * 1000;
+      if (result !== null) done(req, res, totalUs, result);
     });
     // forwardRequest never rejects.
     void forwardRequest(pool, req, res, forwardOptions).then((r) => {
       result = r;
-      if (latencyUs >= 0) done(req, res, latencyUs, r);
+      if (totalUs >= 0) done(req, res, totalUs, r);
     });
   };
 

@@ -8,12 +8,14 @@ import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/logger.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { createProxyServer, type ProxyServer } from '../../src/proxy/proxy-server.ts';
+import { createProxyServer, type ProxiedRequest, type ProxyServer } from '../../src/proxy/proxy-server.ts';
 import { closedPort, leaveMidResponse, ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
+/** What a test looks at of a recorded request: the judged latency and whether it was an error. */
 interface Recorded {
-  readonly latencyUs: number;
+  readonly latencyUs: number | null;
   readonly isError: boolean;
+  readonly request: ProxiedRequest;
 }
 
 const silent = createLogger('silent');
@@ -51,7 +53,7 @@ interface Setup {
 
 async function startProxy(upstreamUrl: string, overrides: Partial<Config['proxy']> = {}, now?: () => number): Promise<Setup> {
   const records: Recorded[] = [];
-  const recorder = { record: (latencyUs: number, isError: boolean) => void records.push({ latencyUs, isError }) };
+  const recorder = { record: (request: ProxiedRequest) => void records.push({ latencyUs: request.appLatencyUs, isError: request.isError, request }) };
   const proxy = createProxyServer({ config: proxyConfig(upstreamUrl, overrides), recorder, logger: silent, ...(now ? { now } : {}) });
   const { port } = await proxy.listen();
   cleanups.push(() => proxy.destroy());
@@ -140,17 +142,23 @@ describe('recording', () => {
     await get(p.url);
     const [record] = await expectRecords(p, 1);
     expect(record?.latencyUs).toBeGreaterThanOrEqual(100_000);
+    expect(record?.request.totalLatencyUs).toBeGreaterThanOrEqual(record?.latencyUs ?? Infinity);
   });
 
-  it('measures with the injected clock, from arrival to the end of the response, in µs', async () => {
+  it('measures with the injected clock, in µs: the app from dispatch to the upstream end, the total from arrival to the response end', async () => {
     let clockMs = 1_000;
-    // The upstream runs after the proxy took the arrival time and before the response ends.
     const p = await setup((_req, res) => {
-      clockMs = 1_012.5;
+      clockMs = 1_012.5; // the app's 12.5 ms, between the dispatch and the upstream's end
       res.end();
     }, {}, () => clockMs);
+    p.proxy.server.prependListener('request', (_req, res: ServerResponse) => {
+      res.once('finish', () => (clockMs = 1_020)); // after the upstream's end, before the response's close
+    });
     await get(p.url);
-    expect(await expectRecords(p, 1)).toEqual([{ latencyUs: 12_500, isError: false }]);
+    const [record] = await expectRecords(p, 1);
+    expect(record?.request).toEqual({
+      appLatencyUs: 12_500, totalLatencyUs: 20_000, isError: false, method: 'GET', status: 200, outcome: 'ok', target: '/',
+    });
   });
 
   it('survives a recorder that throws, and keeps serving', async () => {
@@ -235,7 +243,7 @@ describe('upstream faults are recorded as errors, a client leaving is not', () =
       res.write('start');
     });
     await leaveMidResponse(p.port);
-    expect(await expectRecords(p, 1)).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
+    expect(await expectRecords(p, 1)).toMatchObject([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.outcomes.client_abort).toBe(1);
     expect(p.proxy.stats.upstreamErrors).toEqual({});
     await expectServesAgain(p, p.upstream, 1);
@@ -283,7 +291,7 @@ describe('close and destroy', () => {
     expect(res.headers.connection).toBe('close');
     expect(await res.body.text()).toBe('finished');
     await closing;
-    expect(p.records).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
+    expect(p.records).toMatchObject([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.inFlight).toBe(0);
     expect(p.proxy.close()).toBe(closePromise);
   });
@@ -297,7 +305,7 @@ describe('close and destroy', () => {
     await waitFor(() => p.proxy.stats.inFlight === 1, 'the request in flight');
     await p.proxy.close(50);
     expect(await pending).not.toBe(200);
-    expect(await expectRecords(p, 1)).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
+    expect(await expectRecords(p, 1)).toMatchObject([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.outcomes.client_abort).toBe(1);
   });
 
