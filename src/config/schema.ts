@@ -70,6 +70,7 @@ export const configSchema = z.strictObject({
     bodyTimeout: duration,
     keepAliveTimeout: duration,
     clientHeadersTimeout: duration,
+    queueTimeout: duration,
     trustedProxies: z.array(ipOrRange),
     errorStatuses: z.array(statusClass),
     routes: z.array(routeTemplate),

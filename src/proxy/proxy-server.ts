@@ -4,6 +4,9 @@
  * end of the upstream's response, less the time a slow client made it wait; see ForwardResult.appLatencyUs) and the
  * client-facing total (arrival to the response's end), and whether it was an error of the version (configured status
  * classes, upstream connect failures, resets, timeouts; not a client that left, not the proxy's own refusals).
+ *
+ * At most `connections` requests run upstream at once; the others wait in a FIFO for at most `queueTimeout` and then
+ * get 503 `overloaded` (the sidecar's saturation, never the version's error).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,26 +14,29 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
-import { forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
+import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
+import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
 
 /** One finished request, as the recorder sees it. */
 export interface ProxiedRequest {
   /**
-   * The app's latency, µs (fractional), the one the gate judges: from the dispatch upstream to the end of the
-   * upstream's response, less the time spent waiting for a slow client's body, and ending when a client that does
-   * not read first held the response back. Null when the app was not asked for a whole answer: refused by the proxy
-   * (400), or the client left before the request was dispatched or its body arrived.
+   * The app's latency, µs (fractional), the one the gate judges: from the dispatch upstream (after any queueing) to
+   * the end of the upstream's response, less the time spent waiting for a slow client's body and for a client that
+   * does not read. Null when the app was not asked for a whole answer: turned away while queued (503), refused by the
+   * proxy (400), or the client left before the request was dispatched or its body arrived.
    */
   readonly appLatencyUs: number | null;
-  /** Arrival to the response's end, µs (fractional): what the client saw, its own slowness included. */
+  /** Arrival to the response's end, µs (fractional): what the client saw, queueing and its own slowness included. */
   readonly totalLatencyUs: number;
+  /** Time spent queued for an upstream connection, µs; 0 when a connection was free at once. */
+  readonly queueWaitUs: number;
   /** Whether the outcome counts as an error of the version. */
   readonly isError: boolean;
   /** The request's method as received. */
   readonly method: string;
-  /** The status sent to the client (the upstream's, or the proxy's 400/502/504); 0 when none was sent. */
+  /** The status sent to the client (the upstream's, or the proxy's 400/502/503/504); 0 when none was sent. */
   readonly status: number;
   readonly outcome: Outcome;
   /** The request target in origin-form (`/users/42?x=1`), for `http.route`. */
@@ -48,10 +54,15 @@ export interface ProxyStats {
   /** Upstream failures (connect errors, resets, timeouts) since start, by code (`ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`). */
   readonly upstreamErrors: Record<string, number>;
   /**
-   * Requests refused rather than forwarded, by reason: by the HTTP parser (`header_overflow`, `timeout`,
-   * `malformed`), or by the proxy (`bad_request`: two Host headers, a target it cannot forward).
+   * Requests refused rather than forwarded, by reason: by the HTTP parser (`header_overflow`, `timeout`, `malformed`),
+   * by the proxy (`bad_request`: two Host headers, a target it cannot forward), or turned away after `queueTimeout`
+   * (`overloaded`).
    */
   readonly rejected: Record<string, number>;
+  /** Requests running upstream now (at most `connections`). */
+  readonly upstreamInFlight: number;
+  /** Requests waiting for an upstream connection now. */
+  readonly queued: number;
   /** Finished requests since start, by outcome. */
   readonly outcomes: Record<Outcome, number>;
 }
@@ -130,29 +141,40 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     bodyTimeout: config.bodyTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
   });
+  const queue = new UpstreamQueue(config.connections, config.queueTimeout, now);
   const stats: ProxyStats = {
     inFlight: 0,
     upstreamErrors: {},
     rejected: {},
-    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, bad_request: 0 },
+    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, overloaded: 0, bad_request: 0 },
+    get upstreamInFlight() {
+      return queue.inFlight;
+    },
+    get queued() {
+      return queue.queued;
+    },
   };
   /** Responses not ended yet, so that a drain can ask their clients to close. */
   const active = new Set<ServerResponse>();
   let draining = false;
   let onIdle: (() => void) | null = null;
+  const reject = (reason: string): void => {
+    stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1;
+  };
 
-  /** Runs once per request, when both its response has closed and forwardRequest has settled. */
-  const done = (req: IncomingMessage, res: ServerResponse, totalUs: number, result: ForwardResult): void => {
+  /** Runs once per request, when both its response has closed and its result is known. */
+  const done = (req: IncomingMessage, res: ServerResponse, totalUs: number, queueWaitUs: number, result: ForwardResult): void => {
     active.delete(res);
     stats.inFlight--;
     let outcome = result.outcome;
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
     stats.outcomes[outcome]++;
-    if (outcome === 'bad_request') stats.rejected.bad_request = (stats.rejected.bad_request ?? 0) + 1;
+    if (outcome === 'bad_request') reject(outcome);
     try {
       recorder.record({
         appLatencyUs: result.appLatencyUs,
         totalLatencyUs: totalUs,
+        queueWaitUs,
         isError: isErrorOutcome(outcome),
         method: req.method ?? 'GET',
         status: result.status,
@@ -179,16 +201,44 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     active.add(res);
     if (draining) res.setHeader('connection', 'close');
     let totalUs = -1;
+    let queueWaitUs = 0;
     let result: ForwardResult | null = null;
+    let waiter: Waiter | null = null;
+    const settle = (r: ForwardResult): void => {
+      result = r;
+      if (totalUs >= 0) done(req, res, totalUs, queueWaitUs, r);
+    };
     res.once('close', () => {
       totalUs = (now() - arrivalMs) * 1000;
-      if (result !== null) done(req, res, totalUs, result);
+      if (waiter !== null) {
+        // The client left while queued: nothing was sent upstream.
+        queue.cancel(waiter);
+        waiter = null;
+        queueWaitUs = totalUs;
+        result = { status: 0, outcome: 'client_abort', appLatencyUs: null };
+      }
+      if (result !== null) done(req, res, totalUs, queueWaitUs, result);
     });
-    // forwardRequest never rejects.
-    void forwardRequest(pool, req, res, forwardOptions).then((r) => {
-      result = r;
-      if (totalUs >= 0) done(req, res, totalUs, r);
-    });
+    const start = (waitedMs: number): void => {
+      waiter = null;
+      queueWaitUs = waitedMs * 1000;
+      // forwardRequest never rejects.
+      void forwardRequest(pool, req, res, forwardOptions).then((r) => {
+        queue.leave();
+        settle(r);
+      });
+    };
+    const expire = (waitedMs: number): void => {
+      waiter = null;
+      queueWaitUs = waitedMs * 1000;
+      reject('overloaded');
+      if (!res.headersSent && !res.destroyed) {
+        const unread = !req.complete;
+        answer(res, 503, 'overloaded', `canary-gate: overloaded, no upstream connection within ${config.queueTimeout} ms\n`, unread);
+      }
+      settle({ status: 503, outcome: 'overloaded', appLatencyUs: null });
+    };
+    waiter = queue.enter(start, expire);
   };
 
   const server = createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout }, handle);
@@ -254,6 +304,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     },
     async destroy() {
       draining = true;
+      queue.destroy();
       const closed = closeServer();
       server.closeAllConnections();
       await closed;

@@ -36,6 +36,7 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     headersTimeout: 5000,
     bodyTimeout: 5000,
     clientHeadersTimeout: 5000,
+    queueTimeout: 5000,
     trustedProxies: [],
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],
@@ -157,7 +158,7 @@ describe('recording', () => {
     await get(p.url);
     const [record] = await expectRecords(p, 1);
     expect(record?.request).toEqual({
-      appLatencyUs: 12_500, totalLatencyUs: 20_000, isError: false, method: 'GET', status: 200, outcome: 'ok', target: '/',
+      appLatencyUs: 12_500, totalLatencyUs: 20_000, queueWaitUs: 0, isError: false, method: 'GET', status: 200, outcome: 'ok', target: '/',
     });
   });
 
@@ -259,6 +260,48 @@ describe('upstream faults are recorded as errors, a client leaving is not', () =
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     expect((await expectRecords(p, 1))[0]?.isError).toBe(false);
     expect(p.proxy.stats.upstreamErrors).toEqual({});
+  });
+});
+
+describe('the queue before the upstream pool', () => {
+  it('a client that leaves while queued is recorded as client_abort, never reaches the app, and frees its place', async () => {
+    const releases: Array<() => void> = [];
+    const p = await setup((req, res) => void releases.push(() => res.end(req.url)), { connections: 1 });
+    const first = get(`${p.url}/first`);
+    await waitFor(() => releases.length === 1, 'the first request at the app');
+    const socket = connect(p.port, '127.0.0.1');
+    socket.write('GET /leaves HTTP/1.1\r\nhost: a\r\n\r\n');
+    await waitFor(() => p.proxy.stats.queued === 1, 'the second request to queue');
+    const third = get(`${p.url}/third`);
+    await waitFor(() => p.proxy.stats.queued === 2, 'the third request to queue');
+    socket.destroy();
+    await waitFor(() => p.records.length === 1, 'the abandoned request\'s record');
+    expect(p.records[0]?.request).toMatchObject({ outcome: 'client_abort', status: 0, appLatencyUs: null, isError: false, target: '/leaves' });
+    expect(p.records[0]?.request.queueWaitUs).toBeGreaterThan(0);
+    expect(p.proxy.stats.queued).toBe(1);
+    releases[0]!();
+    expect((await first).text).toBe('/first');
+    await waitFor(() => releases.length === 2, 'the third request at the app');
+    releases[1]!();
+    expect((await third).text).toBe('/third');
+    await expectRecords(p, 3);
+    expect(p.proxy.stats.outcomes).toMatchObject({ ok: 2, client_abort: 1 });
+  });
+
+  it('a queued request whose wait runs out gets 503 overloaded: the sidecar\'s saturation, not the version\'s error', async () => {
+    const p = await setup(() => undefined, { connections: 1, queueTimeout: 100 });
+    const held = request(p.url, { dispatcher: client }).catch(() => undefined);
+    await waitFor(() => p.proxy.stats.upstreamInFlight === 1, 'the first request upstream');
+    const res = await get(`${p.url}/queued`);
+    expect(res.status).toBe(503);
+    expect(res.headers['x-canary-gate-error']).toBe('overloaded');
+    expect(res.text.trim()).toBe('canary-gate: overloaded, no upstream connection within 100 ms');
+    await waitFor(() => p.records.length === 1, 'the record');
+    expect(p.records[0]?.request).toMatchObject({ outcome: 'overloaded', status: 503, appLatencyUs: null, isError: false });
+    expect(p.records[0]?.request.queueWaitUs).toBeGreaterThanOrEqual(100_000);
+    expect(p.proxy.stats.rejected).toEqual({ overloaded: 1 });
+    await p.proxy.destroy();
+    await held;
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * The attacks of issue 14 on the latency the gate judges, reproduced against a real app, the real proxy and raw
- * sockets: slow uploads and slow readers. Each run sends the same requests to the same healthy
+ * sockets: slow uploads, slow readers and a held upstream pool. Each run sends the same requests to the same healthy
  * app with and without the attack and compares the judged p95 (nearest rank, as the HDR histograms report it); the
  * client-facing total is shown beside it, since that is what arrival-to-end recording used to judge.
  */
@@ -42,7 +42,8 @@ async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = 
   const proxy = createProxyServer({
     config: {
       host: '127.0.0.1', port: 0, upstream: appUrl, connections: 64, connectTimeout: 1000, headersTimeout: 10_000, bodyTimeout: 10_000,
-      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, trustedProxies: [], errorStatuses: ['5xx'], routes: [], ...overrides,
+      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, queueTimeout: 5000,
+      trustedProxies: [], errorStatuses: ['5xx'], routes: [], ...overrides,
     },
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
@@ -156,5 +157,48 @@ describe("the judged latency is the app's, whatever the clients do", () => {
     expect(answers.map((a) => [a.status, a.bytes > LARGE_BYTES])).toEqual(Array(10).fill([200, true]));
     report('slow readers', clean.records, attacked.records);
     expectAttackInvisible(clean.records, attacked.records, '/large');
+  });
+
+  it('pool exhaustion: past `connections` held sockets the extra requests get 503 overloaded after queueTimeout; queued healthy requests are judged without their queue time', async () => {
+    const app = await startAppProcess(SERVICE_MS);
+    cleanups.push(() => app.close());
+    const pool = { connections: 4, queueTimeout: 2000 };
+    const [clean, attacked] = [await startProxy(app.url, pool), await startProxy(app.url, pool)];
+    await warmUp([clean, attacked]);
+
+    // The run without the attack: 20 healthy requests at once through 4 connections (they queue too).
+    await Promise.all(Array.from({ length: 20 }, () => send(clean.url, '/small', 'GET')));
+    await waitFor(() => clean.records.length === 20, '20 records');
+
+    // Six sockets trickle bodies (a byte every 200 ms, the last byte held back): four hold the pool, two queue.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const attacks = Array.from({ length: 6 }, () => trickleUpload(attacked.port, '/upload', 5, 200, held));
+    await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4 && attacked.proxy.stats.queued === 2, 'four attackers upstream, two queued');
+    await waitFor(() => attacked.records.length === 2, 'the two queued attackers to be turned away');
+    const overloaded = attacked.records.splice(0);
+    expect(overloaded.map((r) => [r.status, r.outcome, r.isError, r.appLatencyUs])).toEqual(Array(2).fill([503, 'overloaded', false, null]));
+    for (const r of overloaded) expect(r.queueWaitUs).toBeGreaterThanOrEqual(pool.queueTimeout * 1000);
+    expect(attacked.proxy.stats.rejected.overloaded).toBe(2);
+
+    // Healthy requests queue behind the held pool; the attackers finish; the queue drains in arrival order.
+    const healthy = Array.from({ length: 20 }, () => send(attacked.url, '/small', 'GET'));
+    await waitFor(() => attacked.proxy.stats.queued === 20, 'the healthy requests to queue');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    expect(await Promise.all(healthy)).toEqual(Array(20).fill(200));
+    const answers = await Promise.all(attacks);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 503, 503]);
+    expect(answers.filter((a) => a.status === 503).map((a) => a.headers['x-canary-gate-error'])).toEqual(['overloaded', 'overloaded']);
+    await waitFor(() => attacked.records.length === 24, 'the healthy and the four served attackers\' records');
+
+    const served = attacked.records.filter((r) => r.target === '/small');
+    expect(served.every((r) => r.outcome === 'ok' && r.queueWaitUs > 0)).toBe(true);
+    report('pool exhaustion (healthy requests)', clean.records, served);
+    // Each waited in the queue for longer than the app took, and the judged latency left that wait out.
+    expect(quantile(served.map((r) => r.queueWaitUs), 0.5)).toBeGreaterThan(quantile(served.map((r) => r.appLatencyUs ?? Infinity), 0.5));
+    for (const r of served) expect(r.totalLatencyUs).toBeGreaterThanOrEqual(r.queueWaitUs + (r.appLatencyUs ?? Infinity));
+    expect(judgedP95(served)).toBeGreaterThan(judgedP95(clean.records) * 0.9);
+    expect(judgedP95(served)).toBeLessThan(judgedP95(clean.records) * 1.1);
   });
 });
