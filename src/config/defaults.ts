@@ -41,6 +41,10 @@ export const DEFAULTS = {
      * the rest, first come first served; past this: 503 `overloaded`, the sidecar's saturation, not the version's error.
      */
     queueTimeout: '5s',
+    /** Longest time a request body may send nothing while the proxy reads it; slower: 408 and the connection closed. */
+    clientBodyTimeout: '10s',
+    /** Slowest request body, bytes per second, after a grace of clientBodyTimeout; slower: 408. 0: off. */
+    clientBodyMinRate: 500,
     /** Clients (IPs or CIDR ranges) whose X-Forwarded-Proto is kept; everyone else's is replaced by the proxy's. */
     trustedProxies: [] as string[],
     /** Status classes (`5xx`) or codes (`429`) counted as errors. */

@@ -71,6 +71,8 @@ export const configSchema = z.strictObject({
     keepAliveTimeout: duration,
     clientHeadersTimeout: duration,
     queueTimeout: duration,
+    clientBodyTimeout: duration,
+    clientBodyMinRate: z.number().min(0, 'must be 0 (off) or a rate in bytes per second such as 500'),
     trustedProxies: z.array(ipOrRange),
     errorStatuses: z.array(statusClass),
     routes: z.array(routeTemplate),

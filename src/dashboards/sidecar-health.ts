@@ -70,7 +70,7 @@ export function sidecarHealth(): dashboard.DashboardBuilder {
     .withPanel(
       seriesPanel(
         'Refused requests',
-        'Requests refused rather than forwarded, per reason: by the HTTP parser (431, 408, 400), by the proxy (bad_request), turned away after proxy.queueTimeout (overloaded: the sidecar is saturated).',
+        'Requests refused rather than forwarded, per reason: by the HTTP parser (431, 408, 400), by the proxy (bad_request), cut for a slow body (body_timeout), turned away after proxy.queueTimeout (overloaded: the sidecar is saturated).',
         'reqps',
         [`sum by (reason) (${rate('canary_gate_proxy_rejected_total')})`, '{{reason}}'],
       ),

@@ -38,10 +38,10 @@ export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0
 
 /** Methods kept as they are; anything else is reported as `_OTHER` (semantic conventions; bounds cardinality). */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
-/** Outcomes reported as `error.type`: upstream failures, and the proxy's 503 when saturated. */
-const ERROR_TYPES = new Set(['connect_error', 'reset', 'timeout', 'overloaded']);
+/** Outcomes reported as `error.type`: upstream failures, and the proxy's 503 when saturated and 408 for a slow body. */
+const ERROR_TYPES = new Set(['connect_error', 'reset', 'timeout', 'overloaded', 'body_timeout']);
 /** Reasons of canary_gate_proxy_rejected_total, all exported from the start (at 0) so that rate() sees the first one. */
-const REJECTION_REASONS = ['header_overflow', 'timeout', 'malformed', 'bad_request', 'overloaded'];
+const REJECTION_REASONS = ['header_overflow', 'timeout', 'malformed', 'bad_request', 'body_timeout', 'overloaded'];
 /**
  * Bucket boundaries of canary_gate_proxy_queue_wait_seconds, seconds: from a millisecond (a connection freed at
  * once) to past the default queueTimeout (5 s), where a request is turned away.
@@ -151,7 +151,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
-  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), or turned away after proxy.queueTimeout (503 overloaded).');
+  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), turned away after proxy.queueTimeout (503 overloaded), or cut for a slow body (408 body_timeout).');
 
   meter.addBatchObservableCallback(
     (r) => {

@@ -20,7 +20,7 @@ import { classifyUpstreamError, errorCodeOf, type Outcome } from './outcome.ts';
 import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardResult {
-  /** Status sent to the client: the upstream's, or 400/502/504 from the proxy; 0 when the client left before any. */
+  /** Status sent to the client: the upstream's, or 400/408/502/504 from the proxy; 0 when the client left before any. */
   readonly status: number;
   /** `ok` means the request went through; the caller applies the status classification (`status_error`). */
   readonly outcome: Outcome;
@@ -30,8 +30,8 @@ export interface ForwardResult {
    * The app's time, µs: from the dispatch upstream to the end of the upstream's response (or its failure), less the
    * time the proxy waited for the client's body bytes (until the app answered); when the client did not read as fast
    * as the response came (the response buffer filled), it ends at that moment instead of the end. Null when the app
-   * was not asked for a whole answer: the proxy refused the request (400), or the client left before its body had
-   * arrived.
+   * was not asked for a whole answer: the proxy refused the request (400), the client left before its body had
+   * arrived, or its body came too slowly (408).
    */
   readonly appLatencyUs: number | null;
 }
@@ -41,6 +41,10 @@ export interface ForwardOptions {
   readonly forwardedProto?: string;
   /** Whether a client (its socket's remote address) may set X-Forwarded-Proto itself. Default: nobody. */
   readonly isTrustedProxy?: (address: string | undefined) => boolean;
+  /** Longest time a request body may send nothing while it is read, ms: slower gets 408. 0 or absent: no guard. */
+  readonly clientBodyTimeoutMs?: number;
+  /** Slowest request body, bytes per second, after a grace of clientBodyTimeoutMs. 0 or absent: none. */
+  readonly clientBodyMinRate?: number;
   /** High-resolution clock, ms. Default `performance.now`. */
   readonly now?: () => number;
 }
@@ -131,6 +135,8 @@ export function answer(res: ServerResponse, status: number, errorHeader: string,
  * - an absolute-form target is forwarded in origin-form (`req.url` is rewritten, so later readers see the path)
  * - upstream failure before headers: 502 (connect failure, reset) or 504 (timeout) with `x-canary-gate-error`
  * - upstream failure after headers (cut body, body timeout): the client connection is destroyed, outcome reset/timeout
+ * - the request body too slow (`clientBodyTimeoutMs`, `clientBodyMinRate`): 408 `body_timeout` and the connection
+ *   closed, or cut when the response had started; the upstream request is aborted
  * - the client went away first: the upstream request is aborted, outcome `client_abort`
  * @param dispatcher usually an undici Pool for the upstream origin
  */
@@ -232,6 +238,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
   const now = options.now ?? defaultNow;
   const abort = new AbortController();
   let clientGone = false;
+  let bodyTooSlow = false;
   const onClose = (): void => {
     // 'close' after 'finish' is the normal end; before it, the client (or we, on a cut upstream body) ended it.
     if (!res.writableFinished) {
@@ -252,7 +259,19 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
     if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
 
     const dispatchedMs = now();
-    if (hasBody) upload = new UploadWatch(req, now);
+    if (hasBody) {
+      upload = new UploadWatch(req, {
+        now,
+        timeoutMs: options.clientBodyTimeoutMs ?? 0,
+        minRate: options.clientBodyMinRate ?? 0,
+        onTooSlow: () => {
+          bodyTooSlow = true;
+          if (!res.headersSent) answer(res, 408, 'body_timeout', 'canary-gate: the request body came too slowly\n', true);
+          else res.destroy();
+          abort.abort();
+        },
+      });
+    }
     /** The app's time until `endMs`, less what the client made it wait. */
     const appLatencyUs = (endMs: number, clientWaitMs: number): number => Math.max(0, endMs - dispatchedMs - clientWaitMs) * 1000;
 
@@ -269,6 +288,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       });
     } catch (err) {
       const failedMs = now();
+      if (bodyTooSlow) return { status: 408, outcome: 'body_timeout', appLatencyUs: null };
       const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
       if (clientGone) return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
       const code = errorCodeOf(err);
@@ -293,12 +313,17 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
     const download: Download = { heldMs: -1, endMs: -1 };
     const appEndMs = (): number => (download.heldMs >= 0 ? download.heldMs : download.endMs >= 0 ? download.endMs : now());
     try {
-      res.writeHead(upstream.statusCode, endToEndHeaders(upstream.headers));
+      const responseHeaders = endToEndHeaders(upstream.headers);
+      // The app answered before the whole body arrived (undici then drops that upstream connection itself): the client
+      // connection closes after this answer, or a trickling client would keep it, sending a body nobody reads.
+      if (hasBody && !req.complete) responseHeaders.connection = 'close';
+      res.writeHead(upstream.statusCode, responseHeaders);
       await relay(body, res, now, download);
       return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: appLatencyUs(appEndMs(), uploadWaitMs) };
     } catch (err) {
       const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
       body.destroy();
+      if (bodyTooSlow) return { status: upstream.statusCode, outcome: 'body_timeout', appLatencyUs: null };
       if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort', appLatencyUs: latencyUs };
       // Headers are gone: the only way left to tell the client that the body is incomplete is to cut it.
       res.destroy();

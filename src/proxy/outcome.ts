@@ -2,9 +2,10 @@
  * Outcome classification of one proxied request. Errors of the version: status codes in the configured classes
  * (default 5xx), upstream connect failures, resets and timeouts. Not errors of the version: a client that went away
  * (`client_abort`), a request turned away after waiting `proxy.queueTimeout` for an upstream connection
- * (`overloaded`, 503: the sidecar's saturation), and a request the proxy refused to forward (`bad_request`, 400).
+ * (`overloaded`, 503: the sidecar's saturation), a request body slower than the proxy allows (`body_timeout`, 408),
+ * and a request the proxy refused to forward (`bad_request`, 400).
  */
-export type Outcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort' | 'overloaded' | 'bad_request';
+export type Outcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort' | 'overloaded' | 'body_timeout' | 'bad_request';
 
 /** The outcomes of an upstream failure, and the status the proxy answers with when no header was sent yet. */
 export interface UpstreamFailure {

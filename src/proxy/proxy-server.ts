@@ -6,7 +6,8 @@
  * classes, upstream connect failures, resets, timeouts; not a client that left, not the proxy's own refusals).
  *
  * At most `connections` requests run upstream at once; the others wait in a FIFO for at most `queueTimeout` and then
- * get 503 `overloaded` (the sidecar's saturation, never the version's error).
+ * get 503 `overloaded` (the sidecar's saturation, never the version's error). A request body slower than
+ * `clientBodyTimeout` / `clientBodyMinRate` gets 408 and its connection is closed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,7 +26,7 @@ export interface ProxiedRequest {
    * The app's latency, µs (fractional), the one the gate judges: from the dispatch upstream (after any queueing) to
    * the end of the upstream's response, less the time spent waiting for a slow client's body and for a client that
    * does not read. Null when the app was not asked for a whole answer: turned away while queued (503), refused by the
-   * proxy (400), or the client left before the request was dispatched or its body arrived.
+   * proxy (400), body too slow (408), or the client left before the request was dispatched or its body arrived.
    */
   readonly appLatencyUs: number | null;
   /** Arrival to the response's end, µs (fractional): what the client saw, queueing and its own slowness included. */
@@ -36,7 +37,7 @@ export interface ProxiedRequest {
   readonly isError: boolean;
   /** The request's method as received. */
   readonly method: string;
-  /** The status sent to the client (the upstream's, or the proxy's 400/502/503/504); 0 when none was sent. */
+  /** The status sent to the client (the upstream's, or the proxy's 400/408/502/503/504); 0 when none was sent. */
   readonly status: number;
   readonly outcome: Outcome;
   /** The request target in origin-form (`/users/42?x=1`), for `http.route`. */
@@ -55,8 +56,8 @@ export interface ProxyStats {
   readonly upstreamErrors: Record<string, number>;
   /**
    * Requests refused rather than forwarded, by reason: by the HTTP parser (`header_overflow`, `timeout`, `malformed`),
-   * by the proxy (`bad_request`: two Host headers, a target it cannot forward), or turned away after `queueTimeout`
-   * (`overloaded`).
+   * by the proxy (`bad_request`: two Host headers, a target it cannot forward), turned away after `queueTimeout`
+   * (`overloaded`), or cut for a body slower than `clientBodyTimeout` / `clientBodyMinRate` (`body_timeout`).
    */
   readonly rejected: Record<string, number>;
   /** Requests running upstream now (at most `connections`). */
@@ -101,7 +102,10 @@ const DEFAULT_DRAIN_MS = 10_000;
  * connection this server is closing.
  */
 const SERVER_LIMITS = {
-  /** Time to receive a whole request (headers and body), ms. */
+  /**
+   * Time to receive a whole request (headers and body), ms: a backstop only. A slow body is cut long before by the
+   * proxy's own guard (`clientBodyTimeout`, `clientBodyMinRate`), which does not count the time the app holds it back.
+   */
   requestTimeout: 300_000,
   /** Idle time of a client keep-alive connection, ms. */
   keepAliveTimeout: 65_000,
@@ -127,7 +131,13 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
   const now = options.now ?? performance.now.bind(performance);
-  const forwardOptions: ForwardOptions = { forwardedProto: options.forwardedProto ?? 'http', isTrustedProxy: createTrustedProxies(config.trustedProxies), now };
+  const forwardOptions: ForwardOptions = {
+    forwardedProto: options.forwardedProto ?? 'http',
+    isTrustedProxy: createTrustedProxies(config.trustedProxies),
+    clientBodyTimeoutMs: config.clientBodyTimeout,
+    clientBodyMinRate: config.clientBodyMinRate,
+    now,
+  };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);
   // The Pool never sees credentials of the upstream URL (undici would not send them anyway), so no error of its can carry them.
   const origin = new URL(config.upstream);
@@ -146,7 +156,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     inFlight: 0,
     upstreamErrors: {},
     rejected: {},
-    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, overloaded: 0, bad_request: 0 },
+    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, overloaded: 0, body_timeout: 0, bad_request: 0 },
     get upstreamInFlight() {
       return queue.inFlight;
     },
@@ -169,7 +179,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     let outcome = result.outcome;
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
     stats.outcomes[outcome]++;
-    if (outcome === 'bad_request') reject(outcome);
+    if (outcome === 'body_timeout' || outcome === 'bad_request') reject(outcome);
     try {
       recorder.record({
         appLatencyUs: result.appLatencyUs,

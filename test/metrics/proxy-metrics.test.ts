@@ -2,13 +2,14 @@
  * What a sidecar exports about its own saturation and its clients, end to end (a real app, a real sidecar, a real
  * Redis): a request turned away after proxy.queueTimeout is counted in canary_gate_proxy_rejected_total
  * {reason="overloaded"} and in canary_gate_proxy_queue_wait_seconds, reported with error_type="overloaded" in
- * http.server.request.duration, and kept out of the slot the gate judges.
+ * http.server.request.duration, and kept out of the slot the gate judges; a slow body is counted as body_timeout.
  */
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSidecar, type Sidecar } from '../../src/app/sidecar.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { eventually, REDIS_URL, silent, uniqueService } from '../helpers/redis.ts';
+import { trickleUpload } from '../helpers/slow-clients.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 let app: Upstream;
@@ -27,7 +28,7 @@ beforeAll(async () => {
     env: {
       SERVICE_NAME: uniqueService('proxy-metrics'), POD_NAME: 'a', POD_VERSION: 'v2', UPSTREAM_URL: app.url, REDIS_URL, PROXY_PORT: '0', ADMIN_PORT: '0',
       CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test', CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_EVALUATION_DELAY: '100ms',
-      CANARY_GATE_PROXY_CONNECTIONS: '1', CANARY_GATE_PROXY_QUEUE_TIMEOUT: '150ms',
+      CANARY_GATE_PROXY_CONNECTIONS: '1', CANARY_GATE_PROXY_QUEUE_TIMEOUT: '150ms', CANARY_GATE_PROXY_CLIENT_BODY_TIMEOUT: '200ms',
       CANARY_GATE_EVALUATION_ENABLED: 'false', CANARY_GATE_LOG_LEVEL: 'silent',
     },
   });
@@ -57,6 +58,7 @@ describe('the proxy\'s saturation and rejections in /metrics', () => {
 
     const text = await metrics();
     expect(text).toMatch(/^canary_gate_proxy_rejected_total\{reason="overloaded"\} 1$/m);
+    expect(text).toMatch(/^canary_gate_proxy_rejected_total\{reason="body_timeout"\} 0$/m);
     expect(text).toMatch(/^canary_gate_proxy_queue_wait_seconds_count\{service_version="v2"\} 1$/m);
     expect(text).toMatch(/^canary_gate_proxy_queue_wait_seconds_bucket\{service_version="v2",le="0\.1"\} 0$/m);
     expect(text).toMatch(/^canary_gate_proxy_queue_wait_seconds_bucket\{service_version="v2",le="0\.25"\} 1$/m);
@@ -64,5 +66,12 @@ describe('the proxy\'s saturation and rejections in /metrics', () => {
     // The slot holds what the app was asked to answer: the held request, not the one turned away.
     expect(sidecar.status().local.requests).toBe(1);
     expect(text).toMatch(/^canary_gate_proxy_requests_total\{service_version="v2"\} 1$/m);
+  });
+
+  it('counts a body that came too slowly as body_timeout, not as a request of the version', async () => {
+    const answer = await trickleUpload(proxyPort, '/slow-body', 4, 50, new Promise(() => undefined));
+    expect(answer.status).toBe(408);
+    await eventually(async () => (/^canary_gate_proxy_rejected_total\{reason="body_timeout"\} 1$/m.test(await metrics()) ? true : undefined), 5000, 'the body_timeout count');
+    expect(sidecar.status().local.requests).toBe(1);
   });
 });

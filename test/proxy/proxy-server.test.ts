@@ -37,6 +37,8 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     bodyTimeout: 5000,
     clientHeadersTimeout: 5000,
     queueTimeout: 5000,
+    clientBodyTimeout: 5000,
+    clientBodyMinRate: 0,
     trustedProxies: [],
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],

@@ -42,7 +42,7 @@ async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = 
   const proxy = createProxyServer({
     config: {
       host: '127.0.0.1', port: 0, upstream: appUrl, connections: 64, connectTimeout: 1000, headersTimeout: 10_000, bodyTimeout: 10_000,
-      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, queueTimeout: 5000,
+      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, queueTimeout: 5000, clientBodyTimeout: 10_000, clientBodyMinRate: 500,
       trustedProxies: [], errorStatuses: ['5xx'], routes: [], ...overrides,
     },
     recorder: { record: (r) => void records.push(r) },
@@ -162,7 +162,7 @@ describe("the judged latency is the app's, whatever the clients do", () => {
   it('pool exhaustion: past `connections` held sockets the extra requests get 503 overloaded after queueTimeout; queued healthy requests are judged without their queue time', async () => {
     const app = await startAppProcess(SERVICE_MS);
     cleanups.push(() => app.close());
-    const pool = { connections: 4, queueTimeout: 2000 };
+    const pool = { connections: 4, queueTimeout: 2000, clientBodyMinRate: 0 };
     const [clean, attacked] = [await startProxy(app.url, pool), await startProxy(app.url, pool)];
     await warmUp([clean, attacked]);
 
