@@ -113,84 +113,105 @@ function expectAttackInvisible(clean: readonly ProxiedRequest[], attacked: reado
   expect(judgedP95(attacked)).toBeLessThan(judgedP95(clean) * 1.1);
 }
 
+/**
+ * `count` sockets trickle request bodies (a byte every 200 ms) and hold back their last byte until `release()`: while
+ * they are upstream, each holds a pool connection.
+ */
+function holdThePool(port: number, count: number): { attacks: Array<Promise<RawAnswer>>; release: () => void } {
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  // Started one after the other, so that the first `connections` of them are the ones upstream.
+  return { attacks: Array.from({ length: count }, () => trickleUpload(port, '/upload', 5, 200, held)), release };
+}
+
+/** One attack's run: what the attackers got, and the records of the clean and the attacked proxy. */
+interface AttackRun {
+  readonly answers: RawAnswer[];
+  readonly clean: ProxiedRequest[];
+  readonly attacked: ProxiedRequest[];
+}
+
+/**
+ * 100 requests to a clean and an attacked proxy in front of one app: every tenth is `attack` on the attacked proxy
+ * (not awaited: it runs alongside) and its normal `twin` on the clean one; the others go to both at once.
+ */
+async function attackRun(largeBytes: number, method: 'GET' | 'POST', attack: (port: number) => Promise<RawAnswer>, twin: (url: string) => Promise<number>): Promise<AttackRun> {
+  const app = await startAppProcess(SERVICE_MS, largeBytes);
+  cleanups.push(() => app.close());
+  const [clean, attacked] = [await startProxy(app.url), await startProxy(app.url)];
+  await warmUp([clean, attacked]);
+  const attacks: Array<Promise<RawAnswer>> = [];
+  await pairedTraffic(100, 10, async (i) => {
+    if (isAttackSlot(i)) {
+      attacks.push(attack(attacked.port));
+      await twin(clean.url);
+    } else {
+      await Promise.all([send(clean.url, '/small', method), send(attacked.url, '/small', method)]);
+    }
+  });
+  const answers = await Promise.all(attacks);
+  await waitFor(() => clean.records.length === 100 && attacked.records.length === 100, '100 records each');
+  return { answers, clean: clean.records, attacked: attacked.records };
+}
+
 describe("the judged latency is the app's, whatever the clients do", () => {
   it('ten 1-byte-per-second POST bodies among 100 requests leave the judged p95 within 10 %', async () => {
-    const app = await startAppProcess(SERVICE_MS);
-    cleanups.push(() => app.close());
-    const [clean, attacked] = [await startProxy(app.url), await startProxy(app.url)];
-    await warmUp([clean, attacked]);
-    const attacks: Array<Promise<RawAnswer>> = [];
-    await pairedTraffic(100, 10, async (i) => {
-      if (isAttackSlot(i)) {
-        attacks.push(trickleUpload(attacked.port, '/upload', 3, 1000));
-        await send(clean.url, '/upload', 'POST');
-      } else {
-        await Promise.all([send(clean.url, '/small', 'POST'), send(attacked.url, '/small', 'POST')]);
-      }
-    });
-    const answers = await Promise.all(attacks);
-    await waitFor(() => clean.records.length === 100 && attacked.records.length === 100, '100 records each');
-
-    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
-    expect(attacked.records.every((r) => r.outcome === 'ok' && r.appLatencyUs !== null)).toBe(true);
-    report('slow uploads', clean.records, attacked.records);
-    expectAttackInvisible(clean.records, attacked.records, '/upload');
+    const run = await attackRun(0, 'POST', (port) => trickleUpload(port, '/upload', 3, 1000), (url) => send(url, '/upload', 'POST'));
+    expect(run.answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect(run.attacked.every((r) => r.outcome === 'ok' && r.appLatencyUs !== null)).toBe(true);
+    report('slow uploads', run.clean, run.attacked);
+    expectAttackInvisible(run.clean, run.attacked, '/upload');
   });
 
   it('ten clients reading a 8 MB response slowly among 100 requests leave the judged p95 within 10 %', async () => {
-    const app = await startAppProcess(SERVICE_MS, LARGE_BYTES);
-    cleanups.push(() => app.close());
-    const [clean, attacked] = [await startProxy(app.url), await startProxy(app.url)];
-    await warmUp([clean, attacked]);
-    const attacks: Array<Promise<RawAnswer>> = [];
-    await pairedTraffic(100, 10, async (i) => {
-      if (isAttackSlot(i)) {
-        attacks.push(slowRead(attacked.port, '/large', 50, 1000));
-        await send(clean.url, '/large', 'GET');
-      } else {
-        await Promise.all([send(clean.url, '/small', 'GET'), send(attacked.url, '/small', 'GET')]);
-      }
-    });
-    const answers = await Promise.all(attacks);
-    await waitFor(() => clean.records.length === 100 && attacked.records.length === 100, '100 records each');
-
-    expect(answers.map((a) => [a.status, a.bytes > LARGE_BYTES])).toEqual(Array(10).fill([200, true]));
-    report('slow readers', clean.records, attacked.records);
-    expectAttackInvisible(clean.records, attacked.records, '/large');
+    const run = await attackRun(LARGE_BYTES, 'GET', (port) => slowRead(port, '/large', 50, 1000), (url) => send(url, '/large', 'GET'));
+    expect(run.answers.map((a) => [a.status, a.bytes > LARGE_BYTES])).toEqual(Array(10).fill([200, true]));
+    report('slow readers', run.clean, run.attacked);
+    expectAttackInvisible(run.clean, run.attacked, '/large');
   });
 
   it('pool exhaustion: past `connections` held sockets the extra requests get 503 overloaded after queueTimeout; queued healthy requests are judged without their queue time', async () => {
     const app = await startAppProcess(SERVICE_MS);
     cleanups.push(() => app.close());
-    const pool = { connections: 4, queueTimeout: 2000, clientBodyMinRate: 0 };
+    const pool = { connections: 4, queueTimeout: 3000, clientBodyMinRate: 0 };
     const [clean, attacked] = [await startProxy(app.url, pool), await startProxy(app.url, pool)];
     await warmUp([clean, attacked]);
 
-    // The run without the attack: 20 healthy requests at once through 4 connections (they queue too).
-    await Promise.all(Array.from({ length: 20 }, () => send(clean.url, '/small', 'GET')));
-    await waitFor(() => clean.records.length === 20, '20 records');
-
-    // Six sockets trickle bodies (a byte every 200 ms, the last byte held back): four hold the pool, two queue.
-    let release = (): void => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const attacks = Array.from({ length: 6 }, () => trickleUpload(attacked.port, '/upload', 5, 200, held));
+    // Six sockets trickle bodies (a byte every 200 ms, the last byte held back): four hold the pool, two queue and are
+    // turned away after queueTimeout, with 503 overloaded.
+    let { attacks: firstAttacks, release } = holdThePool(attacked.port, 6);
     await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4 && attacked.proxy.stats.queued === 2, 'four attackers upstream, two queued');
     await waitFor(() => attacked.records.length === 2, 'the two queued attackers to be turned away');
-    const overloaded = attacked.records.splice(0);
+    const overloaded = attacked.records.slice(0, 2);
     expect(overloaded.map((r) => [r.status, r.outcome, r.isError, r.appLatencyUs])).toEqual(Array(2).fill([503, 'overloaded', false, null]));
     for (const r of overloaded) expect(r.queueWaitUs).toBeGreaterThanOrEqual(pool.queueTimeout * 1000);
     expect(attacked.proxy.stats.rejected.overloaded).toBe(2);
+    const turnedAway = await Promise.all(firstAttacks.slice(4));
+    expect(turnedAway.map((a) => [a.status, a.headers['x-canary-gate-error']])).toEqual(Array(2).fill([503, 'overloaded']));
+    firstAttacks = firstAttacks.slice(0, 4);
 
-    // Healthy requests queue behind the held pool; the attackers finish; the queue drains in arrival order.
-    const healthy = Array.from({ length: 20 }, () => send(attacked.url, '/small', 'GET'));
-    await waitFor(() => attacked.proxy.stats.queued === 20, 'the healthy requests to queue');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    release();
-    expect(await Promise.all(healthy)).toEqual(Array(20).fill(200));
-    const answers = await Promise.all(attacks);
-    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 503, 503]);
-    expect(answers.filter((a) => a.status === 503).map((a) => a.headers['x-canary-gate-error'])).toEqual(['overloaded', 'overloaded']);
-    await waitFor(() => attacked.records.length === 24, 'the healthy and the four served attackers\' records');
+    // Healthy requests queue behind the held pool; the attackers finish; the queue drains in arrival order. The run
+    // without the attack (the same requests at once through the 4 connections of the clean proxy: they queue too) starts
+    // when that queue starts draining, so that both share this machine's noise. Three rounds, the attackers holding the
+    // pool again each time.
+    let attacks = firstAttacks;
+    for (let round = 0; round < 3; round++) {
+      const healthy = Array.from({ length: 30 }, () => send(attacked.url, '/small', 'GET'));
+      await waitFor(() => attacked.proxy.stats.queued === 30, 'the healthy requests to queue');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      release();
+      await waitFor(() => attacked.proxy.stats.queued < 30, 'the queue to start draining');
+      const withoutAttack = Array.from({ length: 30 }, () => send(clean.url, '/small', 'GET'));
+      expect(await Promise.all(healthy)).toEqual(Array(30).fill(200));
+      expect(await Promise.all(withoutAttack)).toEqual(Array(30).fill(200));
+      const answers = await Promise.all(attacks);
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(4);
+      if (round < 2) {
+        ({ attacks, release } = holdThePool(attacked.port, 4));
+        await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4, 'four attackers upstream');
+      }
+    }
+    await waitFor(() => attacked.records.length === 2 + 3 * 34 && clean.records.length === 90, 'every record');
 
     const served = attacked.records.filter((r) => r.target === '/small');
     expect(served.every((r) => r.outcome === 'ok' && r.queueWaitUs > 0)).toBe(true);
