@@ -36,6 +36,17 @@ export const DEFAULTS = {
     keepAliveTimeout: '4s',
     /** Time a client has to send a request's headers; slower (slowloris): 408 and the connection closed. */
     clientHeadersTimeout: '10s',
+    /**
+     * Longest wait for a free upstream connection: the proxy keeps at most `connections` requests upstream and queues
+     * the rest, first come first served; past this: 503 `overloaded`, the sidecar's saturation, not the version's error.
+     */
+    queueTimeout: '5s',
+    /** Longest time a request body may send nothing while the proxy reads it; slower: 408 and the connection closed. */
+    clientBodyTimeout: '10s',
+    /** Slowest request body, bytes per second, after a grace of clientBodyTimeout; slower: 408. 0: off. */
+    clientBodyMinRate: 500,
+    /** Clients (IPs or CIDR ranges) whose X-Forwarded-Proto is kept; everyone else's is replaced by the proxy's. */
+    trustedProxies: [] as string[],
     /** Status classes (`5xx`) or codes (`429`) counted as errors. */
     errorStatuses: ['5xx'] as string[],
     /** Route templates (URLPattern pathname syntax, `/users/:id`) reported as `http.route`; unmatched paths get none. */

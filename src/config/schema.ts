@@ -2,6 +2,7 @@
  * The config schema (zod). Types derive from it; every problem is reported with its path and reason.
  * Durations become ms (numbers), ratios stay 0..1.
  */
+import { isIP } from 'node:net';
 import ms from 'ms';
 import { z } from 'zod';
 import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
@@ -44,6 +45,15 @@ const routeTemplate = z
     }
   }, 'must be a URLPattern pathname such as /users/:id');
 const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
+/** An IPv4 or IPv6 address (`10.0.0.7`) or a CIDR range (`10.0.0.0/8`, `fd00::/8`). */
+const ipOrRange = z.string().refine((entry) => {
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  const bits = /^[0-9]{1,3}$/.test(prefix) ? Number(prefix) : -1;
+  return bits >= 0 && bits <= (family === 4 ? 32 : 128);
+}, 'must be an IP address such as 10.0.0.7 or a CIDR range such as 10.0.0.0/8');
 const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
 
 export const configSchema = z.strictObject({
@@ -60,6 +70,10 @@ export const configSchema = z.strictObject({
     bodyTimeout: duration,
     keepAliveTimeout: duration,
     clientHeadersTimeout: duration,
+    queueTimeout: duration,
+    clientBodyTimeout: duration,
+    clientBodyMinRate: z.number().min(0, 'must be 0 (off) or a rate in bytes per second such as 500'),
+    trustedProxies: z.array(ipOrRange),
     errorStatuses: z.array(statusClass),
     routes: z.array(routeTemplate),
   }),

@@ -1,6 +1,7 @@
 /**
  * The sidecar health dashboard: what the sidecars cost and whether they can do their job. Up, CPU per proxied
- * request, memory, event-loop lag, GC, Redis errors, corrupt payloads, dropped slots and refused requests, per pod.
+ * request, memory, event-loop lag, GC, Redis errors, corrupt payloads, dropped slots, refused requests and the upstream
+ * queue's wait, per pod.
  */
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { dashboardBase, query, row, seriesPanel, statPanel, thresholds } from './panels.ts';
@@ -67,7 +68,19 @@ export function sidecarHealth(): dashboard.DashboardBuilder {
       seriesPanel('Skipped payloads and dropped slots', 'Fleet payloads that did not decode, and sealed slots dropped unpublished, per second.', 'ops', [perPod('canary_gate_payloads_corrupt_total'), 'corrupt {{pod}}'], [perPod('canary_gate_slots_dropped_total'), 'dropped {{pod}}']),
     )
     .withPanel(
-      seriesPanel('Refused requests', 'Requests the HTTP parser refused before forwarding (431, 408, 400), per reason.', 'reqps', [`sum by (reason) (${rate('canary_gate_proxy_rejected_total')})`, '{{reason}}'])
-        .span(24),
+      seriesPanel(
+        'Refused requests',
+        'Requests refused rather than forwarded, per reason: by the HTTP parser (431, 408, 400), by the proxy (bad_request), cut for a slow body (body_timeout), turned away after proxy.queueTimeout (overloaded: the sidecar is saturated).',
+        'reqps',
+        [`sum by (reason) (${rate('canary_gate_proxy_rejected_total')})`, '{{reason}}'],
+      ),
+    )
+    .withPanel(
+      seriesPanel(
+        'Upstream queue wait p95',
+        'Requests that waited for an upstream connection (all proxy.connections busy): p95 of their wait, per pod. Never part of the judged latency; at proxy.queueTimeout they get 503 overloaded.',
+        's',
+        [`histogram_quantile(0.95, sum by (pod, le) (${rate('canary_gate_proxy_queue_wait_seconds_bucket')}))`, '{{pod}}'],
+      ),
     );
 }

@@ -38,7 +38,15 @@ export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0
 
 /** Methods kept as they are; anything else is reported as `_OTHER` (semantic conventions; bounds cardinality). */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
-const UPSTREAM_FAILURES = new Set(['connect_error', 'reset', 'timeout']);
+/** Outcomes reported as `error.type`: upstream failures, and the proxy's 503 when saturated and 408 for a slow body. */
+const ERROR_TYPES = new Set(['connect_error', 'reset', 'timeout', 'overloaded', 'body_timeout']);
+/** Reasons of canary_gate_proxy_rejected_total, all exported from the start (at 0) so that rate() sees the first one. */
+const REJECTION_REASONS = ['header_overflow', 'timeout', 'malformed', 'bad_request', 'body_timeout', 'overloaded'];
+/**
+ * Bucket boundaries of canary_gate_proxy_queue_wait_seconds, seconds: from a millisecond (a connection freed at
+ * once) to past the default queueTimeout (5 s), where a request is turned away.
+ */
+export const QUEUE_WAIT_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** What the sidecar counts; read at every scrape. Counters are monotonic since start. */
 export interface GateStats {
@@ -56,7 +64,7 @@ export interface GateStats {
   readonly redisErrors: number;
   readonly corruptPayloads: number;
   readonly slotsDropped: number;
-  /** Requests refused by the HTTP parser, by reason. */
+  /** Requests refused rather than forwarded (by the HTTP parser or the proxy), by reason. */
   readonly rejected: Readonly<Record<string, number>>;
   readonly leaseHeld: boolean;
   /** The latest fleet verdict, on the lease holder only (null elsewhere). */
@@ -67,11 +75,13 @@ export interface GateStats {
 
 export interface GateMetrics {
   /**
-   * Records one finished request in http.server.request.duration. No allocation after warm-up.
-   * @param latencyUs arrival to response end, µs; exported in seconds
+   * Records one finished request in http.server.request.duration, and its time queued for an upstream connection
+   * (when it had to wait) in canary_gate_proxy_queue_wait_seconds. No allocation after warm-up.
+   * @param latencyUs arrival to response end (the client-facing total, not the judged latency), µs; exported in seconds
    * @param route the matched route template (`http.route`), `''` for none
+   * @param queueWaitUs time queued for an upstream connection, µs; 0: none (not recorded)
    */
-  recordRequest(latencyUs: number, method: string, status: number, outcome: string, route: string): void;
+  recordRequest(latencyUs: number, method: string, status: number, outcome: string, route: string, queueWaitUs?: number): void;
   /** Serves the Prometheus text exposition (mount on GET /metrics). */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -93,13 +103,20 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
 
   const duration = meter.createHistogram('http.server.request.duration', {
     unit: 's',
-    description: 'Duration of HTTP server requests through the proxy, arrival to response end.',
+    description:
+      'Duration of HTTP server requests through the proxy, arrival to response end: what the client saw, queueing and its own slowness included (as Istio reports it). The gate judges the app\'s latency instead.',
     advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
   });
+  const queueWait = meter.createHistogram('canary_gate.proxy.queue_wait_seconds', {
+    unit: 's',
+    description: 'Time requests waited for an upstream connection (only those that had to wait), seconds; those that waited proxy.queueTimeout got 503 overloaded. Not part of the judged latency.',
+    advice: { explicitBucketBoundaries: QUEUE_WAIT_BUCKETS_S },
+  });
+  const versionAttributes: Attributes = { service_version: identity.version };
   const attributeCache = new Map<string, Attributes>();
   const attributesOf = (method: string, status: number, outcome: string, route: string): Attributes => {
     const m = KNOWN_METHODS.has(method) ? method : '_OTHER';
-    const errorType = UPSTREAM_FAILURES.has(outcome) ? outcome : '';
+    const errorType = ERROR_TYPES.has(outcome) ? outcome : '';
     const key = `${m} ${status} ${errorType} ${route}`;
     let attrs = attributeCache.get(key);
     if (attrs === undefined) {
@@ -137,7 +154,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
-  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused by the HTTP parser before forwarding (431, 408, 400), by reason.');
+  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), turned away after proxy.queueTimeout (503 overloaded), or cut for a slow body (408 body_timeout).');
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -185,14 +202,15 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(corrupt, s.corruptPayloads);
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
-      for (const reason of ['header_overflow', 'timeout', 'malformed']) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
+      for (const reason of REJECTION_REASONS) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
     },
     [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches, evaluations, held, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
   );
 
   return {
-    recordRequest(latencyUs, method, status, outcome, route) {
+    recordRequest(latencyUs, method, status, outcome, route, queueWaitUs = 0) {
       duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome, route));
+      if (queueWaitUs > 0) queueWait.record(queueWaitUs / 1_000_000, versionAttributes);
     },
     handle(_req, res) {
       void Promise.all([exporter.collect(), runtime.metrics()]).then(

@@ -1,9 +1,11 @@
 /**
  * Outcome classification of one proxied request. Errors of the version: status codes in the configured classes
- * (default 5xx), upstream connect failures, resets and timeouts. A client that went away is recorded but is not the
- * version's error.
+ * (default 5xx), upstream connect failures, resets and timeouts. Not errors of the version: a client that went away
+ * (`client_abort`), a request turned away after waiting `proxy.queueTimeout` for an upstream connection
+ * (`overloaded`, 503: the sidecar's saturation), a request body slower than the proxy allows (`body_timeout`, 408),
+ * and a request the proxy refused to forward (`bad_request`, 400).
  */
-export type Outcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort';
+export type Outcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort' | 'overloaded' | 'body_timeout' | 'bad_request';
 
 /** The outcomes of an upstream failure, and the status the proxy answers with when no header was sent yet. */
 export interface UpstreamFailure {
@@ -13,7 +15,7 @@ export interface UpstreamFailure {
   readonly code: string;
 }
 
-/** Whether an outcome counts as an error of the version (a client that went away does not). */
+/** Whether an outcome counts as an error of the version (a client that went away, or the proxy's own refusals, do not). */
 export function isErrorOutcome(outcome: Outcome): boolean {
   return outcome === 'status_error' || outcome === 'connect_error' || outcome === 'reset' || outcome === 'timeout';
 }

@@ -1,7 +1,13 @@
 /**
  * The proxy in front of the app: every request is forwarded with an undici Pool (keep-alive) and recorded once its
- * response has ended (the response's 'close'): latency in µs from arrival to end, and whether it was an error of
- * the version (configured status classes, upstream connect failures, resets, timeouts; not a client that left).
+ * response has ended (the response's 'close'), with two latencies: the app's (what the gate judges: dispatch to the
+ * end of the upstream's response, less the time a slow client made it wait; see ForwardResult.appLatencyUs) and the
+ * client-facing total (arrival to the response's end), and whether it was an error of the version (configured status
+ * classes, upstream connect failures, resets, timeouts; not a client that left, not the proxy's own refusals).
+ *
+ * At most `connections` requests run upstream at once; the others wait in a FIFO for at most `queueTimeout` and then
+ * get 503 `overloaded` (the sidecar's saturation, never the version's error). A request body slower than
+ * `clientBodyTimeout` / `clientBodyMinRate` gets 408 and its connection is closed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,20 +15,38 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
-import { forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
+import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
+import { createTrustedProxies } from './trusted-proxies.ts';
+import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
+
+/** One finished request, as the recorder sees it. */
+export interface ProxiedRequest {
+  /**
+   * The app's latency, µs (fractional), the one the gate judges: from the dispatch upstream (after any queueing) to
+   * the end of the upstream's response, less the time spent waiting for a slow client's body and for a client that
+   * does not read. Null when the app was not asked for a whole answer: turned away while queued (503), refused by the
+   * proxy (400), body too slow (408), or the client left before the request was dispatched or its body arrived.
+   */
+  readonly appLatencyUs: number | null;
+  /** Arrival to the response's end, µs (fractional): what the client saw, queueing and its own slowness included. */
+  readonly totalLatencyUs: number;
+  /** Time spent queued for an upstream connection, µs; 0 when a connection was free at once. */
+  readonly queueWaitUs: number;
+  /** Whether the outcome counts as an error of the version. */
+  readonly isError: boolean;
+  /** The request's method as received. */
+  readonly method: string;
+  /** The status sent to the client (the upstream's, or the proxy's 400/408/502/503/504); 0 when none was sent. */
+  readonly status: number;
+  readonly outcome: Outcome;
+  /** The request target in origin-form (`/users/42?x=1`), for `http.route`. */
+  readonly target: string;
+}
 
 /** Where finished requests go. Called synchronously once per request; must not throw or do I/O. */
 export interface ProxyRecorder {
-  /**
-   * @param latencyUs arrival to response end, µs (fractional)
-   * @param isError whether the outcome counts as an error of the version
-   * @param method the request's method as received
-   * @param status the status sent to the client (the upstream's, or the proxy's 400/502/504); 0 when none was sent
-   * @param outcome how the request ended
-   * @param target the request target as received (`/users/42?x=1`), for `http.route`
-   */
-  record(latencyUs: number, isError: boolean, method: string, status: number, outcome: Outcome, target: string): void;
+  record(request: ProxiedRequest): void;
 }
 
 export interface ProxyStats {
@@ -30,8 +54,16 @@ export interface ProxyStats {
   inFlight: number;
   /** Upstream failures (connect errors, resets, timeouts) since start, by code (`ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`). */
   readonly upstreamErrors: Record<string, number>;
-  /** Requests refused by the HTTP parser before forwarding, by reason (`header_overflow`, `timeout`, `malformed`). */
+  /**
+   * Requests refused rather than forwarded, by reason: by the HTTP parser (`header_overflow`, `timeout`, `malformed`),
+   * by the proxy (`bad_request`: two Host headers, a target it cannot forward), turned away after `queueTimeout`
+   * (`overloaded`), or cut for a body slower than `clientBodyTimeout` / `clientBodyMinRate` (`body_timeout`).
+   */
   readonly rejected: Record<string, number>;
+  /** Requests running upstream now (at most `connections`). */
+  readonly upstreamInFlight: number;
+  /** Requests waiting for an upstream connection now. */
+  readonly queued: number;
   /** Finished requests since start, by outcome. */
   readonly outcomes: Record<Outcome, number>;
 }
@@ -58,7 +90,7 @@ export interface ProxyServerOptions {
   readonly logger: Logger;
   /** High-resolution clock, ms (default `performance.now`). */
   readonly now?: () => number;
-  /** X-Forwarded-Proto for requests without one (default `http`). */
+  /** X-Forwarded-Proto the proxy sets (default `http`). */
   readonly forwardedProto?: string;
 }
 
@@ -70,7 +102,10 @@ const DEFAULT_DRAIN_MS = 10_000;
  * connection this server is closing.
  */
 const SERVER_LIMITS = {
-  /** Time to receive a whole request (headers and body), ms. */
+  /**
+   * Time to receive a whole request (headers and body), ms: a backstop only. A slow body is cut long before by the
+   * proxy's own guard (`clientBodyTimeout`, `clientBodyMinRate`), which does not count the time the app holds it back.
+   */
   requestTimeout: 300_000,
   /** Idle time of a client keep-alive connection, ms. */
   keepAliveTimeout: 65_000,
@@ -96,9 +131,19 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
   const now = options.now ?? performance.now.bind(performance);
-  const forwardOptions: ForwardOptions = options.forwardedProto === undefined ? {} : { forwardedProto: options.forwardedProto };
+  const forwardOptions: ForwardOptions = {
+    forwardedProto: options.forwardedProto ?? 'http',
+    isTrustedProxy: createTrustedProxies(config.trustedProxies),
+    clientBodyTimeoutMs: config.clientBodyTimeout,
+    clientBodyMinRate: config.clientBodyMinRate,
+    now,
+  };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);
-  const pool = new Pool(config.upstream, {
+  // The Pool never sees credentials of the upstream URL (undici would not send them anyway), so no error of its can carry them.
+  const origin = new URL(config.upstream);
+  origin.username = '';
+  origin.password = '';
+  const pool = new Pool(origin, {
     connections: config.connections,
     pipelining: 1,
     connect: { timeout: config.connectTimeout },
@@ -106,26 +151,46 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     bodyTimeout: config.bodyTimeout,
     keepAliveTimeout: config.keepAliveTimeout,
   });
+  const queue = new UpstreamQueue(config.connections, config.queueTimeout, now);
   const stats: ProxyStats = {
     inFlight: 0,
     upstreamErrors: {},
     rejected: {},
-    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0 },
+    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, overloaded: 0, body_timeout: 0, bad_request: 0 },
+    get upstreamInFlight() {
+      return queue.inFlight;
+    },
+    get queued() {
+      return queue.queued;
+    },
   };
   /** Responses not ended yet, so that a drain can ask their clients to close. */
   const active = new Set<ServerResponse>();
   let draining = false;
   let onIdle: (() => void) | null = null;
+  const reject = (reason: string): void => {
+    stats.rejected[reason] = (stats.rejected[reason] ?? 0) + 1;
+  };
 
-  /** Runs once per request, when both its response has closed and forwardRequest has settled. */
-  const done = (req: IncomingMessage, res: ServerResponse, latencyUs: number, result: ForwardResult): void => {
+  /** Runs once per request, when both its response has closed and its result is known. */
+  const done = (req: IncomingMessage, res: ServerResponse, totalUs: number, queueWaitUs: number, result: ForwardResult): void => {
     active.delete(res);
     stats.inFlight--;
     let outcome = result.outcome;
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
     stats.outcomes[outcome]++;
+    if (outcome === 'body_timeout' || outcome === 'bad_request') reject(outcome);
     try {
-      recorder.record(latencyUs, isErrorOutcome(outcome), req.method ?? 'GET', result.status, outcome, req.url ?? '/');
+      recorder.record({
+        appLatencyUs: result.appLatencyUs,
+        totalLatencyUs: totalUs,
+        queueWaitUs,
+        isError: isErrorOutcome(outcome),
+        method: req.method ?? 'GET',
+        status: result.status,
+        outcome,
+        target: req.url ?? '/',
+      });
     } catch (err) {
       logger.error({ err }, 'recorder failed; request not recorded');
     }
@@ -141,21 +206,49 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const startMs = now();
+    const arrivalMs = now();
     stats.inFlight++;
     active.add(res);
     if (draining) res.setHeader('connection', 'close');
-    let latencyUs = -1;
+    let totalUs = -1;
+    let queueWaitUs = 0;
     let result: ForwardResult | null = null;
-    res.once('close', () => {
-      latencyUs = (now() - startMs) * 1000;
-      if (result !== null) done(req, res, latencyUs, result);
-    });
-    // forwardRequest never rejects.
-    void forwardRequest(pool, req, res, forwardOptions).then((r) => {
+    let waiter: Waiter | null = null;
+    const settle = (r: ForwardResult): void => {
       result = r;
-      if (latencyUs >= 0) done(req, res, latencyUs, r);
+      if (totalUs >= 0) done(req, res, totalUs, queueWaitUs, r);
+    };
+    res.once('close', () => {
+      totalUs = (now() - arrivalMs) * 1000;
+      if (waiter !== null) {
+        // The client left while queued: nothing was sent upstream.
+        queue.cancel(waiter);
+        waiter = null;
+        queueWaitUs = totalUs;
+        result = { status: 0, outcome: 'client_abort', appLatencyUs: null };
+      }
+      if (result !== null) done(req, res, totalUs, queueWaitUs, result);
     });
+    const start = (waitedMs: number): void => {
+      waiter = null;
+      queueWaitUs = waitedMs * 1000;
+      // forwardRequest never rejects.
+      void forwardRequest(pool, req, res, forwardOptions).then((r) => {
+        queue.leave();
+        settle(r);
+      });
+    };
+    const expire = (waitedMs: number): void => {
+      waiter = null;
+      queueWaitUs = waitedMs * 1000;
+      reject('overloaded');
+      if (!res.headersSent && !res.destroyed) {
+        const unread = !req.complete;
+        answer(res, 503, 'overloaded', `canary-gate: overloaded, no upstream connection within ${config.queueTimeout} ms\n`, unread);
+      }
+      settle({ status: 503, outcome: 'overloaded', appLatencyUs: null });
+    };
+    waiter = queue.enter(start, expire);
   };
 
   const server = createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout }, handle);
@@ -221,6 +314,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     },
     async destroy() {
       draining = true;
+      queue.destroy();
       const closed = closeServer();
       server.closeAllConnections();
       await closed;

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, Pool, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { forwardRequest, type ForwardOptions, type ForwardResult } from '../../src/proxy/forward.ts';
+import { createTrustedProxies } from '../../src/proxy/trusted-proxies.ts';
 import { closedPort, leaveMidResponse, ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -106,7 +107,7 @@ describe('bodies', () => {
     expect(res.statusCode).toBe(200);
     expect(sha256(Buffer.from(await res.body.arrayBuffer()))).toBe(sha256(FIVE_MB));
     await waitFor(() => front.results.length === 1, 'the result');
-    expect(front.results).toEqual([{ status: 200, outcome: 'ok' }]);
+    expect(front.results).toMatchObject([{ status: 200, outcome: 'ok' }]);
   });
 
   it.each([
@@ -155,7 +156,7 @@ describe('bodies', () => {
     expect(sentBytes).toBeLessThan(totalBytes / 4);
     res.body.destroy();
     await waitFor(() => front.results.length === 1, 'the result');
-    expect(front.results[0]).toEqual({ status: 200, outcome: 'client_abort' });
+    expect(front.results[0]).toMatchObject({ status: 200, outcome: 'client_abort' });
   });
 
   it('forwards HEAD without a body', async () => {
@@ -192,7 +193,7 @@ describe('bodies', () => {
     expect(received).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
     expect(received.endsWith('hello')).toBe(true);
     expect(seen.expect).toBeUndefined();
-    expect(front.results).toEqual([{ status: 200, outcome: 'ok' }]);
+    expect(front.results).toMatchObject([{ status: 200, outcome: 'ok' }]);
   });
 
   it('answers 400 to a request undici cannot send (OPTIONS *), without calling it an upstream failure', async () => {
@@ -205,7 +206,7 @@ describe('bodies', () => {
     expect(res.status).toBe(400);
     expect(res.headers['x-canary-gate-error']).toBe('bad_request');
     expect(upstreamCalls).toBe(0);
-    expect(front.results).toEqual([{ status: 400, outcome: 'ok', errorCode: 'UND_ERR_INVALID_ARG' }]);
+    expect(front.results).toMatchObject([{ status: 400, outcome: 'bad_request', errorCode: 'UND_ERR_INVALID_ARG', appLatencyUs: null }]);
   });
 });
 
@@ -245,8 +246,10 @@ describe('headers', () => {
 
   it.each([
     { name: 'no forwarding headers', sent: {}, options: undefined, forwardedFor: '127.0.0.1', proto: 'http' },
-    { name: 'X-Forwarded-Proto from an earlier proxy is kept', sent: { 'x-forwarded-proto': 'https' }, options: { forwardedProto: 'http' }, forwardedFor: '127.0.0.1', proto: 'https' },
-    { name: 'the forwardedProto option when absent', sent: {}, options: { forwardedProto: 'https' }, forwardedFor: '127.0.0.1', proto: 'https' },
+    { name: "a client's X-Forwarded-Proto is replaced", sent: { 'x-forwarded-proto': 'https' }, options: undefined, forwardedFor: '127.0.0.1', proto: 'http' },
+    { name: "a trusted proxy's X-Forwarded-Proto is kept", sent: { 'x-forwarded-proto': 'https' }, options: { isTrustedProxy: createTrustedProxies(['127.0.0.0/8']) }, forwardedFor: '127.0.0.1', proto: 'https' },
+    { name: 'a trusted proxy that sends none gets the forwardedProto option', sent: {}, options: { forwardedProto: 'https', isTrustedProxy: createTrustedProxies(['127.0.0.1']) }, forwardedFor: '127.0.0.1', proto: 'https' },
+    { name: 'an untrusted list does not trust the client', sent: { 'x-forwarded-proto': 'https' }, options: { isTrustedProxy: createTrustedProxies(['10.0.0.0/8']) }, forwardedFor: '127.0.0.1', proto: 'http' },
     { name: 'a chain of proxies', sent: { 'x-forwarded-for': '198.51.100.1, 10.0.0.2' }, options: undefined, forwardedFor: '198.51.100.1, 10.0.0.2, 127.0.0.1', proto: 'http' },
   ])('X-Forwarded-*: $name', async ({ sent, options, forwardedFor, proto }) => {
     let seen: IncomingMessage['headers'] = {};
@@ -259,6 +262,54 @@ describe('headers', () => {
     expect(seen['x-forwarded-for']).toBe(forwardedFor);
     expect(seen['x-forwarded-proto']).toBe(proto);
     expect(seen.host).toBe(`127.0.0.1:${front.port}`);
+  });
+
+  it('a Connection header cannot strip Host or the X-Forwarded-* headers the proxy sets', async () => {
+    let seen: IncomingMessage['headers'] = {};
+    const { front } = await setup((req, res) => {
+      seen = req.headers;
+      res.end();
+    });
+    const res = await rawExchange(
+      front.port,
+      'GET / HTTP/1.1\r\nhost: shop.example\r\nx-forwarded-for: 10.9.9.9\r\nx-forwarded-proto: https\r\n' +
+        'connection: close, host, x-forwarded-for, x-forwarded-proto\r\n\r\n',
+    );
+    expect(res.status).toBe(200);
+    expect(seen.host).toBe('shop.example');
+    // The client's own X-Forwarded-* were hop-by-hop as it asked; the proxy's are set after that, so they stay.
+    expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen['x-forwarded-proto']).toBe('http');
+  });
+
+  it('rewrites an absolute-form target to origin-form, with the Host it names', async () => {
+    let seen: { url?: string; host?: string } = {};
+    const { front } = await setup((req, res) => {
+      seen = { url: req.url, host: req.headers.host };
+      res.end();
+    });
+    const res = await rawExchange(front.port, 'GET http://shop.example:8081/cart/items?page=2 HTTP/1.1\r\nhost: other.example\r\nconnection: close\r\n\r\n');
+    expect(res.status).toBe(200);
+    expect(seen).toEqual({ url: '/cart/items?page=2', host: 'shop.example:8081' });
+    expect(front.results).toMatchObject([{ status: 200, outcome: 'ok' }]);
+  });
+
+  it.each([
+    { name: 'two Host headers', head: 'GET / HTTP/1.1\r\nhost: a.example\r\nHost: b.example\r\nconnection: close\r\n\r\n', code: 'CG_HOST_DUPLICATE' },
+    { name: 'the same Host twice', head: 'GET / HTTP/1.1\r\nhost: a.example\r\nhost: a.example\r\nconnection: close\r\n\r\n', code: 'CG_HOST_DUPLICATE' },
+    { name: 'an absolute-form target that is not http(s)', head: 'GET ftp://files.example/x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', code: 'CG_TARGET_INVALID' },
+  ])('answers 400 to $name and forwards nothing', async ({ head, code }) => {
+    let upstreamCalls = 0;
+    const { front } = await setup((_req, res) => {
+      upstreamCalls++;
+      res.end();
+    });
+    const res = await rawExchange(front.port, head);
+    expect(res.status).toBe(400);
+    expect(res.headers['x-canary-gate-error']).toBe('bad_request');
+    expect(res.body).toContain(code);
+    expect(upstreamCalls).toBe(0);
+    expect(front.results).toEqual([{ status: 400, outcome: 'bad_request', errorCode: code, appLatencyUs: null }]);
   });
 
   it('passes repeated response headers (set-cookie) through as they are', async () => {
@@ -280,7 +331,7 @@ describe('failures', () => {
     expect(res.headers['x-canary-gate-error']).toBe('connect_error');
     expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect((await res.body.text()).trim()).toBe('canary-gate: upstream connect_error (ECONNREFUSED)');
-    expect(front.results).toEqual([{ status: 502, outcome: 'connect_error', errorCode: 'ECONNREFUSED' }]);
+    expect(front.results).toMatchObject([{ status: 502, outcome: 'connect_error', errorCode: 'ECONNREFUSED' }]);
   });
 
   it('still answers 502 to a client that was uploading a body to a refusing upstream', async () => {
@@ -289,7 +340,7 @@ describe('failures', () => {
     expect(res.statusCode).toBe(502);
     expect(res.headers['x-canary-gate-error']).toBe('connect_error');
     await res.body.dump();
-    expect(front.results).toEqual([{ status: 502, outcome: 'connect_error', errorCode: 'ECONNREFUSED' }]);
+    expect(front.results).toMatchObject([{ status: 502, outcome: 'connect_error', errorCode: 'ECONNREFUSED' }]);
   });
 
   it('answers 502 reset when the upstream drops the connection before answering', async () => {
@@ -310,7 +361,7 @@ describe('failures', () => {
     expect(res.statusCode).toBe(504);
     expect(res.headers['x-canary-gate-error']).toBe('timeout');
     expect((await res.body.text()).trim()).toBe('canary-gate: upstream timeout (UND_ERR_HEADERS_TIMEOUT)');
-    expect(front.results).toEqual([{ status: 504, outcome: 'timeout', errorCode: 'UND_ERR_HEADERS_TIMEOUT' }]);
+    expect(front.results).toMatchObject([{ status: 504, outcome: 'timeout', errorCode: 'UND_ERR_HEADERS_TIMEOUT' }]);
     await expectServesAgain(front, upstream);
   });
 
@@ -339,7 +390,7 @@ describe('failures', () => {
     expect(res.statusCode).toBe(200);
     await expect(res.body.text()).rejects.toThrow();
     await waitFor(() => front.results.length === 1, 'the result');
-    expect(front.results).toEqual([{ status: 200, outcome: 'timeout', errorCode: 'UND_ERR_BODY_TIMEOUT' }]);
+    expect(front.results).toMatchObject([{ status: 200, outcome: 'timeout', errorCode: 'UND_ERR_BODY_TIMEOUT' }]);
     await expectServesAgain(front, upstream);
   });
 
@@ -354,7 +405,7 @@ describe('failures', () => {
     });
     await leaveMidResponse(front.port);
     await waitFor(() => front.results.length === 1 && upstreamCut, 'the result and the upstream abort');
-    expect(front.results).toEqual([{ status: 200, outcome: 'client_abort' }]);
+    expect(front.results).toMatchObject([{ status: 200, outcome: 'client_abort' }]);
     await expectServesAgain(front, upstream);
   });
 
@@ -371,7 +422,7 @@ describe('failures', () => {
     await waitFor(() => upstreamReceived > 0, 'the upstream to receive part of the body');
     socket.destroy();
     await waitFor(() => front.results.length === 1 && upstreamAborted, 'the result and the upstream abort');
-    expect(front.results).toEqual([{ status: 0, outcome: 'client_abort' }]);
+    expect(front.results).toMatchObject([{ status: 0, outcome: 'client_abort' }]);
     await expectServesAgain(front, upstream);
   });
 });

@@ -8,12 +8,14 @@ import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/logger.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { createProxyServer, type ProxyServer } from '../../src/proxy/proxy-server.ts';
+import { createProxyServer, type ProxiedRequest, type ProxyServer } from '../../src/proxy/proxy-server.ts';
 import { closedPort, leaveMidResponse, ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
+/** What a test looks at of a recorded request: the judged latency and whether it was an error. */
 interface Recorded {
-  readonly latencyUs: number;
+  readonly latencyUs: number | null;
   readonly isError: boolean;
+  readonly request: ProxiedRequest;
 }
 
 const silent = createLogger('silent');
@@ -34,6 +36,10 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     headersTimeout: 5000,
     bodyTimeout: 5000,
     clientHeadersTimeout: 5000,
+    queueTimeout: 5000,
+    clientBodyTimeout: 5000,
+    clientBodyMinRate: 0,
+    trustedProxies: [],
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],
     routes: [],
@@ -50,7 +56,7 @@ interface Setup {
 
 async function startProxy(upstreamUrl: string, overrides: Partial<Config['proxy']> = {}, now?: () => number): Promise<Setup> {
   const records: Recorded[] = [];
-  const recorder = { record: (latencyUs: number, isError: boolean) => void records.push({ latencyUs, isError }) };
+  const recorder = { record: (request: ProxiedRequest) => void records.push({ latencyUs: request.appLatencyUs, isError: request.isError, request }) };
   const proxy = createProxyServer({ config: proxyConfig(upstreamUrl, overrides), recorder, logger: silent, ...(now ? { now } : {}) });
   const { port } = await proxy.listen();
   cleanups.push(() => proxy.destroy());
@@ -139,17 +145,23 @@ describe('recording', () => {
     await get(p.url);
     const [record] = await expectRecords(p, 1);
     expect(record?.latencyUs).toBeGreaterThanOrEqual(100_000);
+    expect(record?.request.totalLatencyUs).toBeGreaterThanOrEqual(record?.latencyUs ?? Infinity);
   });
 
-  it('measures with the injected clock, from arrival to the end of the response, in µs', async () => {
+  it('measures with the injected clock, in µs: the app from dispatch to the upstream end, the total from arrival to the response end', async () => {
     let clockMs = 1_000;
-    // The upstream runs after the proxy took the arrival time and before the response ends.
     const p = await setup((_req, res) => {
-      clockMs = 1_012.5;
+      clockMs = 1_012.5; // the app's 12.5 ms, between the dispatch and the upstream's end
       res.end();
     }, {}, () => clockMs);
+    p.proxy.server.prependListener('request', (_req, res: ServerResponse) => {
+      res.once('finish', () => (clockMs = 1_020)); // after the upstream's end, before the response's close
+    });
     await get(p.url);
-    expect(await expectRecords(p, 1)).toEqual([{ latencyUs: 12_500, isError: false }]);
+    const [record] = await expectRecords(p, 1);
+    expect(record?.request).toEqual({
+      appLatencyUs: 12_500, totalLatencyUs: 20_000, queueWaitUs: 0, isError: false, method: 'GET', status: 200, outcome: 'ok', target: '/',
+    });
   });
 
   it('survives a recorder that throws, and keeps serving', async () => {
@@ -234,7 +246,7 @@ describe('upstream faults are recorded as errors, a client leaving is not', () =
       res.write('start');
     });
     await leaveMidResponse(p.port);
-    expect(await expectRecords(p, 1)).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
+    expect(await expectRecords(p, 1)).toMatchObject([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.outcomes.client_abort).toBe(1);
     expect(p.proxy.stats.upstreamErrors).toEqual({});
     await expectServesAgain(p, p.upstream, 1);
@@ -250,6 +262,48 @@ describe('upstream faults are recorded as errors, a client leaving is not', () =
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
     expect((await expectRecords(p, 1))[0]?.isError).toBe(false);
     expect(p.proxy.stats.upstreamErrors).toEqual({});
+  });
+});
+
+describe('the queue before the upstream pool', () => {
+  it('a client that leaves while queued is recorded as client_abort, never reaches the app, and frees its place', async () => {
+    const releases: Array<() => void> = [];
+    const p = await setup((req, res) => void releases.push(() => res.end(req.url)), { connections: 1 });
+    const first = get(`${p.url}/first`);
+    await waitFor(() => releases.length === 1, 'the first request at the app');
+    const socket = connect(p.port, '127.0.0.1');
+    socket.write('GET /leaves HTTP/1.1\r\nhost: a\r\n\r\n');
+    await waitFor(() => p.proxy.stats.queued === 1, 'the second request to queue');
+    const third = get(`${p.url}/third`);
+    await waitFor(() => p.proxy.stats.queued === 2, 'the third request to queue');
+    socket.destroy();
+    await waitFor(() => p.records.length === 1, 'the abandoned request\'s record');
+    expect(p.records[0]?.request).toMatchObject({ outcome: 'client_abort', status: 0, appLatencyUs: null, isError: false, target: '/leaves' });
+    expect(p.records[0]?.request.queueWaitUs).toBeGreaterThan(0);
+    expect(p.proxy.stats.queued).toBe(1);
+    releases[0]!();
+    expect((await first).text).toBe('/first');
+    await waitFor(() => releases.length === 2, 'the third request at the app');
+    releases[1]!();
+    expect((await third).text).toBe('/third');
+    await expectRecords(p, 3);
+    expect(p.proxy.stats.outcomes).toMatchObject({ ok: 2, client_abort: 1 });
+  });
+
+  it('a queued request whose wait runs out gets 503 overloaded: the sidecar\'s saturation, not the version\'s error', async () => {
+    const p = await setup(() => undefined, { connections: 1, queueTimeout: 100 });
+    const held = request(p.url, { dispatcher: client }).catch(() => undefined);
+    await waitFor(() => p.proxy.stats.upstreamInFlight === 1, 'the first request upstream');
+    const res = await get(`${p.url}/queued`);
+    expect(res.status).toBe(503);
+    expect(res.headers['x-canary-gate-error']).toBe('overloaded');
+    expect(res.text.trim()).toBe('canary-gate: overloaded, no upstream connection within 100 ms');
+    await waitFor(() => p.records.length === 1, 'the record');
+    expect(p.records[0]?.request).toMatchObject({ outcome: 'overloaded', status: 503, appLatencyUs: null, isError: false });
+    expect(p.records[0]?.request.queueWaitUs).toBeGreaterThanOrEqual(100_000);
+    expect(p.proxy.stats.rejected).toEqual({ overloaded: 1 });
+    await p.proxy.destroy();
+    await held;
   });
 });
 
@@ -282,7 +336,7 @@ describe('close and destroy', () => {
     expect(res.headers.connection).toBe('close');
     expect(await res.body.text()).toBe('finished');
     await closing;
-    expect(p.records).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
+    expect(p.records).toMatchObject([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.inFlight).toBe(0);
     expect(p.proxy.close()).toBe(closePromise);
   });
@@ -296,7 +350,7 @@ describe('close and destroy', () => {
     await waitFor(() => p.proxy.stats.inFlight === 1, 'the request in flight');
     await p.proxy.close(50);
     expect(await pending).not.toBe(200);
-    expect(await expectRecords(p, 1)).toEqual([{ latencyUs: expect.any(Number), isError: false }]);
+    expect(await expectRecords(p, 1)).toMatchObject([{ latencyUs: expect.any(Number), isError: false }]);
     expect(p.proxy.stats.outcomes.client_abort).toBe(1);
   });
 

@@ -1,0 +1,225 @@
+/**
+ * The attacks of issue 14 on the latency the gate judges, reproduced against a real app, the real proxy and raw
+ * sockets: slow uploads, slow readers and a held upstream pool. Each run sends the same requests to the same healthy
+ * app with and without the attack and compares the judged p95 (nearest rank, as the HDR histograms report it); the
+ * client-facing total is shown beside it, since that is what arrival-to-end recording used to judge.
+ */
+import { Agent, request } from 'undici';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/schema.ts';
+import { createProxyServer, type ProxiedRequest, type ProxyServer } from '../../src/proxy/proxy-server.ts';
+import { silent } from '../helpers/redis.ts';
+import { quantile, slowRead, trickleUpload, type RawAnswer } from '../helpers/slow-clients.ts';
+import { startAppProcess } from '../helpers/app-process.ts';
+
+/** The app's own time for every request, ms: long enough that timer jitter stays well inside 10 %. */
+const SERVICE_MS = 150;
+const LARGE_BYTES = 8 * 1024 * 1024;
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const step of cleanups.splice(0).reverse()) await step().catch(() => undefined);
+});
+const client = new Agent({ keepAliveTimeout: 1000, connections: 64 });
+afterAll(() => client.close());
+
+interface Setup {
+  readonly port: number;
+  readonly url: string;
+  readonly proxy: ProxyServer;
+  readonly records: ProxiedRequest[];
+}
+
+/** Warms up the app, the proxies and their connections (JIT, keep-alive), then forgets what was recorded. */
+async function warmUp(setups: readonly Setup[]): Promise<void> {
+  await normalTraffic(setups.map((s) => s.url), 20, 5, 'GET');
+  for (const s of setups) s.records.length = 0;
+}
+
+/** A proxy in front of `appUrl` that keeps every record. */
+async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = {}): Promise<Setup> {
+  const records: ProxiedRequest[] = [];
+  const proxy = createProxyServer({
+    config: {
+      host: '127.0.0.1', port: 0, upstream: appUrl, connections: 64, connectTimeout: 1000, headersTimeout: 10_000, bodyTimeout: 10_000,
+      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, queueTimeout: 5000, clientBodyTimeout: 10_000, clientBodyMinRate: 500,
+      trustedProxies: [], errorStatuses: ['5xx'], routes: [], ...overrides,
+    },
+    recorder: { record: (r) => void records.push(r) },
+    logger: silent,
+  });
+  const { port } = await proxy.listen();
+  cleanups.push(() => proxy.destroy());
+  return { port, url: `http://127.0.0.1:${port}`, proxy, records };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Sends `count` requests to each of `urls` (at once) through `workers` keep-alive clients: `GET /small`, or a POST of 3 bytes. */
+async function normalTraffic(urls: readonly string[], count: number, workers: number, method: 'GET' | 'POST'): Promise<void> {
+  await pairedTraffic(count, workers, async () => {
+    await Promise.all(urls.map((url) => send(url, '/small', method)));
+  });
+}
+
+async function send(url: string, path: string, method: 'GET' | 'POST'): Promise<number> {
+  const res = await request(`${url}${path}`, { method, body: method === 'POST' ? 'abc' : null, dispatcher: client });
+  await res.body.dump();
+  return res.statusCode;
+}
+
+/**
+ * Runs `step(i)` for i in 0..count-1 on `workers` concurrent workers, each awaiting its step before taking the next.
+ * A step sends the same request to the clean and the attacked proxy at once, so that both runs share the same
+ * moments (this machine's noise too).
+ */
+async function pairedTraffic(count: number, workers: number, step: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < count) await step(next++);
+    }),
+  );
+}
+
+/** Every tenth request of a run is the attack's (on the attacked proxy) or its normal twin (on the clean proxy). */
+const isAttackSlot = (i: number): boolean => i % 10 === 5;
+
+const ms = (us: number | null): number => (us ?? NaN) / 1000;
+const judgedP95 = (records: readonly ProxiedRequest[]): number => ms(quantile(records.map((r) => r.appLatencyUs ?? NaN), 0.95));
+const totalP95 = (records: readonly ProxiedRequest[]): number => ms(quantile(records.map((r) => r.totalLatencyUs), 0.95));
+/** One line with the figures, in the test's output: the judged p95 with and without the attack, and the totals. */
+const report = (attack: string, clean: readonly ProxiedRequest[], attacked: readonly ProxiedRequest[]): void => {
+  console.info(
+    `${attack}: judged p95 ${judgedP95(clean).toFixed(1)} ms without, ${judgedP95(attacked).toFixed(1)} ms with the attack ` +
+      `(client-facing total p95 ${totalP95(clean).toFixed(1)} ms without, ${totalP95(attacked).toFixed(1)} ms with)`,
+  );
+};
+/**
+ * The attack's requests took their clients many times what the app took (arrival-to-end recording judged that), and
+ * the judged p95 with them is within 10 % of the one without.
+ */
+function expectAttackInvisible(clean: readonly ProxiedRequest[], attacked: readonly ProxiedRequest[], attackPath: string): void {
+  const attacks = attacked.filter((r) => r.target === attackPath);
+  expect(attacks).toHaveLength(10);
+  expect(quantile(attacks.map((r) => r.totalLatencyUs), 0.5)).toBeGreaterThan(5 * quantile(attacks.map((r) => r.appLatencyUs ?? Infinity), 1));
+  expect(judgedP95(attacked)).toBeGreaterThan(judgedP95(clean) * 0.9);
+  expect(judgedP95(attacked)).toBeLessThan(judgedP95(clean) * 1.1);
+}
+
+/**
+ * `count` sockets trickle request bodies (a byte every 200 ms) and hold back their last byte until `release()`: while
+ * they are upstream, each holds a pool connection.
+ */
+function holdThePool(port: number, count: number): { attacks: Array<Promise<RawAnswer>>; release: () => void } {
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  // Started one after the other, so that the first `connections` of them are the ones upstream.
+  return { attacks: Array.from({ length: count }, () => trickleUpload(port, '/upload', 5, 200, held)), release };
+}
+
+/** One attack's run: what the attackers got, and the records of the clean and the attacked proxy. */
+interface AttackRun {
+  readonly answers: RawAnswer[];
+  readonly clean: ProxiedRequest[];
+  readonly attacked: ProxiedRequest[];
+}
+
+/**
+ * 100 requests to a clean and an attacked proxy in front of one app: every tenth is `attack` on the attacked proxy
+ * (not awaited: it runs alongside) and its normal `twin` on the clean one; the others go to both at once.
+ */
+async function attackRun(largeBytes: number, method: 'GET' | 'POST', attack: (port: number) => Promise<RawAnswer>, twin: (url: string) => Promise<number>): Promise<AttackRun> {
+  const app = await startAppProcess(SERVICE_MS, largeBytes);
+  cleanups.push(() => app.close());
+  const [clean, attacked] = [await startProxy(app.url), await startProxy(app.url)];
+  await warmUp([clean, attacked]);
+  const attacks: Array<Promise<RawAnswer>> = [];
+  await pairedTraffic(100, 10, async (i) => {
+    if (isAttackSlot(i)) {
+      attacks.push(attack(attacked.port));
+      await twin(clean.url);
+    } else {
+      await Promise.all([send(clean.url, '/small', method), send(attacked.url, '/small', method)]);
+    }
+  });
+  const answers = await Promise.all(attacks);
+  await waitFor(() => clean.records.length === 100 && attacked.records.length === 100, '100 records each');
+  return { answers, clean: clean.records, attacked: attacked.records };
+}
+
+describe("the judged latency is the app's, whatever the clients do", () => {
+  it('ten 1-byte-per-second POST bodies among 100 requests leave the judged p95 within 10 %', async () => {
+    const run = await attackRun(0, 'POST', (port) => trickleUpload(port, '/upload', 3, 1000), (url) => send(url, '/upload', 'POST'));
+    expect(run.answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect(run.attacked.every((r) => r.outcome === 'ok' && r.appLatencyUs !== null)).toBe(true);
+    report('slow uploads', run.clean, run.attacked);
+    expectAttackInvisible(run.clean, run.attacked, '/upload');
+  });
+
+  it('ten clients reading a 8 MB response slowly among 100 requests leave the judged p95 within 10 %', async () => {
+    const run = await attackRun(LARGE_BYTES, 'GET', (port) => slowRead(port, '/large', 50, 1000), (url) => send(url, '/large', 'GET'));
+    expect(run.answers.map((a) => [a.status, a.bytes > LARGE_BYTES])).toEqual(Array(10).fill([200, true]));
+    report('slow readers', run.clean, run.attacked);
+    expectAttackInvisible(run.clean, run.attacked, '/large');
+  });
+
+  it('pool exhaustion: past `connections` held sockets the extra requests get 503 overloaded after queueTimeout; queued healthy requests are judged without their queue time', async () => {
+    const app = await startAppProcess(SERVICE_MS);
+    cleanups.push(() => app.close());
+    const pool = { connections: 4, queueTimeout: 3000, clientBodyMinRate: 0 };
+    const [clean, attacked] = [await startProxy(app.url, pool), await startProxy(app.url, pool)];
+    await warmUp([clean, attacked]);
+
+    // Six sockets trickle bodies (a byte every 200 ms, the last byte held back): four hold the pool, two queue and are
+    // turned away after queueTimeout, with 503 overloaded.
+    let { attacks: firstAttacks, release } = holdThePool(attacked.port, 6);
+    await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4 && attacked.proxy.stats.queued === 2, 'four attackers upstream, two queued');
+    await waitFor(() => attacked.records.length === 2, 'the two queued attackers to be turned away');
+    const overloaded = attacked.records.slice(0, 2);
+    expect(overloaded.map((r) => [r.status, r.outcome, r.isError, r.appLatencyUs])).toEqual(Array(2).fill([503, 'overloaded', false, null]));
+    for (const r of overloaded) expect(r.queueWaitUs).toBeGreaterThanOrEqual(pool.queueTimeout * 1000);
+    expect(attacked.proxy.stats.rejected.overloaded).toBe(2);
+    const turnedAway = await Promise.all(firstAttacks.slice(4));
+    expect(turnedAway.map((a) => [a.status, a.headers['x-canary-gate-error']])).toEqual(Array(2).fill([503, 'overloaded']));
+    firstAttacks = firstAttacks.slice(0, 4);
+
+    // Healthy requests queue behind the held pool; the attackers finish; the queue drains in arrival order. The run
+    // without the attack (the same requests at once through the 4 connections of the clean proxy: they queue too) starts
+    // when that queue starts draining, so that both share this machine's noise. Three rounds, the attackers holding the
+    // pool again each time.
+    let attacks = firstAttacks;
+    for (let round = 0; round < 3; round++) {
+      const healthy = Array.from({ length: 30 }, () => send(attacked.url, '/small', 'GET'));
+      await waitFor(() => attacked.proxy.stats.queued === 30, 'the healthy requests to queue');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      release();
+      await waitFor(() => attacked.proxy.stats.queued < 30, 'the queue to start draining');
+      const withoutAttack = Array.from({ length: 30 }, () => send(clean.url, '/small', 'GET'));
+      expect(await Promise.all(healthy)).toEqual(Array(30).fill(200));
+      expect(await Promise.all(withoutAttack)).toEqual(Array(30).fill(200));
+      const answers = await Promise.all(attacks);
+      expect(answers.filter((a) => a.status === 200)).toHaveLength(4);
+      if (round < 2) {
+        ({ attacks, release } = holdThePool(attacked.port, 4));
+        await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4, 'four attackers upstream');
+      }
+    }
+    await waitFor(() => attacked.records.length === 2 + 3 * 34 && clean.records.length === 90, 'every record');
+
+    const served = attacked.records.filter((r) => r.target === '/small');
+    expect(served.every((r) => r.outcome === 'ok' && r.queueWaitUs > 0)).toBe(true);
+    report('pool exhaustion (healthy requests)', clean.records, served);
+    // Each waited in the queue for longer than the app took, and the judged latency left that wait out.
+    expect(quantile(served.map((r) => r.queueWaitUs), 0.5)).toBeGreaterThan(quantile(served.map((r) => r.appLatencyUs ?? Infinity), 0.5));
+    for (const r of served) expect(r.totalLatencyUs).toBeGreaterThanOrEqual(r.queueWaitUs + (r.appLatencyUs ?? Infinity));
+    expect(judgedP95(served)).toBeGreaterThan(judgedP95(clean.records) * 0.9);
+    expect(judgedP95(served)).toBeLessThan(judgedP95(clean.records) * 1.1);
+  });
+});
