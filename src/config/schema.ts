@@ -45,6 +45,8 @@ const routeTemplate = z
   }, 'must be a URLPattern pathname such as /users/:id');
 const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
 const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
+/** A header or cookie name (an RFC 9110 token), or empty for off. */
+const tokenOrOff = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/, 'must be a header or cookie name (letters, digits, - _ . and the like), or empty for off');
 
 export const configSchema = z.strictObject({
   service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, dot, dash or underscore'),
@@ -122,6 +124,17 @@ export const configSchema = z.strictObject({
     key: name,
     rollbackValue: z.union([z.string(), z.number()]).transform(String),
     auditMaxLen: z.number().int().min(1),
+  }),
+  router: z.strictObject({
+    host: name,
+    port,
+    adminHost: name,
+    adminPort: port,
+    baselineUpstream: httpUrl,
+    canaryUpstream: httpUrl,
+    pollInterval: duration,
+    stickyHeader: tokenOrOff,
+    stickyCookie: tokenOrOff,
   }),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
