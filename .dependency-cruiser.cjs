@@ -4,6 +4,8 @@
  *   config    imports core
  *   proxy, fleet, flag, metrics (adapters) import core and config, not each other
  *   app       composes everything above; cli, demo, load, replay and dashboards sit outside it
+ *   router    composes the proxy's forwarding, the Redis client, the flag store and metrics into canary-gate route;
+ *             a sibling of app (neither imports the other), run by the CLI and, later, the demo
  * Paths match `src/<layer>/` anywhere in the path, so that test/layers.test.ts can prove each rule fires on a fixture.
  */
 const layer = (name) => `(^|/)src/${name}/`;
@@ -38,6 +40,13 @@ module.exports = {
       severity: 'error',
       from: { path: layer('app') },
       to: { path: '(^|/)src/(cli|demo|load|replay|dashboards)/' },
+    },
+    {
+      name: 'router-is-a-composition',
+      comment: 'src/router (canary-gate route) may import core, config and the adapters; the CLI and the demo run it, never the reverse, and it stays apart from the sidecar composition.',
+      severity: 'error',
+      from: { path: layer('router') },
+      to: { path: '(^|/)src/(app|cli|demo|load|replay|dashboards)/' },
     },
     {
       name: 'no-circular',

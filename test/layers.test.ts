@@ -36,5 +36,6 @@ it('flags each broken rule in the fixture tree, and only those', async () => {
     `core-is-pure: ${F}/core/impure.ts -> ${F}/fleet/thing.ts`,
     `no-circular: ${F}/app/uses-cli.ts -> ${F}/cli/main.ts`,
     `proxy-is-an-adapter: ${F}/proxy/thing.ts -> ${F}/fleet/thing.ts`,
+    `router-is-a-composition: ${F}/router/reaches-out.ts -> ${F}/cli/main.ts`,
   ]);
 });

@@ -54,6 +54,22 @@ async function withFlagStore<T>(config: Config, fn: (flags: RedisFlagStore) => P
 
 const actor = (given: string | undefined): string => given ?? `${process.env.USER ?? 'unknown'}@cli`;
 
+/** SIGTERM and SIGINT drain through `close` and exit 0 (1 if it fails); a second signal exits 1 at once. */
+function drainOnSignals(close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(EXIT_FAILURE); // a second signal: leave now
+    stopping = true;
+    process.stdout.write(`${signal}: draining\n`);
+    void close().then(
+      () => process.exit(0),
+      () => process.exit(EXIT_FAILURE),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
 export function createProgram(): Command {
   const program = new Command('canary-gate')
     .description('Catch a bad canary release in seconds and roll it back: a sidecar that judges the canary against the baseline.')
@@ -69,18 +85,25 @@ export function createProgram(): Command {
       const sidecar = buildSidecar(config, { adminToken: process.env[ADMIN_TOKEN_ENV] });
       const ports = await sidecar.start();
       process.stdout.write(`canary-gate ${config.pod.name} (${config.pod.version}) proxy :${ports.proxyPort} admin :${ports.adminPort}\n`);
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) process.exit(EXIT_FAILURE); // a second signal: leave now
-        stopping = true;
-        process.stdout.write(`${signal}: draining\n`);
-        void sidecar.close().then(
-          () => process.exit(0),
-          () => process.exit(EXIT_FAILURE),
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      drainOnSignals(() => sidecar.close());
+    });
+
+  program
+    .command('route')
+    .description("run the router: send each request to the baseline or the canary upstream by the flag's weight, following the gate's events")
+    .option('-c, --config <file>', 'YAML config file (the router section; defaults and environment apply without one)')
+    .action(async (opts: { config?: string }) => {
+      const config = load(opts.config);
+      const { buildRouter } = await import('../router/router.ts'); // a sidecar never loads the router
+      const router = buildRouter(config);
+      const ports = await router.start();
+      const { versions, router: r } = config;
+      const s = router.status();
+      process.stdout.write(
+        `canary-gate route ${config.service}: :${ports.port} -> ${versions.baseline} ${r.baselineUpstream} | ${versions.canary} ${r.canaryUpstream}; ` +
+          `weight ${s.weightPercent} %${s.stale ? ' (flag not read yet: Redis unreachable)' : ''}; admin :${ports.adminPort}\n`,
+      );
+      drainOnSignals(() => router.close());
     });
 
   program

@@ -140,6 +140,25 @@ export const DEFAULTS = {
     /** Entries kept in the audit stream (approximate, XADD MAXLEN ~). */
     auditMaxLen: 1000,
   },
+  /**
+   * `canary-gate route`: sends each request to the baseline or the canary upstream by the flag's weight. It forwards
+   * with the proxy's upstream settings (proxy.connections and the proxy's timeouts).
+   */
+  router: {
+    host: '0.0.0.0',
+    port: 8000,
+    /** Its own admin server (/metrics, /status, /healthz, /readyz), apart from the traffic port. */
+    adminHost: '0.0.0.0',
+    adminPort: 9091,
+    baselineUpstream: 'http://127.0.0.1:8081',
+    canaryUpstream: 'http://127.0.0.1:8082',
+    /** How often the flag is read besides the events the gate publishes; a change reaches the router within it. */
+    pollInterval: '1s',
+    /** Keep a user on one version by hashing this request header's value; empty: off. */
+    stickyHeader: '',
+    /** Or this cookie's value (the header wins when both are present); empty: off. */
+    stickyCookie: '',
+  },
   log: {
     level: 'info',
   },

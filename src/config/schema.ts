@@ -55,6 +55,8 @@ const ipOrRange = z.string().refine((entry) => {
   return bits >= 0 && bits <= (family === 4 ? 32 : 128);
 }, 'must be an IP address such as 10.0.0.7 or a CIDR range such as 10.0.0.0/8');
 const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
+/** A header or cookie name (an RFC 9110 token), or empty for off. */
+const tokenOrOff = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/, 'must be a header or cookie name (letters, digits, - _ . and the like), or empty for off');
 
 export const configSchema = z.strictObject({
   service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, dot, dash or underscore'),
@@ -136,6 +138,17 @@ export const configSchema = z.strictObject({
     key: name,
     rollbackValue: z.union([z.string(), z.number()]).transform(String),
     auditMaxLen: z.number().int().min(1),
+  }),
+  router: z.strictObject({
+    host: name,
+    port,
+    adminHost: name,
+    adminPort: port,
+    baselineUpstream: httpUrl,
+    canaryUpstream: httpUrl,
+    pollInterval: duration,
+    stickyHeader: tokenOrOff,
+    stickyCookie: tokenOrOff,
   }),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),

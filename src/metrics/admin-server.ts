@@ -8,6 +8,8 @@
  *   POST /rollback  {"reason": "...", "actor": "..."}   bearer token; 403 when no token is configured
  *   POST /reset     {"reason": "...", "actor": "...", "flag": "10"}
  *
+ * A server given no rollback and reset handlers (the router's) answers 404 on both POST routes.
+ *
  * Bearer tokens are compared in constant time (SHA-256 digests through timingSafeEqual). Bodies over 16 KiB: 413.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -28,9 +30,10 @@ export interface AdminHandlers {
   ready(): boolean;
   status(): unknown;
   metrics(req: IncomingMessage, res: ServerResponse): void;
-  /** Resolves to a short JSON-able result; rejects when Redis refuses (answered 503). */
-  rollback(body: AdminRequestBody): Promise<unknown>;
-  reset(body: AdminRequestBody): Promise<unknown>;
+  /** Resolves to a short JSON-able result; rejects when Redis refuses (answered 503). Absent: POST /rollback is 404. */
+  rollback?(body: AdminRequestBody): Promise<unknown>;
+  /** As rollback. Absent: POST /reset is 404. */
+  reset?(body: AdminRequestBody): Promise<unknown>;
 }
 
 export interface AdminServer {
@@ -90,6 +93,8 @@ function parseBody(text: string, remote: string): AdminRequestBody | string {
  */
 export function createAdminServer(handlers: AdminHandlers, token: string | undefined, logger: Logger): AdminServer {
   const mutating = async (req: IncomingMessage, res: ServerResponse, action: 'rollback' | 'reset'): Promise<void> => {
+    const handler = handlers[action];
+    if (handler === undefined) return send(res, 404, { error: `no route /${action}` });
     if (!token) return send(res, 403, { error: `POST /${action} is disabled: set CANARY_GATE_ADMIN_TOKEN to enable it` });
     if (!bearerMatches(req.headers.authorization, token)) {
       logger.warn({ action, remote: req.socket.remoteAddress }, 'admin request refused: bad or missing bearer token');
@@ -102,7 +107,7 @@ export function createAdminServer(handlers: AdminHandlers, token: string | undef
     if (typeof body === 'string') return send(res, 400, { error: body });
     logger.warn({ action, actor: body.actor, reason: body.reason, flag: body.flag }, `admin ${action} requested`);
     try {
-      send(res, 200, await handlers[action](body));
+      send(res, 200, await handler(body));
     } catch (err) {
       send(res, 503, { error: `redis refused the ${action}: ${(err as Error).message}` });
     }

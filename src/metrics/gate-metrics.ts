@@ -1,7 +1,7 @@
 /**
  * The one owner of every exported metric (flagger's `Recorder` habit), served as one Prometheus text response:
  * the OpenTelemetry metrics (collected through the Prometheus exporter's reader) followed by prom-client's default Node.js runtime metrics (an explicit
- * registry, never the global one).
+ * registry, never the global one), both set up by prometheus-endpoint.ts.
  *
  * - `http.server.request.duration` (seconds, OpenTelemetry HTTP semantic conventions) is the only instrument recorded
  *   on the request path: attribute sets are built once per (method, status, error type) and reused, so a request
@@ -13,22 +13,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Attributes } from '@opentelemetry/api';
-import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import {
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_HTTP_ROUTE,
-  ATTR_SERVICE_INSTANCE_ID,
-  ATTR_SERVICE_NAME,
-  ATTR_SERVICE_NAMESPACE,
-} from '@opentelemetry/semantic-conventions';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
 import { PHASES, type Phase } from '../core/controller.ts';
 import { isSequential, OUTCOME_ORDER, type Outcome, type Verdict, type VersionFigures } from '../core/verdict.ts';
 import type { WindowSnapshot } from '../core/window.ts';
+import { createPrometheusEndpoint } from './prometheus-endpoint.ts';
 
 /**
  * Bucket boundaries of http.server.request.duration, seconds: the OpenTelemetry semantic conventions' advice for
@@ -92,14 +81,8 @@ export interface GateMetrics {
  * @param identity resource of `target_info`: the gated service (`service.namespace`) and this pod (`service.instance.id`)
  */
 export function createGateMetrics(stats: () => GateStats, identity: { service: string; pod: string; version: string }): GateMetrics {
-  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
-  // prefix '', no timestamps, no resource labels copied onto series, target_info kept, scope info left out.
-  const serializer = new PrometheusSerializer('', false, undefined, false, true);
-  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'canary-gate', [ATTR_SERVICE_NAMESPACE]: identity.service, [ATTR_SERVICE_INSTANCE_ID]: identity.pod });
-  const provider = new MeterProvider({ readers: [exporter], resource });
-  const meter = provider.getMeter('canary-gate');
-  const runtime = new Registry();
-  collectDefaultMetrics({ register: runtime });
+  const endpoint = createPrometheusEndpoint({ service: identity.service, instance: identity.pod });
+  const meter = endpoint.meter;
 
   const duration = meter.createHistogram('http.server.request.duration', {
     unit: 's',
@@ -212,18 +195,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome, route));
       if (queueWaitUs > 0) queueWait.record(queueWaitUs / 1_000_000, versionAttributes);
     },
-    handle(_req, res) {
-      void Promise.all([exporter.collect(), runtime.metrics()]).then(
-        ([{ resourceMetrics }, runtimeText]) => {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-          res.end(`${serializer.serialize(resourceMetrics)}\n${runtimeText}`);
-        },
-        (err: Error) => {
-          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(`# metrics collection failed: ${err.message}\n`);
-        },
-      );
-    },
-    shutdown: () => provider.shutdown(),
+    handle: endpoint.handle,
+    shutdown: endpoint.shutdown,
   };
 }

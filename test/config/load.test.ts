@@ -117,6 +117,8 @@ describe('values the schema refuses', () => {
     ['a URL that is not Redis', 'redis:\n  url: http://127.0.0.1:6379\n', 'redis.url: must be a redis:// or rediss:// URL'],
     ['an unknown log level', 'log:\n  level: verbose\n', 'log.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"'],
     ['an empty pod section', 'pod:\n', 'pod: Invalid input: expected object, received null'],
+    ['a router upstream that is not HTTP', 'router:\n  canaryUpstream: 127.0.0.1:8082\n', 'router.canaryUpstream: must be an http:// or https:// URL'],
+    ['a sticky header that is no header name', 'router:\n  stickyHeader: "x user"\n', 'router.stickyHeader: must be a header or cookie name (letters, digits, - _ . and the like), or empty for off'],
   ])('%s', (_name, yaml, detail) => {
     const err = loadError({ file: fixture(yaml), env: {} });
     expect(err.code).toBe(ErrorCodes.CONFIG_INVALID);
