@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { buildSidecar } from '../app/sidecar.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { ReplayPolicy } from '../replay/replay.ts';
-import { explainDecision } from './explain.ts';
+import { explainDecision } from '../core/explain.ts';
 import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
