@@ -7,8 +7,10 @@ import type { RollbackDecision } from './controller.ts';
 import { textTable as table } from './text-table.ts';
 import { isSequential, type CheckResult, type Verdict, type VersionFigures } from './verdict.ts';
 
-const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(2)} %` : '-');
-const msText = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');
+/** A ratio 0..1 as a percentage with two decimals (`1.25 %`), `-` when not a number. */
+export const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(2)} %` : '-');
+/** Milliseconds with one decimal (`48.0 ms`), `-` when not a number. */
+export const msText = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');
 const value = (c: CheckResult, v: number): string => (c.unit === 'ms' ? msText(v) : pct(v));
 
 function figuresTable(baseline: VersionFigures, canary: VersionFigures): string {
