@@ -2,14 +2,14 @@
  * The layer rule of DESIGN.md, checked by `npm run lint` (dependency-cruiser): dependencies point inward.
  *   core      imports nothing outside core but hdr-histogram-js, the @stdlib statistics and node:zlib (no I/O)
  *   config    imports core
- *   proxy, fleet, flag, metrics (adapters) import core and config, not each other
+ *   proxy, fleet, flag, metrics, notify (adapters) import core and config, not each other
  *   app       composes everything above; cli, demo, load, replay and dashboards sit outside it
  *   router    composes the proxy's forwarding, the Redis client, the flag store and metrics into canary-gate route;
  *             a sibling of app (neither imports the other), run by the CLI and, later, the demo
  * Paths match `src/<layer>/` anywhere in the path, so that test/layers.test.ts can prove each rule fires on a fixture.
  */
 const layer = (name) => `(^|/)src/${name}/`;
-const ADAPTERS = ['proxy', 'fleet', 'flag', 'metrics'];
+const ADAPTERS = ['proxy', 'fleet', 'flag', 'metrics', 'notify'];
 
 module.exports = {
   forbidden: [

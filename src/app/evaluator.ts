@@ -3,13 +3,19 @@
  * judges, steps the controller and writes a rollback decision through the fenced flag store. A decision that could not
  * be written (Redis away) stays pending and is retried on every evaluation until Redis has it; the latch in Redis is
  * read on every evaluation, so a restarted or newly elected evaluator keeps a rollback and sees a reset.
+ *
+ * Transitions (src/core/transitions.ts) go to `notify` from here, so only the lease holder announces them: a rollback
+ * when it is written (or, written by someone else, when the latch is read), a reset when it is applied or read, and the
+ * verdict transitions of each evaluation. The first latch read of a tenure learns what is there and announces nothing:
+ * the writer, or the previous holder, announced it.
  */
 import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
 import { EMPTY_DETECTOR, type DetectorState } from '../core/detector.ts';
 import { evaluateWindow, unreadableVerdict, type JudgePolicy } from '../core/judge.ts';
-import type { FlagStore, Lease, WindowSource } from '../core/ports.ts';
+import type { FlagStore, Lease, ResetRecord, WindowSource } from '../core/ports.ts';
 import { slotIndexAt } from '../core/slot-recorder.ts';
+import { sameDecision, verdictTransitions, type GateEvent } from '../core/transitions.ts';
 import type { Outcome, Verdict } from '../core/verdict.ts';
 
 export interface EvaluatorOptions {
@@ -77,7 +83,12 @@ export class Evaluator {
   private readonly source: WindowSource;
   private readonly clock: () => number;
   private readonly logger: Logger;
+  private readonly notify: (event: GateEvent) => void;
   private token = 0;
+  /** The tenure (fencing token) of the last latch read: a read in a new tenure learns, the next ones announce. */
+  private syncedToken = 0;
+  /** Whether a warning is under way (announced as started, not yet as ended). */
+  private warning = false;
   private leaseValidUntilMs = 0;
   private evaluating = false;
   private state: ControllerState;
@@ -97,14 +108,16 @@ export class Evaluator {
   /**
    * @param source the fleet's windows (FleetReader on Redis)
    * @param clock wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it
+   * @param notify takes each transition this lease holder makes; must return at once and never throw (a Notifier)
    */
-  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, source: WindowSource, clock: () => number, logger: Logger) {
+  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, source: WindowSource, clock: () => number, logger: Logger, notify: (event: GateEvent) => void = () => undefined) {
     this.options = options;
     this.lease = lease;
     this.flags = flags;
     this.source = source;
     this.clock = clock;
     this.logger = logger;
+    this.notify = notify;
     this.state = initialState(clock());
   }
 
@@ -143,6 +156,7 @@ export class Evaluator {
         this.logger.info({ fencingToken: token }, 'evaluator lease acquired');
         // Statistics from an earlier tenure missed the slots judged meanwhile: start again from the window.
         this.detector = EMPTY_DETECTOR;
+        this.warning = false;
       }
       if (token === 0 && this.token > 0) this.logger.info('evaluator lease lost');
       this.token = token;
@@ -220,7 +234,10 @@ export class Evaluator {
     if (mismatch !== undefined) this.logger.warn({ reason: mismatch.reason }, 'traffic share does not match the flag');
     if (mismatch !== undefined || verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;
     const next = step({ consecutiveBreaches: this.options.consecutiveBreaches, consecutiveNoData: this.options.consecutiveNoData }, this.state, verdict, this.options.pod);
+    const transitions = verdictTransitions(this.state, this.warning, verdict, next.state, this.advisory);
     this.state = next.state;
+    this.warning = transitions.warning;
+    for (const event of transitions.events) this.emit(event);
     if (next.decision) {
       this.queueDecision(this.options.configHash === undefined ? next.decision : { ...next.decision, configHash: this.options.configHash });
       this.logger.warn({ decision: next.decision.reason }, 'rollback decided');
@@ -234,16 +251,20 @@ export class Evaluator {
   /** Reads the latch: a decision in Redis latches this controller; its disappearance (a reset) unlatches it. */
   private async syncLatch(): Promise<void> {
     const latch = await this.flags.latch();
+    const announce = this.syncedToken === this.token;
+    this.syncedToken = this.token;
+    const previous = this.latch;
     if (latch !== null && this.state.phase !== 'rolled_back') {
       this.state = latchedState(latch === 'corrupt' ? this.clock() : latch.atMs);
       this.logger.warn({ corrupt: latch === 'corrupt' }, 'rollback latched in redis; keeping it');
     } else if (latch === null && this.latch !== null && this.state.phase === 'rolled_back' && this.pending === null) {
       const decidedMs = this.latch === 'corrupt' ? 0 : this.latch.atMs;
-      const resetMs = await this.flags.lastResetMs();
-      if (resetMs !== null && resetMs >= decidedMs) {
+      const reset = await this.flags.lastReset();
+      if (reset !== null && reset.atMs >= decidedMs) {
         this.state = initialState(this.clock());
         this.detector = EMPTY_DETECTOR;
         this.logger.warn('latch cleared in redis (reset); judging again');
+        if (announce) this.emitReset(reset, this.latch);
       } else if (this.latch !== 'corrupt') {
         // The latch vanished without a reset: Redis lost its data. Fail safe: write the decision again.
         this.pending = this.latch;
@@ -251,7 +272,33 @@ export class Evaluator {
         return;
       }
     }
+    if (announce && latch !== null && latch !== 'corrupt' && (previous === null || previous === 'corrupt' || !sameDecision(previous, latch))) {
+      // Written by someone else (a manual rollback, another writer); after a reset if it replaced another decision.
+      if (previous !== null && previous !== 'corrupt') {
+        const reset = await this.flags.lastReset();
+        if (reset !== null && reset.atMs >= previous.atMs) this.emitReset(reset, previous);
+      }
+      this.emit({ kind: 'rolled_back', atMs: latch.atMs, advisory: this.advisory, decision: latch });
+    }
     this.latch = latch;
+  }
+
+  private get advisory(): boolean {
+    return this.options.advisory === true;
+  }
+
+  /** Hands a transition to `notify`, only while holding the lease. Never throws. */
+  private emit(event: GateEvent): void {
+    if (!this.holding()) return;
+    try {
+      this.notify(event);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, kind: event.kind }, 'notification not queued');
+    }
+  }
+
+  private emitReset(reset: ResetRecord, cleared: RollbackDecision | 'corrupt' | null): void {
+    this.emit({ kind: 'reset', atMs: reset.atMs, advisory: this.advisory, actor: reset.actor, reason: reset.reason, decision: cleared === 'corrupt' ? null : cleared });
   }
 
   /**
@@ -281,6 +328,7 @@ export class Evaluator {
         this.latch = decision;
         this.rollbacksWritten++;
         this.logger.warn({ decision }, this.options.advisory ? 'dry-run rollback recorded (advisory): flag untouched' : 'rollback written: flag set');
+        this.emit({ kind: 'rolled_back', atMs: decision.atMs, advisory: this.advisory, decision });
         return decision;
       }
       if (outcome === 'already_latched') {
@@ -301,15 +349,20 @@ export class Evaluator {
     return null;
   }
 
-  /** Applies a manual rollback that was written to Redis. */
+  /** Applies a manual rollback that was written to Redis (and announces it, when holding the lease). */
   latchManual(decision: RollbackDecision): void {
     this.state = latchedState(decision.atMs);
     this.latch = decision;
     this.pending = null;
+    this.emit({ kind: 'rolled_back', atMs: decision.atMs, advisory: this.advisory, decision });
   }
 
-  /** Applies a reset that was written to Redis. */
-  clearAfterReset(): void {
+  /**
+   * Applies a reset that was written to Redis; when holding the lease and something was latched, announces it.
+   * @param reset the reset as written (its time, actor and reason); the lease holder otherwise learns of it from Redis
+   */
+  clearAfterReset(reset?: ResetRecord): void {
+    if (reset !== undefined && (this.latch !== null || this.state.phase === 'rolled_back')) this.emitReset(reset, this.latch);
     this.state = initialState(this.clock());
     this.detector = EMPTY_DETECTOR;
     this.latch = null;

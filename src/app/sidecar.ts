@@ -3,6 +3,9 @@
  * flag store and the admin server, and returns `{ start, close, destroy }` (fastify's build/listen split: nothing
  * here touches argv, the environment, signals or exit codes; the CLI passes in what they say).
  *
+ * Transitions go from the evaluator to the notifier (src/notify): queued there and sent off the evaluation path, to the
+ * sinks whose secrets the CLI passes in.
+ *
  * Timers, all on one SlotClock: at every slot boundary (aligned on the epoch) the current slot is sealed and queued
  * for Redis; at boundary + evaluation.delay the lease holder evaluates; every leaseTtl / 3 the lease is renewed.
  */
@@ -24,6 +27,8 @@ import { RedisSlotStore } from '../fleet/redis-slot-store.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { createAdminServer, type AdminRequestBody } from '../metrics/admin-server.ts';
 import { createGateMetrics } from '../metrics/gate-metrics.ts';
+import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
+import { createSinks, type NotifySecrets } from '../notify/sinks.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
 import { createRouteMatcher } from '../metrics/routes.ts';
 import { Evaluator, type EvaluationEvent, type EvaluatorStatus } from './evaluator.ts';
@@ -38,6 +43,11 @@ export interface SidecarDeps {
   readonly adminToken?: string;
   /** Called after every evaluation this sidecar makes as lease holder. */
   readonly onEvaluation?: (event: EvaluationEvent) => void;
+  /**
+   * Notification sinks: their URLs and keys (the CLI reads CANARY_GATE_NOTIFY_*; absent: no sink), and the notifier's
+   * options (tests shorten its timeout and backoff). Bad URLs throw CG_CONFIG_INVALID here, at build time.
+   */
+  readonly notify?: { readonly secrets: NotifySecrets; readonly options?: Partial<NotifierOptions> };
 }
 
 export interface Sidecar {
@@ -86,6 +96,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   const publisher = new SlotPublisher(new RedisSlotStore(redis, keys, config.window.slots, slotMs), config.pod.version, config.pod.name, config.window.publishBuffer, logger);
   const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots);
   const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag, config.policy.advisory));
+  const notifier = new Notifier(createSinks(deps.notify?.secrets ?? {}), { service: config.service, pod: config.pod.name }, logger, deps.notify?.options);
   const evaluator = new Evaluator(
     {
       holderId, pod: config.pod.name, slotMs, slots: config.window.slots, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
@@ -96,6 +107,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     reader,
     clock,
     logger,
+    (event) => notifier.notify(event),
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
@@ -185,6 +197,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       rejected: proxy.stats.rejected,
       leaseHeld: e.holding,
       latest: e.latest,
+      notifications: notifier.stats(),
     };
   }, { service: config.service, pod: config.pod.name, version: config.pod.version });
   recordRequest = metrics.recordRequest;
@@ -196,8 +209,9 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     return { outcome, flag: config.flag.key, value: config.flag.rollbackValue };
   };
   const reset = async (body: AdminRequestBody): Promise<unknown> => {
-    await flags.reset(body.actor, body.reason, body.flag, clock());
-    evaluator.clearAfterReset();
+    const atMs = clock();
+    await flags.reset(body.actor, body.reason, body.flag, atMs);
+    evaluator.clearAfterReset({ atMs, actor: body.actor, reason: body.reason });
     return { outcome: 'reset', flag: config.flag.key, value: body.flag };
   };
 
@@ -240,13 +254,14 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       await evaluator.writePending();
       await evaluator.releaseLease();
       await admin.close();
+      await notifier.close();
       logger.info({ published: publisher.published, dropped: publisher.dropped, buffered: publisher.buffered }, 'canary-gate sidecar closed');
       await freeMemory();
     },
     async destroy() {
       accepting = false;
       timers.stop();
-      await Promise.allSettled([proxy.destroy(), admin.close()]);
+      await Promise.allSettled([proxy.destroy(), admin.close(), notifier.destroy()]);
       await freeMemory();
     },
   };

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { buildSidecar } from '../app/sidecar.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { ReplayPolicy } from '../replay/replay.ts';
-import { explainDecision } from './explain.ts';
+import { explainDecision } from '../core/explain.ts';
 import { ADMIN_TOKEN_ENV } from '../config/defaults.ts';
 import { configTable } from '../config/docs.ts';
 import { loadConfig } from '../config/load.ts';
@@ -20,6 +20,7 @@ import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 import { registerLoadCommand } from '../load/command.ts';
+import { notifySecretsFrom } from '../notify/sinks.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -82,7 +83,7 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'YAML config file (defaults and environment apply without one)')
     .action(async (opts: { config?: string }) => {
       const config = load(opts.config);
-      const sidecar = buildSidecar(config, { adminToken: process.env[ADMIN_TOKEN_ENV] });
+      const sidecar = buildSidecar(config, { adminToken: process.env[ADMIN_TOKEN_ENV], notify: { secrets: notifySecretsFrom(process.env) } });
       const ports = await sidecar.start();
       process.stdout.write(`canary-gate ${config.pod.name} (${config.pod.version}) proxy :${ports.proxyPort} admin :${ports.adminPort}\n`);
       drainOnSignals(() => sidecar.close());

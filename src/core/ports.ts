@@ -34,6 +34,13 @@ export interface Lease {
   holder(): Promise<string | null>;
 }
 
+/** What a reset records: when (ms since the epoch), who and why. */
+export interface ResetRecord {
+  readonly atMs: number;
+  readonly actor: string;
+  readonly reason: string;
+}
+
 /** Result of a fenced rollback write. */
 export type WriteOutcome = 'written' | 'already_latched' | 'fenced';
 
@@ -50,6 +57,8 @@ export interface FlagStore {
   reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void>;
   /** When the latch was last reset (ms since the epoch), or null if never: tells a reset from a Redis that lost its data. */
   lastResetMs(): Promise<number | null>;
+  /** The last reset's record (when, who, why), or null if never or unreadable: what a reset notification says. */
+  lastReset(): Promise<ResetRecord | null>;
   /** The flag's value read as the canary's traffic percentage 0..100, or null when unset or not a number in range. */
   flagPercent(): Promise<number | null>;
 }

@@ -10,7 +10,7 @@
  */
 import type { RollbackDecision } from '../core/controller.ts';
 import type { ServiceKeys } from '../core/keys.ts';
-import type { FlagStore, WriteOutcome } from '../core/ports.ts';
+import type { FlagStore, ResetRecord, WriteOutcome } from '../core/ports.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 
@@ -139,11 +139,16 @@ export class RedisFlagStore implements FlagStore {
   }
 
   async lastResetMs(): Promise<number | null> {
+    return (await this.lastReset())?.atMs ?? null;
+  }
+
+  async lastReset(): Promise<ResetRecord | null> {
     const text = await this.redis.get(this.keys.reset);
     if (text === null) return null;
     try {
-      const atMs = (JSON.parse(text) as { atMs?: unknown }).atMs;
-      return typeof atMs === 'number' ? atMs : null;
+      const r = JSON.parse(text) as Partial<Record<keyof ResetRecord, unknown>>;
+      if (typeof r.atMs !== 'number') return null;
+      return { atMs: r.atMs, actor: typeof r.actor === 'string' ? r.actor : '', reason: typeof r.reason === 'string' ? r.reason : '' };
     } catch {
       return null;
     }

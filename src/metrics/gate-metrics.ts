@@ -60,6 +60,21 @@ export interface GateStats {
   readonly latest: Verdict | null;
   /** This pod's own window (its sealed slots), every sidecar. */
   readonly pod: WindowSnapshot | null;
+  /** Each configured notification sink's counters (none configured: empty or absent). */
+  readonly notifications?: readonly NotificationStats[];
+}
+
+/** One notification sink's counters since start (the shape of src/notify's SinkStats). */
+export interface NotificationStats {
+  readonly sink: string;
+  /** Waiting in the sink's queue. */
+  readonly queued: number;
+  /** Delivered (a 2xx answer). */
+  readonly sent: number;
+  /** Delivery attempts that failed. */
+  readonly failed: number;
+  /** Given up, by reason (queue_full, rejected, retries_exhausted, shutdown). */
+  readonly dropped: Readonly<Record<string, number>>;
 }
 
 export interface GateMetrics {
@@ -138,6 +153,10 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
   const rejected = counter('canary_gate.proxy.rejected', 'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), turned away after proxy.queueTimeout (503 overloaded), or cut for a slow body (408 body_timeout).');
+  const notifySent = counter('canary_gate.notifications.sent', 'Notifications delivered to a sink (a 2xx answer), by sink.');
+  const notifyFailed = counter('canary_gate.notifications.failed', 'Notification delivery attempts that failed (no answer, a timeout, a non-2xx status), by sink; each is logged.');
+  const notifyDropped = counter('canary_gate.notifications.dropped', 'Notifications given up, by sink and reason (queue_full, rejected, retries_exhausted, shutdown).');
+  const notifyQueued = gauge('canary_gate.notifications.queued', 'Notifications waiting in a sink\'s queue, by sink.');
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -186,8 +205,18 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
       for (const reason of REJECTION_REASONS) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
+      for (const n of s.notifications ?? []) {
+        const sink = { sink: n.sink };
+        r.observe(notifySent, n.sent, sink);
+        r.observe(notifyFailed, n.failed, sink);
+        r.observe(notifyQueued, n.queued, sink);
+        for (const [reason, count] of Object.entries(n.dropped)) r.observe(notifyDropped, count, { ...sink, reason });
+      }
     },
-    [requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches, evaluations, held, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected],
+    [
+      requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches,
+      evaluations, held, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected, notifySent, notifyFailed, notifyDropped, notifyQueued,
+    ],
   );
 
   return {

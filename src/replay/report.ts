@@ -1,12 +1,7 @@
 /** Text reports of replay and tune, for people. Pure formatting. */
 import type { TuneRow } from './tune.ts';
 import type { ReplayResult } from './replay.ts';
-
-/** Left-aligned columns separated by two spaces. */
-export function textTable(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
+import { textTable } from '../core/text-table.ts';
 
 /** A replay: the counts, each change of outcome with its reason, and the rollback (or its absence). */
 export function replayReport(r: ReplayResult, canary: string): string {

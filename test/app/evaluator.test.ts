@@ -9,96 +9,12 @@
  *   another sidecar took the lease;
  * - fencing: a write refused as fenced drops the decision and the lease; the new holder decides.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Evaluator, type EvaluatorOptions } from '../../src/app/evaluator.ts';
-import { createLogger } from '../../src/config/logger.ts';
+import { describe, expect, it } from 'vitest';
 import { manualDecision, type RollbackDecision } from '../../src/core/controller.ts';
 import { EMPTY_DETECTOR } from '../../src/core/detector.ts';
 import { DEFAULT_JUDGE_POLICY, type JudgePolicy } from '../../src/core/judge.ts';
-import { MemoryFlagStore } from '../helpers/memory-flag-store.ts';
-import { MemoryLease } from '../helpers/memory-lease.ts';
-import { MemoryWindowSource, type PodSlot } from '../helpers/memory-window-source.ts';
+import { after, evaluateAt, evaluatorOf, FAILING, HEALTHY, holderAfter, LEASE_TTL_MS, S, SLOT_MS, SLOTS, store, time, traffic } from '../helpers/evaluator-fixture.ts';
 import { THRESHOLDS_ONLY } from '../helpers/snapshots.ts';
-
-const SLOT_MS = 1000;
-const SLOTS = 4;
-const LEASE_TTL_MS = 3000;
-/** The first slot the tests use; slot S ends at (S + 1) x SLOT_MS. */
-const S = 1_700_000_000;
-const HEALTHY: PodSlot = { requests: 200, errors: 0, latencyUs: 20_000 };
-/** 60 % errors: fails the thresholds at once, and the sequential checks' gross-error rule. */
-const FAILING: PodSlot = { requests: 200, errors: 120, latencyUs: 20_000 };
-const silent = createLogger('silent');
-
-let now = 0;
-const clock = (): number => now;
-const cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
-});
-
-/** One fleet's store: the lease, the flag store and the windows that its sidecars share. */
-interface Store {
-  readonly lease: MemoryLease;
-  readonly flags: MemoryFlagStore;
-  readonly source: MemoryWindowSource;
-  /** Redis up or down, for all three at once. */
-  reachable(up: boolean): void;
-}
-
-function store(): Store {
-  const lease = new MemoryLease(clock);
-  const flags = new MemoryFlagStore(lease, '50');
-  const source = new MemoryWindowSource({ baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS);
-  cleanups.push(() => source.destroy());
-  return {
-    lease, flags, source,
-    reachable(up) {
-      lease.reachable = up;
-      flags.reachable = up;
-      source.reachable = up;
-    },
-  };
-}
-
-/** Publishes slots [from, to]: a healthy baseline pod and a canary pod as given. */
-function traffic(s: Store, from: number, to: number, canary: PodSlot = HEALTHY): void {
-  for (let slot = from; slot <= to; slot++) {
-    s.source.put('v1', 'v1-a', slot, HEALTHY);
-    s.source.put('v2', 'v2-a', slot, canary);
-  }
-}
-
-function evaluatorOf(s: Store, holderId = 'a/1', options: Partial<EvaluatorOptions> = {}): Evaluator {
-  return new Evaluator(
-    { holderId, pod: holderId.split('/')[0]!, slotMs: SLOT_MS, slots: SLOTS, leaseTtlMs: LEASE_TTL_MS, policy: THRESHOLDS_ONLY, consecutiveBreaches: 1, ...options },
-    s.lease,
-    s.flags,
-    s.source,
-    clock,
-    silent,
-  );
-}
-
-/** Moves the clock just past the end of `slot`: the next evaluation judges the window that ends with it. */
-function after(slot: number): void {
-  now = (slot + 1) * SLOT_MS + 50;
-}
-
-/** An evaluator `a/1` holding the lease just after `slot`, with nothing evaluated yet. */
-async function holderAfter(s: Store, slot: number, options: Partial<EvaluatorOptions> = {}): Promise<Evaluator> {
-  const e = evaluatorOf(s, 'a/1', options);
-  after(slot);
-  await e.renewLease();
-  return e;
-}
-
-/** Renews the lease and evaluates the window that ends with `slot`. */
-async function evaluateAt(e: Evaluator, slot: number) {
-  after(slot);
-  await e.renewLease();
-  return e.evaluate();
-}
 
 const otherDecision = (atMs: number): RollbackDecision => manualDecision({ reason: 'by hand', by: 'oncall', atMs });
 const onRedisUnreachable = (policy: JudgePolicy, action: 'rollback' | 'hold'): JudgePolicy => ({ ...policy, noData: { ...policy.noData, redisUnreachable: action } });
@@ -117,7 +33,7 @@ describe('Evaluator: the lease', () => {
     expect(second).toBeNull();
     expect(a.status()).toMatchObject({ holding: true, holder: 'a/1', fencingToken: 1, evaluations: { pass: 2, warn: 0, inconclusive: 0, fail: 0 } });
     expect(s.source.reads).toBe(2);
-    now += LEASE_TTL_MS; // not renewed within its TTL
+    time.now += LEASE_TTL_MS; // not renewed within its TTL
     expect(a.status().holding).toBe(false);
     expect(await a.evaluate()).toBeNull();
   });
@@ -150,7 +66,7 @@ describe('Evaluator: the lease', () => {
     await a.renewLease();
     expect(a.status()).toMatchObject({ holding: false, redisErrors: 1, lastError: expect.stringMatching(/^lease: /) });
     const seen = a.status().lastErrorSeen;
-    expect(seen).toMatchObject({ message: expect.stringMatching(/^lease: /), atMs: now });
+    expect(seen).toMatchObject({ message: expect.stringMatching(/^lease: /), atMs: time.now });
     // The cause gone, lastError clears; the last error stays visible with its time.
     s.reachable(true);
     after(S + 1);
@@ -203,7 +119,7 @@ describe('Evaluator: the latch', () => {
     const a = evaluatorOf(s, 'a/1', { policy: DEFAULT_JUDGE_POLICY });
     expect((await evaluateAt(a, S + 3))?.decisionWritten).not.toBeNull();
     for (let slot = S + 4; slot <= S + 8; slot++) await evaluateAt(a, slot);
-    await s.flags.reset('oncall', 'fixed', '50', now);
+    await s.flags.reset('oncall', 'fixed', '50', time.now);
     for (let slot = S + 9; slot <= S + 12; slot++) await evaluateAt(a, slot);
     expect(a.status()).toMatchObject({ state: { phase: 'healthy' }, latch: null, pending: null });
     expect(a.status().latest?.outcome).not.toBe('fail');
@@ -232,7 +148,7 @@ describe('Evaluator: the latch', () => {
     const a = evaluatorOf(s, 'a/1', { policy: DEFAULT_JUDGE_POLICY });
     await evaluateAt(a, S + 4);
     expect(a.status().detector.lastSlot).toBe(S + 4);
-    const manual = otherDecision(now);
+    const manual = otherDecision(time.now);
     a.latchManual(manual);
     expect(a.status()).toMatchObject({ state: { phase: 'rolled_back', sinceMs: manual.atMs }, latch: manual });
     a.clearAfterReset();
@@ -278,13 +194,13 @@ describe('Evaluator: a decision waiting for Redis', () => {
     const s = store();
     traffic(s, S, S + 5);
     const a = await holderAfter(s, S + 4);
-    const decidedMs = now - 2000;
+    const decidedMs = time.now - 2000;
     a.queueDecision(otherDecision(decidedMs));
     await s.flags.reset('oncall', 'fixed', '10', decidedMs + 1000);
     expect(await a.writePending()).toBeNull();
     expect(a.status().pending).toBeNull();
     expect(s.flags.flag).toBe('10');
-    const later = otherDecision(now);
+    const later = otherDecision(time.now);
     a.queueDecision(later);
     expect(await a.writePending()).toEqual(later);
     expect(s.flags.flag).toBe('0');
@@ -296,7 +212,7 @@ describe('Evaluator: a decision waiting for Redis', () => {
     const a = evaluatorOf(s, 'a/1');
     const b = evaluatorOf(s, 'b/1');
     after(S + 4);
-    a.queueDecision(otherDecision(now));
+    a.queueDecision(otherDecision(time.now));
     await b.renewLease();
     await a.renewLease();
     expect(a.status()).toMatchObject({ holding: false, holder: 'b/1', pending: null });
@@ -332,8 +248,8 @@ describe('Evaluator: fencing', () => {
     const s = store();
     traffic(s, S, S + 5);
     const a = await holderAfter(s, S + 4);
-    a.queueDecision(otherDecision(now));
-    s.flags.record = otherDecision(now - 10);
+    a.queueDecision(otherDecision(time.now));
+    s.flags.record = otherDecision(time.now - 10);
     expect(await a.writePending()).toBeNull();
     expect(a.status()).toMatchObject({ pending: null, rollbacksWritten: 0 });
     expect(s.flags.written).toHaveLength(0);

@@ -3,83 +3,10 @@
  * lease moves when its holder dies, a failing canary gets the flag written, and the latch survives a restart.
  */
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildSidecar, type Sidecar } from '../../src/app/sidecar.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import type { Config } from '../../src/config/schema.ts';
-import { client, dropService, eventually, REDIS_URL, silent, uniqueService } from '../helpers/redis.ts';
-import { startUpstream, type Upstream } from '../helpers/upstream.ts';
-
-const TOKEN = 'test-admin-token';
-const cleanups: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const step of cleanups.splice(0).reverse()) await step().catch(() => undefined);
-});
-
-function configFor(service: string, pod: string, version: string, upstream: string, extra: Record<string, string> = {}): Config {
-  return loadConfig({
-    env: {
-      SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, REDIS_URL, PROXY_PORT: '0', ADMIN_PORT: '0',
-      CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test',
-      CANARY_GATE_FLAG_KEY: `cg-test:flag:{${service}}`, CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '8',
-      CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_LEASE_TTL: '1s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
-      CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'silent',
-      // Thresholds only: these tests are about merging, leases and latches with a few dozen requests; the statistical
-      // checks have their own tests (test/core/judge-statistics.test.ts) and run in the demo and fault tests.
-      // With thresholds only, three failing evaluations in a row roll back (as Flagger's threshold does).
-      CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false', CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', ...extra,
-    },
-  });
-}
-
-interface Pod {
-  readonly sidecar: Sidecar;
-  readonly proxy: string;
-  readonly admin: string;
-  readonly config: Config;
-}
-
-async function startPod(config: Config): Promise<Pod> {
-  const sidecar = buildSidecar(config, { logger: silent, adminToken: TOKEN });
-  const { proxyPort, adminPort } = await sidecar.start();
-  cleanups.push(() => sidecar.destroy());
-  return { sidecar, config, proxy: `http://127.0.0.1:${proxyPort}`, admin: `http://127.0.0.1:${adminPort}` };
-}
-
-async function upstream(status = 200): Promise<Upstream> {
-  const u = await startUpstream((_req, res) => {
-    res.writeHead(status);
-    res.end('x');
-  });
-  cleanups.push(() => u.close());
-  return u;
-}
-
-async function send(url: string, n: number): Promise<number[]> {
-  const statuses: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const res = await request(`${url}/item/${i}`);
-    await res.body.dump();
-    statuses.push(res.statusCode);
-  }
-  return statuses;
-}
-
-async function fleet(service: string, canaryStatus = 200, extra: Record<string, string> = {}): Promise<Pod[]> {
-  const [u1, u2] = [await upstream(), await upstream(canaryStatus)];
-  const redis = await client();
-  cleanups.push(async () => {
-    await dropService(redis, 'cg-test', service, `cg-test:flag:{${service}}`);
-    redis.disconnect();
-  });
-  return [
-    await startPod(configFor(service, 'a', 'v1', u1.url, extra)),
-    await startPod(configFor(service, 'b', 'v1', u1.url, extra)),
-    await startPod(configFor(service, 'c', 'v2', u2.url, extra)),
-  ];
-}
-
-const holderOf = (pods: Pod[]): Pod | undefined => pods.find((p) => p.sidecar.status().evaluator.holding);
+import { describe, expect, it } from 'vitest';
+import { buildSidecar } from '../../src/app/sidecar.ts';
+import { client, dropService, eventually, silent, uniqueService } from '../helpers/redis.ts';
+import { cleanups, configFor, fleet, holderOf, send, startPod, TOKEN, upstream } from '../helpers/sidecar-fleet.ts';
 
 describe('a fleet of three sidecars', () => {
   it('merges the slots of both baseline pods and the canary pod into one judged window', async () => {

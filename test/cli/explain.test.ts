@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { explainDecision } from '../../src/cli/explain.ts';
+import { explainDecision } from '../../src/core/explain.ts';
 import { step, initialState, type RollbackDecision } from '../../src/core/controller.ts';
 import { createHistogram, quantileUs, recordLatency } from '../../src/core/histogram.ts';
 import type { SlotCounts } from '../../src/core/window.ts';

@@ -115,7 +115,7 @@ describe('RedisFlagStore', () => {
     expect(await redis.get(flagKey)).toBe('0');
   });
 
-  it('reset clears the latch, sets the flag when asked, records the reset time and audits it', async () => {
+  it('reset clears the latch, sets the flag when asked, records the reset (time, actor, reason) and audits it', async () => {
     const flags = new RedisFlagStore(redis, keys, options());
     await flags.rollback(decision('x'), 0);
     expect(await flags.lastResetMs()).toBeNull();
@@ -123,6 +123,7 @@ describe('RedisFlagStore', () => {
     expect(await flags.latch()).toBeNull();
     expect(await redis.get(flagKey)).toBe('5');
     expect(await flags.lastResetMs()).toBe(1_700_000_123_000);
+    expect(await flags.lastReset()).toEqual({ atMs: 1_700_000_123_000, actor: 'alice@cli', reason: 'fixed in v2.0.1' });
     await flags.reset('bob@cli', 'no flag change', null, 1_700_000_124_000);
     expect(await redis.get(flagKey)).toBe('5');
     const audit = await redis.xrange(keys.audit, '-', '+');

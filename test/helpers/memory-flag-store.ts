@@ -4,7 +4,7 @@
  * the latch and records when; a Redis that loses its data is `wipe()`.
  */
 import type { RollbackDecision } from '../../src/core/controller.ts';
-import type { FlagStore, WriteOutcome } from '../../src/core/ports.ts';
+import type { FlagStore, ResetRecord, WriteOutcome } from '../../src/core/ports.ts';
 import type { MemoryLease } from './memory-lease.ts';
 
 export class MemoryFlagStore implements FlagStore {
@@ -16,7 +16,7 @@ export class MemoryFlagStore implements FlagStore {
   record: RollbackDecision | 'corrupt' | null = null;
   /** Every decision written, in order. */
   readonly written: RollbackDecision[] = [];
-  private resetMs: number | null = null;
+  private resetRecord: ResetRecord | null = null;
   private readonly lease: MemoryLease;
   private readonly rollbackValue: string;
 
@@ -45,16 +45,21 @@ export class MemoryFlagStore implements FlagStore {
     return this.record;
   }
 
-  async reset(_actor: string, _reason: string, flagValue: string | null, atMs: number): Promise<void> {
+  async reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void> {
     this.ensureReachable();
     this.record = null;
-    this.resetMs = atMs;
+    this.resetRecord = { atMs, actor, reason };
     if (flagValue !== null) this.flag = flagValue;
   }
 
   async lastResetMs(): Promise<number | null> {
     this.ensureReachable();
-    return this.resetMs;
+    return this.resetRecord?.atMs ?? null;
+  }
+
+  async lastReset(): Promise<ResetRecord | null> {
+    this.ensureReachable();
+    return this.resetRecord;
   }
 
   async flagPercent(): Promise<number | null> {
@@ -67,7 +72,7 @@ export class MemoryFlagStore implements FlagStore {
   /** Loses every key, as a Redis that restarts empty: the latch, the reset record and the flag. */
   wipe(): void {
     this.record = null;
-    this.resetMs = null;
+    this.resetRecord = null;
     this.flag = null;
   }
 

@@ -1,14 +1,16 @@
 /**
- * `canary-gate explain`: a rollback decision as a table a person reads in ten seconds. Pure formatting of a
- * RollbackDecision (the decision key, or an audit stream entry); no I/O.
+ * A rollback decision (or a verdict) as a table a person reads in ten seconds: what `canary-gate explain` prints and
+ * what a notification carries. Pure formatting of a RollbackDecision (the decision key, or an audit stream entry) or
+ * a Verdict; no I/O.
  */
-import type { RollbackDecision } from '../core/controller.ts';
-import { isSequential, type CheckResult, type VersionFigures } from '../core/verdict.ts';
-import { textTable as table } from '../replay/report.ts';
+import type { RollbackDecision } from './controller.ts';
+import { textTable as table } from './text-table.ts';
+import { isSequential, type CheckResult, type Verdict, type VersionFigures } from './verdict.ts';
 
-
-const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(2)} %` : '-');
-const msText = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');
+/** A ratio 0..1 as a percentage with two decimals (`1.25 %`), `-` when not a number. */
+export const pct = (ratio: number): string => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(2)} %` : '-');
+/** Milliseconds with one decimal (`48.0 ms`), `-` when not a number. */
+export const msText = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : '-');
 const value = (c: CheckResult, v: number): string => (c.unit === 'ms' ? msText(v) : pct(v));
 
 function figuresTable(baseline: VersionFigures, canary: VersionFigures): string {
@@ -74,6 +76,18 @@ function sequentialTable(checks: readonly CheckResult[], atMs: number): string {
   return table(rows);
 }
 
+/** The two versions' figures, every check with its evidence, then each check's reason in full (lines, no header). */
+function evidenceLines(baseline: VersionFigures | null, canary: VersionFigures | null, checks: readonly CheckResult[], atMs: number): string[] {
+  const out: string[] = [];
+  if (baseline !== null && canary !== null) out.push('', figuresTable(baseline, canary));
+  if (checks.length > 0) {
+    const sequential = checks.some((c) => isSequential(c.evidence));
+    out.push('', sequential ? sequentialTable(checks, atMs) : windowTable(checks), '');
+    for (const c of checks) out.push(`${c.check}: ${c.evidence ? `${c.evidence.rule}. ` : ''}${c.reason}`);
+  }
+  return out;
+}
+
 /**
  * The decision as text: a header (what, when, who, which config), the two versions' figures, every check with its
  * evidence, then each check's reason in full.
@@ -85,11 +99,16 @@ export function explainDecision(d: RollbackDecision): string {
     `reason: ${d.reason}`,
   ];
   if (d.trigger === 'automatic') out.push(`after ${d.consecutiveBreaches} failing evaluations in a row`);
-  if (d.baseline !== null && d.canary !== null) out.push('', figuresTable(d.baseline, d.canary));
-  if (d.checks.length > 0) {
-    const sequential = d.checks.some((c) => isSequential(c.evidence));
-    out.push('', sequential ? sequentialTable(d.checks, d.atMs) : windowTable(d.checks), '');
-    for (const c of d.checks) out.push(`${c.check}: ${c.evidence ? `${c.evidence.rule}. ` : ''}${c.reason}`);
-  }
+  out.push(...evidenceLines(d.baseline, d.canary, d.checks, d.atMs));
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * A verdict as text, in the decision's layout: a header (its outcome and when its window ended), the reason, the two
+ * versions' figures and every check with its evidence.
+ * @returns lines ending with a newline
+ */
+export function explainVerdict(v: Verdict): string {
+  const out = [`${v.outcome} verdict for the window ending ${new Date(v.atMs).toISOString()}`, `reason: ${v.reason}`, ...evidenceLines(v.baseline, v.canary, v.checks, v.atMs)];
   return `${out.join('\n')}\n`;
 }
