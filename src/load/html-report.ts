@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { LoadResult } from './run.ts';
+import type { LoadResult } from './result.ts';
 import { resultTables, type Table } from './table.ts';
 
 const require = createRequire(import.meta.url);

@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finiteOrNull, htmlReport } from './html-report.ts';
-import type { LoadResult } from './run.ts';
+import type { LoadResult } from './result.ts';
 
 /**
  * @param outDir folder for both files

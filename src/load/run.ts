@@ -19,9 +19,12 @@ import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { startDemoFleet, type DemoFleet } from '../demo/fleet.ts';
 import { createFlagReader, createStatusPoller, gateViewOf, type FlagReader, type GateView } from './monitor.ts';
 import type { LoadProfile, LoadStep } from './profile.ts';
-import { ALL, LoadRecorder, type SpanCounts, type VersionFigures } from './recorder.ts';
+import { ALL, LoadRecorder } from './recorder.ts';
+import { stepResult, type LoadResult, type RunEvent, type RunProgress, type StepResult, type TimelinePoint } from './result.ts';
 import { mixSequence, versionOf } from './request-mix.ts';
 import { checkTarget } from './target.ts';
+
+export type { LoadResult, RunEvent, RunProgress, StepResult, TimelinePoint } from './result.ts';
 
 export interface RunOptions {
   /** Overrides the profile's target (an origin). Refused for a profile with a `demo` section. */
@@ -48,86 +51,6 @@ export interface RunOptions {
     /** Called after every evaluation of either sidecar. */
     readonly onEvaluation?: (event: EvaluationEvent) => void;
   };
-}
-
-/** Where a run stands, for a progress bar. */
-export interface RunProgress {
-  /** Seconds since the load started. */
-  readonly elapsedS: number;
-  /** The run's bound, s. */
-  readonly durationS: number;
-  readonly step: string;
-  /** Offered rate of the current step, rps. */
-  readonly offeredRps: number;
-  readonly requests: number;
-  readonly maxRequests: number;
-}
-
-/** One sample interval of the run. */
-export interface TimelinePoint {
-  /** End of the interval, seconds since the load started. */
-  readonly tS: number;
-  /** Offered rate of the step running at the end of the interval, rps. */
-  readonly offeredRps: number;
-  /** Responses plus failures in the interval divided by its length, rps. */
-  readonly achievedRps: number;
-  /** Figures by version, with `all` (every response and failure). */
-  readonly versions: Readonly<Record<string, VersionFigures>>;
-  /** The flag read at the end of the interval; null when unset; undefined when not watched or unreadable. */
-  readonly flag?: string | null | undefined;
-  /** The gate's latest verdict; null before the first; undefined when not watched or unreadable. */
-  readonly gate?: GateView | null | undefined;
-}
-
-export interface RunEvent {
-  /** Seconds since the load started. */
-  readonly tS: number;
-  readonly kind: 'step' | 'regression' | 'rollback' | 'stop';
-  readonly text: string;
-}
-
-/** One step's outcome. Latencies ms, rates rps. */
-export interface StepResult extends SpanCounts {
-  readonly label: string;
-  readonly offeredRps: number;
-  /** How long it ran, s. */
-  readonly durationS: number;
-  readonly requests: number;
-  readonly achievedRps: number;
-  readonly errors: number;
-  readonly p50Ms: number;
-  readonly p95Ms: number;
-  readonly p99Ms: number;
-}
-
-/** The JSON result of a run (`result.json`); NaN figures are written as null. */
-export interface LoadResult {
-  readonly schema: 'canary-gate/load-result/1';
-  readonly profile: { readonly name: string; readonly description: string; readonly durationS: number; readonly maxRequests: number; readonly connections: number };
-  readonly target: string;
-  readonly startedAt: string;
-  /** Seconds from the start of the load to its end. */
-  readonly elapsedS: number;
-  readonly stopReason: 'completed' | 'max-requests' | 'duration' | 'aborted' | 'rollback';
-  readonly steps: readonly StepResult[];
-  readonly totals: StepResult & { readonly maxMs: number; readonly errorRatio: number };
-  /** Whole-run figures by version (without `all`). */
-  readonly versions: Readonly<Record<string, VersionFigures>>;
-  readonly timeline: readonly TimelinePoint[];
-  readonly events: readonly RunEvent[];
-  /** The flag watched, its first and last value read; null when no flag was watched. */
-  readonly flag: { readonly key: string; readonly rollbackValue: string; readonly first: string | null | undefined; readonly last: string | null | undefined } | null;
-  /** When the flag first turned to its rollback value during the run. */
-  readonly rollback: { readonly tS: number; readonly flag: string } | null;
-  /**
-   * The demo fleet's run: when v2 regressed (s), what the router sent each version, and the decision record (its
-   * JSON, parsed) when the flag rolled back, else null.
-   */
-  readonly demo: {
-    readonly regressAtS: number | null;
-    readonly routed: { readonly baseline: number; readonly canary: number };
-    readonly decision?: unknown;
-  } | null;
 }
 
 type StopReason = LoadResult['stopReason'];
@@ -456,20 +379,4 @@ function sleep(ms: number): Sleep {
 async function readDecision(fleet: DemoFleet): Promise<unknown> {
   const text = await fleet.readDecision().catch(() => null);
   return text === null ? null : (JSON.parse(text) as unknown);
-}
-
-function stepResult(label: string, offeredRps: number, durationS: number, all: VersionFigures | undefined, counts: SpanCounts): StepResult {
-  const requests = all?.requests ?? 0;
-  return {
-    label,
-    offeredRps,
-    durationS: Math.round(durationS * 100) / 100,
-    requests,
-    achievedRps: durationS > 0 ? Math.round((requests / durationS) * 10) / 10 : 0,
-    errors: all?.errors ?? 0,
-    p50Ms: all?.p50Ms ?? Number.NaN,
-    p95Ms: all?.p95Ms ?? Number.NaN,
-    p99Ms: all?.p99Ms ?? Number.NaN,
-    ...counts,
-  };
 }

@@ -3,7 +3,7 @@
  * per version the responses named) and their text form. The HTML report renders the same tables; the demo's lines
  * use the same number helpers.
  */
-import type { LoadResult } from './run.ts';
+import type { LoadResult } from './result.ts';
 
 /** `v` with `digits` decimals, `-` when it is not finite; padded on the left to `width`. */
 export const fixed = (v: number, digits: number, width = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-').padStart(width);
