@@ -58,7 +58,7 @@ function figuresOf({ histogram, requests, errors }: Tally): VersionFigures {
 }
 
 /** One span: tallies by version, created on first sight and kept (reset, not freed) when the span is sealed. */
-class Span {
+export class Span {
   private readonly tallies = new Map<string, Tally>();
   private counts = { non2xx: 0, failures: 0, statusCodes: {} as Record<string, number> };
 
@@ -86,12 +86,14 @@ class Span {
     }
   }
 
+  /** The span so far. */
   figures(): SpanFigures {
     const versions: Record<string, VersionFigures> = {};
     for (const [version, t] of this.tallies) if (t.requests > 0) versions[version] = figuresOf(t);
     return { versions, counts: this.counts };
   }
 
+  /** The span so far; the span starts again empty. */
   seal(): SpanFigures {
     const out = this.figures();
     for (const t of this.tallies.values()) {
@@ -110,13 +112,14 @@ class Span {
 }
 
 /**
- * Records a run's responses (no I/O). Holds WebAssembly histograms: call {@link LoadRecorder.destroy} when done.
- * Spans: the whole run (`totals`), the current step (`sealStep`), the current sample interval (`sealInterval`).
+ * Records a run's responses (no I/O) into three spans: the whole run (`total`), the current step (`step`) and the
+ * current sample interval (`interval`); sealing a span hands over its figures and starts it again empty. Holds
+ * WebAssembly histograms: call {@link LoadRecorder.destroy} when done.
  */
 export class LoadRecorder {
-  private readonly total = new Span();
-  private readonly step = new Span();
-  private readonly interval = new Span();
+  readonly total = new Span();
+  readonly step = new Span();
+  readonly interval = new Span();
 
   /** Requests recorded so far (responses plus failures). */
   get requests(): number {
@@ -135,21 +138,6 @@ export class LoadRecorder {
   /** Records a request that failed without a response (socket error, timeout): an error of `all`. */
   failure(): void {
     for (const span of [this.total, this.step, this.interval]) span.record(null, null, 0);
-  }
-
-  /** Closes the current sample interval: its figures by version (with `all`) and counts; the next one starts empty. */
-  sealInterval(): SpanFigures {
-    return this.interval.seal();
-  }
-
-  /** Closes the current step (one autocannon run), like {@link sealInterval}. */
-  sealStep(): SpanFigures {
-    return this.step.seal();
-  }
-
-  /** The whole run so far. */
-  totals(): SpanFigures {
-    return this.total.figures();
   }
 
   /** Frees the WebAssembly histograms. The recorder is unusable afterwards. */

@@ -13,6 +13,7 @@
  * The run stops by itself: at the end of the last step, at `duration`, or after `maxRequests` requests; and when
  * `signal` aborts, or with `stopOnRollback` when the flag turns to its rollback value.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import type { EvaluationEvent } from '../app/evaluator.ts';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
@@ -112,9 +113,10 @@ class Drive {
   private readonly timeline: TimelinePoint[] = [];
   private stopReason: StopReason = 'completed';
   private stopped = false;
-  /** The autocannon instance of the running step, and the sleep of a step that holds its rate. */
+  /** The autocannon instance of the running step. */
   private current: autocannon.Instance | null = null;
-  private resting: Sleep | null = null;
+  /** Aborted when the run stops: cuts short the wait of a step that holds its rate. */
+  private readonly stopping = new AbortController();
   private firstFlag: string | null | undefined;
   private lastFlag: string | null | undefined;
   private rollback: LoadResult['rollback'] = null;
@@ -135,7 +137,7 @@ class Drive {
     if (watch) this.flag = { key: watch.key, rollbackValue: watch.rollbackValue, reader: createFlagReader(url, watch.key) };
     if (fleet) this.pollGate = async () => gateViewOf(fleet.latestVerdict());
     else if (profile.monitor.sidecars.length > 0) this.pollGate = createStatusPoller(profile.monitor.sidecars);
-    this.step = { label: profile.steps[0]?.label ?? '', rateRps: profile.steps[0]?.rateRps ?? 0 };
+    this.step = profile.steps[0] ?? { label: '', rateRps: 0 };
     this.requests = mixSequence(profile.requests).map((r) => ({
       method: r.method as autocannon.Request['method'],
       path: r.path,
@@ -195,7 +197,7 @@ class Drive {
     this.stopReason = reason;
     this.event('stop', text);
     this.current?.stop();
-    this.resting?.wake();
+    this.stopping.abort();
   }
 
   /** The regression timer's work: v2 of the demo fleet turns slow and error-prone now. */
@@ -208,18 +210,16 @@ class Drive {
   /** The sampler: one timeline point every `monitor.everyMs` until stopped. */
   private startSampler(): { stop(): Promise<void> } {
     const everyMs = this.profile.monitor.everyMs;
-    let sampling = true;
-    let waiting = sleep(0);
+    const done = new AbortController();
     const loop = (async () => {
-      for (let next = this.startMs + everyMs; sampling; next += everyMs) {
-        await (waiting = sleep(next - Date.now())).done;
-        if (sampling) await this.sample();
+      for (let next = this.startMs + everyMs; !done.signal.aborted; next += everyMs) {
+        await sleep(next - Date.now(), done.signal);
+        if (!done.signal.aborted) await this.sample();
       }
     })();
     return {
       stop: async () => {
-        sampling = false;
-        waiting.wake();
+        done.abort();
         await loop;
       },
     };
@@ -235,7 +235,7 @@ class Drive {
     const lengthS = Math.max(0.001, (nowMs - this.lastSealMs) / 1000);
     const sliver = last && lengthS * 1000 < profile.monitor.everyMs / 4;
     this.lastSealMs = nowMs;
-    const interval = recorder.sealInterval();
+    const interval = recorder.interval.seal();
     const [flag, gate] = await Promise.all([watched?.reader.read(), pollGate?.()]);
     const point: TimelinePoint = {
       tS: Math.round(((nowMs - this.startMs) / 1000) * 100) / 100,
@@ -284,8 +284,8 @@ class Drive {
       await this.runStep(s.rateRps, stepMs, stepRequests);
       // A step whose capped requests are all answered early holds its rate by waiting out its time.
       const restMs = stepStartMs + stepMs - Date.now();
-      if (!this.stopped && restMs > 0) await (this.resting = sleep(restMs)).done;
-      const span = recorder.sealStep();
+      if (!this.stopped && restMs > 0) await sleep(restMs, this.stopping.signal);
+      const span = recorder.step.seal();
       steps.push(stepResult(s.label, s.rateRps, (Date.now() - stepStartMs) / 1000, span.versions[ALL], span.counts));
     }
     return steps;
@@ -328,7 +328,7 @@ class Drive {
 
   private async result(steps: StepResult[]): Promise<LoadResult> {
     const { profile, recorder, origin, flag, fleet } = this;
-    const totals = recorder.totals();
+    const totals = recorder.total.figures();
     const endS = this.elapsedS();
     const all = totals.versions[ALL];
     const offered = steps.reduce((sum, s) => sum + s.offeredRps * s.durationS, 0);
@@ -356,23 +356,9 @@ class Drive {
   }
 }
 
-/** A timer that can be cut short. */
-interface Sleep {
-  /** Resolves after the time given, or at `wake()`. */
-  readonly done: Promise<void>;
-  wake(): void;
-}
-
-function sleep(ms: number): Sleep {
-  let wake: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, Math.max(0, ms));
-    wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-  });
-  return { done, wake };
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return delay(Math.max(0, ms), undefined, { signal }).catch(() => undefined);
 }
 
 /** The fleet's decision record, parsed; null when there is none or Redis does not answer. */
