@@ -17,12 +17,23 @@ export interface DemoBehaviour {
 }
 
 export interface DemoApp {
-  readonly server: Server;
-  readonly version: string;
   listen(port?: number, host?: string): Promise<number>;
   /** Changes the behaviour from now on (e.g. a regression). */
   regress(behaviour: DemoBehaviour): void;
   close(): Promise<void>;
+}
+
+/** Listens on `host:port` (a free port by default); resolves to the port. */
+export function listen(server: Server, port = 0, host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve) => server.listen(port, host, () => resolve((server.address() as AddressInfo).port)));
+}
+
+/** Closes a server and its idle and in-flight connections. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }
 
 export const HEALTHY: DemoBehaviour = { medianMs: 20, sigma: 0.5, errorRatio: 0.001 };
@@ -44,18 +55,11 @@ export function createDemoApp(version: string, behaviour: DemoBehaviour = HEALTH
   });
   server.keepAliveTimeout = 10_000;
   return {
-    server,
-    version,
-    listen: (port = 0, host = '127.0.0.1') =>
-      new Promise((resolve) => server.listen(port, host, () => resolve((server.address() as AddressInfo).port))),
+    listen: (port, host) => listen(server, port, host),
     regress(next) {
       current = next;
       delay = lognormal.factory(Math.log(next.medianMs), next.sigma, { seed: seed + 2 });
     },
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }

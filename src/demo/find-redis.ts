@@ -3,9 +3,11 @@
  * free loopback port (no persistence; stopped with the demo). None of these: CanaryGateError CG_DEMO_NO_REDIS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { Redis } from 'ioredis';
+import { createLogger } from '../config/logger.ts';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
+import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 
 export interface FoundRedis {
   readonly url: string;
@@ -14,12 +16,12 @@ export interface FoundRedis {
   stop(): Promise<void>;
 }
 
-/** Resolves true when a PING answers within `timeoutMs`. */
+/** Resolves true when a PING answers within `timeoutMs`; false at once when the connection fails. */
 export async function pings(url: string, timeoutMs = 1000): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null });
-  client.on('error', () => undefined);
+  const client = createRedisClient({ url, commandTimeout: timeoutMs, connectTimeout: timeoutMs }, createLogger('silent'));
+  const failed = once(client, 'error').then(([err]) => Promise.reject(err as Error));
   try {
-    await client.connect();
+    await Promise.race([waitReady(client, timeoutMs), failed]);
     return (await client.ping()) === 'PONG';
   } catch {
     return false;

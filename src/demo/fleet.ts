@@ -7,7 +7,6 @@
  * the flag is set to the start percentage.
  */
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import type { EvaluationEvent } from '../app/evaluator.ts';
 import { buildSidecar, type Sidecar } from '../app/sidecar.ts';
 import type { Config } from '../config/schema.ts';
@@ -16,15 +15,14 @@ import { createLogger } from '../config/logger.ts';
 import { serviceKeys, type ServiceKeys } from '../core/keys.ts';
 import type { Verdict } from '../core/verdict.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
+import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
+import { newest } from '../load/monitor.ts';
 import { createDemoApp, HEALTHY, REGRESSED } from './demo-app.ts';
 import { findRedis, type FoundRedis } from './find-redis.ts';
 import { createDemoRouter } from './router.ts';
 
 /** The config every demo sidecar loads (the embedded default). */
 export const DEMO_CONFIG = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
-
-/** What the fleet regresses into, for messages. */
-export const DEMO_REGRESSION = { from: HEALTHY, to: REGRESSED } as const;
 
 export interface DemoFleetOptions {
   /** REDIS_URL picks the Redis (else 127.0.0.1:6379, else a private redis-server); CANARY_GATE_POLICY_* try another policy. */
@@ -46,14 +44,10 @@ export interface DemoFleet {
   /** The v1 sidecar's config (the v2 one differs only in pod, version and upstream). */
   readonly config: Config;
   readonly keys: ServiceKeys;
-  readonly flagKey: string;
-  readonly rollbackValue: string;
   /** Proxy ports of the v1 and v2 sidecars and the router's port. */
   readonly ports: { readonly v1: number; readonly v2: number; readonly router: number };
-  /** Turns v2 slow and error-prone (median 50 ms instead of 20, 10 % errors). */
-  regress(): void;
-  /** The flag's value in Redis, or null when unset. Throws on a Redis error. */
-  readFlag(): Promise<string | null>;
+  /** Turns v2 slow and error-prone (median 50 ms instead of 20, 10 % errors); returns a line that says so. */
+  regress(): string;
   /** The decision record's raw JSON, or null when there is none. Throws on a Redis error. */
   readDecision(): Promise<string | null>;
   /** The newest verdict of whichever sidecar evaluates, or null before the first. */
@@ -94,16 +88,17 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
       });
     const config = configFor('v1');
     const keys = serviceKeys(config.redis.keyPrefix, config.service);
+    const logger = createLogger(config.log.level, { service: config.service });
 
     // An operator starting a rollout: clear the previous run's decision and slots, set the canary's share.
-    const control = new Redis(found.url, { maxRetriesPerRequest: 1 });
+    const control = createRedisClient(config.redis, logger);
     cleanup.push(async () => control.disconnect());
+    await waitReady(control, config.redis.connectTimeout);
     const stale = await control.keys(`${config.redis.keyPrefix}:{${config.service}}:slot:*`);
     if (stale.length > 0) await control.del(...stale);
     await control.del(keys.lease);
     await new RedisFlagStore(control, keys, flagOptionsOf(config.flag)).reset(options.actor, `${options.actor} starts a rollout`, String(options.startPercentage), Date.now());
 
-    const logger = createLogger(config.log.level, { service: config.service });
     const sidecars: Sidecar[] = [];
     const ports = { v1: 0, v2: 0 };
     for (const version of ['v1', 'v2'] as const) {
@@ -122,16 +117,13 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
       redisOrigin: found.origin,
       config,
       keys,
-      flagKey: config.flag.key,
-      rollbackValue: config.flag.rollbackValue,
       ports: { ...ports, router: routerPort },
-      regress: () => apps.v2.regress(REGRESSED),
-      readFlag: () => control.get(config.flag.key),
-      readDecision: () => control.get(keys.decision),
-      latestVerdict: () => {
-        const verdicts = sidecars.map((s) => s.status().latestVerdict).filter((v): v is Verdict => v !== null);
-        return verdicts.sort((a, b) => b.atMs - a.atMs)[0] ?? null;
+      regress: () => {
+        apps.v2.regress(REGRESSED);
+        return `v2 regresses now: median ${REGRESSED.medianMs} ms (was ${HEALTHY.medianMs}), ${REGRESSED.errorRatio * 100} % errors`;
       },
+      readDecision: () => control.get(keys.decision),
+      latestVerdict: () => newest(sidecars.map((s) => s.status().latestVerdict)),
       routed: () => ({ ...router.routed }),
       close,
     };

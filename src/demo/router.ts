@@ -3,16 +3,14 @@
  * baseline's, and everything to the baseline as soon as the flag says 0 (or is missing or unreadable). It stands in
  * for the Istio VirtualService weight or ingress rule a real rollout would drive from the same Redis key.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { Pool } from 'undici';
 import type { Redis } from 'ioredis';
 import { forwardRequest } from '../proxy/forward.ts';
+import { closeServer, listen } from './demo-app.ts';
 
 export interface DemoRouter {
-  readonly server: Server;
-  /** Current canary percentage, 0..100, as last read from Redis. */
-  readonly percentage: number;
+  /** Requests sent to each version so far. */
   readonly routed: { baseline: number; canary: number };
   listen(): Promise<number>;
   close(): Promise<void>;
@@ -46,21 +44,14 @@ export function createDemoRouter(redis: Redis, flagKey: string, baselineUrl: str
   });
   server.keepAliveTimeout = 10_000;
   return {
-    server,
-    get percentage() {
-      return percentage;
-    },
     routed,
     listen: async () => {
       await poll();
-      return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+      return listen(server);
     },
     close: async () => {
       clearInterval(timer);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await closeServer(server);
       await Promise.all([baseline.close(), canary.close()]);
     },
   };

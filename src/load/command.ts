@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadProfile, PROFILE_DEFAULTS, type LoadProfile } from './profile.ts';
-import type { RunEvent, RunProgress, TimelinePoint } from './run.ts';
+import type { RunEvent, RunProgress, TimelinePoint } from './result.ts';
 import { checkTarget } from './target.ts';
 import { summaryTable } from './table.ts';
 

@@ -13,7 +13,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { LoadResult } from './run.ts';
+import type { LoadResult } from './result.ts';
+import { resultTables, type Table } from './table.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -27,26 +28,23 @@ function uplotAssets(): { js: string; css: string } {
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** A JSON.stringify replacer: NaN and Infinity become null (JSON has neither). */
+export const finiteOrNull = (_key: string, v: unknown): unknown => (typeof v === 'number' && !Number.isFinite(v) ? null : v);
+
 /** JSON for a `<script type="application/json">` block: NaN and Infinity become null, `<` cannot close the tag. */
 export function embeddedJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)).replace(/</g, '\\u003c');
+  return JSON.stringify(value, finiteOrNull).replace(/</g, '\\u003c');
 }
 
-const fmt = (v: number, digits = 1): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+function htmlTable(id: string, { header, rows }: Table): string {
+  const cells = (tag: string, row: readonly string[]): string => `<tr>${row.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
+  return `<table id="${id}">${cells('th', header)}${rows.map((r) => cells('td', r)).join('')}</table>`;
+}
 
 function tables(result: LoadResult): string {
-  const head = (cells: string[]): string => `<tr>${cells.map((c) => `<th>${c}</th>`).join('')}</tr>`;
-  const row = (cells: string[]): string => `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
-  const steps = [...result.steps, result.totals]
-    .map((s) => row([s.label, String(s.offeredRps), String(s.requests), String(s.achievedRps), fmt(s.p50Ms, 2), fmt(s.p95Ms, 2), fmt(s.p99Ms, 2), String(s.errors), String(s.non2xx)]))
-    .join('');
-  const versions = Object.entries(result.versions)
-    .map(([v, f]) => row([v, String(f.requests), fmt(f.p50Ms, 2), fmt(f.p95Ms, 2), fmt(f.p99Ms, 2), String(f.errors), Number.isFinite(f.errorRatio) ? `${(f.errorRatio * 100).toFixed(2)} %` : '-']))
-    .join('');
-  return (
-    `<table id="steps">${head(['step', 'offered rps', 'requests', 'rps', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'non-2xx'])}${steps}</table>` +
-    (versions ? `<table id="versions">${head(['version', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'error ratio'])}${versions}</table>` : '<p>No response named a version (see <code>versions</code> in the profile).</p>')
-  );
+  const { steps, versions } = resultTables(result);
+  const none = '<p>No response named a version (see <code>versions</code> in the profile).</p>';
+  return htmlTable('steps', steps) + (versions.rows.length > 0 ? htmlTable('versions', versions) : none);
 }
 
 // The page's own script: builds the uPlot series from the embedded result. Plain ES2020, no template literals

@@ -3,22 +3,37 @@
  * (from sidecars' `GET /status`, or in process for the demo fleet). Every read is bounded by a timeout and fails
  * soft: a failed read is `undefined` in the timeline, never a failed run.
  */
-import { Redis } from 'ioredis';
 import { request } from 'undici';
+import { createLogger } from '../config/logger.ts';
 import type { Verdict } from '../core/verdict.ts';
+import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 
 /** The gate's view of both versions at one moment (from its latest verdict). Latencies ms, ratios 0..1. */
 export interface GateView {
   readonly outcome: string;
   /** When the judged window ended, ms since the epoch. */
   readonly atMs: number;
-  readonly baseline: { readonly version: string; readonly requests: number; readonly p95Ms: number | null; readonly errorRatio: number | null };
-  readonly canary: { readonly version: string; readonly requests: number; readonly p95Ms: number | null; readonly errorRatio: number | null };
+  readonly baseline: GateSide;
+  readonly canary: GateSide;
 }
 
-/** A verdict (in process, or as /status serialises it with NaN as null) reduced to a {@link GateView}. */
-export function gateViewOf(verdict: Pick<Verdict, 'outcome' | 'atMs' | 'baseline' | 'canary'>): GateView {
-  const side = (f: Verdict['baseline']): GateView['baseline'] => ({
+interface GateSide {
+  readonly version: string;
+  readonly requests: number;
+  readonly p95Ms: number | null;
+  readonly errorRatio: number | null;
+}
+
+/** The newest of some verdicts or views (by `atMs`); null when there is none. */
+export function newest<T extends { readonly atMs: number }>(items: ReadonlyArray<T | null | undefined>): T | null {
+  const found = items.filter((x): x is T => x !== null && x !== undefined);
+  return found.sort((a, b) => b.atMs - a.atMs)[0] ?? null;
+}
+
+/** A verdict (in process, or as /status serialises it with NaN as null) reduced to a {@link GateView}; null stays null. */
+export function gateViewOf(verdict: Pick<Verdict, 'outcome' | 'atMs' | 'baseline' | 'canary'> | null): GateView | null {
+  if (verdict === null) return null;
+  const side = (f: Verdict['baseline']): GateSide => ({
     version: f.version,
     requests: f.requests,
     p95Ms: Number.isFinite(f.p95Ms) ? f.p95Ms : null,
@@ -40,27 +55,12 @@ export interface FlagReader {
  * @param timeoutMs per read, ms
  */
 export function createFlagReader(url: string, key: string, timeoutMs = 500): FlagReader {
-  const redis = new Redis(url, { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: timeoutMs, connectTimeout: timeoutMs });
-  redis.on('error', () => undefined);
+  const redis = createRedisClient({ url, commandTimeout: timeoutMs, connectTimeout: timeoutMs }, createLogger('silent'));
   return {
     read: async () => {
-      if (redis.status === 'connecting' || redis.status === 'connect') {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, timeoutMs);
-          redis.once('ready', done);
-          function done(): void {
-            clearTimeout(timer);
-            redis.off('ready', done);
-            resolve();
-          }
-        });
-      }
+      if (redis.status === 'connecting' || redis.status === 'connect') await waitReady(redis, timeoutMs).catch(() => undefined);
       if (redis.status !== 'ready') return undefined;
-      try {
-        return await redis.get(key);
-      } catch {
-        return undefined;
-      }
+      return redis.get(key).catch(() => undefined);
     },
     close: () => redis.disconnect(),
   };
@@ -72,24 +72,21 @@ export function createFlagReader(url: string, key: string, timeoutMs = 500): Fla
  * @param timeoutMs per request, ms
  */
 export function createStatusPoller(adminUrls: readonly string[], timeoutMs = 500): () => Promise<GateView | null | undefined> {
+  const poll = async (base: string): Promise<GateView | null | undefined> => {
+    try {
+      const res = await request(new URL('/status', base), { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return undefined;
+      }
+      const status = (await res.body.json()) as { latestVerdict?: Verdict | null };
+      return gateViewOf(status.latestVerdict ?? null);
+    } catch {
+      return undefined;
+    }
+  };
   return async () => {
-    const views = await Promise.all(
-      adminUrls.map(async (base) => {
-        try {
-          const res = await request(new URL('/status', base), { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-          if (res.statusCode !== 200) {
-            await res.body.dump();
-            return undefined;
-          }
-          const status = (await res.body.json()) as { latestVerdict?: Verdict | null };
-          return status.latestVerdict ? gateViewOf(status.latestVerdict) : null;
-        } catch {
-          return undefined;
-        }
-      }),
-    );
-    if (views.every((v) => v === undefined)) return undefined;
-    const found = views.filter((v): v is GateView => v !== undefined && v !== null);
-    return found.sort((a, b) => b.atMs - a.atMs)[0] ?? null;
+    const views = await Promise.all(adminUrls.map(poll));
+    return views.every((v) => v === undefined) ? undefined : newest(views);
   };
 }

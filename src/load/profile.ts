@@ -9,8 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { DEFAULTS } from '../config/defaults.ts';
 import { duration } from '../config/schema.ts';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
+import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 
 /** Every default of a profile, in one place. */
 export const PROFILE_DEFAULTS = {
@@ -27,10 +29,10 @@ export const PROFILE_DEFAULTS = {
   versionJsonField: 'version',
   /** Steps of a ramp stage when `steps` is left out. */
   rampSteps: 10,
-  flagKey: 'feature:v2_traffic_percentage',
-  rollbackValue: '0',
+  flagKey: DEFAULTS.flag.key,
+  rollbackValue: DEFAULTS.flag.rollbackValue,
   /** Canary share the demo fleet's rollout starts at, percent. */
-  demoStartPercentage: 10,
+  demoStartPercentage: DEMO_DEFAULTS.startPercentage,
 } as const;
 
 const rate = z.number().int('must be a whole number of requests per second').positive('must be a positive rate (requests per second)').max(100_000, 'must be at most 100000 rps');

@@ -1,7 +1,7 @@
 /**
  * What a load run records, response by response: latency into HDR histograms (the core's, µs inside, ms out) per
  * version, for the whole run, for the current step and for the current sample interval; counts of responses,
- * errors and status codes. `seal()` closes a sample interval into a timeline point; quantiles always come from a
+ * errors and status codes. Sealing a span closes it and starts the next one empty; quantiles always come from a
  * histogram, never from averaging other quantiles.
  *
  * An error is a 5xx response or a request that failed (socket error, timeout). Failures carry no version: they count
@@ -22,60 +22,6 @@ export interface VersionFigures extends LatencyFigures {
   readonly maxMs: number;
 }
 
-class Tally {
-  readonly histogram: Histogram = createHistogram();
-  requests = 0;
-  errors = 0;
-
-  figures(): VersionFigures {
-    const q = (quantile: number): number => quantileUs(this.histogram, quantile) / 1000;
-    return {
-      requests: this.requests,
-      errors: this.errors,
-      errorRatio: this.requests === 0 ? Number.NaN : this.errors / this.requests,
-      p50Ms: q(0.5),
-      p95Ms: q(0.95),
-      p99Ms: q(0.99),
-      maxMs: this.histogram.totalCount === 0 ? Number.NaN : this.histogram.maxValue / 1000,
-    };
-  }
-
-  reset(): void {
-    this.histogram.reset();
-    this.requests = 0;
-    this.errors = 0;
-  }
-}
-
-/** Tallies by version, created on first sight. */
-class Tallies {
-  readonly byVersion = new Map<string, Tally>();
-
-  get(version: string): Tally {
-    let t = this.byVersion.get(version);
-    if (t === undefined) {
-      t = new Tally();
-      this.byVersion.set(version, t);
-    }
-    return t;
-  }
-
-  figures(): Record<string, VersionFigures> {
-    const out: Record<string, VersionFigures> = {};
-    for (const [version, t] of this.byVersion) out[version] = t.figures();
-    return out;
-  }
-
-  reset(): void {
-    for (const t of this.byVersion.values()) t.reset();
-  }
-
-  destroy(): void {
-    for (const t of this.byVersion.values()) t.histogram.destroy();
-    this.byVersion.clear();
-  }
-}
-
 /** Counts of one span that are not per version. */
 export interface SpanCounts {
   /** Responses whose status is not 2xx. */
@@ -86,19 +32,98 @@ export interface SpanCounts {
   readonly statusCodes: Readonly<Record<string, number>>;
 }
 
+/** A closed span: figures by version (with `all`), of the versions that had requests in it, and its counts. */
+export interface SpanFigures {
+  readonly versions: Record<string, VersionFigures>;
+  readonly counts: SpanCounts;
+}
+
+interface Tally {
+  readonly histogram: Histogram;
+  requests: number;
+  errors: number;
+}
+
+function figuresOf({ histogram, requests, errors }: Tally): VersionFigures {
+  const q = (quantile: number): number => quantileUs(histogram, quantile) / 1000;
+  return {
+    requests,
+    errors,
+    errorRatio: requests === 0 ? Number.NaN : errors / requests,
+    p50Ms: q(0.5),
+    p95Ms: q(0.95),
+    p99Ms: q(0.99),
+    maxMs: histogram.totalCount === 0 ? Number.NaN : histogram.maxValue / 1000,
+  };
+}
+
+/** One span: tallies by version, created on first sight and kept (reset, not freed) when the span is sealed. */
+export class Span {
+  private readonly tallies = new Map<string, Tally>();
+  private counts = { non2xx: 0, failures: 0, statusCodes: {} as Record<string, number> };
+
+  tally(version: string): Tally {
+    let t = this.tallies.get(version);
+    if (t === undefined) {
+      t = { histogram: createHistogram(), requests: 0, errors: 0 };
+      this.tallies.set(version, t);
+    }
+    return t;
+  }
+
+  /** @param status the response's status, or null for a request that failed without one (an error of `all`) */
+  record(version: string | null, status: number | null, latencyUs: number): void {
+    for (const v of version === null || version === ALL ? [ALL] : [ALL, version]) {
+      const t = this.tally(v);
+      if (status !== null) recordLatency(t.histogram, latencyUs);
+      t.requests++;
+      if (status === null || status >= 500) t.errors++;
+    }
+    if (status === null) this.counts.failures++;
+    else {
+      if (status < 200 || status > 299) this.counts.non2xx++;
+      this.counts.statusCodes[status] = (this.counts.statusCodes[status] ?? 0) + 1;
+    }
+  }
+
+  /** The span so far. */
+  figures(): SpanFigures {
+    const versions: Record<string, VersionFigures> = {};
+    for (const [version, t] of this.tallies) if (t.requests > 0) versions[version] = figuresOf(t);
+    return { versions, counts: this.counts };
+  }
+
+  /** The span so far; the span starts again empty. */
+  seal(): SpanFigures {
+    const out = this.figures();
+    for (const t of this.tallies.values()) {
+      t.histogram.reset();
+      t.requests = 0;
+      t.errors = 0;
+    }
+    this.counts = { non2xx: 0, failures: 0, statusCodes: {} };
+    return out;
+  }
+
+  destroy(): void {
+    for (const t of this.tallies.values()) t.histogram.destroy();
+    this.tallies.clear();
+  }
+}
+
 /**
- * Records a run's responses (no I/O). Holds WebAssembly histograms: call {@link LoadRecorder.destroy} when done.
- * Spans: the whole run (`totals`), the current step (`sealStep`), the current sample interval (`sealInterval`).
+ * Records a run's responses (no I/O) into three spans: the whole run (`total`), the current step (`step`) and the
+ * current sample interval (`interval`); sealing a span hands over its figures and starts it again empty. Holds
+ * WebAssembly histograms: call {@link LoadRecorder.destroy} when done.
  */
 export class LoadRecorder {
-  private readonly total = new Tallies();
-  private readonly step = new Tallies();
-  private readonly interval = new Tallies();
-  private counts = { total: emptyCounts(), step: emptyCounts(), interval: emptyCounts() };
+  readonly total = new Span();
+  readonly step = new Span();
+  readonly interval = new Span();
 
   /** Requests recorded so far (responses plus failures). */
   get requests(): number {
-    return this.total.get(ALL).requests;
+    return this.total.tally(ALL).requests;
   }
 
   /**
@@ -107,61 +132,16 @@ export class LoadRecorder {
    * @param latencyMs time from sending the request to the end of the response, ms
    */
   response(version: string | null, status: number, latencyMs: number): void {
-    const isError = status >= 500;
-    const latencyUs = latencyMs * 1000;
-    for (const tallies of [this.total, this.step, this.interval]) {
-      for (const v of version === null || version === ALL ? [ALL] : [ALL, version]) {
-        const t = tallies.get(v);
-        recordLatency(t.histogram, latencyUs);
-        t.requests++;
-        if (isError) t.errors++;
-      }
-    }
-    for (const c of [this.counts.total, this.counts.step, this.counts.interval]) {
-      if (status < 200 || status > 299) c.non2xx++;
-      c.statusCodes[status] = (c.statusCodes[status] ?? 0) + 1;
-    }
+    for (const span of [this.total, this.step, this.interval]) span.record(version, status, latencyMs * 1000);
   }
 
   /** Records a request that failed without a response (socket error, timeout): an error of `all`. */
   failure(): void {
-    for (const tallies of [this.total, this.step, this.interval]) {
-      const t = tallies.get(ALL);
-      t.requests++;
-      t.errors++;
-    }
-    for (const c of [this.counts.total, this.counts.step, this.counts.interval]) c.failures++;
-  }
-
-  /** Closes the current sample interval: its figures by version (with `all`) and counts; the next one starts empty. */
-  sealInterval(): { versions: Record<string, VersionFigures>; counts: SpanCounts } {
-    const out = { versions: this.interval.figures(), counts: this.counts.interval };
-    this.interval.reset();
-    this.counts.interval = emptyCounts();
-    return out;
-  }
-
-  /** Closes the current step (one autocannon run), like {@link sealInterval}. */
-  sealStep(): { versions: Record<string, VersionFigures>; counts: SpanCounts } {
-    const out = { versions: this.step.figures(), counts: this.counts.step };
-    this.step.reset();
-    this.counts.step = emptyCounts();
-    return out;
-  }
-
-  /** The whole run so far. */
-  totals(): { versions: Record<string, VersionFigures>; counts: SpanCounts } {
-    return { versions: this.total.figures(), counts: this.counts.total };
+    for (const span of [this.total, this.step, this.interval]) span.record(null, null, 0);
   }
 
   /** Frees the WebAssembly histograms. The recorder is unusable afterwards. */
   destroy(): void {
-    this.total.destroy();
-    this.step.destroy();
-    this.interval.destroy();
+    for (const span of [this.total, this.step, this.interval]) span.destroy();
   }
-}
-
-function emptyCounts(): { non2xx: number; failures: number; statusCodes: Record<string, number> } {
-  return { non2xx: 0, failures: 0, statusCodes: {} };
 }

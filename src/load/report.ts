@@ -4,13 +4,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { htmlReport } from './html-report.ts';
-import type { LoadResult } from './run.ts';
-
-/** The result as pretty JSON, NaN and Infinity as null. */
-export function resultJson(result: LoadResult): string {
-  return `${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
-}
+import { finiteOrNull, htmlReport } from './html-report.ts';
+import type { LoadResult } from './result.ts';
 
 /**
  * @param outDir folder for both files
@@ -18,10 +13,9 @@ export function resultJson(result: LoadResult): string {
  */
 export async function writeReports(result: LoadResult, outDir: string): Promise<{ json: string; html: string }> {
   await mkdir(outDir, { recursive: true });
-  const stamp = result.startedAt.replace(/[:.]/g, '-');
-  const base = join(outDir, `${result.profile.name}-${stamp}`);
+  const base = join(outDir, `${result.profile.name}-${result.startedAt.replace(/[:.]/g, '-')}`);
   const paths = { json: `${base}.json`, html: `${base}.html` };
-  await writeFile(paths.json, resultJson(result));
+  await writeFile(paths.json, `${JSON.stringify(result, finiteOrNull, 2)}\n`);
   await writeFile(paths.html, htmlReport(result));
   return paths;
 }
