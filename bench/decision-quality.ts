@@ -33,10 +33,19 @@ const HORIZON_SLOTS = SMOKE ? 120 : DEFAULT_FLEET.horizonSlots;
 const WORKERS = Math.max(1, Math.min(2, availableParallelism()));
 /** Rollouts per cell and contender; sequential and oracle never below 1000 (A/A) and 200 (regressions). */
 const COUNTS = SMOKE
-  ? { calibration: 40, aa: { sequential: 6, oracle: 6, window: 3, thresholds: 3 }, regression: { sequential: 3, oracle: 3, window: 2, thresholds: 2 } }
+  ? {
+      calibration: 40,
+      aa: { sequential: 6, oracle: 6, window: 3, thresholds: 3 },
+      regression: { sequential: 3, oracle: 3, window: 2, thresholds: 2 },
+    }
   : {
       calibration: Number(process.env.BENCH_DQ_CALIBRATION ?? 2000),
-      aa: { sequential: 1000, oracle: 1000, window: Number(process.env.BENCH_DQ_AA_WINDOW ?? 200), thresholds: Number(process.env.BENCH_DQ_AA_THRESHOLDS ?? 200) },
+      aa: {
+        sequential: 1000,
+        oracle: 1000,
+        window: Number(process.env.BENCH_DQ_AA_WINDOW ?? 200),
+        thresholds: Number(process.env.BENCH_DQ_AA_THRESHOLDS ?? 200),
+      },
       regression: { sequential: 200, oracle: 200, window: 100, thresholds: 100 },
     };
 const CHUNK = SMOKE ? 3 : 25;
@@ -63,10 +72,16 @@ const SCENARIOS: readonly Scenario[] = [
 ];
 /** The oracle tunings calibrated per share: every scenario's, and the extra row's. */
 const TUNINGS: ReadonlyArray<{ kind: 'errors' | 'latency'; factor: number }> = [
-  { kind: 'errors', factor: 2 }, { kind: 'errors', factor: 10 },
-  { kind: 'latency', factor: 1.2 }, { kind: 'latency', factor: 1.35 }, { kind: 'latency', factor: 1.5 }, { kind: 'latency', factor: 1.7 }, { kind: 'latency', factor: 2 },
+  { kind: 'errors', factor: 2 },
+  { kind: 'errors', factor: 10 },
+  { kind: 'latency', factor: 1.2 },
+  { kind: 'latency', factor: 1.35 },
+  { kind: 'latency', factor: 1.5 },
+  { kind: 'latency', factor: 1.7 },
+  { kind: 'latency', factor: 2 },
 ];
-const tuningIndex = (kind: 'errors' | 'latency', factor: number): number => TUNINGS.findIndex((t) => t.kind === kind && t.factor === factor);
+const tuningIndex = (kind: 'errors' | 'latency', factor: number): number =>
+  TUNINGS.findIndex((t) => t.kind === kind && t.factor === factor);
 
 /** One cell: a scenario at a share, with an optional relative p95 rule for the judge's contenders. */
 interface Cell {
@@ -79,12 +94,21 @@ const CELLS: Cell[] = [];
 for (const scenario of SCENARIOS) for (const share of SHARES) CELLS.push({ id: CELLS.length, scenario, share, relativeP95: null });
 // The issue's question: a relative p95 rule of 1.2 against a canary 35 % slower, at 50 % share (and its A/A).
 CELLS.push({ id: CELLS.length, scenario: { name: 'A/A', kind: 'latency', factor: 1.35, regressed: false }, share: 0.5, relativeP95: 1.2 });
-CELLS.push({ id: CELLS.length, scenario: { name: 'p95 x1.35', kind: 'latency', factor: 1.35, regressed: true }, share: 0.5, relativeP95: 1.2 });
+CELLS.push({
+  id: CELLS.length,
+  scenario: { name: 'p95 x1.35', kind: 'latency', factor: 1.35, regressed: true },
+  share: 0.5,
+  relativeP95: 1.2,
+});
 
 function fleetOf(cell: Pick<Cell, 'scenario' | 'share'>): FleetParams {
   const { scenario } = cell;
   const regression: Regression | null = scenario.regressed
-    ? { atSlot: CHANGE_SLOT, errorFactor: scenario.kind === 'errors' ? scenario.factor : 1, latencyFactor: scenario.kind === 'latency' ? scenario.factor : 1 }
+    ? {
+        atSlot: CHANGE_SLOT,
+        errorFactor: scenario.kind === 'errors' ? scenario.factor : 1,
+        latencyFactor: scenario.kind === 'latency' ? scenario.factor : 1,
+      }
     : null;
   return { ...DEFAULT_FLEET, canaryShare: cell.share, horizonSlots: HORIZON_SLOTS, regression };
 }
@@ -93,8 +117,12 @@ const slotsOf = (cell: Cell): number => (cell.scenario.regressed ? CHANGE_SLOT +
 const seedOf = (cellId: number, rollout: number): number => 1_000_000 * (cellId + 1) + rollout;
 const calibrationSeedOf = (shareIndex: number, rollout: number): number => 900_000_000 + 1_000_000 * shareIndex + rollout;
 
-function policyOf(name: Exclude<ContenderName, 'oracle'>, relativeP95: number | null): { policy: JudgePolicy; consecutiveBreaches: number } {
-  const base = relativeP95 === null ? DEFAULT_JUDGE_POLICY : { ...DEFAULT_JUDGE_POLICY, latency: { ...DEFAULT_JUDGE_POLICY.latency, relativeP95 } };
+function policyOf(
+  name: Exclude<ContenderName, 'oracle'>,
+  relativeP95: number | null,
+): { policy: JudgePolicy; consecutiveBreaches: number } {
+  const base =
+    relativeP95 === null ? DEFAULT_JUDGE_POLICY : { ...DEFAULT_JUDGE_POLICY, latency: { ...DEFAULT_JUDGE_POLICY.latency, relativeP95 } };
   if (name === 'sequential') return { policy: base, consecutiveBreaches: 1 };
   if (name === 'window') return { policy: { ...base, statistics: { ...base.statistics, method: 'window' } }, consecutiveBreaches: 3 };
   return { policy: { ...base, statistics: { ...base.statistics, enabled: false } }, consecutiveBreaches: 3 };
@@ -113,7 +141,14 @@ interface RolloutOutcome {
 }
 
 /** A rollout judged by `evaluateWindow` and `step`, one evaluation per slot, until rollback or `slots`. */
-function judgeRollout(run: SyntheticRun, policy: JudgePolicy, consecutiveBreaches: number, slots: number, flagPercent: number, fromSlot: number): RolloutOutcome {
+function judgeRollout(
+  run: SyntheticRun,
+  policy: JudgePolicy,
+  consecutiveBreaches: number,
+  slots: number,
+  flagPercent: number,
+  fromSlot: number,
+): RolloutOutcome {
   const { windowSlots, slotMs } = run.stream.params;
   let detector = EMPTY_DETECTOR;
   let state = initialState(0);
@@ -123,7 +158,14 @@ function judgeRollout(run: SyntheticRun, policy: JudgePolicy, consecutiveBreache
   for (let slot = 0; slot < slots; slot++) {
     const baseline = run.window('baseline', slot);
     const canary = run.window('canary', slot);
-    const evaluated = evaluateWindow(policy, detector, baseline, canary, { firstSlot: Math.max(0, slot - windowSlots + 1), lastSlot: slot, slotMs, slotsOf }, flagPercent);
+    const evaluated = evaluateWindow(
+      policy,
+      detector,
+      baseline,
+      canary,
+      { firstSlot: Math.max(0, slot - windowSlots + 1), lastSlot: slot, slotMs, slotsOf },
+      flagPercent,
+    );
     detector = evaluated.detector;
     const { verdict } = evaluated;
     const warned = verdict.outcome === 'warn' || verdict.checks.some((c) => c.outcome === 'warn');
@@ -139,7 +181,14 @@ function judgeRollout(run: SyntheticRun, policy: JudgePolicy, consecutiveBreache
 /** A unit of work for a worker. */
 type Job =
   | { readonly kind: 'calibrate'; readonly shareIndex: number; readonly from: number; readonly to: number }
-  | { readonly kind: 'rollouts'; readonly cellId: number; readonly contender: ContenderName; readonly from: number; readonly to: number; readonly h: number };
+  | {
+      readonly kind: 'rollouts';
+      readonly cellId: number;
+      readonly contender: ContenderName;
+      readonly from: number;
+      readonly to: number;
+      readonly h: number;
+    };
 type JobResult = { readonly job: Job; readonly outcomes: RolloutOutcome[]; readonly maxima: number[][] };
 
 const tuningsOf = (share: number): OracleTuning[] => {
@@ -173,7 +222,12 @@ function runJob(job: Job): JobResult {
         const rollback = maxima[tuningIndex(cell.scenario.kind, cell.scenario.factor)]! >= job.h;
         outcomes.push({ rollbackSlot: rollback ? slots - 1 : null, firstWarnSlot: null, evaluations: slots, warnEvaluations: 0, maxima });
       } else {
-        const rollbackSlot = oracleRollbackSlot(run, tuningsOf(cell.share)[tuningIndex(cell.scenario.kind, cell.scenario.factor)]!, job.h, slots);
+        const rollbackSlot = oracleRollbackSlot(
+          run,
+          tuningsOf(cell.share)[tuningIndex(cell.scenario.kind, cell.scenario.factor)]!,
+          job.h,
+          slots,
+        );
         outcomes.push({ rollbackSlot, firstWarnSlot: null, evaluations: slots, warnEvaluations: 0 });
       }
       continue;
@@ -241,17 +295,29 @@ async function main(): Promise<void> {
   const slotS = DEFAULT_FLEET.slotMs / 1000;
 
   // Phase 1: the oracle's thresholds, per share and tuning, from A/A rollouts with their own seeds.
-  const calibration = await runAll(SHARES.flatMap((_, shareIndex) => chunks(COUNTS.calibration, (from, to) => ({ kind: 'calibrate', shareIndex, from, to }))), 'oracle calibration');
+  const calibration = await runAll(
+    SHARES.flatMap((_, shareIndex) => chunks(COUNTS.calibration, (from, to) => ({ kind: 'calibrate', shareIndex, from, to }))),
+    'oracle calibration',
+  );
   const thresholds = SHARES.map((_, shareIndex) => {
     const maxima = calibration.filter((r) => r.job.kind === 'calibrate' && r.job.shareIndex === shareIndex).flatMap((r) => r.maxima);
-    return TUNINGS.map((_t, k) => calibrateThreshold(maxima.map((m) => m[k]!), 0.01));
+    return TUNINGS.map((_t, k) =>
+      calibrateThreshold(
+        maxima.map((m) => m[k]!),
+        0.01,
+      ),
+    );
   });
   const hOf = (cell: Cell): number => thresholds[SHARES.indexOf(cell.share)]![tuningIndex(cell.scenario.kind, cell.scenario.factor)]!;
   const calibratedS = (performance.now() - startedMs) / 1000;
 
   // Phase 2: every cell and contender.
   const countOf = (cell: Cell, c: ContenderName): number => (cell.scenario.regressed ? COUNTS.regression : COUNTS.aa)[c];
-  const jobs = CELLS.flatMap((cell) => CONTENDERS.flatMap((contender) => chunks(countOf(cell, contender), (from, to) => ({ kind: 'rollouts', cellId: cell.id, contender, from, to, h: hOf(cell) }))));
+  const jobs = CELLS.flatMap((cell) =>
+    CONTENDERS.flatMap((contender) =>
+      chunks(countOf(cell, contender), (from, to) => ({ kind: 'rollouts', cellId: cell.id, contender, from, to, h: hOf(cell) })),
+    ),
+  );
   const results = await runAll(jobs, 'rollouts');
 
   const figures = [];
@@ -266,20 +332,27 @@ async function main(): Promise<void> {
         .flatMap((r) => r.outcomes);
       const n = outcomes.length;
       const row: Record<string, unknown> = {
-        scenario: cell.scenario.name, sharePercent: cell.share * 100, relativeP95: cell.relativeP95 ?? DEFAULT_JUDGE_POLICY.latency.relativeP95, contender, rollouts: n,
+        scenario: cell.scenario.name,
+        sharePercent: cell.share * 100,
+        relativeP95: cell.relativeP95 ?? DEFAULT_JUDGE_POLICY.latency.relativeP95,
+        contender,
+        rollouts: n,
       };
       if (!cell.scenario.regressed) {
         const rollbacks = outcomes.filter((o) => o.rollbackSlot !== null).length;
         row.falseRollbacks = rollbacks;
         row.falseRollbackRate = rollbacks / n;
-        if (contender === 'sequential') row.warnShare = outcomes.reduce((s, o) => s + o.warnEvaluations, 0) / outcomes.reduce((s, o) => s + o.evaluations, 0);
+        if (contender === 'sequential')
+          row.warnShare = outcomes.reduce((s, o) => s + o.warnEvaluations, 0) / outcomes.reduce((s, o) => s + o.evaluations, 0);
         if (contender === 'oracle') {
           row.oracleH = hOf(cell);
           row.oracleTuning = `${cell.scenario.kind} x${cell.scenario.factor}`;
         }
       } else {
         const early = outcomes.filter((o) => o.rollbackSlot !== null && o.rollbackSlot < changeSlot).length;
-        const seconds = outcomes.map((o) => (o.rollbackSlot !== null && o.rollbackSlot >= changeSlot ? secondsTo(o.rollbackSlot) : Infinity));
+        const seconds = outcomes.map((o) =>
+          o.rollbackSlot !== null && o.rollbackSlot >= changeSlot ? secondsTo(o.rollbackSlot) : Infinity,
+        );
         row.detectionRate = seconds.filter(Number.isFinite).length / n;
         row.medianS = quantileS(seconds, 0.5);
         row.p90S = quantileS(seconds, 0.9);
@@ -300,12 +373,27 @@ async function main(): Promise<void> {
   }
   const runS = (performance.now() - startedMs) / 1000;
   const params = {
-    totalRps: DEFAULT_FLEET.totalRps, shares: SHARES, slotMs: DEFAULT_FLEET.slotMs, windowSlots: DEFAULT_FLEET.windowSlots, horizonSlots: HORIZON_SLOTS,
-    baselineErrorRatio: DEFAULT_FLEET.baselineErrorRatio, latency: { medianMs: DEFAULT_FLEET.latencyMedianMs, sigma: DEFAULT_FLEET.latencySigma },
-    changeSlot: CHANGE_SLOT, afterChangeSlots: AFTER_CHANGE_SLOTS, counts: COUNTS, workers: WORKERS,
+    totalRps: DEFAULT_FLEET.totalRps,
+    shares: SHARES,
+    slotMs: DEFAULT_FLEET.slotMs,
+    windowSlots: DEFAULT_FLEET.windowSlots,
+    horizonSlots: HORIZON_SLOTS,
+    baselineErrorRatio: DEFAULT_FLEET.baselineErrorRatio,
+    latency: { medianMs: DEFAULT_FLEET.latencyMedianMs, sigma: DEFAULT_FLEET.latencySigma },
+    changeSlot: CHANGE_SLOT,
+    afterChangeSlots: AFTER_CHANGE_SLOTS,
+    counts: COUNTS,
+    workers: WORKERS,
     consecutiveBreaches: { sequential: 1, window: 3, thresholds: 3 },
-    oracle: { falseRollbackRate: 0.01, calibrationRollouts: COUNTS.calibration, thresholds: Object.fromEntries(SHARES.map((s, i) => [`${s * 100}%`, Object.fromEntries(TUNINGS.map((t, k) => [`${t.kind} x${t.factor}`, thresholds[i]![k]]))])) },
-    runSeconds: Math.round(runS), calibrationSeconds: Math.round(calibratedS),
+    oracle: {
+      falseRollbackRate: 0.01,
+      calibrationRollouts: COUNTS.calibration,
+      thresholds: Object.fromEntries(
+        SHARES.map((s, i) => [`${s * 100}%`, Object.fromEntries(TUNINGS.map((t, k) => [`${t.kind} x${t.factor}`, thresholds[i]![k]]))]),
+      ),
+    },
+    runSeconds: Math.round(runS),
+    calibrationSeconds: Math.round(calibratedS),
   };
   const path = await writeResult('decision-quality', params, figures);
   console.log(decisionQualityTable(dirname(path)));

@@ -33,16 +33,34 @@ for (const c of CASES) {
     for (let round = 0; round < ROUNDS; round++) {
       const lines: string[] = [];
       const code = await runDemo({
-        healthy: false, durationS: SMOKE ? 25 : 45, regressAtS: SMOKE ? 3 : 12, rate: c.rate, startPercentage: c.percentage,
-        env: { ...process.env, ...env, CANARY_GATE_LOG_LEVEL: 'silent' }, print: (line) => lines.push(line),
+        healthy: false,
+        durationS: SMOKE ? 25 : 45,
+        regressAtS: SMOKE ? 3 : 12,
+        rate: c.rate,
+        startPercentage: c.percentage,
+        env: { ...process.env, ...env, CANARY_GATE_LOG_LEVEL: 'silent' },
+        print: (line) => lines.push(line),
       });
       const found = lines.map((l) => /^seconds from regression to flag: ([\d.]+)/.exec(l)).find((m) => m !== null);
       if (code === 0 && found) seconds.push(Number(found[1]));
       achieved = lines.find((l) => l.startsWith('requests routed')) ?? achieved;
     }
-    figures.push({ canaryRps: c.canaryRps, offeredRps: c.rate, canaryShare: c.percentage, policy, secondsToFlag: seconds.length ? median(seconds) : null, runs: ROUNDS, detected: seconds.length, routed: achieved });
+    figures.push({
+      canaryRps: c.canaryRps,
+      offeredRps: c.rate,
+      canaryShare: c.percentage,
+      policy,
+      secondsToFlag: seconds.length ? median(seconds) : null,
+      runs: ROUNDS,
+      detected: seconds.length,
+      routed: achieved,
+    });
   }
 }
-const path = await writeResult('detection-latency', { rounds: ROUNDS, slot: '1s', windowSlots: 10, consecutiveBreaches: { default: 1, 'window tests (previous)': 3, 'thresholds only': 3 } }, figures);
+const path = await writeResult(
+  'detection-latency',
+  { rounds: ROUNDS, slot: '1s', windowSlots: 10, consecutiveBreaches: { default: 1, 'window tests (previous)': 3, 'thresholds only': 3 } },
+  figures,
+);
 console.table(figures);
 console.log(`wrote ${path}`);

@@ -82,7 +82,9 @@ try {
     const steadyBytes: number[] = [];
     const blocks = { first: [] as number[], firstUnsliced: [] as number[], steady: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
-      const unsliced = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS, { sliceMs: Number.POSITIVE_INFINITY });
+      const unsliced = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS, {
+        sliceMs: Number.POSITIVE_INFINITY,
+      });
       blocks.firstUnsliced.push((await withLongestBlock(() => unsliced.read(first + SLOTS - 1)))[1]);
       unsliced.destroy();
       const reader = new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS);

@@ -25,7 +25,14 @@ export function machine(): Record<string, unknown> {
   } catch {
     // not a git checkout
   }
-  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform, commit };
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: process.platform,
+    commit,
+  };
 }
 
 /**
@@ -35,7 +42,10 @@ export function machine(): Record<string, unknown> {
 export async function writeResult(name: string, params: Record<string, unknown>, figures: unknown): Promise<string> {
   await mkdir(RESULTS, { recursive: true });
   const path = join(RESULTS, `${name}.json`);
-  await writeFile(path, `${JSON.stringify({ name, at: new Date().toISOString(), smoke: SMOKE, machine: machine(), params, figures }, null, 2)}\n`);
+  await writeFile(
+    path,
+    `${JSON.stringify({ name, at: new Date().toISOString(), smoke: SMOKE, machine: machine(), params, figures }, null, 2)}\n`,
+  );
   return path;
 }
 
@@ -65,7 +75,9 @@ export function spawnPinned(core: string, command: string, args: readonly string
     ? spawn('taskset', ['-c', core, command, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] })
     : spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   // Say which process ended and how, so that a contender dying mid-run is named rather than a later /proc read failing.
-  child.once('exit', (code, signal) => console.error(`bench: pid ${child.pid} (${args.find((a) => a.endsWith('.ts')) ?? command}) exited, code ${code}, signal ${signal}`));
+  child.once('exit', (code, signal) =>
+    console.error(`bench: pid ${child.pid} (${args.find((a) => a.endsWith('.ts')) ?? command}) exited, code ${code}, signal ${signal}`),
+  );
   return child;
 }
 
@@ -73,7 +85,11 @@ export function spawnPinned(core: string, command: string, args: readonly string
  * Starts a bench server script (bench/servers/*.ts) pinned to the system core; it prints `{"port": N}` on its first line.
  * @returns the child and its port
  */
-export async function startServer(script: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcess; port: number }> {
+export async function startServer(
+  script: string,
+  args: readonly string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ child: ChildProcess; port: number }> {
   const child = spawnPinned(CORES.system, NODE, [join(ROOT, 'bench/servers', script), ...args], env);
   const line = await firstLine(child);
   return { child, port: (JSON.parse(line) as { port: number }).port };
@@ -124,13 +140,15 @@ async function loadChild<T>(script: string, options: object): Promise<T> {
 }
 
 /** Runs autocannon (closed loop: throughput at saturation, or a fixed amount) in a child pinned to the load core (see bench/servers/load.ts). */
-export const load = (options: { url: string; connections: number; durationS: number; amount?: number }): Promise<LoadSummary> => loadChild('load.ts', options);
+export const load = (options: { url: string; connections: number; durationS: number; amount?: number }): Promise<LoadSummary> =>
+  loadChild('load.ts', options);
 
 /**
  * Runs the open-loop generator (bench/servers/open-loop.ts) in a child pinned to the load core: latency at a fixed
  * offered rate, measured from each request's due time.
  */
-export const openLoop = (options: { url: string; rate: number; durationS: number; connections?: number }): Promise<OpenLoopSummary> => loadChild('open-loop.ts', options);
+export const openLoop = (options: { url: string; rate: number; durationS: number; connections?: number }): Promise<OpenLoopSummary> =>
+  loadChild('open-loop.ts', options);
 
 /** What the open-loop generator prints: counts, rates (requests/s) and latencies (ms, from due time to response end). */
 export interface OpenLoopSummary {

@@ -11,14 +11,25 @@ const CHECKPOINTS = SMOKE ? [2000, 4000] : (process.env.BENCH_MEMORY_REQUESTS ??
 const upstream = await startServer('upstream.ts');
 const [proxyPort, adminPort] = [await freePort(), await freePort()];
 const sidecar = spawnPinned(CORES.system, NODE, [join(ROOT, 'src/cli/main.ts'), 'run'], {
-  ...process.env, UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`, PROXY_PORT: String(proxyPort), ADMIN_PORT: String(adminPort),
-  SERVICE_NAME: `bench-mem-${process.pid}`, POD_NAME: 'mem-0', POD_VERSION: 'v2', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1',
-  CANARY_GATE_LOG_LEVEL: 'error', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-bench',
+  ...process.env,
+  UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
+  PROXY_PORT: String(proxyPort),
+  ADMIN_PORT: String(adminPort),
+  SERVICE_NAME: `bench-mem-${process.pid}`,
+  POD_NAME: 'mem-0',
+  POD_VERSION: 'v2',
+  CANARY_GATE_PROXY_HOST: '127.0.0.1',
+  CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+  CANARY_GATE_LOG_LEVEL: 'error',
+  CANARY_GATE_REDIS_KEY_PREFIX: 'cg-bench',
 });
 const figures: Array<{ requests: number; rssMiB: number; seconds: number }> = [];
 try {
   for (let i = 0; i < 200; i++) {
-    const ok = await request(`http://127.0.0.1:${adminPort}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
+    const ok = await request(`http://127.0.0.1:${adminPort}/readyz`).then(
+      async (r) => (await r.body.dump(), r.statusCode === 200),
+      () => false,
+    );
     if (ok) break;
     await sleep(50);
   }
@@ -29,7 +40,11 @@ try {
     const r = await load({ url: `http://127.0.0.1:${proxyPort}/`, connections: 10, durationS: 3600, amount: checkpoint - done });
     done += r.requests;
     await sleep(1000);
-    figures.push({ requests: done, rssMiB: Number((rssBytes(sidecar.pid!) / 2 ** 20).toFixed(1)), seconds: Math.round((Date.now() - start) / 1000) });
+    figures.push({
+      requests: done,
+      rssMiB: Number((rssBytes(sidecar.pid!) / 2 ** 20).toFixed(1)),
+      seconds: Math.round((Date.now() - start) / 1000),
+    });
   }
 } finally {
   await stop(sidecar);

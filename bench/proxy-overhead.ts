@@ -15,7 +15,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { freePort } from '../src/demo/find-redis.ts';
-import { CORES, cpuSeconds, HAS_TASKSET, load, median, NODE, openLoop, ROOT, rssBytes, SMOKE, sleep, spawnPinned, startServer, stop, writeResult } from './lib.ts';
+import {
+  CORES,
+  cpuSeconds,
+  HAS_TASKSET,
+  load,
+  median,
+  NODE,
+  openLoop,
+  ROOT,
+  rssBytes,
+  SMOKE,
+  sleep,
+  spawnPinned,
+  startServer,
+  stop,
+  writeResult,
+} from './lib.ts';
 
 const P = SMOKE
   ? { rounds: 1, durationS: 1, connections: 4, rate: 100 }
@@ -29,7 +45,10 @@ interface Contender {
 
 async function waitFor(url: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const ok = await request(url).then(async (r) => (await r.body.dump(), r.statusCode < 500), () => false);
+    const ok = await request(url).then(
+      async (r) => (await r.body.dump(), r.statusCode < 500),
+      () => false,
+    );
     if (ok) return;
     await sleep(50);
   }
@@ -71,9 +90,17 @@ http {
 async function startCanaryGate(upstreamPort: number): Promise<Contender> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const env = {
-    ...process.env, UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}`, PROXY_PORT: String(proxyPort), ADMIN_PORT: String(adminPort),
-    SERVICE_NAME: `bench-${process.pid}`, POD_NAME: 'bench-0', POD_VERSION: 'v2', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1',
-    CANARY_GATE_LOG_LEVEL: 'error', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-bench',
+    ...process.env,
+    UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
+    PROXY_PORT: String(proxyPort),
+    ADMIN_PORT: String(adminPort),
+    SERVICE_NAME: `bench-${process.pid}`,
+    POD_NAME: 'bench-0',
+    POD_VERSION: 'v2',
+    CANARY_GATE_PROXY_HOST: '127.0.0.1',
+    CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+    CANARY_GATE_LOG_LEVEL: 'error',
+    CANARY_GATE_REDIS_KEY_PREFIX: 'cg-bench',
   };
   const child = spawnPinned(CORES.system, NODE, [join(ROOT, 'src/cli/main.ts'), 'run'], env);
   await waitFor(`http://127.0.0.1:${adminPort}/readyz`);
@@ -93,7 +120,10 @@ try {
   else notes.push('nginx not installed: its row is missing (apt-get install nginx-light)');
   if (!HAS_TASKSET) notes.push('taskset missing: processes were not pinned');
 
-  const runs = new Map<string, { rps: number[]; p50: number[]; p90: number[]; p99: number[]; achieved: number[]; late: number[]; cpuPer10k: number[]; rss: number[] }>();
+  const runs = new Map<
+    string,
+    { rps: number[]; p50: number[]; p90: number[]; p99: number[]; achieved: number[]; late: number[]; cpuPer10k: number[]; rss: number[] }
+  >();
   for (const c of contenders) runs.set(c.name, { rps: [], p50: [], p90: [], p99: [], achieved: [], late: [], cpuPer10k: [], rss: [] });
   for (let round = 0; round < P.rounds; round++) {
     // Alternate the order every round so that no contender always runs first (warm caches, thermal state).

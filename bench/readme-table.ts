@@ -21,7 +21,8 @@ const read = (name: string, dir = join(ROOT, 'bench/results')): Result | null =>
   const path = join(dir, `${name}.json`);
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Result) : null;
 };
-const fmt = (v: unknown): string => (v === null || v === undefined ? '-' : typeof v === 'number' ? String(Number(v.toPrecision(4))) : String(v));
+const fmt = (v: unknown): string =>
+  v === null || v === undefined ? '-' : typeof v === 'number' ? String(Number(v.toPrecision(4))) : String(v);
 
 /** Markdown for every result found in `dir`: one table per benchmark, with when, where and at which commit it ran. */
 export function benchTables(dir?: string): string {
@@ -75,18 +76,26 @@ export function decisionQualityTable(dir?: string): string {
     const first = row.values().next().value!;
     const cell = (c: string, show: (f: Row) => string): string => (row.has(c) ? show(row.get(c)!) : '-');
     if (first.falseRollbacks !== undefined) {
-      const tuned = (f: Row): string => (f.oracleTuning !== undefined && f.oracleTuning !== 'errors x10' ? `, tuned for ${f.oracleTuning}` : '');
+      const tuned = (f: Row): string =>
+        f.oracleTuning !== undefined && f.oracleTuning !== 'errors x10' ? `, tuned for ${f.oracleTuning}` : '';
       const rollbacks = (f: Row): string => `${percent(f.falseRollbackRate)} (${f.falseRollbacks}/${f.rollouts}${tuned(f)})`;
-      aa.push(`| ${label(first)} | ${first.sharePercent} % | ${CONTENDERS.map((c) => cell(c, rollbacks)).join(' | ')} | ${cell('sequential', (f) => percent(f.warnShare))} |`);
+      aa.push(
+        `| ${label(first)} | ${first.sharePercent} % | ${CONTENDERS.map((c) => cell(c, rollbacks)).join(' | ')} | ${cell('sequential', (f) => percent(f.warnShare))} |`,
+      );
     } else {
-      const early = (f: Row): string => (typeof f.rollbacksBeforeChange === 'number' && f.rollbacksBeforeChange > 0 ? ` (${f.rollbacksBeforeChange} before the change)` : '');
+      const early = (f: Row): string =>
+        typeof f.rollbacksBeforeChange === 'number' && f.rollbacksBeforeChange > 0 ? ` (${f.rollbacksBeforeChange} before the change)` : '';
       const detected = (f: Row): string => `${percent(f.detectionRate)} · ${seconds(f.medianS)} / ${seconds(f.p90S)}${early(f)}`;
       const ratio = cell('sequential', (f) => (typeof f.medianToOracle === 'number' ? `${f.medianToOracle.toFixed(2)}` : '-'));
-      regressions.push(`| ${label(first)} | ${first.sharePercent} % | ${CONTENDERS.map((c) => cell(c, detected)).join(' | ')} | ${cell('sequential', (f) => seconds(f.firstWarnMedianS))} | ${ratio} |`);
+      regressions.push(
+        `| ${label(first)} | ${first.sharePercent} % | ${CONTENDERS.map((c) => cell(c, detected)).join(' | ')} | ${cell('sequential', (f) => seconds(f.firstWarnMedianS))} | ${ratio} |`,
+      );
     }
   }
   const counts = (regressed: boolean): string =>
-    CONTENDERS.map((c) => `${c} ${figures.find((f) => f.contender === c && (f.falseRollbacks === undefined) === regressed)?.rollouts ?? '-'}`).join(', ');
+    CONTENDERS.map(
+      (c) => `${c} ${figures.find((f) => f.contender === c && (f.falseRollbacks === undefined) === regressed)?.rollouts ?? '-'}`,
+    ).join(', ');
   return [
     header(r),
     '',

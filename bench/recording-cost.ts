@@ -23,11 +23,39 @@ function time(run: (n: number) => void): number {
 
 const recorder = new SlotRecorder(5000, Date.now());
 const metrics = createGateMetrics(
-  () => ({ version: 'v2', role: 'canary', requests: 0, errors: 0, phase: 'healthy', consecutiveBreaches: 0, evaluations: { pass: 0, warn: 0, inconclusive: 0, fail: 0 }, redisHolds: 0, warnings: 0, rollbacks: 0, redisErrors: 0, corruptPayloads: 0, slotsDropped: 0, rejected: {}, leaseHeld: false, latest: null, pod: null }),
+  () => ({
+    version: 'v2',
+    role: 'canary',
+    requests: 0,
+    errors: 0,
+    phase: 'healthy',
+    consecutiveBreaches: 0,
+    evaluations: { pass: 0, warn: 0, inconclusive: 0, fail: 0 },
+    redisHolds: 0,
+    warnings: 0,
+    rollbacks: 0,
+    redisErrors: 0,
+    corruptPayloads: 0,
+    slotsDropped: 0,
+    rejected: {},
+    leaseHeld: false,
+    latest: null,
+    pod: null,
+  }),
   { service: 'bench', pod: 'bench-0', version: 'v2' },
 );
-const wasm = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-const js = hdr.build({ bitBucketSize: 32, lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const wasm = hdr.build({
+  useWebAssembly: true,
+  lowestDiscernibleValue: 1,
+  highestTrackableValue: 60_000_000,
+  numberOfSignificantValueDigits: 3,
+});
+const js = hdr.build({
+  bitBucketSize: 32,
+  lowestDiscernibleValue: 1,
+  highestTrackableValue: 60_000_000,
+  numberOfSignificantValueDigits: 3,
+});
 
 const contenders: Record<string, (n: number) => void> = {
   'slot recorder (HDR wasm + counters)': (n) => {

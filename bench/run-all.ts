@@ -11,10 +11,21 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { NODE, ROOT } from './lib.ts';
 
-export const BENCHMARKS = ['recording-cost', 'p95-accuracy', 'fleet-scale', 'proxy-overhead', 'detection-latency', 'decision-quality', 'memory'] as const;
+export const BENCHMARKS = [
+  'recording-cost',
+  'p95-accuracy',
+  'fleet-scale',
+  'proxy-overhead',
+  'detection-latency',
+  'decision-quality',
+  'memory',
+] as const;
 
 const chosen = process.argv.slice(2).length ? process.argv.slice(2) : [...BENCHMARKS];
-const env = process.argv.slice(2).length === 0 && process.env.BENCH_MEMORY_REQUESTS === undefined ? { ...process.env, BENCH_MEMORY_REQUESTS: '500000,1000000' } : process.env;
+const env =
+  process.argv.slice(2).length === 0 && process.env.BENCH_MEMORY_REQUESTS === undefined
+    ? { ...process.env, BENCH_MEMORY_REQUESTS: '500000,1000000' }
+    : process.env;
 for (const name of chosen) {
   if (!(BENCHMARKS as readonly string[]).includes(name)) {
     console.error(`unknown benchmark ${name}; one of ${BENCHMARKS.join(', ')}`);

@@ -64,8 +64,15 @@ export interface FleetParams {
 }
 
 export const DEFAULT_FLEET: FleetParams = {
-  totalRps: 100, canaryShare: 0.05, slotMs: 5000, windowSlots: 12, horizonSlots: 1440,
-  baselineErrorRatio: 0.005, latencyMedianMs: 50, latencySigma: 0.6, regression: null,
+  totalRps: 100,
+  canaryShare: 0.05,
+  slotMs: 5000,
+  windowSlots: 12,
+  horizonSlots: 1440,
+  baselineErrorRatio: 0.005,
+  latencyMedianMs: 50,
+  latencySigma: 0.6,
+  regression: null,
 };
 
 /** A lognormal latency law: ln(latency µs) ~ N(mu, sigma). */
@@ -209,7 +216,8 @@ export class SyntheticRun {
     const law = this.lawAt(version, slot);
     const above = new Map<number, number>();
     return {
-      requests, errors: v.errors[slot]!,
+      requests,
+      errors: v.errors[slot]!,
       countAbove: (us) => {
         let n = above.get(us);
         if (n === undefined) {
@@ -252,9 +260,18 @@ export class SyntheticRun {
     const coveredMs = (lastSlot - first + 1) * params.slotMs;
     return {
       version: version === 'baseline' ? 'v1' : 'v2',
-      requests, errors, errorRatio: requests > 0 ? errors / requests : Number.NaN,
-      p50Us: quantileUs(0.5), p95Us: quantileUs(0.95), p99Us: quantileUs(0.99),
-      requestsPerSecond: requests / (coveredMs / 1000), windowMs, coveredMs, pods: slotsReported > 0 ? 1 : 0, slotsReported, quantileUs,
+      requests,
+      errors,
+      errorRatio: requests > 0 ? errors / requests : Number.NaN,
+      p50Us: quantileUs(0.5),
+      p95Us: quantileUs(0.95),
+      p99Us: quantileUs(0.99),
+      requestsPerSecond: requests / (coveredMs / 1000),
+      windowMs,
+      coveredMs,
+      pods: slotsReported > 0 ? 1 : 0,
+      slotsReported,
+      quantileUs,
     };
   }
 }

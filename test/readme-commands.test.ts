@@ -21,7 +21,9 @@ const npmRuns = codeLines.filter((l) => /(^|\s)npm run /.test(l)).map((l) => l.r
 
 describe('README commands from a clone', () => {
   it('lists the commands and shows them through npm run', () => {
-    expect(tableCommands).toEqual(expect.arrayContaining(['run', 'check-config', 'reset', 'rollback', 'demo', 'explain', 'record', 'replay', 'tune', 'load']));
+    expect(tableCommands).toEqual(
+      expect.arrayContaining(['run', 'check-config', 'reset', 'rollback', 'demo', 'explain', 'record', 'replay', 'tune', 'load']),
+    );
     expect(npmRuns.length).toBeGreaterThanOrEqual(3);
     expect(readme).not.toMatch(/npx canary-gate/);
   });
@@ -34,7 +36,11 @@ describe('README commands from a clone', () => {
   });
 
   it.each(tableCommands)('`npm run canary-gate -- %s --help` answers with its usage', (command) => {
-    const r = spawnSync('npm', ['run', '--silent', 'canary-gate', '--', command, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync('npm', ['run', '--silent', 'canary-gate', '--', command, '--help'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`Usage: canary-gate ${command}`);

@@ -11,16 +11,23 @@ const server = createServer((req, res) => {
   delete headers.connection;
   delete headers['keep-alive'];
   delete headers['transfer-encoding'];
-  pool.request({ path: req.url ?? '/', method: (req.method ?? 'GET') as 'GET', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req }).then(
-    async (r) => {
-      res.writeHead(r.statusCode, r.headers as Record<string, string>);
-      for await (const chunk of r.body) res.write(chunk);
-      res.end();
-    },
-    () => {
-      res.writeHead(502).end();
-    },
-  );
+  pool
+    .request({
+      path: req.url ?? '/',
+      method: (req.method ?? 'GET') as 'GET',
+      headers,
+      body: req.method === 'GET' || req.method === 'HEAD' ? null : req,
+    })
+    .then(
+      async (r) => {
+        res.writeHead(r.statusCode, r.headers as Record<string, string>);
+        for await (const chunk of r.body) res.write(chunk);
+        res.end();
+      },
+      () => {
+        res.writeHead(502).end();
+      },
+    );
 });
 server.keepAliveTimeout = 65_000;
 server.listen(0, '127.0.0.1', () => {

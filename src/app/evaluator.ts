@@ -110,7 +110,15 @@ export class Evaluator {
    * @param clock wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it
    * @param notify takes each transition this lease holder makes; must return at once and never throw (a Notifier)
    */
-  constructor(options: EvaluatorOptions, lease: Lease, flags: FlagStore, source: WindowSource, clock: () => number, logger: Logger, notify: (event: GateEvent) => void = () => undefined) {
+  constructor(
+    options: EvaluatorOptions,
+    lease: Lease,
+    flags: FlagStore,
+    source: WindowSource,
+    clock: () => number,
+    logger: Logger,
+    notify: (event: GateEvent) => void = () => undefined,
+  ) {
     this.options = options;
     this.lease = lease;
     this.flags = flags;
@@ -136,9 +144,21 @@ export class Evaluator {
   status(): EvaluatorStatus {
     const holding = this.holding();
     return {
-      holding, holder: this.holder, fencingToken: holding ? this.token : 0, state: this.state, latch: this.latch, pending: this.pending,
-      latest: this.latest, detector: this.detector, lastError: this.lastError, lastErrorSeen: this.lastErrorSeen, evaluations: { ...this.evaluations }, redisHolds: this.redisHolds,
-      rollbacksWritten: this.rollbacksWritten, warnings: this.warnings, redisErrors: this.redisErrors,
+      holding,
+      holder: this.holder,
+      fencingToken: holding ? this.token : 0,
+      state: this.state,
+      latch: this.latch,
+      pending: this.pending,
+      latest: this.latest,
+      detector: this.detector,
+      lastError: this.lastError,
+      lastErrorSeen: this.lastErrorSeen,
+      evaluations: { ...this.evaluations },
+      redisHolds: this.redisHolds,
+      rollbacksWritten: this.rollbacksWritten,
+      warnings: this.warnings,
+      redisErrors: this.redisErrors,
     };
   }
 
@@ -167,7 +187,10 @@ export class Evaluator {
         // Another sidecar holds the lease (it won it while this one could not reach Redis): it judges the same fleet
         // data and decides itself, as in the fenced case. Keeping the decision would write it whenever this sidecar
         // next wins the lease, however stale by then.
-        this.logger.warn({ decision: this.pending.reason, holder: this.holder }, 'pending rollback handed over: another sidecar holds the lease and decides');
+        this.logger.warn(
+          { decision: this.pending.reason, holder: this.holder },
+          'pending rollback handed over: another sidecar holds the lease and decides',
+        );
         this.pending = null;
       }
     } catch (err) {
@@ -218,7 +241,10 @@ export class Evaluator {
     } catch (err) {
       this.redisErrors++;
       this.failed(`evaluation: ${(err as Error).message}`);
-      this.logger.warn({ err: (err as Error).message, action: this.options.policy.noData.redisUnreachable }, 'evaluation: redis unreachable');
+      this.logger.warn(
+        { err: (err as Error).message, action: this.options.policy.noData.redisUnreachable },
+        'evaluation: redis unreachable',
+      );
       if (this.options.policy.noData.redisUnreachable === 'hold') {
         this.redisHolds++;
         return { verdict: null, error: this.lastError, state: this.state, decisionWritten: null };
@@ -233,7 +259,12 @@ export class Evaluator {
     const mismatch = verdict.checks.find((c) => c.check === 'traffic_share');
     if (mismatch !== undefined) this.logger.warn({ reason: mismatch.reason }, 'traffic share does not match the flag');
     if (mismatch !== undefined || verdict.checks.some((c) => c.outcome === 'warn')) this.warnings++;
-    const next = step({ consecutiveBreaches: this.options.consecutiveBreaches, consecutiveNoData: this.options.consecutiveNoData }, this.state, verdict, this.options.pod);
+    const next = step(
+      { consecutiveBreaches: this.options.consecutiveBreaches, consecutiveNoData: this.options.consecutiveNoData },
+      this.state,
+      verdict,
+      this.options.pod,
+    );
     const transitions = verdictTransitions(this.state, this.warning, verdict, next.state, this.advisory);
     this.state = next.state;
     this.warning = transitions.warning;
@@ -272,7 +303,12 @@ export class Evaluator {
         return;
       }
     }
-    if (announce && latch !== null && latch !== 'corrupt' && (previous === null || previous === 'corrupt' || !sameDecision(previous, latch))) {
+    if (
+      announce &&
+      latch !== null &&
+      latch !== 'corrupt' &&
+      (previous === null || previous === 'corrupt' || !sameDecision(previous, latch))
+    ) {
       // Written by someone else (a manual rollback, another writer); after a reset if it replaced another decision.
       if (previous !== null && previous !== 'corrupt') {
         const reset = await this.flags.lastReset();
@@ -298,7 +334,14 @@ export class Evaluator {
   }
 
   private emitReset(reset: ResetRecord, cleared: RollbackDecision | 'corrupt' | null): void {
-    this.emit({ kind: 'reset', atMs: reset.atMs, advisory: this.advisory, actor: reset.actor, reason: reset.reason, decision: cleared === 'corrupt' ? null : cleared });
+    this.emit({
+      kind: 'reset',
+      atMs: reset.atMs,
+      advisory: this.advisory,
+      actor: reset.actor,
+      reason: reset.reason,
+      decision: cleared === 'corrupt' ? null : cleared,
+    });
   }
 
   /**
@@ -327,7 +370,10 @@ export class Evaluator {
         this.pending = null;
         this.latch = decision;
         this.rollbacksWritten++;
-        this.logger.warn({ decision }, this.options.advisory ? 'dry-run rollback recorded (advisory): flag untouched' : 'rollback written: flag set');
+        this.logger.warn(
+          { decision },
+          this.options.advisory ? 'dry-run rollback recorded (advisory): flag untouched' : 'rollback written: flag set',
+        );
         this.emit({ kind: 'rolled_back', atMs: decision.atMs, advisory: this.advisory, decision });
         return decision;
       }

@@ -75,7 +75,10 @@ export class SlotPublisher {
       } catch (err) {
         this.failures++;
         if (this.failures === 1 || this.failures % 20 === 0) {
-          this.logger.warn({ err: (err as Error).message, buffered: this.outbox.length, failures: this.failures }, 'slot publish failed; kept for retry');
+          this.logger.warn(
+            { err: (err as Error).message, buffered: this.outbox.length, failures: this.failures },
+            'slot publish failed; kept for retry',
+          );
         }
         return;
       }

@@ -70,7 +70,14 @@ export interface SidecarStatus {
   readonly role: 'baseline' | 'canary';
   /** policy.advisory: decisions go to the dry-run key, never the flag; `latch` is then the dry-run latch. */
   readonly advisory: boolean;
-  readonly evaluator: { readonly enabled: boolean; readonly holding: boolean; readonly holder: string | null; readonly fencingToken: number; readonly evaluations: Record<string, number>; readonly redisHolds: number };
+  readonly evaluator: {
+    readonly enabled: boolean;
+    readonly holding: boolean;
+    readonly holder: string | null;
+    readonly fencingToken: number;
+    readonly evaluations: Record<string, number>;
+    readonly redisHolds: number;
+  };
   readonly state: EvaluatorStatus['state'];
   readonly latch: RollbackDecision | 'corrupt' | null;
   readonly pendingDecision: RollbackDecision | null;
@@ -78,29 +85,60 @@ export interface SidecarStatus {
   readonly lastError: string | null;
   /** The last error seen, with when, kept after it cleared. */
   readonly lastErrorSeen: EvaluatorStatus['lastErrorSeen'];
-  readonly local: { readonly requests: number; readonly errors: number; readonly slotIndex: number; readonly window: WindowSnapshot | null };
-  readonly publish: { readonly buffered: number; readonly published: number; readonly dropped: number; readonly failures: number; readonly lastPublishedSlot: number };
+  readonly local: {
+    readonly requests: number;
+    readonly errors: number;
+    readonly slotIndex: number;
+    readonly window: WindowSnapshot | null;
+  };
+  readonly publish: {
+    readonly buffered: number;
+    readonly published: number;
+    readonly dropped: number;
+    readonly failures: number;
+    readonly lastPublishedSlot: number;
+  };
   readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   initHistograms();
   const clock = deps.clock ?? Date.now;
-  const logger = deps.logger ?? createLogger(config.log.level, { service: config.service, pod: config.pod.name, version: config.pod.version });
+  const logger =
+    deps.logger ?? createLogger(config.log.level, { service: config.service, pod: config.pod.name, version: config.pod.version });
   const slotMs = config.window.slot;
   const keys = serviceKeys(config.redis.keyPrefix, config.service);
   const redis = createRedisClient(config.redis, logger);
   const holderId = `${config.pod.name}/${randomBytes(4).toString('hex')}`;
 
   const recorder = new SlotRecorder(slotMs, clock());
-  const publisher = new SlotPublisher(new RedisSlotStore(redis, keys, config.window.slots, slotMs), config.pod.version, config.pod.name, config.window.publishBuffer, logger);
+  const publisher = new SlotPublisher(
+    new RedisSlotStore(redis, keys, config.window.slots, slotMs),
+    config.pod.version,
+    config.pod.name,
+    config.window.publishBuffer,
+    logger,
+  );
   const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots);
   const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag, config.policy.advisory));
-  const notifier = new Notifier(createSinks(deps.notify?.secrets ?? {}), { service: config.service, pod: config.pod.name }, logger, deps.notify?.options);
+  const notifier = new Notifier(
+    createSinks(deps.notify?.secrets ?? {}),
+    { service: config.service, pod: config.pod.name },
+    logger,
+    deps.notify?.options,
+  );
   const evaluator = new Evaluator(
     {
-      holderId, pod: config.pod.name, slotMs, slots: config.window.slots, leaseTtlMs: config.evaluation.leaseTtl, policy: judgePolicyOf(config),
-      consecutiveBreaches: config.policy.consecutiveBreaches, consecutiveNoData: config.policy.consecutiveNoData, configHash: configHash(config), advisory: config.policy.advisory,
+      holderId,
+      pod: config.pod.name,
+      slotMs,
+      slots: config.window.slots,
+      leaseTtlMs: config.evaluation.leaseTtl,
+      policy: judgePolicyOf(config),
+      consecutiveBreaches: config.policy.consecutiveBreaches,
+      consecutiveNoData: config.policy.consecutiveNoData,
+      configHash: configHash(config),
+      advisory: config.policy.advisory,
     },
     new RedisLease(redis, keys),
     flags,
@@ -119,7 +157,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     podSnapshot = podWindow.snapshot(config.pod.version);
   };
   // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.
-  let recordRequest: (latencyUs: number, method: string, status: number, outcome: string, route: string, queueWaitUs: number) => void = () => undefined;
+  let recordRequest: (latencyUs: number, method: string, status: number, outcome: string, route: string, queueWaitUs: number) => void =
+    () => undefined;
   const routeOf = createRouteMatcher(config.proxy.routes);
   const proxy = createProxyServer({
     config: config.proxy,
@@ -164,7 +203,14 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       version: config.pod.version,
       role,
       advisory: config.policy.advisory,
-      evaluator: { enabled: config.evaluation.enabled, holding: e.holding, holder: e.holder, fencingToken: e.fencingToken, evaluations: e.evaluations, redisHolds: e.redisHolds },
+      evaluator: {
+        enabled: config.evaluation.enabled,
+        holding: e.holding,
+        holder: e.holder,
+        fencingToken: e.fencingToken,
+        evaluations: e.evaluations,
+        redisHolds: e.redisHolds,
+      },
       state: e.state,
       latch: e.latch,
       pendingDecision: e.pending,
@@ -172,38 +218,53 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       lastError: e.lastError,
       lastErrorSeen: e.lastErrorSeen,
       local: { requests: recorder.totalRequests, errors: recorder.totalErrors, slotIndex: recorder.currentSlotIndex, window: podSnapshot },
-      publish: { buffered: publisher.buffered, published: publisher.published, dropped: publisher.dropped, failures: publisher.failures, lastPublishedSlot: publisher.lastPublishedSlot },
+      publish: {
+        buffered: publisher.buffered,
+        published: publisher.published,
+        dropped: publisher.dropped,
+        failures: publisher.failures,
+        lastPublishedSlot: publisher.lastPublishedSlot,
+      },
       redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
     };
   };
 
-  const metrics = createGateMetrics(() => {
-    const e = evaluator.status();
-    return {
-      version: config.pod.version,
-      role,
-      warnings: e.warnings,
-      pod: podSnapshot,
-      requests: recorder.totalRequests,
-      errors: recorder.totalErrors,
-      phase: e.state.phase,
-      consecutiveBreaches: e.state.consecutiveBreaches,
-      evaluations: e.evaluations,
-      redisHolds: e.redisHolds,
-      rollbacks: e.rollbacksWritten,
-      redisErrors: e.redisErrors + publisher.failures,
-      corruptPayloads: reader.corruptTotal,
-      slotsDropped: publisher.dropped,
-      rejected: proxy.stats.rejected,
-      leaseHeld: e.holding,
-      latest: e.latest,
-      notifications: notifier.stats(),
-    };
-  }, { service: config.service, pod: config.pod.name, version: config.pod.version });
+  const metrics = createGateMetrics(
+    () => {
+      const e = evaluator.status();
+      return {
+        version: config.pod.version,
+        role,
+        warnings: e.warnings,
+        pod: podSnapshot,
+        requests: recorder.totalRequests,
+        errors: recorder.totalErrors,
+        phase: e.state.phase,
+        consecutiveBreaches: e.state.consecutiveBreaches,
+        evaluations: e.evaluations,
+        redisHolds: e.redisHolds,
+        rollbacks: e.rollbacksWritten,
+        redisErrors: e.redisErrors + publisher.failures,
+        corruptPayloads: reader.corruptTotal,
+        slotsDropped: publisher.dropped,
+        rejected: proxy.stats.rejected,
+        leaseHeld: e.holding,
+        latest: e.latest,
+        notifications: notifier.stats(),
+      };
+    },
+    { service: config.service, pod: config.pod.name, version: config.pod.version },
+  );
   recordRequest = metrics.recordRequest;
 
   const manualRollback = async (body: AdminRequestBody): Promise<unknown> => {
-    const decision = manualDecision({ reason: body.reason, by: body.actor, atMs: clock(), latest: evaluator.status().latest, configHash: configHash(config) });
+    const decision = manualDecision({
+      reason: body.reason,
+      by: body.actor,
+      atMs: clock(),
+      latest: evaluator.status().latest,
+      configHash: configHash(config),
+    });
     const outcome = await flags.rollback(decision, 0);
     if (outcome === 'written') evaluator.latchManual(decision);
     return { outcome, flag: config.flag.key, value: config.flag.rollbackValue };
@@ -235,7 +296,9 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     evaluateNow: evaluate,
     async start() {
       // Give Redis one connect timeout to come up; the sidecar starts without it (fail open) if it does not.
-      await waitReady(redis, config.redis.connectTimeout).catch((err: Error) => logger.warn({ err: err.message }, 'starting without redis'));
+      await waitReady(redis, config.redis.connectTimeout).catch((err: Error) =>
+        logger.warn({ err: err.message }, 'starting without redis'),
+      );
       const adminAddress = await admin.listen(config.admin.port, config.admin.host);
       const proxyAddress = await proxy.listen();
       accepting = true;
@@ -255,7 +318,10 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       await evaluator.releaseLease();
       await admin.close();
       await notifier.close();
-      logger.info({ published: publisher.published, dropped: publisher.dropped, buffered: publisher.buffered }, 'canary-gate sidecar closed');
+      logger.info(
+        { published: publisher.published, dropped: publisher.dropped, buffered: publisher.buffered },
+        'canary-gate sidecar closed',
+      );
       await freeMemory();
     },
     async destroy() {

@@ -23,10 +23,13 @@ export class SlotClock {
   /** Runs `fn` once, `ms` from now (at the next turn when `ms` <= 0); does nothing once stopped. */
   after(ms: number, fn: () => void): void {
     if (this.stopped) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      fn();
-    }, Math.max(0, ms));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        fn();
+      },
+      Math.max(0, ms),
+    );
     this.timers.add(timer);
   }
 

@@ -32,7 +32,12 @@ function load(file: string | undefined): Config {
 /** The replay policy of a config, with alpha spent over the recording's slot length. */
 function replayPolicyOf(config: Config, slotMs: number): ReplayPolicy {
   const judge = judgePolicyOf({ ...config, window: { ...config.window, slot: slotMs } });
-  return { judge, consecutiveBreaches: config.policy.consecutiveBreaches, consecutiveNoData: config.policy.consecutiveNoData, slots: config.window.slots };
+  return {
+    judge,
+    consecutiveBreaches: config.policy.consecutiveBreaches,
+    consecutiveNoData: config.policy.consecutiveNoData,
+    slots: config.window.slots,
+  };
 }
 
 function positive(text: string): number {
@@ -47,7 +52,9 @@ async function withFlagStore<T>(config: Config, fn: (flags: RedisFlagStore) => P
   const redis = createRedisClient(config.redis, logger);
   try {
     await waitReady(redis, config.redis.connectTimeout + 1000);
-    return await fn(new RedisFlagStore(redis, serviceKeys(config.redis.keyPrefix, config.service), flagOptionsOf(config.flag, config.policy.advisory)));
+    return await fn(
+      new RedisFlagStore(redis, serviceKeys(config.redis.keyPrefix, config.service), flagOptionsOf(config.flag, config.policy.advisory)),
+    );
   } finally {
     redis.disconnect();
   }
@@ -83,7 +90,10 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'YAML config file (defaults and environment apply without one)')
     .action(async (opts: { config?: string }) => {
       const config = load(opts.config);
-      const sidecar = buildSidecar(config, { adminToken: process.env[ADMIN_TOKEN_ENV], notify: { secrets: notifySecretsFrom(process.env) } });
+      const sidecar = buildSidecar(config, {
+        adminToken: process.env[ADMIN_TOKEN_ENV],
+        notify: { secrets: notifySecretsFrom(process.env) },
+      });
       const ports = await sidecar.start();
       process.stdout.write(`canary-gate ${config.pod.name} (${config.pod.version}) proxy :${ports.proxyPort} admin :${ports.adminPort}\n`);
       drainOnSignals(() => sidecar.close());
@@ -91,7 +101,9 @@ export function createProgram(): Command {
 
   program
     .command('route')
-    .description("run the router: send each request to the baseline or the canary upstream by the flag's weight, following the gate's events")
+    .description(
+      "run the router: send each request to the baseline or the canary upstream by the flag's weight, following the gate's events",
+    )
     .option('-c, --config <file>', 'YAML config file (the router section; defaults and environment apply without one)')
     .action(async (opts: { config?: string }) => {
       const config = load(opts.config);
@@ -126,7 +138,9 @@ export function createProgram(): Command {
     .action(async (opts: { config?: string; flag?: string; reason: string; actor?: string }) => {
       const config = load(opts.config);
       await withFlagStore(config, (flags) => flags.reset(actor(opts.actor), opts.reason, opts.flag ?? null, Date.now()));
-      process.stdout.write(`reset: latch cleared for ${config.service}${opts.flag === undefined ? '' : `, ${config.flag.key} = ${opts.flag}`}\n`);
+      process.stdout.write(
+        `reset: latch cleared for ${config.service}${opts.flag === undefined ? '' : `, ${config.flag.key} = ${opts.flag}`}\n`,
+      );
     });
 
   program
@@ -139,7 +153,9 @@ export function createProgram(): Command {
       const config = load(opts.config);
       const decision = manualDecision({ reason: opts.reason, by: actor(opts.actor), atMs: Date.now(), configHash: configHash(config) });
       const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
-      process.stdout.write(outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`);
+      process.stdout.write(
+        outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`,
+      );
     });
 
   program
@@ -151,17 +167,25 @@ export function createProgram(): Command {
       const config = load(opts.config);
       const found = await withFlagStore(config, (flags) => (opts.id === undefined ? flags.latch() : flags.auditDecision(opts.id)));
       if (found === null) {
-        process.stdout.write(`no rollback decision for ${config.service}${opts.id === undefined ? ' is latched' : ` in audit entry ${opts.id}`}\n`);
+        process.stdout.write(
+          `no rollback decision for ${config.service}${opts.id === undefined ? ' is latched' : ` in audit entry ${opts.id}`}\n`,
+        );
         process.exitCode = EXIT_FAILURE;
         return;
       }
-      if (found === 'corrupt') throw new CanaryGateError(ErrorCodes.PAYLOAD_CORRUPT, `the decision record of ${config.service} is not a decision (edited by hand?)`);
+      if (found === 'corrupt')
+        throw new CanaryGateError(
+          ErrorCodes.PAYLOAD_CORRUPT,
+          `the decision record of ${config.service} is not a decision (edited by hand?)`,
+        );
       process.stdout.write(explainDecision(found));
     });
 
   program
     .command('record')
-    .description('record the fleet window of a live service into an NDJSON file, for replay and tune (holds no lease, writes nothing to Redis)')
+    .description(
+      'record the fleet window of a live service into an NDJSON file, for replay and tune (holds no lease, writes nothing to Redis)',
+    )
     .option('-c, --config <file>', 'YAML config file (service, versions, window, redis)')
     .requiredOption('--out <file>', 'the recording to write')
     .option('--duration <s>', 'seconds to record', positive, 600)
@@ -174,7 +198,9 @@ export function createProgram(): Command {
 
   program
     .command('replay')
-    .description('re-run the judge and the controller over recordings, deterministically, and print when and why the canary would have been rolled back')
+    .description(
+      're-run the judge and the controller over recordings, deterministically, and print when and why the canary would have been rolled back',
+    )
     .option('--policy <file>', 'YAML config whose policy and window.slots to replay with (default: the defaults)')
     .argument('<recordings...>', 'NDJSON recordings written by canary-gate record')
     .action(async (files: string[], opts: { policy?: string }) => {

@@ -32,7 +32,8 @@ export interface ExampleField {
  */
 export function exampleFields(yamlText: string): ExampleField[] {
   const doc: Document = parseDocument(yamlText);
-  if (doc.errors.length > 0) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  if (doc.errors.length > 0)
+    throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   const fields: ExampleField[] = [];
   const walk = (node: unknown, prefix: string): void => {
     if (!isMap(node)) return;
@@ -110,7 +111,8 @@ export function configTable(): string {
 export function renderReadmeSection(readme: string): string {
   const start = readme.indexOf(TABLE_START);
   const end = readme.indexOf(TABLE_END);
-  if (start < 0 || end < 0) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `README lacks the markers ${TABLE_START} and ${TABLE_END}`);
+  if (start < 0 || end < 0)
+    throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `README lacks the markers ${TABLE_START} and ${TABLE_END}`);
   if (end < start) throw new CanaryGateError(ErrorCodes.DOCS_OUT_OF_SYNC, `README has ${TABLE_END} before ${TABLE_START}`);
   return `${readme.slice(0, start + TABLE_START.length)}\n\n${configTable()}\n\n${readme.slice(end)}`;
 }

@@ -21,7 +21,10 @@ export function leafPaths(tree: Tree = DEFAULTS, prefix = ''): Array<[string, un
 
 /** `policy.latency.relativeP95` -> `CANARY_GATE_POLICY_LATENCY_RELATIVE_P95`. */
 export function envNameOf(path: string): string {
-  return `CANARY_GATE_${path.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase()}`;
+  return `CANARY_GATE_${path
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/\./g, '_')
+    .toUpperCase()}`;
 }
 
 function mergeOver(base: unknown, over: unknown): unknown {
@@ -30,7 +33,12 @@ function mergeOver(base: unknown, over: unknown): unknown {
   // defineProperty, not assignment: a `__proto__` key from YAML must stay a key (and be reported as unknown), not
   // replace the object's prototype (found by fuzzing, test/fuzz/config-fields.test.ts).
   for (const [k, v] of Object.entries(over)) {
-    Object.defineProperty(out, k, { value: mergeOver(Object.hasOwn(base, k) ? base[k] : undefined, v), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, k, {
+      value: mergeOver(Object.hasOwn(base, k) ? base[k] : undefined, v),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -47,7 +55,11 @@ function setPath(tree: Tree, path: string, value: unknown): void {
 
 /** Reads an environment string as the type of the field's default: numbers and booleans as YAML scalars, lists split on commas. */
 function fromEnv(text: string, sample: unknown): unknown {
-  if (Array.isArray(sample)) return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (Array.isArray(sample))
+    return text
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
   if (typeof sample === 'string') return text;
   // A value YAML does not read cleanly (a tag such as `!x`, a stray `:`) stays the string it is, so the validation
   // error names the field and shows the value, and the yaml library prints no warning of its own.
@@ -90,16 +102,24 @@ export function loadConfig(options: LoadOptions = {}): Config {
     try {
       text = readFileSync(options.file, 'utf8');
     } catch (err) {
-      throw new CanaryGateError(ErrorCodes.CONFIG_UNREADABLE, `cannot read config file ${options.file}: ${(err as Error).message}`, { cause: err });
+      throw new CanaryGateError(ErrorCodes.CONFIG_UNREADABLE, `cannot read config file ${options.file}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     try {
       fromFile = parseYaml(text) ?? {};
     } catch (err) {
       const where = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0]?.line ?? '?'}` : '';
-      throw new CanaryGateError(ErrorCodes.CONFIG_UNREADABLE, `config file ${options.file} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+      throw new CanaryGateError(
+        ErrorCodes.CONFIG_UNREADABLE,
+        `config file ${options.file} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`,
+        { cause: err },
+      );
     }
     if (!isTree(fromFile)) {
-      throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `config file ${options.file} must hold a mapping`, { details: ['(root): must be a mapping of fields'] });
+      throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `config file ${options.file} must hold a mapping`, {
+        details: ['(root): must be a mapping of fields'],
+      });
     }
   }
   const raw = mergeOver(structuredClone(DEFAULTS), fromFile) as Tree;
@@ -145,22 +165,44 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const c = parsed.data;
     if (c.versions.baseline === c.versions.canary) problem('versions.canary', 'must differ from versions.baseline', 'versions.baseline');
     if (c.pod.version !== c.versions.baseline && c.pod.version !== c.versions.canary) {
-      problem('pod.version', `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`, 'versions.baseline', 'versions.canary');
+      problem(
+        'pod.version',
+        `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`,
+        'versions.baseline',
+        'versions.canary',
+      );
     }
-    if (c.evaluation.delay >= c.window.slot) problem('evaluation.delay', `must be shorter than window.slot (${c.evaluation.delay} ms >= ${c.window.slot} ms)`, 'window.slot');
+    if (c.evaluation.delay >= c.window.slot)
+      problem('evaluation.delay', `must be shorter than window.slot (${c.evaluation.delay} ms >= ${c.window.slot} ms)`, 'window.slot');
     // A warning level at or past its failing level never warns before it fails: name both fields.
     if (c.policy.latency.warnRelativeP95 > 0 && c.policy.latency.warnRelativeP95 >= c.policy.latency.relativeP95) {
-      problem('policy.latency.warnRelativeP95', `must be below policy.latency.relativeP95 (${c.policy.latency.warnRelativeP95} >= ${c.policy.latency.relativeP95})`, 'policy.latency.relativeP95');
+      problem(
+        'policy.latency.warnRelativeP95',
+        `must be below policy.latency.relativeP95 (${c.policy.latency.warnRelativeP95} >= ${c.policy.latency.relativeP95})`,
+        'policy.latency.relativeP95',
+      );
     }
     if (c.policy.errors.warnRatio > 0 && c.policy.errors.warnRatio >= c.policy.errors.absoluteRatio) {
-      problem('policy.errors.warnRatio', `must be below policy.errors.absoluteRatio (${c.policy.errors.warnRatio} >= ${c.policy.errors.absoluteRatio})`, 'policy.errors.absoluteRatio');
+      problem(
+        'policy.errors.warnRatio',
+        `must be below policy.errors.absoluteRatio (${c.policy.errors.warnRatio} >= ${c.policy.errors.absoluteRatio})`,
+        'policy.errors.absoluteRatio',
+      );
     }
     if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) {
-      problem('evaluation.leaseTtl', `must be at least twice redis.commandTimeout (${c.evaluation.leaseTtl} ms < 2 x ${c.redis.commandTimeout} ms)`, 'redis.commandTimeout');
+      problem(
+        'evaluation.leaseTtl',
+        `must be at least twice redis.commandTimeout (${c.evaluation.leaseTtl} ms < 2 x ${c.redis.commandTimeout} ms)`,
+        'redis.commandTimeout',
+      );
     }
   }
   if (problems.length > 0) {
-    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid config${options.file ? ` in ${options.file}` : ''}: ${problems.length} problem(s)`, { details: problems });
+    throw new CanaryGateError(
+      ErrorCodes.CONFIG_INVALID,
+      `invalid config${options.file ? ` in ${options.file}` : ''}: ${problems.length} problem(s)`,
+      { details: problems },
+    );
   }
   const config = parsed.data!;
   if (config.pod.name === '') config.pod.name = options.hostname ?? hostname();

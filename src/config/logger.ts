@@ -29,6 +29,11 @@ export function withoutCredentials(value: unknown): unknown {
  * @param destination where lines go (a stream); stdout when omitted
  */
 export function createLogger(level: string, bindings: Record<string, string> = {}, destination?: NodeJS.WritableStream): Logger {
-  const options = { level, base: bindings, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: URL_FIELDS, censor: withoutCredentials } };
+  const options = {
+    level,
+    base: bindings,
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: URL_FIELDS, censor: withoutCredentials },
+  };
   return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
 }

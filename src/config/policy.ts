@@ -14,8 +14,13 @@ export function judgePolicyOf(config: Config): JudgePolicy {
   return {
     minSamples: p.minSamples,
     latency: {
-      relativeP95: p.latency.relativeP95, warnRelativeP95: p.latency.warnRelativeP95, absoluteP95Us: p.latency.absoluteP95 * 1000,
-      relativeP50: p.latency.relativeP50, relativeP99: p.latency.relativeP99, absoluteP50Us: p.latency.absoluteP50 * 1000, absoluteP99Us: p.latency.absoluteP99 * 1000,
+      relativeP95: p.latency.relativeP95,
+      warnRelativeP95: p.latency.warnRelativeP95,
+      absoluteP95Us: p.latency.absoluteP95 * 1000,
+      relativeP50: p.latency.relativeP50,
+      relativeP99: p.latency.relativeP99,
+      absoluteP50Us: p.latency.absoluteP50 * 1000,
+      absoluteP99Us: p.latency.absoluteP99 * 1000,
     },
     errors: { ...p.errors },
     throughputDrop: p.throughput.drop,

@@ -56,7 +56,9 @@ const ipOrRange = z.string().refine((entry) => {
 }, 'must be an IP address such as 10.0.0.7 or a CIDR range such as 10.0.0.0/8');
 const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(u), 'must be an http:// or https:// URL');
 /** A header or cookie name (an RFC 9110 token), or empty for off. */
-const tokenOrOff = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/, 'must be a header or cookie name (letters, digits, - _ . and the like), or empty for off');
+const tokenOrOff = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/, 'must be a header or cookie name (letters, digits, - _ . and the like), or empty for off');
 
 export const configSchema = z.strictObject({
   service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, dot, dash or underscore'),
@@ -123,7 +125,9 @@ export const configSchema = z.strictObject({
       redisUnreachable: noDataAction,
     }),
     throughput: z.strictObject({ drop: z.number().min(0).lt(1, 'must be below 1 (0.5 means half the traffic the flag gives)') }),
-    for: z.strictObject(Object.fromEntries(SEQUENTIAL_CHECKS.map((name) => [name, durationOrOff])) as Record<SequentialCheckName, typeof durationOrOff>),
+    for: z.strictObject(
+      Object.fromEntries(SEQUENTIAL_CHECKS.map((name) => [name, durationOrOff])) as Record<SequentialCheckName, typeof durationOrOff>,
+    ),
     trafficShareAlpha: z.number().min(0).max(0.5, 'must be at most 0.5'),
     statistics: z.strictObject({
       enabled: z.boolean(),

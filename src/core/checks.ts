@@ -103,7 +103,10 @@ const clampRate = (p: number): number => Math.min(1 - 1e-9, Math.max(1e-9, p));
 function relativeLatency(name: SequentialCheckName, quantile: number, pick: (t: CheckThresholds) => number): CheckRow {
   const label = `p${Math.round(quantile * 100)}`;
   return {
-    name, unit: 'ms', needsBaseline: true, threshold: pick,
+    name,
+    unit: 'ms',
+    needsBaseline: true,
+    threshold: pick,
     statistic: `share of canary requests slower than the baseline's ${label}`,
     model(t, baseline, canary) {
       const ratio = pick(t);
@@ -114,8 +117,16 @@ function relativeLatency(name: SequentialCheckName, quantile: number, pick: (t: 
       const p1 = clampRate(Math.max(p0 * 1.05, shareAbove(baseline.quantileUs, indicatorUs / ratio)));
       return {
         rule: `canary requests slower than the baseline's ${label} ${ms(indicatorUs)}: ${pct(p0)} if healthy, ${pct(p1)} if ${ratio} x slower`,
-        slot: (_b, c) => (c === null || c.requests === 0 ? null : { events: c.countAbove(indicatorUs), trials: c.requests, p0, p1, canaryRequests: c.requests }),
-        rates: { trialsPerS: canary.requests / seconds(canary), p0, p1, observed: canary.requests > 0 ? shareAbove(canary.quantileUs, indicatorUs) : Number.NaN },
+        slot: (_b, c) =>
+          c === null || c.requests === 0
+            ? null
+            : { events: c.countAbove(indicatorUs), trials: c.requests, p0, p1, canaryRequests: c.requests },
+        rates: {
+          trialsPerS: canary.requests / seconds(canary),
+          p0,
+          p1,
+          observed: canary.requests > 0 ? shareAbove(canary.quantileUs, indicatorUs) : Number.NaN,
+        },
         observed: canary.quantileUs(quantile) / 1000,
         threshold: (ratio * indicatorUs) / 1000,
         latencyThresholdMs: indicatorUs / 1000,
@@ -127,7 +138,10 @@ function relativeLatency(name: SequentialCheckName, quantile: number, pick: (t: 
 function absoluteLatency(name: SequentialCheckName, quantile: number, pick: (t: CheckThresholds) => number): CheckRow {
   const label = `p${Math.round(quantile * 100)}`;
   return {
-    name, unit: 'ms', needsBaseline: false, threshold: pick,
+    name,
+    unit: 'ms',
+    needsBaseline: false,
+    threshold: pick,
     statistic: `share of canary requests slower than the absolute ${label} threshold`,
     model(t, _baseline, canary) {
       const thresholdUs = pick(t);
@@ -136,8 +150,16 @@ function absoluteLatency(name: SequentialCheckName, quantile: number, pick: (t: 
       const p1 = clampRate(line * Math.SQRT2);
       return {
         rule: `canary requests slower than ${ms(thresholdUs)}: break-even at ${pct(line)} (H0 ${pct(p0)}, H1 ${pct(p1)})`,
-        slot: (_b, c) => (c === null || c.requests === 0 ? null : { events: c.countAbove(thresholdUs), trials: c.requests, p0, p1, canaryRequests: c.requests }),
-        rates: { trialsPerS: canary.requests / seconds(canary), p0, p1, observed: canary.requests > 0 ? shareAbove(canary.quantileUs, thresholdUs) : Number.NaN },
+        slot: (_b, c) =>
+          c === null || c.requests === 0
+            ? null
+            : { events: c.countAbove(thresholdUs), trials: c.requests, p0, p1, canaryRequests: c.requests },
+        rates: {
+          trialsPerS: canary.requests / seconds(canary),
+          p0,
+          p1,
+          observed: canary.requests > 0 ? shareAbove(canary.quantileUs, thresholdUs) : Number.NaN,
+        },
         observed: canary.quantileUs(quantile) / 1000,
         threshold: thresholdUs / 1000,
         latencyThresholdMs: thresholdUs / 1000,
@@ -152,7 +174,10 @@ export const CHECK_TABLE: readonly CheckRow[] = [
   relativeLatency('latency_p95_relative', 0.95, (t) => t.latency.relativeP95),
   relativeLatency('latency_p99_relative', 0.99, (t) => t.latency.relativeP99),
   {
-    name: 'error_ratio_relative', unit: 'ratio', needsBaseline: true, threshold: (t) => t.errors.relativeRatio,
+    name: 'error_ratio_relative',
+    unit: 'ratio',
+    needsBaseline: true,
+    threshold: (t) => t.errors.relativeRatio,
     statistic: "canary's share of both versions' errors, conditional on them",
     model(t, baseline, canary) {
       const { relativeRatio: ratio, baselineFloor: floor } = t.errors;
@@ -169,8 +194,11 @@ export const CHECK_TABLE: readonly CheckRow[] = [
           if (b === null || c === null || b.requests === 0 || c.requests === 0) return null;
           const floored = flooredErrors(b);
           return {
-            events: c.errors, trials: c.errors + floored,
-            p0: conditionalShare(1, c.requests, b.requests), p1: conditionalShare(r1, c.requests, b.requests), canaryRequests: c.requests,
+            events: c.errors,
+            trials: c.errors + floored,
+            p0: conditionalShare(1, c.requests, b.requests),
+            p1: conditionalShare(r1, c.requests, b.requests),
+            canaryRequests: c.requests,
           };
         },
         rates: { trialsPerS: trials / seconds(canary), p0, p1, observed: trials > 0 ? canary.errors / trials : Number.NaN },
@@ -184,7 +212,10 @@ export const CHECK_TABLE: readonly CheckRow[] = [
   absoluteLatency('latency_p95_absolute', 0.95, (t) => t.latency.absoluteP95Us),
   absoluteLatency('latency_p99_absolute', 0.99, (t) => t.latency.absoluteP99Us),
   {
-    name: 'error_ratio_absolute', unit: 'ratio', needsBaseline: false, threshold: (t) => t.errors.absoluteRatio,
+    name: 'error_ratio_absolute',
+    unit: 'ratio',
+    needsBaseline: false,
+    threshold: (t) => t.errors.absoluteRatio,
     statistic: "canary's error ratio against the absolute line",
     model(t, _baseline, canary) {
       const line = t.errors.absoluteRatio;
@@ -192,7 +223,8 @@ export const CHECK_TABLE: readonly CheckRow[] = [
       const p1 = clampRate(line * Math.SQRT2);
       return {
         rule: `canary error ratio: break-even at ${pct(line)} (H0 ${pct(p0)}, H1 ${pct(p1)})`,
-        slot: (_b, c) => (c === null || c.requests === 0 ? null : { events: c.errors, trials: c.requests, p0, p1, canaryRequests: c.requests }),
+        slot: (_b, c) =>
+          c === null || c.requests === 0 ? null : { events: c.errors, trials: c.requests, p0, p1, canaryRequests: c.requests },
         rates: { trialsPerS: canary.requests / seconds(canary), p0, p1, observed: canary.errorRatio },
         observed: canary.errorRatio,
         threshold: line,
@@ -201,10 +233,14 @@ export const CHECK_TABLE: readonly CheckRow[] = [
     },
   },
   {
-    name: 'throughput', unit: 'ratio', needsBaseline: true, threshold: (t) => t.throughputDrop,
+    name: 'throughput',
+    unit: 'ratio',
+    needsBaseline: true,
+    threshold: (t) => t.throughputDrop,
     statistic: "canary's share of all requests against the flag's",
     model(t, baseline, canary, flagPercent) {
-      if (flagPercent === null || !(flagPercent > 0 && flagPercent < 100)) return 'the flag gives no share between 0 and 100 % to compare with';
+      if (flagPercent === null || !(flagPercent > 0 && flagPercent < 100))
+        return 'the flag gives no share between 0 and 100 % to compare with';
       const p0 = flagPercent / 100;
       const p1 = clampRate(p0 * (1 - t.throughputDrop));
       const total = baseline.requests + canary.requests;

@@ -59,7 +59,8 @@ export interface ControllerPolicy {
 export const NO_DATA_BREACHES = 3;
 
 /** Whether every failing check of a failing verdict is a no-data rule. */
-const failsOnNoDataAlone = (verdict: Verdict): boolean => verdict.checks.filter((c) => c.outcome === 'fail').every((c) => c.check === 'no_data');
+const failsOnNoDataAlone = (verdict: Verdict): boolean =>
+  verdict.checks.filter((c) => c.outcome === 'fail').every((c) => c.check === 'no_data');
 
 export function initialState(nowMs: number): ControllerState {
   return { phase: 'healthy', consecutiveBreaches: 0, sinceMs: nowMs };
@@ -91,8 +92,16 @@ export interface ManualRollback {
 export function manualDecision(manual: ManualRollback): RollbackDecision {
   const { atMs } = manual;
   const decision: RollbackDecision = {
-    state: 'rolled_back', trigger: 'manual', reason: `manual rollback: ${manual.reason}`, checks: [], baseline: manual.latest?.baseline ?? null,
-    canary: manual.latest?.canary ?? null, consecutiveBreaches: 0, atMs, at: new Date(atMs).toISOString(), by: manual.by,
+    state: 'rolled_back',
+    trigger: 'manual',
+    reason: `manual rollback: ${manual.reason}`,
+    checks: [],
+    baseline: manual.latest?.baseline ?? null,
+    canary: manual.latest?.canary ?? null,
+    consecutiveBreaches: 0,
+    atMs,
+    at: new Date(atMs).toISOString(),
+    by: manual.by,
   };
   return manual.configHash === undefined ? decision : { ...decision, configHash: manual.configHash };
 }
@@ -116,14 +125,20 @@ export function step(policy: ControllerPolicy, state: ControllerState, verdict: 
     case 'pass':
     case 'warn':
       return {
-        state: state.phase === 'healthy' && state.consecutiveBreaches === 0 ? state : { phase: 'healthy', consecutiveBreaches: 0, sinceMs: at },
+        state:
+          state.phase === 'healthy' && state.consecutiveBreaches === 0 ? state : { phase: 'healthy', consecutiveBreaches: 0, sinceMs: at },
         decision: null,
       };
     case 'fail': {
       const breaches = state.consecutiveBreaches + 1;
-      const needed = failsOnNoDataAlone(verdict) ? Math.max(policy.consecutiveBreaches, policy.consecutiveNoData ?? NO_DATA_BREACHES) : policy.consecutiveBreaches;
+      const needed = failsOnNoDataAlone(verdict)
+        ? Math.max(policy.consecutiveBreaches, policy.consecutiveNoData ?? NO_DATA_BREACHES)
+        : policy.consecutiveBreaches;
       if (breaches < needed) {
-        return { state: { phase: 'breaching', consecutiveBreaches: breaches, sinceMs: state.phase === 'breaching' ? state.sinceMs : at }, decision: null };
+        return {
+          state: { phase: 'breaching', consecutiveBreaches: breaches, sinceMs: state.phase === 'breaching' ? state.sinceMs : at },
+          decision: null,
+        };
       }
       const decision: RollbackDecision = {
         state: 'rolled_back',

@@ -69,17 +69,32 @@ export interface CheckPlan {
  * The plan of every enabled check for this window.
  * @param flagPercent the flag's canary percentage 0..100, or null when unknown
  */
-export function checkPlans(policy: SequentialPolicy, baseline: WindowSnapshot, canary: WindowSnapshot, flagPercent: number | null): CheckPlan[] {
+export function checkPlans(
+  policy: SequentialPolicy,
+  baseline: WindowSnapshot,
+  canary: WindowSnapshot,
+  flagPercent: number | null,
+): CheckPlan[] {
   const rows = CHECK_TABLE.filter((row) => row.threshold(policy.thresholds) > 0);
   const horizonS = policy.horizonMs / 1000;
   const warn = warnThreshold(policy.warnRate, rows.length);
   return rows.map((row) => {
-    const model = row.needsBaseline && !(baseline.requests > 0) ? 'the baseline has no requests in the window' : row.model(policy.thresholds, baseline, canary, flagPercent);
+    const model =
+      row.needsBaseline && !(baseline.requests > 0)
+        ? 'the baseline has no requests in the window'
+        : row.model(policy.thresholds, baseline, canary, flagPercent);
     if (typeof model === 'string') return { row, model, fail: Number.NaN, warn: Number.NaN, secondsToDetect: null, underpowered: false };
     const { trialsPerS, p0, p1 } = model.rates;
     const fail = failThreshold(policy.falseRollbackRate, horizonS, bernoulliKl(p0, p1) * trialsPerS, rows.length);
     const secondsToDetect = secondsToClimb(fail, bernoulliKl(p1, p0) * trialsPerS);
-    return { row, model, fail, warn: Math.min(warn, fail), secondsToDetect, underpowered: secondsToDetect === null || secondsToDetect > horizonS };
+    return {
+      row,
+      model,
+      fail,
+      warn: Math.min(warn, fail),
+      secondsToDetect,
+      underpowered: secondsToDetect === null || secondsToDetect > horizonS,
+    };
   });
 }
 
@@ -89,7 +104,14 @@ export function checkPlans(policy: SequentialPolicy, baseline: WindowSnapshot, c
  * @param slotEndMs end of that slot, ms since the epoch
  * @param baseline, canary the slot's counts per version (null: no pod reported)
  */
-export function observeSlot(plans: readonly CheckPlan[], state: DetectorState, slotIndex: number, slotEndMs: number, baseline: SlotCounts | null, canary: SlotCounts | null): DetectorState {
+export function observeSlot(
+  plans: readonly CheckPlan[],
+  state: DetectorState,
+  slotIndex: number,
+  slotEndMs: number,
+  baseline: SlotCounts | null,
+  canary: SlotCounts | null,
+): DetectorState {
   if (state.lastSlot !== null && slotIndex <= state.lastSlot) return state;
   const checks: Partial<Record<SequentialCheckName, CheckStatistic>> = { ...state.checks };
   for (const plan of plans) {
@@ -129,18 +151,31 @@ export function observeSlots(
 
 const ms = (v: number): string => `${v.toFixed(1)} ms`;
 const pct = (ratio: number): string => `${(ratio * 100).toFixed(2)} %`;
-const duration = (s: number): string => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+const duration = (s: number): string =>
+  s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 const figure = (unit: 'ms' | 'ratio', v: number): string => (unit === 'ms' ? ms(v) : pct(v));
 
 /**
  * The result of every planned check at `atMs`.
  * @returns one CheckResult per plan, in table order, each with {@link SequentialEvidence}
  */
-export function sequentialResults(policy: SequentialPolicy, plans: readonly CheckPlan[], state: DetectorState, atMs: number): CheckResult[] {
+export function sequentialResults(
+  policy: SequentialPolicy,
+  plans: readonly CheckPlan[],
+  state: DetectorState,
+  atMs: number,
+): CheckResult[] {
   return plans.map((plan) => {
     const { row } = plan;
     if (typeof plan.model === 'string') {
-      return { check: row.name, outcome: 'inconclusive', observed: Number.NaN, threshold: Number.NaN, unit: row.unit, reason: `${row.name}: cannot run: ${plan.model}` };
+      return {
+        check: row.name,
+        outcome: 'inconclusive',
+        observed: Number.NaN,
+        threshold: Number.NaN,
+        unit: row.unit,
+        reason: `${row.name}: cannot run: ${plan.model}`,
+      };
     }
     const model = plan.model;
     const s = state.checks[row.name] ?? ZERO;
@@ -153,7 +188,8 @@ export function sequentialResults(policy: SequentialPolicy, plans: readonly Chec
       const heldMs = s.aboveSinceMs === null ? 0 : atMs - s.aboveSinceMs;
       outcome = heldMs >= forMs ? 'fail' : 'warn';
       const rising = s.risingSinceMs === null ? '' : `, rising for ${duration((atMs - s.risingSinceMs) / 1000)}`;
-      verdictWords = outcome === 'fail' ? `breach${rising}` : `breach held ${duration(heldMs / 1000)} of the ${duration(forMs / 1000)} required`;
+      verdictWords =
+        outcome === 'fail' ? `breach${rising}` : `breach held ${duration(heldMs / 1000)} of the ${duration(forMs / 1000)} required`;
     } else if (s.statistic >= plan.warn) {
       outcome = 'warn';
       verdictWords = 'above the warning threshold';
@@ -167,12 +203,29 @@ export function sequentialResults(policy: SequentialPolicy, plans: readonly Chec
       outcome = 'pass';
       verdictWords = 'no evidence of a regression';
     }
-    const toGo = outcome === 'fail' ? '' : secondsToDecision === null ? '; not accumulating at the current rates' : `; about ${duration(secondsToDecision)} more at the current rates would decide it`;
+    const toGo =
+      outcome === 'fail'
+        ? ''
+        : secondsToDecision === null
+          ? '; not accumulating at the current rates'
+          : `; about ${duration(secondsToDecision)} more at the current rates would decide it`;
     const evidence: SequentialEvidence = {
-      method: 'cusum', rule: model.rule, statistic: s.statistic, failThreshold: plan.fail, warnThreshold: plan.warn,
-      p0: model.rates.p0, p1: model.rates.p1, observedRate: model.rates.observed, trialsPerS: model.rates.trialsPerS,
-      latencyThresholdMs: model.latencyThresholdMs, secondsToDecision, secondsToDetect: plan.secondsToDetect, underpowered: plan.underpowered,
-      risingSinceMs: s.risingSinceMs, aboveSinceMs: s.aboveSinceMs, canaryRequests: s.canaryRequests,
+      method: 'cusum',
+      rule: model.rule,
+      statistic: s.statistic,
+      failThreshold: plan.fail,
+      warnThreshold: plan.warn,
+      p0: model.rates.p0,
+      p1: model.rates.p1,
+      observedRate: model.rates.observed,
+      trialsPerS: model.rates.trialsPerS,
+      latencyThresholdMs: model.latencyThresholdMs,
+      secondsToDecision,
+      secondsToDetect: plan.secondsToDetect,
+      underpowered: plan.underpowered,
+      risingSinceMs: s.risingSinceMs,
+      aboveSinceMs: s.aboveSinceMs,
+      canaryRequests: s.canaryRequests,
     };
     const reason = `${row.name}: canary ${figure(row.unit, model.observed)} vs ${figure(row.unit, model.threshold)}; statistic ${s.statistic.toFixed(2)} of ${plan.fail.toFixed(2)} (warn ${plan.warn.toFixed(2)}), observed rate ${pct(model.rates.observed)} (healthy ${pct(model.rates.p0)}, regressed ${pct(model.rates.p1)}): ${verdictWords}${toGo}`;
     return { check: row.name, outcome, observed: model.observed, threshold: model.threshold, unit: row.unit, reason, evidence };

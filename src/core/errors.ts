@@ -9,13 +9,37 @@
  * failed.
  */
 export const ERROR_TABLE = {
-  CG_CONFIG_INVALID: { exitCode: 2, meaning: 'the config or an environment override failed validation', todo: 'fix each field named in the message' },
-  CG_CONFIG_UNREADABLE: { exitCode: 2, meaning: 'the config file is missing, unreadable or not YAML', todo: 'check the path and the YAML line named' },
-  CG_PAYLOAD_CORRUPT: { exitCode: 1, meaning: 'a fleet payload or decision record did not decode (a payload is skipped and counted)', todo: 'look for a foreign writer or a sidecar with another `window.slot`' },
+  CG_CONFIG_INVALID: {
+    exitCode: 2,
+    meaning: 'the config or an environment override failed validation',
+    todo: 'fix each field named in the message',
+  },
+  CG_CONFIG_UNREADABLE: {
+    exitCode: 2,
+    meaning: 'the config file is missing, unreadable or not YAML',
+    todo: 'check the path and the YAML line named',
+  },
+  CG_PAYLOAD_CORRUPT: {
+    exitCode: 1,
+    meaning: 'a fleet payload or decision record did not decode (a payload is skipped and counted)',
+    todo: 'look for a foreign writer or a sidecar with another `window.slot`',
+  },
   CG_DEMO_NO_REDIS: { exitCode: 2, meaning: 'the demo found no Redis', todo: 'install `redis-server` or set `REDIS_URL`' },
-  CG_RECORDING_INVALID: { exitCode: 2, meaning: 'a recording given to `replay` or `tune` is not one; the message names the file and line', todo: 'record it again with `canary-gate record`, or fix the line' },
-  CG_REDIS_READ_FAILED: { exitCode: 1, meaning: 'a fleet read was cut (the pipeline aborted, or the reader closed during the read); the evaluation is inconclusive', todo: 'nothing: the next evaluation reads again; look at Redis if it repeats' },
-  CG_DOCS_OUT_OF_SYNC: { exitCode: 1, meaning: '`config/example.yaml` or the README lacks what the generated docs need (a field, its comment, the table markers)', todo: 'document the field in `config/example.yaml`, or restore the markers' },
+  CG_RECORDING_INVALID: {
+    exitCode: 2,
+    meaning: 'a recording given to `replay` or `tune` is not one; the message names the file and line',
+    todo: 'record it again with `canary-gate record`, or fix the line',
+  },
+  CG_REDIS_READ_FAILED: {
+    exitCode: 1,
+    meaning: 'a fleet read was cut (the pipeline aborted, or the reader closed during the read); the evaluation is inconclusive',
+    todo: 'nothing: the next evaluation reads again; look at Redis if it repeats',
+  },
+  CG_DOCS_OUT_OF_SYNC: {
+    exitCode: 1,
+    meaning: '`config/example.yaml` or the README lacks what the generated docs need (a field, its comment, the table markers)',
+    todo: 'document the field in `config/example.yaml`, or restore the markers',
+  },
   CG_INTERNAL: { exitCode: 1, meaning: 'a bug: canary-gate broke one of its own rules', todo: 'report it with the message' },
 } as const satisfies Record<string, { exitCode: 1 | 2; meaning: string; todo: string }>;
 

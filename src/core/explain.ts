@@ -55,7 +55,9 @@ const seconds = (s: number | null): string => (s === null ? 'never' : s < 120 ? 
  * zero (the change's estimated start) to when it crossed the fail threshold.
  */
 function sequentialTable(checks: readonly CheckResult[], atMs: number): string {
-  const rows: string[][] = [['check', 'result', 'observed', 'threshold', 'statistic', 'fail at', 'warn at', 'rate', 'healthy', 'regressed', 'decided in']];
+  const rows: string[][] = [
+    ['check', 'result', 'observed', 'threshold', 'statistic', 'fail at', 'warn at', 'rate', 'healthy', 'regressed', 'decided in'],
+  ];
   for (const c of checks) {
     const e = isSequential(c.evidence) ? c.evidence : undefined;
     const decidedIn = e && e.risingSinceMs !== null ? ((e.aboveSinceMs ?? atMs) - e.risingSinceMs) / 1000 : null;
@@ -77,7 +79,12 @@ function sequentialTable(checks: readonly CheckResult[], atMs: number): string {
 }
 
 /** The two versions' figures, every check with its evidence, then each check's reason in full (lines, no header). */
-function evidenceLines(baseline: VersionFigures | null, canary: VersionFigures | null, checks: readonly CheckResult[], atMs: number): string[] {
+function evidenceLines(
+  baseline: VersionFigures | null,
+  canary: VersionFigures | null,
+  checks: readonly CheckResult[],
+  atMs: number,
+): string[] {
   const out: string[] = [];
   if (baseline !== null && canary !== null) out.push('', figuresTable(baseline, canary));
   if (checks.length > 0) {
@@ -109,6 +116,10 @@ export function explainDecision(d: RollbackDecision): string {
  * @returns lines ending with a newline
  */
 export function explainVerdict(v: Verdict): string {
-  const out = [`${v.outcome} verdict for the window ending ${new Date(v.atMs).toISOString()}`, `reason: ${v.reason}`, ...evidenceLines(v.baseline, v.canary, v.checks, v.atMs)];
+  const out = [
+    `${v.outcome} verdict for the window ending ${new Date(v.atMs).toISOString()}`,
+    `reason: ${v.reason}`,
+    ...evidenceLines(v.baseline, v.canary, v.checks, v.atMs),
+  ];
   return `${out.join('\n')}\n`;
 }

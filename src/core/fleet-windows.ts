@@ -101,7 +101,11 @@ export class FleetWindows {
   read(baseline: string, canary: string): WindowRead {
     const b = this.followedOf(baseline).window;
     const c = this.followedOf(canary).window;
-    return { baseline: b.snapshot(), canary: c.snapshot(), slotCounts: (index) => ({ baseline: b.slotCounts(index), canary: c.slotCounts(index) }) };
+    return {
+      baseline: b.snapshot(),
+      canary: c.snapshot(),
+      slotCounts: (index) => ({ baseline: b.slotCounts(index), canary: c.slotCounts(index) }),
+    };
   }
 
   /** Frees every histogram. The windows must not be used afterwards. */

@@ -107,7 +107,15 @@ const TAIL_SHARE = 0.05;
 
 export const DEFAULT_JUDGE_POLICY: JudgePolicy = {
   minSamples: 100,
-  latency: { relativeP95: 1.5, warnRelativeP95: 1.25, absoluteP95Us: 500_000, relativeP50: 0, relativeP99: 0, absoluteP50Us: 0, absoluteP99Us: 0 },
+  latency: {
+    relativeP95: 1.5,
+    warnRelativeP95: 1.25,
+    absoluteP95Us: 500_000,
+    relativeP50: 0,
+    relativeP99: 0,
+    absoluteP50Us: 0,
+    absoluteP99Us: 0,
+  },
   errors: { relativeRatio: 2, baselineFloor: 0.001, absoluteRatio: 0.05, warnRatio: 0.005 },
   throughputDrop: 0,
   forMs: {},
@@ -115,8 +123,13 @@ export const DEFAULT_JUDGE_POLICY: JudgePolicy = {
   trafficShareAlpha: 0.0005,
   // 1 % false rollbacks over 2 h of 5 s evaluations, shared by 4 checks: 0.01 / 1440 / 4.
   statistics: {
-    enabled: true, method: 'sequential', falseRollbackRate: 0.01, horizonMs: 7_200_000, warnRate: 0.02,
-    alpha: 0.01 / 1440 / STATISTICAL_CHECKS, grossErrorRatio: 0.5,
+    enabled: true,
+    method: 'sequential',
+    falseRollbackRate: 0.01,
+    horizonMs: 7_200_000,
+    warnRate: 0.02,
+    alpha: 0.01 / 1440 / STATISTICAL_CHECKS,
+    grossErrorRatio: 0.5,
   },
 };
 
@@ -133,14 +146,21 @@ export function sequentialPolicyOf(p: JudgePolicy): SequentialPolicy {
   return {
     thresholds: {
       latency: {
-        relativeP50: p.latency.relativeP50, relativeP95: p.latency.relativeP95, relativeP99: p.latency.relativeP99,
-        absoluteP50Us: p.latency.absoluteP50Us, absoluteP95Us: p.latency.absoluteP95Us, absoluteP99Us: p.latency.absoluteP99Us,
+        relativeP50: p.latency.relativeP50,
+        relativeP95: p.latency.relativeP95,
+        relativeP99: p.latency.relativeP99,
+        absoluteP50Us: p.latency.absoluteP50Us,
+        absoluteP95Us: p.latency.absoluteP95Us,
+        absoluteP99Us: p.latency.absoluteP99Us,
       },
       errors: { relativeRatio: p.errors.relativeRatio, baselineFloor: p.errors.baselineFloor, absoluteRatio: p.errors.absoluteRatio },
       throughputDrop: p.throughputDrop,
     },
-    falseRollbackRate: p.statistics.falseRollbackRate, horizonMs: p.statistics.horizonMs, warnRate: p.statistics.warnRate,
-    forMs: p.forMs, minSamples: p.minSamples,
+    falseRollbackRate: p.statistics.falseRollbackRate,
+    horizonMs: p.statistics.horizonMs,
+    warnRate: p.statistics.warnRate,
+    forMs: p.forMs,
+    minSamples: p.minSamples,
   };
 }
 
@@ -163,7 +183,11 @@ const NO_DATA_TEXT: Record<NoDataCause, string> = {
 export function noDataCheck(policy: JudgePolicy, cause: NoDataCause, detail = ''): CheckResult {
   const action = policy.noData[cause];
   return {
-    check: 'no_data', outcome: ACTION_OUTCOME[action], observed: Number.NaN, threshold: Number.NaN, unit: 'ratio',
+    check: 'no_data',
+    outcome: ACTION_OUTCOME[action],
+    observed: Number.NaN,
+    threshold: Number.NaN,
+    unit: 'ratio',
     reason: `${NO_DATA_TEXT[cause]}${detail}: ${action} (policy.noData.${cause})`,
   };
 }
@@ -174,7 +198,17 @@ export function noDataCheck(policy: JudgePolicy, cause: NoDataCause, detail = ''
  */
 export function unreadableVerdict(policy: JudgePolicy, atMs: number, error: string): Verdict {
   const check = noDataCheck(policy, 'redisUnreachable', ` (${error})`);
-  const none = { version: '', requests: 0, errors: 0, errorRatio: Number.NaN, p50Ms: Number.NaN, p95Ms: Number.NaN, p99Ms: Number.NaN, requestsPerSecond: 0, pods: 0 };
+  const none = {
+    version: '',
+    requests: 0,
+    errors: 0,
+    errorRatio: Number.NaN,
+    p50Ms: Number.NaN,
+    p95Ms: Number.NaN,
+    p99Ms: Number.NaN,
+    requestsPerSecond: 0,
+    pods: 0,
+  };
   return { outcome: check.outcome, atMs, checks: [check], baseline: none, canary: { ...none }, reason: check.reason };
 }
 
@@ -190,7 +224,9 @@ function result(
   reason: string,
   evidence?: CheckEvidence,
 ): CheckResult {
-  return evidence === undefined ? { check, outcome, observed, threshold, unit, reason } : { check, outcome, observed, threshold, unit, reason, evidence };
+  return evidence === undefined
+    ? { check, outcome, observed, threshold, unit, reason }
+    : { check, outcome, observed, threshold, unit, reason, evidence };
 }
 
 /** Compares a figure with fail and warn thresholds. NaN in the figure or the fail threshold is inconclusive. */
@@ -210,7 +246,13 @@ const OPERATOR: Record<Outcome, string> = { pass: '<=', warn: '<=', fail: '>', i
  * @param canary merged window of the canary version
  * @param atMs end of the judged window, ms since the epoch (recorded in the verdict, not read from a clock)
  */
-export function judge(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number, context: JudgeContext = { flagPercent: null }): Verdict {
+export function judge(
+  policy: JudgePolicy,
+  baseline: WindowSnapshot,
+  canary: WindowSnapshot,
+  atMs: number,
+  context: JudgeContext = { flagPercent: null },
+): Verdict {
   const judged = (): CheckResult[] => judgedChecks(policy, baseline, canary, atMs, context);
   const checks = trafficChecks(policy, baseline, canary, context, judged) ?? judged();
   const outcome = checks.reduce<Outcome>((acc, c) => worst(acc, c.outcome), OUTCOME_ORDER[0]);
@@ -261,7 +303,13 @@ export function evaluateWindow(
 }
 
 /** The checks of the policy's method, before any traffic rule. */
-function judgedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, atMs: number, context: JudgeContext): CheckResult[] {
+function judgedChecks(
+  policy: JudgePolicy,
+  baseline: WindowSnapshot,
+  canary: WindowSnapshot,
+  atMs: number,
+  context: JudgeContext,
+): CheckResult[] {
   if (!policy.statistics.enabled) return thresholdChecks(policy, baseline, canary);
   if (policy.statistics.method === 'window') return testedChecks(policy, baseline, canary);
   const sequential = sequentialPolicyOf(policy);
@@ -281,13 +329,25 @@ const RELATIVE: ReadonlySet<string> = new Set(CHECK_TABLE.filter((row) => row.ne
  * - the observed canary share contradicts the flag's (sample-ratio mismatch): the relative checks are inconclusive
  *   and a traffic_share check says why; the absolute checks judge, since they do not compare the versions.
  */
-function trafficChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: WindowSnapshot, context: JudgeContext, judged: () => CheckResult[]): CheckResult[] | null {
+function trafficChecks(
+  policy: JudgePolicy,
+  baseline: WindowSnapshot,
+  canary: WindowSnapshot,
+  context: JudgeContext,
+  judged: () => CheckResult[],
+): CheckResult[] | null {
   const flag = context.flagPercent;
   if (!(baseline.requests > 0) && !(canary.requests > 0)) return [noDataCheck(policy, 'noTraffic')];
   if (canary.slotsReported === 0) {
     if (flag === null || flag === 0) {
       const why = flag === null ? 'the flag is unset or not a percentage' : 'the flag gives the canary 0 %';
-      return [{ ...noDataCheck(policy, 'canaryMissing'), outcome: 'inconclusive', reason: `no slots from any canary pod; ${why}: no rollout to judge` }];
+      return [
+        {
+          ...noDataCheck(policy, 'canaryMissing'),
+          outcome: 'inconclusive',
+          reason: `no slots from any canary pod; ${why}: no rollout to judge`,
+        },
+      ];
     }
     return [noDataCheck(policy, 'canaryMissing', ` (flag ${flag} %)`)];
   }
@@ -297,10 +357,21 @@ function trafficChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Wi
     const p = sampleRatioPValue(canary.requests, total, flag / 100);
     if (p < policy.trafficShareAlpha) {
       const share: CheckResult = {
-        check: 'traffic_share', outcome: 'inconclusive', observed: canary.requests / total, threshold: flag / 100, unit: 'ratio',
+        check: 'traffic_share',
+        outcome: 'inconclusive',
+        observed: canary.requests / total,
+        threshold: flag / 100,
+        unit: 'ratio',
         reason: `sample-ratio mismatch: the canary has ${pct(canary.requests / total)} of ${total} requests, the flag gives it ${flag} % (chi-square p = ${sci(p)} < ${policy.trafficShareAlpha}); the router does not split as configured, so the versions are not compared`,
       };
-      return [share, ...judged().map((c) => (RELATIVE.has(c.check) && c.outcome !== 'inconclusive' ? { ...c, outcome: 'inconclusive' as const, reason: `${c.reason} (held: sample-ratio mismatch)` } : c))];
+      return [
+        share,
+        ...judged().map((c) =>
+          RELATIVE.has(c.check) && c.outcome !== 'inconclusive'
+            ? { ...c, outcome: 'inconclusive' as const, reason: `${c.reason} (held: sample-ratio mismatch)` }
+            : c,
+        ),
+      ];
     }
   }
   return null;
@@ -320,7 +391,16 @@ function thresholdChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: 
   {
     const threshold = latency.relativeP95 * baseline.p95Us;
     if (canaryShort || baselineShort) {
-      checks.push(result('latency_p95_relative', 'inconclusive', canary.p95Us / 1000, threshold / 1000, 'ms', canaryShort ? canaryTooFew : baselineTooFew));
+      checks.push(
+        result(
+          'latency_p95_relative',
+          'inconclusive',
+          canary.p95Us / 1000,
+          threshold / 1000,
+          'ms',
+          canaryShort ? canaryTooFew : baselineTooFew,
+        ),
+      );
     } else {
       const outcome = compare(canary.p95Us, threshold, latency.warnRelativeP95 * baseline.p95Us);
       const factor = outcome === 'warn' ? latency.warnRelativeP95 : latency.relativeP95;
@@ -337,7 +417,9 @@ function thresholdChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: 
     const reference = Math.max(baseline.errorRatio, errors.baselineFloor);
     const threshold = errors.relativeRatio * reference;
     if (canaryShort || baselineShort) {
-      checks.push(result('error_ratio_relative', 'inconclusive', canary.errorRatio, threshold, 'ratio', canaryShort ? canaryTooFew : baselineTooFew));
+      checks.push(
+        result('error_ratio_relative', 'inconclusive', canary.errorRatio, threshold, 'ratio', canaryShort ? canaryTooFew : baselineTooFew),
+      );
     } else {
       const outcome = compare(canary.errorRatio, threshold, 0);
       const floored = baseline.errorRatio < errors.baselineFloor ? ` (floor; baseline ${pct(baseline.errorRatio)})` : '';
@@ -374,7 +456,6 @@ function thresholdChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: 
 
   return checks;
 }
-
 
 const sci = (x: number): string => (x < 0.01 ? x.toExponential(1) : x.toPrecision(2));
 
@@ -421,14 +502,29 @@ function testedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
     if (!hasCanary || !hasBaseline) {
       checks.push(noData('latency_p95_relative', 'ms', canary.p95Us / 1000, pointThresholdUs / 1000, hasCanary ? 'baseline' : 'canary'));
     } else if (Number.isNaN(level)) {
-      checks.push(result('latency_p95_relative', 'inconclusive', canary.p95Us / 1000, pointThresholdUs / 1000, 'ms', `baseline has ${nB} requests: too few to bound its p95 at alpha ${sci(alpha / 2)}`));
+      checks.push(
+        result(
+          'latency_p95_relative',
+          'inconclusive',
+          canary.p95Us / 1000,
+          pointThresholdUs / 1000,
+          'ms',
+          `baseline has ${nB} requests: too few to bound its p95 at alpha ${sci(alpha / 2)}`,
+        ),
+      );
     } else {
       const thresholdUs = latency.relativeP95 * baseline.quantileUs(level);
       const count = Math.round(shareAbove(canary.quantileUs, thresholdUs) * nC);
       const test = testRateAbove(count, nC, TAIL_SHARE, alpha / 2);
       const evidence: CheckEvidence = {
         rule: `share of canary requests slower than ${latency.relativeP95} x the baseline p95's upper bound above ${pct(TAIL_SHARE)}`,
-        count, requests: nC, latencyThresholdMs: thresholdUs / 1000, tolerated: TAIL_SHARE, lowerBound: test.lowerBound, alpha: alpha / 2, neededRequests: test.neededTrials,
+        count,
+        requests: nC,
+        latencyThresholdMs: thresholdUs / 1000,
+        tolerated: TAIL_SHARE,
+        lowerBound: test.lowerBound,
+        alpha: alpha / 2,
+        neededRequests: test.neededTrials,
       };
       const pointBreach = canary.p95Us > pointThresholdUs;
       const warn = latency.warnRelativeP95 > 0 && canary.p95Us > latency.warnRelativeP95 * baseline.p95Us;
@@ -449,7 +545,13 @@ function testedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
       const test = testRateAbove(canary.errors, nC, tolerated, alpha / 2);
       const evidence: CheckEvidence = {
         rule: `canary error ratio above ${errors.relativeRatio} x max(the baseline's upper bound, floor ${pct(errors.baselineFloor)})`,
-        count: canary.errors, requests: nC, latencyThresholdMs: null, tolerated, lowerBound: test.lowerBound, alpha: alpha / 2, neededRequests: test.neededTrials,
+        count: canary.errors,
+        requests: nC,
+        latencyThresholdMs: null,
+        tolerated,
+        lowerBound: test.lowerBound,
+        alpha: alpha / 2,
+        neededRequests: test.neededTrials,
       };
       const gross = canary.errors >= GROSS_MIN_ERRORS && canary.errorRatio > policy.statistics.grossErrorRatio;
       const outcome = testedOutcome(test.significant, gross, canary.errorRatio > pointThreshold, false, enoughBoth);
@@ -467,7 +569,13 @@ function testedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
       const test = testRateAbove(count, nC, TAIL_SHARE, alpha);
       const evidence: CheckEvidence = {
         rule: `share of canary requests slower than ${ms(latency.absoluteP95Us)} above ${pct(TAIL_SHARE)}`,
-        count, requests: nC, latencyThresholdMs: latency.absoluteP95Us / 1000, tolerated: TAIL_SHARE, lowerBound: test.lowerBound, alpha, neededRequests: test.neededTrials,
+        count,
+        requests: nC,
+        latencyThresholdMs: latency.absoluteP95Us / 1000,
+        tolerated: TAIL_SHARE,
+        lowerBound: test.lowerBound,
+        alpha,
+        neededRequests: test.neededTrials,
       };
       const outcome = testedOutcome(test.significant, false, canary.p95Us > latency.absoluteP95Us, false, enoughCanary);
       const reason = `canary p95 ${ms(canary.p95Us)} vs ${ms(latency.absoluteP95Us)}; ${count} of ${nC} canary requests slower: ${testedWords(outcome, false, evidence, enoughCanary, minSamples)}`;
@@ -483,7 +591,13 @@ function testedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
       const test = testRateAbove(canary.errors, nC, errors.absoluteRatio, alpha);
       const evidence: CheckEvidence = {
         rule: `canary error ratio above ${pct(errors.absoluteRatio)}`,
-        count: canary.errors, requests: nC, latencyThresholdMs: null, tolerated: errors.absoluteRatio, lowerBound: test.lowerBound, alpha, neededRequests: test.neededTrials,
+        count: canary.errors,
+        requests: nC,
+        latencyThresholdMs: null,
+        tolerated: errors.absoluteRatio,
+        lowerBound: test.lowerBound,
+        alpha,
+        neededRequests: test.neededTrials,
       };
       const gross = canary.errors >= GROSS_MIN_ERRORS && canary.errorRatio > policy.statistics.grossErrorRatio;
       const warn = errors.warnRatio > 0 && canary.errorRatio > errors.warnRatio;

@@ -61,7 +61,14 @@ export type GateEvent =
 export type GateEventKind = GateEvent['kind'];
 
 /** Every kind, in the order of the list above (docs and tests iterate it). */
-export const GATE_EVENT_KINDS: readonly GateEventKind[] = ['rolled_back', 'reset', 'warning_started', 'warning_ended', 'breaching', 'recovered'];
+export const GATE_EVENT_KINDS: readonly GateEventKind[] = [
+  'rolled_back',
+  'reset',
+  'warning_started',
+  'warning_ended',
+  'breaching',
+  'recovered',
+];
 
 export interface VerdictTransitions {
   readonly events: readonly GateEvent[];
@@ -81,12 +88,19 @@ export interface VerdictTransitions {
  * @param warning whether a warning was under way before this verdict
  * @param advisory copied into each event
  */
-export function verdictTransitions(before: ControllerState, warning: boolean, verdict: Verdict, after: ControllerState, advisory: boolean): VerdictTransitions {
+export function verdictTransitions(
+  before: ControllerState,
+  warning: boolean,
+  verdict: Verdict,
+  after: ControllerState,
+  advisory: boolean,
+): VerdictTransitions {
   if (before.phase === 'rolled_back') return { events: [], warning: false };
   if (verdict.outcome === 'inconclusive') return { events: [], warning };
   const events: GateEvent[] = [];
   const at = { atMs: verdict.atMs, advisory, verdict };
-  if (before.phase !== 'breaching' && after.phase === 'breaching') events.push({ kind: 'breaching', ...at, consecutiveBreaches: after.consecutiveBreaches });
+  if (before.phase !== 'breaching' && after.phase === 'breaching')
+    events.push({ kind: 'breaching', ...at, consecutiveBreaches: after.consecutiveBreaches });
   if (before.phase === 'breaching' && after.phase === 'healthy') events.push({ kind: 'recovered', ...at });
   if (verdict.outcome === 'warn' && !warning) events.push({ kind: 'warning_started', ...at });
   if (verdict.outcome === 'pass' && warning) events.push({ kind: 'warning_ended', ...at });

@@ -151,7 +151,11 @@ export class FleetWindow {
     const entry = this.entries.get(slotIndex);
     if (entry === undefined) return null;
     const quantile = (q: number): number => quantileUs(entry.histogram, q);
-    return { requests: entry.requests, errors: entry.errors, countAbove: (latencyUs) => Math.round(shareAbove(quantile, latencyUs) * entry.requests) };
+    return {
+      requests: entry.requests,
+      errors: entry.errors,
+      countAbove: (latencyUs) => Math.round(shareAbove(quantile, latencyUs) * entry.requests),
+    };
   }
 
   /** The merged figures of the slots currently held. */
@@ -161,7 +165,8 @@ export class FleetWindow {
     const windowMs = this.slots * this.slotMs;
     let oldest = Number.POSITIVE_INFINITY;
     for (const index of this.entries.keys()) oldest = Math.min(oldest, index);
-    const coveredMs = this.lastIndex === null || this.entries.size === 0 ? windowMs : Math.min(windowMs, (this.lastIndex - oldest + 1) * this.slotMs);
+    const coveredMs =
+      this.lastIndex === null || this.entries.size === 0 ? windowMs : Math.min(windowMs, (this.lastIndex - oldest + 1) * this.slotMs);
     return {
       version: this.version,
       requests: this.requests,

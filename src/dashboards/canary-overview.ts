@@ -6,7 +6,24 @@
  */
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
-import { DATASOURCE, LEASE_MAPPINGS, POLICY, POWER_MAPPINGS, RESULT_MAPPINGS, STATE_MAPPINGS, THRESHOLD_LINE, dashboardBase, percent, query, row, seriesPanel, statPanel, stateTimelinePanel, thresholds, timeseriesPanel } from './panels.ts';
+import {
+  DATASOURCE,
+  LEASE_MAPPINGS,
+  POLICY,
+  POWER_MAPPINGS,
+  RESULT_MAPPINGS,
+  STATE_MAPPINGS,
+  THRESHOLD_LINE,
+  dashboardBase,
+  percent,
+  query,
+  row,
+  seriesPanel,
+  statPanel,
+  stateTimelinePanel,
+  thresholds,
+  timeseriesPanel,
+} from './panels.ts';
 import { durationQuantile, holder, increase, perVersion, rate, sel } from './promql.ts';
 
 export const CANARY_OVERVIEW_UID = 'canary-gate-overview';
@@ -39,7 +56,9 @@ function exactVersusEstimate(): ReturnType<typeof timeseriesPanel> {
       'bucket width; the gate decides on the exact one.',
     's',
   )
-    .withTarget(query('A', holder('canary_gate_window_latency_seconds', 'scope="fleet"', 'quantile="0.95"'), 'gate {{role}} ({{service_version}})'))
+    .withTarget(
+      query('A', holder('canary_gate_window_latency_seconds', 'scope="fleet"', 'quantile="0.95"'), 'gate {{role}} ({{service_version}})'),
+    )
     .withTarget(query('B', durationQuantile(0.95), 'prometheus {{service_version}}'))
     .overrideByQuery('B', [{ id: 'custom.lineStyle', value: { fill: 'dash', dash: [6, 6] } }]);
 }
@@ -82,7 +101,11 @@ export function canaryOverview(): dashboard.DashboardBuilder {
     .annotation(rollbackAnnotation())
     .withRow(row('Verdict'))
     .withPanel(
-      stateTimelinePanel('Gate state', 'The rollback controller: healthy, breaching (failing evaluations in a row) or rolled back (latched until reset).', 'none')
+      stateTimelinePanel(
+        'Gate state',
+        'The rollback controller: healthy, breaching (failing evaluations in a row) or rolled back (latched until reset).',
+        'none',
+      )
         .mappings(STATE_MAPPINGS)
         .withTarget(query('A', holder('canary_gate_state'), 'state')),
     )
@@ -100,8 +123,20 @@ export function canaryOverview(): dashboard.DashboardBuilder {
         'percentunit',
       )
         .min(0)
-        .withTarget(query('A', `(${holder('canary_gate_check_statistic')}) / ignoring (level) (${holder('canary_gate_check_statistic_threshold', 'level="fail"')})`, '{{check}}'))
-        .withTarget(query('B', `(${holder('canary_gate_check_statistic_threshold', 'level="warn"')}) / ignoring (level) (${holder('canary_gate_check_statistic_threshold', 'level="fail"')})`, 'warn {{check}}'))
+        .withTarget(
+          query(
+            'A',
+            `(${holder('canary_gate_check_statistic')}) / ignoring (level) (${holder('canary_gate_check_statistic_threshold', 'level="fail"')})`,
+            '{{check}}',
+          ),
+        )
+        .withTarget(
+          query(
+            'B',
+            `(${holder('canary_gate_check_statistic_threshold', 'level="warn"')}) / ignoring (level) (${holder('canary_gate_check_statistic_threshold', 'level="fail"')})`,
+            'warn {{check}}',
+          ),
+        )
         .overrideByQuery('B', THRESHOLD_LINE),
     )
     .withPanel(
@@ -132,24 +167,39 @@ export function canaryOverview(): dashboard.DashboardBuilder {
     )
     .withRow(row('Traffic'))
     .withPanel(
-      timeseriesPanel('Traffic split', 'Share of requests per version as the sidecars proxied them; compare with the router weight.', 'percentunit')
+      timeseriesPanel(
+        'Traffic split',
+        'Share of requests per version as the sidecars proxied them; compare with the router weight.',
+        'percentunit',
+      )
         .min(0)
         .max(1)
         .withTarget(query('A', TRAFFIC_SHARE, '{{service_version}}')),
     )
     .withPanel(
-      seriesPanel('Request rate per version', 'Requests per second through the sidecars, per version.', 'reqps', [perVersion('canary_gate_proxy_requests_total'), '{{service_version}}']),
+      seriesPanel('Request rate per version', 'Requests per second through the sidecars, per version.', 'reqps', [
+        perVersion('canary_gate_proxy_requests_total'),
+        '{{service_version}}',
+      ]),
     )
     .withRow(row('Latency'))
     .withPanel(latencyPanel(0.95))
     .withPanel(latencyPanel(0.99))
     .withPanel(exactVersusEstimate())
     .withPanel(
-      seriesPanel('Samples in the judged window', 'Requests per role in the fleet window; below policy.minSamples a check is inconclusive.', 'none', [holder('canary_gate_window_requests', 'scope="fleet"'), '{{role}} ({{service_version}})']),
+      seriesPanel(
+        'Samples in the judged window',
+        'Requests per role in the fleet window; below policy.minSamples a check is inconclusive.',
+        'none',
+        [holder('canary_gate_window_requests', 'scope="fleet"'), '{{role}} ({{service_version}})'],
+      ),
     )
     .withRow(row('Errors'))
     .withPanel(errorRatioPanel())
     .withPanel(
-      seriesPanel('Evaluations by verdict', 'Evaluations per second on the lease holder, by verdict.', 'ops', [`sum by (verdict) (${rate('canary_gate_evaluations_total')})`, '{{verdict}}']),
+      seriesPanel('Evaluations by verdict', 'Evaluations per second on the lease holder, by verdict.', 'ops', [
+        `sum by (verdict) (${rate('canary_gate_evaluations_total')})`,
+        '{{verdict}}',
+      ]),
     );
 }

@@ -63,12 +63,27 @@ export function panelExpressions(dashboards: readonly RenderedDashboard[] = buil
         const t = target as { refId?: string; expr?: string; legendFormat?: string; instant?: boolean };
         if (t.expr === undefined) continue;
         const kind = t.instant ? 'instant' : 'range';
-        out.push({ dashboard: model.title ?? '', panel: panel.title ?? '', refId: t.refId ?? '', expr: t.expr, legend: t.legendFormat ?? '', kind });
+        out.push({
+          dashboard: model.title ?? '',
+          panel: panel.title ?? '',
+          refId: t.refId ?? '',
+          expr: t.expr,
+          legend: t.legendFormat ?? '',
+          kind,
+        });
       }
     }
     for (const annotation of model.annotations?.list ?? []) {
       const a = annotation as { expr?: string; textFormat?: string };
-      if (a.expr !== undefined) out.push({ dashboard: model.title ?? '', panel: `annotation: ${annotation.name}`, refId: 'Anno', expr: a.expr, legend: a.textFormat ?? '', kind: 'range' });
+      if (a.expr !== undefined)
+        out.push({
+          dashboard: model.title ?? '',
+          panel: `annotation: ${annotation.name}`,
+          refId: 'Anno',
+          expr: a.expr,
+          legend: a.textFormat ?? '',
+          kind: 'range',
+        });
     }
   }
   return out;

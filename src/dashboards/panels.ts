@@ -72,7 +72,7 @@ export function variables(): Array<dashboard.DatasourceVariableBuilder | dashboa
     labelValues(
       'service',
       'Service',
-      'The gated service (the pods\' app label), whose baseline and canary versions the sidecars compare.',
+      "The gated service (the pods' app label), whose baseline and canary versions the sidecars compare.",
       `label_values(canary_gate_proxy_requests_total{namespace=~"${VAR.namespace}"}, service)`,
     ),
   ];
@@ -105,7 +105,11 @@ export const row = (title: string): dashboard.RowBuilder => new dashboard.RowBui
 
 /** A list legend under the panel, without calculations. */
 const bottomLegend = (): common.VizLegendOptionsBuilder =>
-  new common.VizLegendOptionsBuilder().showLegend(true).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom).calcs([]);
+  new common.VizLegendOptionsBuilder()
+    .showLegend(true)
+    .displayMode(common.LegendDisplayMode.List)
+    .placement(common.LegendPlacement.Bottom)
+    .calcs([]);
 
 /** A time series panel with a legend and a shared, sorted tooltip. */
 export function timeseriesPanel(title: string, description: string, unit: string): timeseries.PanelBuilder {
@@ -127,7 +131,12 @@ export function timeseriesPanel(title: string, description: string, unit: string
  * A time series panel of quantities that cannot go below zero (rates, counts, bytes), with one query per
  * `[expr, legend]` pair, refIds A, B, ... in order.
  */
-export function seriesPanel(title: string, description: string, unit: string, ...targets: Array<[expr: string, legend: string]>): timeseries.PanelBuilder {
+export function seriesPanel(
+  title: string,
+  description: string,
+  unit: string,
+  ...targets: Array<[expr: string, legend: string]>
+): timeseries.PanelBuilder {
   const panel = timeseriesPanel(title, description, unit).min(0);
   targets.forEach(([expr, legend], i) => panel.withTarget(query(String.fromCharCode(65 + i), expr, legend)));
   return panel;

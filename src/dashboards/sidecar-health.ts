@@ -42,30 +42,59 @@ export function sidecarHealth(): dashboard.DashboardBuilder {
     )
     .withRow(row('Proxy overhead'))
     .withPanel(
-      seriesPanel('CPU seconds per 1k proxied requests', "The sidecar's CPU time per thousand requests it proxied: its cost per request.", 's', [`${perPod('process_cpu_seconds_total')} / ${perPod('canary_gate_proxy_requests_total')} * 1000`, '{{pod}}']),
+      seriesPanel(
+        'CPU seconds per 1k proxied requests',
+        "The sidecar's CPU time per thousand requests it proxied: its cost per request.",
+        's',
+        [`${perPod('process_cpu_seconds_total')} / ${perPod('canary_gate_proxy_requests_total')} * 1000`, '{{pod}}'],
+      ),
     )
-    .withPanel(
-      seriesPanel('CPU', 'CPU used by each sidecar, in cores.', 'percentunit', [perPod('process_cpu_seconds_total'), '{{pod}}']),
-    )
+    .withPanel(seriesPanel('CPU', 'CPU used by each sidecar, in cores.', 'percentunit', [perPod('process_cpu_seconds_total'), '{{pod}}']))
     .withRow(row('Runtime'))
     .withPanel(
-      seriesPanel('Event-loop lag p99', 'Node.js event-loop delay, p99 over the sampling interval: a busy sidecar adds it to every request.', 's', [sel('nodejs_eventloop_lag_p99_seconds'), '{{pod}}']),
+      seriesPanel(
+        'Event-loop lag p99',
+        'Node.js event-loop delay, p99 over the sampling interval: a busy sidecar adds it to every request.',
+        's',
+        [sel('nodejs_eventloop_lag_p99_seconds'), '{{pod}}'],
+      ),
     )
     .withPanel(
-      seriesPanel('Resident memory', 'RSS of each sidecar: flat under steady load.', 'bytes', [sel('process_resident_memory_bytes'), 'rss {{pod}}'], [`sum by (pod) (${sel('nodejs_heap_size_used_bytes')})`, 'heap used {{pod}}']),
+      seriesPanel(
+        'Resident memory',
+        'RSS of each sidecar: flat under steady load.',
+        'bytes',
+        [sel('process_resident_memory_bytes'), 'rss {{pod}}'],
+        [`sum by (pod) (${sel('nodejs_heap_size_used_bytes')})`, 'heap used {{pod}}'],
+      ),
     )
     .withPanel(
-      seriesPanel('GC time', 'Seconds per second spent in garbage collection, per pod and kind.', 'percentunit', [`sum by (pod, kind) (${rate('nodejs_gc_duration_seconds_sum')})`, '{{pod}} {{kind}}']),
+      seriesPanel('GC time', 'Seconds per second spent in garbage collection, per pod and kind.', 'percentunit', [
+        `sum by (pod, kind) (${rate('nodejs_gc_duration_seconds_sum')})`,
+        '{{pod}} {{kind}}',
+      ]),
     )
     .withPanel(
-      seriesPanel('Active handles', 'Sockets, timers and other libuv handles held open.', 'none', [sel('nodejs_active_handles_total'), '{{pod}}']),
+      seriesPanel('Active handles', 'Sockets, timers and other libuv handles held open.', 'none', [
+        sel('nodejs_active_handles_total'),
+        '{{pod}}',
+      ]),
     )
     .withRow(row('Faults'))
     .withPanel(
-      seriesPanel('Redis errors', 'Redis commands that failed or timed out, per second. Slots are buffered meanwhile.', 'ops', [perPod('canary_gate_redis_errors_total'), '{{pod}}']),
+      seriesPanel('Redis errors', 'Redis commands that failed or timed out, per second. Slots are buffered meanwhile.', 'ops', [
+        perPod('canary_gate_redis_errors_total'),
+        '{{pod}}',
+      ]),
     )
     .withPanel(
-      seriesPanel('Skipped payloads and dropped slots', 'Fleet payloads that did not decode, and sealed slots dropped unpublished, per second.', 'ops', [perPod('canary_gate_payloads_corrupt_total'), 'corrupt {{pod}}'], [perPod('canary_gate_slots_dropped_total'), 'dropped {{pod}}']),
+      seriesPanel(
+        'Skipped payloads and dropped slots',
+        'Fleet payloads that did not decode, and sealed slots dropped unpublished, per second.',
+        'ops',
+        [perPod('canary_gate_payloads_corrupt_total'), 'corrupt {{pod}}'],
+        [perPod('canary_gate_slots_dropped_total'), 'dropped {{pod}}'],
+      ),
     )
     .withPanel(
       seriesPanel(

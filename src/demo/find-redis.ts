@@ -46,9 +46,14 @@ export function freePort(): Promise<number> {
  * Starts `redis-server` (no persistence) on `port`, or a free one; resolves once it answers PING, rejects when it
  * cannot start. Tests that stop or restart Redis use it.
  */
-export async function startRedisServer(extraArgs: readonly string[] = [], fixedPort?: number): Promise<{ url: string; port: number; process: ChildProcess; stop(): Promise<void> }> {
+export async function startRedisServer(
+  extraArgs: readonly string[] = [],
+  fixedPort?: number,
+): Promise<{ url: string; port: number; process: ChildProcess; stop(): Promise<void> }> {
   const port = fixedPort ?? (await freePort());
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], {
+    stdio: 'ignore',
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const failed = new Promise<never>((_, reject) => child.once('error', reject));
   const url = `redis://127.0.0.1:${port}`;
@@ -77,7 +82,10 @@ export async function findRedis(env: Readonly<Record<string, string | undefined>
   const nothing = async (): Promise<void> => undefined;
   if (env.REDIS_URL) {
     if (await pings(env.REDIS_URL)) return { url: env.REDIS_URL, origin: 'REDIS_URL', stop: nothing };
-    throw new CanaryGateError(ErrorCodes.DEMO_NO_REDIS, `REDIS_URL=${env.REDIS_URL} does not answer PING; start that Redis or unset REDIS_URL`);
+    throw new CanaryGateError(
+      ErrorCodes.DEMO_NO_REDIS,
+      `REDIS_URL=${env.REDIS_URL} does not answer PING; start that Redis or unset REDIS_URL`,
+    );
   }
   const local = 'redis://127.0.0.1:6379';
   if (await pings(local)) return { url: local, origin: 'local', stop: nothing };

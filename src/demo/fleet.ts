@@ -77,14 +77,26 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
     cleanup.push(() => found.stop());
     const apps = { v1: createDemoApp('v1', HEALTHY, 11), v2: createDemoApp('v2', HEALTHY, 22) };
     const appPorts = { v1: await apps.v1.listen(), v2: await apps.v2.listen() };
-    cleanup.push(() => apps.v1.close(), () => apps.v2.close());
+    cleanup.push(
+      () => apps.v1.close(),
+      () => apps.v2.close(),
+    );
 
     // The policy may be tried from the environment (CANARY_GATE_POLICY_*); everything else is the demo's own.
     const policyEnv = Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('CANARY_GATE_POLICY_')));
     const configFor = (version: 'v1' | 'v2'): Config =>
       loadConfig({
         file: DEMO_CONFIG,
-        env: { ...policyEnv, CANARY_GATE_LOG_LEVEL: env.CANARY_GATE_LOG_LEVEL ?? 'error', REDIS_URL: found.url, POD_NAME: `demo-${version}-0`, POD_VERSION: version, UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`, PROXY_PORT: '0', ADMIN_PORT: '0' },
+        env: {
+          ...policyEnv,
+          CANARY_GATE_LOG_LEVEL: env.CANARY_GATE_LOG_LEVEL ?? 'error',
+          REDIS_URL: found.url,
+          POD_NAME: `demo-${version}-0`,
+          POD_VERSION: version,
+          UPSTREAM_URL: `http://127.0.0.1:${appPorts[version]}`,
+          PROXY_PORT: '0',
+          ADMIN_PORT: '0',
+        },
       });
     const config = configFor('v1');
     const keys = serviceKeys(config.redis.keyPrefix, config.service);
@@ -97,12 +109,20 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
     const stale = await control.keys(`${config.redis.keyPrefix}:{${config.service}}:slot:*`);
     if (stale.length > 0) await control.del(...stale);
     await control.del(keys.lease);
-    await new RedisFlagStore(control, keys, flagOptionsOf(config.flag)).reset(options.actor, `${options.actor} starts a rollout`, String(options.startPercentage), Date.now());
+    await new RedisFlagStore(control, keys, flagOptionsOf(config.flag)).reset(
+      options.actor,
+      `${options.actor} starts a rollout`,
+      String(options.startPercentage),
+      Date.now(),
+    );
 
     const sidecars: Sidecar[] = [];
     const ports = { v1: 0, v2: 0 };
     for (const version of ['v1', 'v2'] as const) {
-      const sidecar = buildSidecar(configFor(version), { onEvaluation: options.onEvaluation, logger: logger.child({ pod: `demo-${version}-0`, version }) });
+      const sidecar = buildSidecar(configFor(version), {
+        onEvaluation: options.onEvaluation,
+        logger: logger.child({ pod: `demo-${version}-0`, version }),
+      });
       sidecars.push(sidecar);
       cleanup.push(() => sidecar.close());
       ports[version] = (await sidecar.start()).proxyPort;

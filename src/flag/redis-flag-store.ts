@@ -97,9 +97,19 @@ export class RedisFlagStore implements FlagStore {
     const k = this.keys;
     const o = this.options;
     const outcome = await this.redis.cgRollback(
-      k.lease, this.latchKey, k.audit, this.options.flagKey,
-      fencingToken, o.rollbackValue, JSON.stringify(decision), k.events, o.auditMaxLen, decision.by, decision.reason,
-      o.advisory ? '0' : '1', o.advisory ? 'dry_run_rollback' : 'rollback',
+      k.lease,
+      this.latchKey,
+      k.audit,
+      this.options.flagKey,
+      fencingToken,
+      o.rollbackValue,
+      JSON.stringify(decision),
+      k.events,
+      o.auditMaxLen,
+      decision.by,
+      decision.reason,
+      o.advisory ? '0' : '1',
+      o.advisory ? 'dry_run_rollback' : 'rollback',
     );
     return outcome as WriteOutcome;
   }
@@ -135,7 +145,19 @@ export class RedisFlagStore implements FlagStore {
   async reset(actor: string, reason: string, flagValue: string | null, atMs: number): Promise<void> {
     const k = this.keys;
     const marker = JSON.stringify({ atMs, actor, reason });
-    await this.redis.cgReset(this.latchKey, k.audit, this.options.flagKey, k.reset, flagValue === null ? '0' : '1', flagValue ?? '', k.events, this.options.auditMaxLen, actor, reason, marker);
+    await this.redis.cgReset(
+      this.latchKey,
+      k.audit,
+      this.options.flagKey,
+      k.reset,
+      flagValue === null ? '0' : '1',
+      flagValue ?? '',
+      k.events,
+      this.options.auditMaxLen,
+      actor,
+      reason,
+      marker,
+    );
   }
 
   async lastResetMs(): Promise<number | null> {

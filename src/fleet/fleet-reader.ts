@@ -55,7 +55,14 @@ export class FleetReader implements WindowSource {
   /** Called with every payload this reader merges, as stored (`canary-gate record` writes them to a recording). */
   tap: ((version: string, slotIndex: number, pod: string, payload: string) => void) | null = null;
 
-  constructor(redis: Redis, keys: ServiceKeys, versions: { baseline: string; canary: string }, slotMs: number, slots: number, options: FleetReaderOptions = {}) {
+  constructor(
+    redis: Redis,
+    keys: ServiceKeys,
+    versions: { baseline: string; canary: string },
+    slotMs: number,
+    slots: number,
+    options: FleetReaderOptions = {},
+  ) {
     this.redis = redis;
     this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
     this.now = options.now ?? (() => performance.now());

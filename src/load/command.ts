@@ -61,48 +61,70 @@ export function registerLoadCommand(program: Command): Command {
     .option('--redis <url>', "Redis to read the flag from (default: the profile's monitor.redis.url, else REDIS_URL, else 127.0.0.1:6379)")
     .option('--allow-non-loopback', 'accept a target that is not 127.0.0.1, ::1 or localhost', false)
     .option('--expect-rollback', 'exit 1 when the flag did not turn to its rollback value during the run', false)
-    .option('--demo', 'start the demo fleet for this run and send the load to its router (v2 stays healthy unless the profile has a demo section)', false)
+    .option(
+      '--demo',
+      'start the demo fleet for this run and send the load to its router (v2 stays healthy unless the profile has a demo section)',
+      false,
+    )
     .option('--no-progress', 'no progress bar, even on a terminal')
-    .action(async (arg: string, opts: { target?: string; out: string; redis?: string; allowNonLoopback: boolean; expectRollback: boolean; demo: boolean; progress: boolean }) => {
-      if (opts.target !== undefined && opts.target.trim() === '') throw new InvalidArgumentError('--target must not be empty');
-      const profile = withDemo(loadProfile(resolveProfile(arg)), opts.demo);
-      if (profile.demo === undefined) checkTarget(opts.target ?? profile.target, opts.allowNonLoopback); // refuse before printing anything
-      const tty = opts.progress && process.stderr.isTTY === true;
-      const clear = (): void => {
-        if (tty) process.stderr.write('\r\x1b[2K');
-      };
-      // Loaded here, not at the top: `canary-gate run` registers this command, and a sidecar should not carry
-      // autocannon, the report and the demo fleet in its memory.
-      const [{ runProfile }, { writeReports }] = await Promise.all([import('./run.ts'), import('./report.ts')]);
-      const abort = new AbortController();
-      const onSigint = (): void => {
-        if (abort.signal.aborted) process.exit(130);
-        abort.abort();
-      };
-      process.on('SIGINT', onSigint);
-      process.stdout.write(`load profile ${profile.name}: ${profile.steps.length} step(s), ${profile.durationMs / 1000} s at most, ${profile.maxRequests} requests at most\n`);
-      try {
-        const result = await runProfile(profile, {
-          target: opts.target,
-          allowNonLoopback: opts.allowNonLoopback,
-          redisUrl: opts.redis,
-          env: process.env,
-          signal: abort.signal,
-          onEvent: (e: RunEvent) => {
-            clear();
-            process.stdout.write(`[${e.tS.toFixed(1).padStart(6)} s] ${e.text}\n`);
-          },
-          onPoint: (point, progress) => {
-            if (tty) process.stderr.write(`\r\x1b[2K${progressLine(point, progress, Math.max(10, Math.min(30, (process.stderr.columns ?? 80) - 70)))}`);
-          },
-        });
-        clear();
-        process.stdout.write(`\n${summaryTable(result)}`);
-        const paths = await writeReports(result, opts.out);
-        process.stdout.write(`\nwrote ${paths.json}\nwrote ${paths.html}\n`);
-        if (opts.expectRollback && result.rollback === null) process.exitCode = 1;
-      } finally {
-        process.off('SIGINT', onSigint);
-      }
-    });
+    .action(
+      async (
+        arg: string,
+        opts: {
+          target?: string;
+          out: string;
+          redis?: string;
+          allowNonLoopback: boolean;
+          expectRollback: boolean;
+          demo: boolean;
+          progress: boolean;
+        },
+      ) => {
+        if (opts.target !== undefined && opts.target.trim() === '') throw new InvalidArgumentError('--target must not be empty');
+        const profile = withDemo(loadProfile(resolveProfile(arg)), opts.demo);
+        if (profile.demo === undefined) checkTarget(opts.target ?? profile.target, opts.allowNonLoopback); // refuse before printing anything
+        const tty = opts.progress && process.stderr.isTTY === true;
+        const clear = (): void => {
+          if (tty) process.stderr.write('\r\x1b[2K');
+        };
+        // Loaded here, not at the top: `canary-gate run` registers this command, and a sidecar should not carry
+        // autocannon, the report and the demo fleet in its memory.
+        const [{ runProfile }, { writeReports }] = await Promise.all([import('./run.ts'), import('./report.ts')]);
+        const abort = new AbortController();
+        const onSigint = (): void => {
+          if (abort.signal.aborted) process.exit(130);
+          abort.abort();
+        };
+        process.on('SIGINT', onSigint);
+        process.stdout.write(
+          `load profile ${profile.name}: ${profile.steps.length} step(s), ${profile.durationMs / 1000} s at most, ${profile.maxRequests} requests at most\n`,
+        );
+        try {
+          const result = await runProfile(profile, {
+            target: opts.target,
+            allowNonLoopback: opts.allowNonLoopback,
+            redisUrl: opts.redis,
+            env: process.env,
+            signal: abort.signal,
+            onEvent: (e: RunEvent) => {
+              clear();
+              process.stdout.write(`[${e.tS.toFixed(1).padStart(6)} s] ${e.text}\n`);
+            },
+            onPoint: (point, progress) => {
+              if (tty)
+                process.stderr.write(
+                  `\r\x1b[2K${progressLine(point, progress, Math.max(10, Math.min(30, (process.stderr.columns ?? 80) - 70)))}`,
+                );
+            },
+          });
+          clear();
+          process.stdout.write(`\n${summaryTable(result)}`);
+          const paths = await writeReports(result, opts.out);
+          process.stdout.write(`\nwrote ${paths.json}\nwrote ${paths.html}\n`);
+          if (opts.expectRollback && result.rollback === null) process.exitCode = 1;
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      },
+    );
 }

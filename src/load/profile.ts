@@ -35,12 +35,20 @@ export const PROFILE_DEFAULTS = {
   demoStartPercentage: DEMO_DEFAULTS.startPercentage,
 } as const;
 
-const rate = z.number().int('must be a whole number of requests per second').positive('must be a positive rate (requests per second)').max(100_000, 'must be at most 100000 rps');
+const rate = z
+  .number()
+  .int('must be a whole number of requests per second')
+  .positive('must be a positive rate (requests per second)')
+  .max(100_000, 'must be at most 100000 rps');
 const path = z.string().startsWith('/', 'must start with / (the target gives the scheme, host and port)');
 const headerValue = z.union([z.string(), z.number()]).transform(String);
 
 const requestSchema = z.strictObject({
-  method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], { message: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' }).default('GET'),
+  method: z
+    .enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], {
+      message: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+    })
+    .default('GET'),
   path: path.default('/'),
   headers: z.record(z.string(), headerValue).default({}),
   /** A string is sent as is; a mapping or list is sent as JSON (content-type application/json unless set). */
@@ -63,7 +71,12 @@ const profileSchema = z
     description: z.string().default(''),
     /** Origin the load goes to; `--target` overrides it. */
     target: z.string().default(PROFILE_DEFAULTS.target),
-    connections: z.number().int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(PROFILE_DEFAULTS.connections),
+    connections: z
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(1000, 'must be at most 1000')
+      .default(PROFILE_DEFAULTS.connections),
     /** Offered rate when there are no stages, rps. */
     rate: rate.optional(),
     /** The whole run's bound; the stages must fit in it. Output: ms. */
@@ -72,8 +85,16 @@ const profileSchema = z
     maxRequests: z.number().int('must be a whole number').positive('must be positive').optional(),
     /** Per-request timeout. Output: ms. */
     timeout: duration.default(PROFILE_DEFAULTS.timeoutMs),
-    stages: z.array(stageSchema).min(1, 'must list at least one stage, or leave stages out and set rate').max(50, 'must list at most 50 stages').optional(),
-    requests: z.array(requestSchema).min(1, 'must list at least one request').max(20, 'must list at most 20 requests').default([{ method: 'GET', path: '/', headers: {}, weight: 1 }]),
+    stages: z
+      .array(stageSchema)
+      .min(1, 'must list at least one stage, or leave stages out and set rate')
+      .max(50, 'must list at most 50 stages')
+      .optional(),
+    requests: z
+      .array(requestSchema)
+      .min(1, 'must list at least one request')
+      .max(20, 'must list at most 20 requests')
+      .default([{ method: 'GET', path: '/', headers: {}, weight: 1 }]),
     versions: z
       .strictObject({
         /** Response header that names the version (checked first). */
@@ -90,7 +111,10 @@ const profileSchema = z
         sidecars: z.array(z.url({ message: 'must be a URL such as http://127.0.0.1:9901' })).default([]),
         redis: z
           .strictObject({
-            url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+            url: z
+              .string()
+              .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+              .optional(),
             flagKey: z.string().min(1).default(PROFILE_DEFAULTS.flagKey),
             rollbackValue: headerValue.default(PROFILE_DEFAULTS.rollbackValue),
           })
@@ -108,16 +132,26 @@ const profileSchema = z
       .optional(),
   })
   .superRefine((p, ctx) => {
-    if (p.stages === undefined && p.rate === undefined) ctx.addIssue({ code: 'custom', path: ['rate'], message: 'is required when there are no stages' });
+    if (p.stages === undefined && p.rate === undefined)
+      ctx.addIssue({ code: 'custom', path: ['rate'], message: 'is required when there are no stages' });
     p.stages?.forEach((s, i) => {
-      if (s.steps !== undefined && s.rampTo === undefined) ctx.addIssue({ code: 'custom', path: ['stages', i, 'steps'], message: 'needs rampTo (steps split a ramp)' });
+      if (s.steps !== undefined && s.rampTo === undefined)
+        ctx.addIssue({ code: 'custom', path: ['stages', i, 'steps'], message: 'needs rampTo (steps split a ramp)' });
     });
     const stagesMs = (p.stages ?? []).reduce((sum, s) => sum + s.duration, 0);
     if (stagesMs > p.duration) {
-      ctx.addIssue({ code: 'custom', path: ['stages'], message: `last ${stagesMs / 1000} s but duration is ${p.duration / 1000} s: shorten the stages or raise duration` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stages'],
+        message: `last ${stagesMs / 1000} s but duration is ${p.duration / 1000} s: shorten the stages or raise duration`,
+      });
     }
     if (p.demo?.regressAt !== undefined && p.demo.regressAt >= p.duration) {
-      ctx.addIssue({ code: 'custom', path: ['demo', 'regressAt'], message: `must come before the end of the run (${p.demo.regressAt / 1000} s >= duration ${p.duration / 1000} s)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['demo', 'regressAt'],
+        message: `must come before the end of the run (${p.demo.regressAt / 1000} s >= duration ${p.duration / 1000} s)`,
+      });
     }
   });
 
@@ -219,7 +253,9 @@ function problemsOf(error: z.ZodError): string[] {
  */
 export function profileFrom(raw: unknown, source: string): LoadProfile {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `load profile ${source} must hold a mapping`, { details: ['(root): must be a mapping of fields'] });
+    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `load profile ${source} must hold a mapping`, {
+      details: ['(root): must be a mapping of fields'],
+    });
   }
   const parsed = profileSchema.safeParse(raw);
   if (!parsed.success) {
@@ -243,7 +279,11 @@ export function profileFrom(raw: unknown, source: string): LoadProfile {
     monitor: {
       everyMs: p.monitor.every,
       sidecars: p.monitor.sidecars,
-      redis: p.monitor.redis && { url: p.monitor.redis.url, flagKey: p.monitor.redis.flagKey, rollbackValue: p.monitor.redis.rollbackValue },
+      redis: p.monitor.redis && {
+        url: p.monitor.redis.url,
+        flagKey: p.monitor.redis.flagKey,
+        rollbackValue: p.monitor.redis.rollbackValue,
+      },
     },
     demo: p.demo && { regressAtMs: p.demo.regressAt ?? p.duration / 2, startPercentage: p.demo.startPercentage },
   };
@@ -259,7 +299,11 @@ export function parseProfile(text: string, source: string): LoadProfile {
     raw = parseYaml(text);
   } catch (err) {
     const where = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0]?.line ?? '?'}` : '';
-    throw new CanaryGateError(ErrorCodes.CONFIG_UNREADABLE, `load profile ${source} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    throw new CanaryGateError(
+      ErrorCodes.CONFIG_UNREADABLE,
+      `load profile ${source} is not valid YAML${where}: ${(err as Error).message.split('\n')[0]}`,
+      { cause: err },
+    );
   }
   return profileFrom(raw, source);
 }

@@ -54,7 +54,13 @@ export interface StepResult extends SpanCounts, Omit<LatencyFigures, 'errorRatio
 /** The JSON result of a run (`result.json`); NaN figures are written as null. */
 export interface LoadResult {
   readonly schema: 'canary-gate/load-result/1';
-  readonly profile: { readonly name: string; readonly description: string; readonly durationS: number; readonly maxRequests: number; readonly connections: number };
+  readonly profile: {
+    readonly name: string;
+    readonly description: string;
+    readonly durationS: number;
+    readonly maxRequests: number;
+    readonly connections: number;
+  };
   readonly target: string;
   readonly startedAt: string;
   /** Seconds from the start of the load to its end. */
@@ -67,7 +73,12 @@ export interface LoadResult {
   readonly timeline: readonly TimelinePoint[];
   readonly events: readonly RunEvent[];
   /** The flag watched, its first and last value read; null when no flag was watched. */
-  readonly flag: { readonly key: string; readonly rollbackValue: string; readonly first: string | null | undefined; readonly last: string | null | undefined } | null;
+  readonly flag: {
+    readonly key: string;
+    readonly rollbackValue: string;
+    readonly first: string | null | undefined;
+    readonly last: string | null | undefined;
+  } | null;
   /** When the flag first turned to its rollback value during the run. */
   readonly rollback: { readonly tS: number; readonly flag: string } | null;
   /**
@@ -82,7 +93,13 @@ export interface LoadResult {
 }
 
 /** A step's (or the whole run's) result from its `all` figures and counts. */
-export function stepResult(label: string, offeredRps: number, durationS: number, all: VersionFigures | undefined, counts: SpanCounts): StepResult {
+export function stepResult(
+  label: string,
+  offeredRps: number,
+  durationS: number,
+  all: VersionFigures | undefined,
+  counts: SpanCounts,
+): StepResult {
   const requests = all?.requests ?? 0;
   return {
     label,

@@ -75,7 +75,8 @@ export async function runProfile(profile: LoadProfile, options: RunOptions = {})
   }
   const target = profile.demo === undefined ? checkTarget(options.target ?? profile.target, options.allowNonLoopback) : '';
   const { actor = 'canary-gate load', onEvaluation, onStart } = options.fleet ?? {};
-  const fleet = profile.demo && (await startDemoFleet({ env: options.env ?? {}, startPercentage: profile.demo.startPercentage, actor, onEvaluation }));
+  const fleet =
+    profile.demo && (await startDemoFleet({ env: options.env ?? {}, startPercentage: profile.demo.startPercentage, actor, onEvaluation }));
   let drive: Drive | undefined;
   try {
     drive = new Drive({ profile, options, fleet: fleet ?? null, origin: fleet?.url ?? target });
@@ -249,7 +250,14 @@ class Drive {
     if (watched && flag !== undefined) this.watchFlag(flag, point.tS, !last);
     if (sliver) return;
     const { label: step, rateRps: offeredRps } = this.step;
-    const progress = { elapsedS: point.tS, durationS: profile.durationMs / 1000, step, offeredRps, requests: recorder.requests, maxRequests: profile.maxRequests };
+    const progress = {
+      elapsedS: point.tS,
+      durationS: profile.durationMs / 1000,
+      step,
+      offeredRps,
+      requests: recorder.requests,
+      maxRequests: profile.maxRequests,
+    };
     this.options.onPoint?.(point, progress);
   }
 

@@ -33,7 +33,13 @@ export function resultTables(result: LoadResult): { steps: Table; versions: Tabl
     },
     versions: {
       header: ['version', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', 'errors', 'error ratio'],
-      rows: Object.entries(result.versions).map(([v, f]) => [v, String(f.requests), ...[f.p50Ms, f.p95Ms, f.p99Ms].map(ms), String(f.errors), pct(f.errorRatio)]),
+      rows: Object.entries(result.versions).map(([v, f]) => [
+        v,
+        String(f.requests),
+        ...[f.p50Ms, f.p95Ms, f.p99Ms].map(ms),
+        String(f.errors),
+        pct(f.errorRatio),
+      ]),
     },
   };
 }
@@ -42,14 +48,21 @@ export function resultTables(result: LoadResult): { steps: Table; versions: Tabl
 export function formatTable({ header, rows }: Table): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
 /** The end-of-run summary as text: the tables, failed requests, the flag and the demo (ends with a newline). */
 export function summaryTable(result: LoadResult): string {
   const { steps, versions } = resultTables(result);
-  const out = [`load profile ${result.profile.name} against ${result.target}: ${result.elapsedS} s, ${result.stopReason}`, '', formatTable(steps)];
+  const out = [
+    `load profile ${result.profile.name} against ${result.target}: ${result.elapsedS} s, ${result.stopReason}`,
+    '',
+    formatTable(steps),
+  ];
   if (versions.rows.length > 0) out.push('', formatTable(versions));
   if (result.totals.failures > 0) out.push('', `failed requests (socket errors, timeouts): ${result.totals.failures}`);
   if (result.flag) {

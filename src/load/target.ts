@@ -21,7 +21,9 @@ export function isLoopbackHost(hostname: string): boolean {
  */
 export function checkTarget(target: string, allowNonLoopback = false): string {
   const fail = (reason: string): never => {
-    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid load target ${JSON.stringify(target)}`, { details: [`target: ${reason}`] });
+    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid load target ${JSON.stringify(target)}`, {
+      details: [`target: ${reason}`],
+    });
   };
   let url: URL;
   try {
@@ -30,9 +32,12 @@ export function checkTarget(target: string, allowNonLoopback = false): string {
     return fail('must be a URL such as http://127.0.0.1:8080');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`must be http or https, not ${url.protocol.replace(':', '')}`);
-  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') fail('must be an origin such as http://127.0.0.1:8080; paths go in requests[].path');
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '')
+    fail('must be an origin such as http://127.0.0.1:8080; paths go in requests[].path');
   if (!allowNonLoopback && !isLoopbackHost(url.hostname)) {
-    fail(`${url.hostname} is not a loopback address: load profiles target 127.0.0.1, ::1 or localhost unless --allow-non-loopback is given`);
+    fail(
+      `${url.hostname} is not a loopback address: load profiles target 127.0.0.1, ::1 or localhost unless --allow-non-loopback is given`,
+    );
   }
   return url.origin;
 }

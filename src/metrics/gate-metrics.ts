@@ -13,7 +13,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Attributes } from '@opentelemetry/api';
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from '@opentelemetry/semantic-conventions';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+} from '@opentelemetry/semantic-conventions';
 import { PHASES, type Phase } from '../core/controller.ts';
 import { isSequential, OUTCOME_ORDER, type Outcome, type Verdict, type VersionFigures } from '../core/verdict.ts';
 import type { WindowSnapshot } from '../core/window.ts';
@@ -102,12 +107,13 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   const duration = meter.createHistogram('http.server.request.duration', {
     unit: 's',
     description:
-      'Duration of HTTP server requests through the proxy, arrival to response end: what the client saw, queueing and its own slowness included (as Istio reports it). The gate judges the app\'s latency instead.',
+      "Duration of HTTP server requests through the proxy, arrival to response end: what the client saw, queueing and its own slowness included (as Istio reports it). The gate judges the app's latency instead.",
     advice: { explicitBucketBoundaries: DURATION_BUCKETS_S },
   });
   const queueWait = meter.createHistogram('canary_gate.proxy.queue_wait_seconds', {
     unit: 's',
-    description: 'Time requests waited for an upstream connection (only those that had to wait), seconds; those that waited proxy.queueTimeout got 503 overloaded. Not part of the judged latency.',
+    description:
+      'Time requests waited for an upstream connection (only those that had to wait), seconds; those that waited proxy.queueTimeout got 503 overloaded. Not part of the judged latency.',
     advice: { explicitBucketBoundaries: QUEUE_WAIT_BUCKETS_S },
   });
   const versionAttributes: Attributes = { service_version: identity.version };
@@ -128,35 +134,77 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   };
 
   const counter = (name: string, description: string) => meter.createObservableCounter(name, { description });
-  const gauge = (name: string, description: string, unit?: string) => meter.createObservableGauge(name, unit ? { description, unit } : { description });
+  const gauge = (name: string, description: string, unit?: string) =>
+    meter.createObservableGauge(name, unit ? { description, unit } : { description });
   const requests = counter('canary_gate.proxy.requests', 'Requests proxied by this sidecar, by version.');
-  const errors = counter('canary_gate.proxy.errors', 'Requests counted as errors (configured status classes, upstream connect failures, resets, timeouts), by version.');
-  const latency = gauge('canary_gate.window.latency_seconds', 'Latency quantiles of the judged window from the merged HDR histogram, seconds; scope pod (this sidecar) or fleet (lease holder).', 's');
+  const errors = counter(
+    'canary_gate.proxy.errors',
+    'Requests counted as errors (configured status classes, upstream connect failures, resets, timeouts), by version.',
+  );
+  const latency = gauge(
+    'canary_gate.window.latency_seconds',
+    'Latency quantiles of the judged window from the merged HDR histogram, seconds; scope pod (this sidecar) or fleet (lease holder).',
+    's',
+  );
   const errorRatio = gauge('canary_gate.window.error_ratio', 'Error ratio (0..1) of the window, by role and scope.');
   const rps = gauge('canary_gate.window.requests_per_second', 'Requests per second over the window, by role and scope.');
-  const samples = gauge('canary_gate.window.requests', 'Requests in the window (the sample count the minimum applies to), by role and scope.');
-  const observed = gauge('canary_gate.check.observed', "The latest verdict's observed value per check: seconds for latency checks, ratio 0..1 for error checks.");
+  const samples = gauge(
+    'canary_gate.window.requests',
+    'Requests in the window (the sample count the minimum applies to), by role and scope.',
+  );
+  const observed = gauge(
+    'canary_gate.check.observed',
+    "The latest verdict's observed value per check: seconds for latency checks, ratio 0..1 for error checks.",
+  );
   const threshold = gauge('canary_gate.check.threshold', "The latest verdict's failing threshold per check, same units as observed.");
   const result = gauge('canary_gate.check.result', "The latest verdict's result per check: 0 pass, 1 warn, 2 inconclusive, 3 fail.");
-  const statistic = gauge('canary_gate.check.statistic', "The latest verdict's sequential statistic per check (CUSUM, nats): the check fails at canary_gate_check_statistic_threshold{level=\"fail\"}.");
-  const statisticThreshold = gauge('canary_gate.check.statistic_threshold', 'The sequential statistic\'s thresholds per check, nats, by level (fail, warn).');
-  const underpowered = gauge('canary_gate.check.underpowered', '1 when the check could not detect a regression of its configured size within the horizon at the current traffic (the gate is blind to it), else 0.');
-  const detection = gauge('canary_gate.check.detection_time_seconds', 'Expected time to detect a regression of the check\'s configured size at the current traffic, seconds (absent when never).', 's');
+  const statistic = gauge(
+    'canary_gate.check.statistic',
+    'The latest verdict\'s sequential statistic per check (CUSUM, nats): the check fails at canary_gate_check_statistic_threshold{level="fail"}.',
+  );
+  const statisticThreshold = gauge(
+    'canary_gate.check.statistic_threshold',
+    "The sequential statistic's thresholds per check, nats, by level (fail, warn).",
+  );
+  const underpowered = gauge(
+    'canary_gate.check.underpowered',
+    '1 when the check could not detect a regression of its configured size within the horizon at the current traffic (the gate is blind to it), else 0.',
+  );
+  const detection = gauge(
+    'canary_gate.check.detection_time_seconds',
+    "Expected time to detect a regression of the check's configured size at the current traffic, seconds (absent when never).",
+    's',
+  );
   const state = gauge('canary_gate.state', 'Rollback controller state: 0 healthy, 1 breaching, 2 rolled_back.');
   const breaches = gauge('canary_gate.consecutive_breaches', 'Failing evaluations in a row.');
   const evaluations = counter('canary_gate.evaluations', 'Evaluations made by this sidecar while it held the lease, by verdict.');
-  const warnings = counter('canary_gate.warnings', 'Evaluations with at least one check at warn, or a traffic share that contradicts the flag.');
+  const warnings = counter(
+    'canary_gate.warnings',
+    'Evaluations with at least one check at warn, or a traffic share that contradicts the flag.',
+  );
   const rollbacks = counter('canary_gate.rollbacks', 'Rollback decisions written to Redis by this sidecar.');
-  const held = counter('canary_gate.evaluations_held', 'Evaluations that could not read the fleet window from Redis and held without a verdict (policy.noData.redisUnreachable hold).');
+  const held = counter(
+    'canary_gate.evaluations_held',
+    'Evaluations that could not read the fleet window from Redis and held without a verdict (policy.noData.redisUnreachable hold).',
+  );
   const redisErrors = counter('canary_gate.redis_errors', 'Redis commands or pipelines that failed or timed out.');
   const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
-  const rejected = counter('canary_gate.proxy.rejected', 'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), turned away after proxy.queueTimeout (503 overloaded), or cut for a slow body (408 body_timeout).');
+  const rejected = counter(
+    'canary_gate.proxy.rejected',
+    'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), turned away after proxy.queueTimeout (503 overloaded), or cut for a slow body (408 body_timeout).',
+  );
   const notifySent = counter('canary_gate.notifications.sent', 'Notifications delivered to a sink (a 2xx answer), by sink.');
-  const notifyFailed = counter('canary_gate.notifications.failed', 'Notification delivery attempts that failed (no answer, a timeout, a non-2xx status), by sink; each is logged.');
-  const notifyDropped = counter('canary_gate.notifications.dropped', 'Notifications given up, by sink and reason (queue_full, rejected, retries_exhausted, shutdown).');
-  const notifyQueued = gauge('canary_gate.notifications.queued', 'Notifications waiting in a sink\'s queue, by sink.');
+  const notifyFailed = counter(
+    'canary_gate.notifications.failed',
+    'Notification delivery attempts that failed (no answer, a timeout, a non-2xx status), by sink; each is logged.',
+  );
+  const notifyDropped = counter(
+    'canary_gate.notifications.dropped',
+    'Notifications given up, by sink and reason (queue_full, rejected, retries_exhausted, shutdown).',
+  );
+  const notifyQueued = gauge('canary_gate.notifications.queued', "Notifications waiting in a sink's queue, by sink.");
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -164,7 +212,11 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       const version = { service_version: s.version };
       const window = (figures: VersionFigures, role: string, scope: string): void => {
         const labels = { role, scope, service_version: figures.version };
-        for (const [q, ms] of [['0.5', figures.p50Ms], ['0.95', figures.p95Ms], ['0.99', figures.p99Ms]] as const) {
+        for (const [q, ms] of [
+          ['0.5', figures.p50Ms],
+          ['0.95', figures.p95Ms],
+          ['0.99', figures.p99Ms],
+        ] as const) {
           if (Number.isFinite(ms)) r.observe(latency, ms / 1000, { ...labels, quantile: q });
         }
         if (Number.isFinite(figures.errorRatio)) r.observe(errorRatio, figures.errorRatio, labels);
@@ -214,8 +266,34 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       }
     },
     [
-      requests, errors, latency, errorRatio, rps, samples, observed, threshold, result, statistic, statisticThreshold, underpowered, detection, state, breaches,
-      evaluations, held, warnings, rollbacks, redisErrors, corrupt, dropped, lease, rejected, notifySent, notifyFailed, notifyDropped, notifyQueued,
+      requests,
+      errors,
+      latency,
+      errorRatio,
+      rps,
+      samples,
+      observed,
+      threshold,
+      result,
+      statistic,
+      statisticThreshold,
+      underpowered,
+      detection,
+      state,
+      breaches,
+      evaluations,
+      held,
+      warnings,
+      rollbacks,
+      redisErrors,
+      corrupt,
+      dropped,
+      lease,
+      rejected,
+      notifySent,
+      notifyFailed,
+      notifyDropped,
+      notifyQueued,
     ],
   );
 

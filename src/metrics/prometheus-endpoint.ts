@@ -29,7 +29,11 @@ export function createPrometheusEndpoint(identity: { service: string; instance: 
   const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
   // prefix '', no timestamps, no resource labels copied onto series, target_info kept, scope info left out.
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
-  const resource = resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'canary-gate', [ATTR_SERVICE_NAMESPACE]: identity.service, [ATTR_SERVICE_INSTANCE_ID]: identity.instance });
+  const resource = resourceFromAttributes({
+    [ATTR_SERVICE_NAME]: 'canary-gate',
+    [ATTR_SERVICE_NAMESPACE]: identity.service,
+    [ATTR_SERVICE_INSTANCE_ID]: identity.instance,
+  });
   const provider = new MeterProvider({ readers: [exporter], resource });
   const runtime = new Registry();
   collectDefaultMetrics({ register: runtime });

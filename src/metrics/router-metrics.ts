@@ -49,12 +49,24 @@ export interface RouterMetrics {
 export function createRouterMetrics(stats: () => RouterStats, identity: { service: string; instance: string }): RouterMetrics {
   const endpoint = createPrometheusEndpoint(identity);
   const meter = endpoint.meter;
-  const weight = meter.createObservableGauge('canary_gate.router.weight_percent', { description: "The canary's traffic percentage (0..100) the router routes by: the flag as last read." });
-  const stale = meter.createObservableGauge('canary_gate.router.weight_stale', { description: '1 while the flag cannot be read from Redis (the router keeps the last known weight), else 0.' });
-  const requests = meter.createObservableCounter('canary_gate.router.requests', { description: 'Requests the router sent to each version.' });
-  const failures = meter.createObservableCounter('canary_gate.router.upstream_failures', { description: "Requests whose version's upstream failed (connect error, reset, timeout), by version and error type." });
-  const reads = meter.createObservableCounter('canary_gate.router.flag_reads', { description: 'Reads of the flag, by trigger (poll, event).' });
-  const readFailures = meter.createObservableCounter('canary_gate.router.flag_read_failures', { description: 'Reads of the flag that failed (Redis unreachable or too slow).' });
+  const weight = meter.createObservableGauge('canary_gate.router.weight_percent', {
+    description: "The canary's traffic percentage (0..100) the router routes by: the flag as last read.",
+  });
+  const stale = meter.createObservableGauge('canary_gate.router.weight_stale', {
+    description: '1 while the flag cannot be read from Redis (the router keeps the last known weight), else 0.',
+  });
+  const requests = meter.createObservableCounter('canary_gate.router.requests', {
+    description: 'Requests the router sent to each version.',
+  });
+  const failures = meter.createObservableCounter('canary_gate.router.upstream_failures', {
+    description: "Requests whose version's upstream failed (connect error, reset, timeout), by version and error type.",
+  });
+  const reads = meter.createObservableCounter('canary_gate.router.flag_reads', {
+    description: 'Reads of the flag, by trigger (poll, event).',
+  });
+  const readFailures = meter.createObservableCounter('canary_gate.router.flag_read_failures', {
+    description: 'Reads of the flag that failed (Redis unreachable or too slow).',
+  });
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -63,7 +75,8 @@ export function createRouterMetrics(stats: () => RouterStats, identity: { servic
       r.observe(stale, s.stale ? 1 : 0);
       for (const v of [s.baseline, s.canary]) {
         r.observe(requests, v.requests, { service_version: v.version });
-        for (const failure of ROUTER_FAILURES) r.observe(failures, v.failures[failure], { service_version: v.version, [ATTR_ERROR_TYPE]: failure });
+        for (const failure of ROUTER_FAILURES)
+          r.observe(failures, v.failures[failure], { service_version: v.version, [ATTR_ERROR_TYPE]: failure });
       }
       r.observe(reads, s.reads.poll, { trigger: 'poll' });
       r.observe(reads, s.reads.event, { trigger: 'event' });

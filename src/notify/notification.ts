@@ -33,7 +33,10 @@ function identity(event: GateEvent): string {
 }
 
 export function notificationOf(service: string, pod: string, event: GateEvent): Notification {
-  const id = createHash('sha256').update(`${service}\n${event.kind}\n${event.atMs}\n${identity(event)}`).digest('hex').slice(0, 32);
+  const id = createHash('sha256')
+    .update(`${service}\n${event.kind}\n${event.atMs}\n${identity(event)}`)
+    .digest('hex')
+    .slice(0, 32);
   return { id, service, pod, event };
 }
 

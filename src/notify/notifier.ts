@@ -145,14 +145,20 @@ export class Notifier {
     } catch (err) {
       q.failed++;
       q.dropped.rejected++;
-      this.logger.error({ sink: q.sink.name, id: n.id, kind: n.event.kind, err: this.redact((err as Error).message) }, 'notification could not be rendered; dropped');
+      this.logger.error(
+        { sink: q.sink.name, id: n.id, kind: n.event.kind, err: this.redact((err as Error).message) },
+        'notification could not be rendered; dropped',
+      );
       return;
     }
     if (request === null) return;
     if (q.items.length >= this.options.queueSize) {
       const oldest = q.items.shift()!;
       q.dropped.queue_full++;
-      this.logger.warn({ sink: q.sink.name, id: oldest.n.id, kind: oldest.n.event.kind, queueSize: this.options.queueSize }, 'notification queue full; oldest dropped');
+      this.logger.warn(
+        { sink: q.sink.name, id: oldest.n.id, kind: oldest.n.event.kind, queueSize: this.options.queueSize },
+        'notification queue full; oldest dropped',
+      );
     }
     q.items.push({ n, request });
     this.startWorker(q);
@@ -214,7 +220,13 @@ export class Notifier {
 
   /** Each sink's counters. */
   stats(): SinkStats[] {
-    return this.queues.map((q) => ({ sink: q.sink.name, queued: q.items.length, sent: q.sent, failed: q.failed, dropped: { ...q.dropped } }));
+    return this.queues.map((q) => ({
+      sink: q.sink.name,
+      queued: q.items.length,
+      sent: q.sent,
+      failed: q.failed,
+      dropped: { ...q.dropped },
+    }));
   }
 
   /** Resolves when every queue is empty and nothing is being delivered (tests; close() uses it with a deadline). */

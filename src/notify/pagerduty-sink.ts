@@ -64,7 +64,8 @@ export function createPagerDutySink(routingKey: string, url: string = PAGERDUTY_
       const e = n.event;
       if (e.advisory) return null;
       if (e.kind === 'rolled_back') return { url, body: trigger(routingKey, n, e.decision) };
-      if (e.kind === 'reset' && e.decision !== null) return { url, body: { routing_key: routingKey, event_action: 'resolve', dedup_key: dedupKeyOf(n.service, e.decision) } };
+      if (e.kind === 'reset' && e.decision !== null)
+        return { url, body: { routing_key: routingKey, event_action: 'resolve', dedup_key: dedupKeyOf(n.service, e.decision) } };
       return null;
     },
   };

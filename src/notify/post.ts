@@ -23,7 +23,14 @@ export type PostResult =
  * @param timeoutMs bounds the whole attempt: connecting, the response head and its body
  * @param signal aborts the attempt (the notifier's destroy)
  */
-export async function postJson(dispatcher: Dispatcher, url: string, body: unknown, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<PostResult> {
+export async function postJson(
+  dispatcher: Dispatcher,
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<PostResult> {
   try {
     const res = await request(url, {
       method: 'POST',

@@ -47,7 +47,8 @@ export function createSinks(secrets: NotifySecrets): Sink[] {
   const problems: string[] = [];
   const url = (field: 'webhookUrl' | 'slackWebhookUrl' | 'pagerDutyUrl'): string | undefined => {
     const value = secrets[field];
-    if (value !== undefined && !isHttpUrl(value)) problems.push(`${NOTIFY_ENV[field]}: not an http(s) URL (value not shown: it is a secret)`);
+    if (value !== undefined && !isHttpUrl(value))
+      problems.push(`${NOTIFY_ENV[field]}: not an http(s) URL (value not shown: it is a secret)`);
     return value;
   };
   const sinks: Sink[] = [];

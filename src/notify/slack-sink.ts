@@ -50,7 +50,8 @@ export function slackMessage(n: Notification): Record<string, unknown> {
     { type: 'section', text: mrkdwn(`*Reason:* ${reasonOf(n.event)}`) },
   ];
   const figures = figuresOf(n.event);
-  if (figures !== null) blocks.push({ type: 'section', fields: [figuresField('Baseline', figures.baseline), figuresField('Canary', figures.canary)] });
+  if (figures !== null)
+    blocks.push({ type: 'section', fields: [figuresField('Baseline', figures.baseline), figuresField('Canary', figures.canary)] });
   const checks = checksWorthALine(n);
   if (checks.length > 0) {
     const title = checks[0]!.outcome === 'fail' ? 'Failed checks' : 'Checks at warn';

@@ -8,7 +8,15 @@ import type { Sink } from './sink.ts';
 
 /** The body a webhook receives: the event's own fields flattened beside the notification's. */
 export function webhookBody(n: Notification): Record<string, unknown> {
-  return { id: n.id, service: n.service, pod: n.pod, at: new Date(n.event.atMs).toISOString(), summary: summaryOf(n), ...n.event, explain: explainOf(n.event) };
+  return {
+    id: n.id,
+    service: n.service,
+    pod: n.pod,
+    at: new Date(n.event.atMs).toISOString(),
+    summary: summaryOf(n),
+    ...n.event,
+    explain: explainOf(n.event),
+  };
 }
 
 /** @param url where to POST (CANARY_GATE_NOTIFY_WEBHOOK_URL): a secret, never logged */

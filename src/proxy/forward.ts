@@ -90,7 +90,13 @@ const nobody = (): boolean => false;
  */
 export function endToEndHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const connection = headers.connection;
-  const named = connection === undefined ? null : (Array.isArray(connection) ? connection.join(',') : connection).toLowerCase().split(',').map((s) => s.trim());
+  const named =
+    connection === undefined
+      ? null
+      : (Array.isArray(connection) ? connection.join(',') : connection)
+          .toLowerCase()
+          .split(',')
+          .map((s) => s.trim());
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     const value = headers[name];
@@ -140,7 +146,12 @@ export function answer(res: ServerResponse, status: number, errorHeader: string,
  * - the client went away first: the upstream request is aborted, outcome `client_abort`
  * @param dispatcher usually an undici Pool for the upstream origin
  */
-export async function forwardRequest(dispatcher: Dispatcher, req: IncomingMessage, res: ServerResponse, options: ForwardOptions = NO_OPTIONS): Promise<ForwardResult> {
+export async function forwardRequest(
+  dispatcher: Dispatcher,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: ForwardOptions = NO_OPTIONS,
+): Promise<ForwardResult> {
   try {
     return await forward(dispatcher, req, res, options);
   } catch (err) {
@@ -229,7 +240,8 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
   let host = reqHeaders.host;
   if (path.charCodeAt(0) !== 0x2f /* / */ && path !== '*') {
     const origin = originFormOf(path);
-    if (origin === null) return refuse(res, hasBody, req, ForwardCodes.TARGET_INVALID, 'the request target is not a path or an http(s) URL');
+    if (origin === null)
+      return refuse(res, hasBody, req, ForwardCodes.TARGET_INVALID, 'the request target is not a path or an http(s) URL');
     path = origin.path;
     host = origin.host;
     req.url = path;
@@ -290,12 +302,24 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       const failedMs = now();
       if (bodyTooSlow) return { status: 408, outcome: 'body_timeout', appLatencyUs: null };
       const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
-      if (clientGone) return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
+      if (clientGone)
+        return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
       const code = errorCodeOf(err);
       if (UNFORWARDABLE_CODES.has(code)) return refuse(res, hasBody, req, code, 'request cannot be forwarded');
       const failure = classifyUpstreamError(err);
-      answer(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`, hasBody && !req.complete);
-      return { status: failure.status, outcome: failure.outcome, errorCode: failure.code, appLatencyUs: appLatencyUs(failedMs, uploadWaitMs) };
+      answer(
+        res,
+        failure.status,
+        failure.outcome,
+        `canary-gate: upstream ${failure.outcome} (${failure.code})\n`,
+        hasBody && !req.complete,
+      );
+      return {
+        status: failure.status,
+        outcome: failure.outcome,
+        errorCode: failure.code,
+        appLatencyUs: appLatencyUs(failedMs, uploadWaitMs),
+      };
     }
     // The app has answered: from here on it waits for no body byte (a client still sending is no longer its time).
     const uploadWaitMs = upload?.flowingMs(now()) ?? 0;
@@ -328,7 +352,12 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       // Headers are gone: the only way left to tell the client that the body is incomplete is to cut it.
       res.destroy();
       const failure = classifyUpstreamError(err);
-      return { status: upstream.statusCode, outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset', errorCode: failure.code, appLatencyUs: latencyUs };
+      return {
+        status: upstream.statusCode,
+        outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset',
+        errorCode: failure.code,
+        appLatencyUs: latencyUs,
+      };
     }
   } finally {
     upload?.stop();

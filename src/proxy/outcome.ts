@@ -5,7 +5,16 @@
  * (`overloaded`, 503: the sidecar's saturation), a request body slower than the proxy allows (`body_timeout`, 408),
  * and a request the proxy refused to forward (`bad_request`, 400).
  */
-export type Outcome = 'ok' | 'status_error' | 'connect_error' | 'reset' | 'timeout' | 'client_abort' | 'overloaded' | 'body_timeout' | 'bad_request';
+export type Outcome =
+  | 'ok'
+  | 'status_error'
+  | 'connect_error'
+  | 'reset'
+  | 'timeout'
+  | 'client_abort'
+  | 'overloaded'
+  | 'body_timeout'
+  | 'bad_request';
 
 /** The outcomes of an upstream failure, and the status the proxy answers with when no header was sent yet. */
 export interface UpstreamFailure {
@@ -46,9 +55,22 @@ export function createStatusClassifier(errorStatuses: readonly string[]): (statu
 }
 
 /** The upstream could not be reached: nothing was sent, the request is safe to retry elsewhere. */
-const CONNECT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const CONNECT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
 /** The upstream took too long: to connect, to send its headers, or between two body chunks. */
-const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 // Everything else is a reset: the connection broke after it was made (ECONNRESET, EPIPE, UND_ERR_SOCKET), the
 // response was malformed or cut (HPE_*, UND_ERR_RES_CONTENT_LENGTH_MISMATCH), or the pool was closed under it.
 

@@ -156,7 +156,17 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     inFlight: 0,
     upstreamErrors: {},
     rejected: {},
-    outcomes: { ok: 0, status_error: 0, connect_error: 0, reset: 0, timeout: 0, client_abort: 0, overloaded: 0, body_timeout: 0, bad_request: 0 },
+    outcomes: {
+      ok: 0,
+      status_error: 0,
+      connect_error: 0,
+      reset: 0,
+      timeout: 0,
+      client_abort: 0,
+      overloaded: 0,
+      body_timeout: 0,
+      bad_request: 0,
+    },
     get upstreamInFlight() {
       return queue.inFlight;
     },

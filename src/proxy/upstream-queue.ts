@@ -141,4 +141,5 @@ export class UpstreamQueue {
       first.expire(nowMs - first.sinceMs);
     }
     this.arm();
-  };}
+  };
+}

@@ -45,7 +45,16 @@ export async function recordFleet(config: Config, options: RecordOptions): Promi
     write(recordingLine({ kind: 'slot', version, slot, pod, payload }));
     counts.slots++;
   };
-  write(recordingLine({ kind: 'meta', service: config.service, baseline: config.versions.baseline, canary: config.versions.canary, slotMs, slots: config.window.slots }));
+  write(
+    recordingLine({
+      kind: 'meta',
+      service: config.service,
+      baseline: config.versions.baseline,
+      canary: config.versions.canary,
+      slotMs,
+      slots: config.window.slots,
+    }),
+  );
   const endMs = clock() + options.durationMs;
   try {
     await waitReady(redis, config.redis.connectTimeout + 1000).catch(() => undefined);

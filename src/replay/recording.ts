@@ -66,17 +66,28 @@ export function parseRecording(name: string, text: string): Recording {
       throw bad(i + 1, 'not JSON');
     }
     if (i === 0 || meta === null) {
-      if (value.kind !== 'meta' || typeof value.slotMs !== 'number' || typeof value.baseline !== 'string' || typeof value.canary !== 'string') {
+      if (
+        value.kind !== 'meta' ||
+        typeof value.slotMs !== 'number' ||
+        typeof value.baseline !== 'string' ||
+        typeof value.canary !== 'string'
+      ) {
         throw bad(i + 1, 'the first line must be {"kind":"meta", "service", "baseline", "canary", "slotMs", "slots"}');
       }
       meta = value as RecordingMeta;
     } else if (value.kind === 'slot') {
-      if (typeof value.version !== 'string' || !Number.isInteger(value.slot) || typeof value.pod !== 'string' || typeof value.payload !== 'string') {
+      if (
+        typeof value.version !== 'string' ||
+        !Number.isInteger(value.slot) ||
+        typeof value.pod !== 'string' ||
+        typeof value.payload !== 'string'
+      ) {
         throw bad(i + 1, 'a slot line needs version, slot (integer), pod and payload');
       }
       slots.push(value as RecordedSlot);
     } else if (value.kind === 'flag') {
-      if (!Number.isInteger(value.slot) || !(value.percent === null || typeof value.percent === 'number')) throw bad(i + 1, 'a flag line needs slot and percent (number or null)');
+      if (!Number.isInteger(value.slot) || !(value.percent === null || typeof value.percent === 'number'))
+        throw bad(i + 1, 'a flag line needs slot and percent (number or null)');
       flags.push(value as RecordedFlag);
     } else {
       throw bad(i + 1, `unknown kind ${JSON.stringify(value.kind)}`);

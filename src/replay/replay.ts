@@ -47,7 +47,7 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
   initHistograms();
   const { slotMs, baseline, canary } = recording.meta;
   const windows = new FleetWindows([baseline, canary], slotMs, policy.slots);
-  const bySlot = new Map<number, typeof recording.slots[number][]>();
+  const bySlot = new Map<number, (typeof recording.slots)[number][]>();
   for (const s of recording.slots) {
     const list = bySlot.get(s.slot) ?? [];
     list.push(s);
@@ -62,7 +62,8 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
   let rollbackSlot: number | null = null;
   let flag: number | null = null;
   try {
-    if (indexes.length === 0) return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS: null, corrupt: 0, transitions };
+    if (indexes.length === 0)
+      return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS: null, corrupt: 0, transitions };
     const first = Math.min(...indexes);
     const last = Math.max(...indexes);
     let state: ControllerState = initialState(first * slotMs);
@@ -79,9 +80,17 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
       detector = evaluated.detector;
       evaluations++;
       outcomes[verdict.outcome]++;
-      const next = step({ consecutiveBreaches: policy.consecutiveBreaches, ...(policy.consecutiveNoData === undefined ? {} : { consecutiveNoData: policy.consecutiveNoData }) }, state, verdict, 'replay');
+      const next = step(
+        {
+          consecutiveBreaches: policy.consecutiveBreaches,
+          ...(policy.consecutiveNoData === undefined ? {} : { consecutiveNoData: policy.consecutiveNoData }),
+        },
+        state,
+        verdict,
+        'replay',
+      );
       state = next.state;
-      const at = `+${((index - first + 1) * slotMs / 1000).toFixed(1)} s`;
+      const at = `+${(((index - first + 1) * slotMs) / 1000).toFixed(1)} s`;
       if (verdict.outcome !== previous) transitions.push(`${at} ${verdict.outcome}: ${verdict.reason}`);
       previous = verdict.outcome;
       if (next.decision !== null) {
@@ -91,7 +100,16 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
       }
     }
     const rollbackAfterS = rollbackSlot === null ? null : ((rollbackSlot - first + 1) * slotMs) / 1000;
-    return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS, corrupt: windows.corruptTotal, transitions };
+    return {
+      recording: recording.name,
+      evaluations,
+      outcomes,
+      decision,
+      rollbackSlot,
+      rollbackAfterS,
+      corrupt: windows.corruptTotal,
+      transitions,
+    };
   } finally {
     windows.destroy();
   }

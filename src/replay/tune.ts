@@ -50,13 +50,25 @@ export function policyOf(base: ReplayPolicy, s: TuneSetting): ReplayPolicy {
  * Sweeps `grid` over the recordings.
  * @returns one row per setting, best first: fewest false plus missed rollbacks, then fastest median detection
  */
-export function tune(base: ReplayPolicy, healthy: readonly Recording[], regressed: readonly Recording[], grid: readonly TuneSetting[] = defaultGrid()): TuneRow[] {
+export function tune(
+  base: ReplayPolicy,
+  healthy: readonly Recording[],
+  regressed: readonly Recording[],
+  grid: readonly TuneSetting[] = defaultGrid(),
+): TuneRow[] {
   const rows = grid.map((setting): TuneRow => {
     const policy = policyOf(base, setting);
     const falseRollbacks = healthy.filter((r) => replay(r, policy).decision !== null).length;
-    const detections = regressed.map((r) => replay(r, policy).rollbackAfterS).filter((s): s is number => s !== null).sort((a, b) => a - b);
+    const detections = regressed
+      .map((r) => replay(r, policy).rollbackAfterS)
+      .filter((s): s is number => s !== null)
+      .sort((a, b) => a - b);
     const medianDetectionS = detections.length === 0 ? null : detections[Math.floor((detections.length - 1) / 2)]!;
     return { ...setting, falseRollbacks, missedRollbacks: regressed.length - detections.length, medianDetectionS };
   });
-  return rows.sort((a, b) => a.falseRollbacks + a.missedRollbacks - (b.falseRollbacks + b.missedRollbacks) || (a.medianDetectionS ?? Infinity) - (b.medianDetectionS ?? Infinity));
+  return rows.sort(
+    (a, b) =>
+      a.falseRollbacks + a.missedRollbacks - (b.falseRollbacks + b.missedRollbacks) ||
+      (a.medianDetectionS ?? Infinity) - (b.medianDetectionS ?? Infinity),
+  );
 }

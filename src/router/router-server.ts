@@ -29,7 +29,10 @@ export interface RouterServerOptions {
   /** Upstream URL and version name per side (config router.*Upstream, versions.*). */
   readonly upstreams: Readonly<Record<Side, { readonly url: string; readonly version: string }>>;
   /** Pool size and timeouts towards the upstreams, as the proxy's (config proxy). */
-  readonly forwarding: Pick<Config['proxy'], 'connections' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'keepAliveTimeout' | 'clientHeadersTimeout'>;
+  readonly forwarding: Pick<
+    Config['proxy'],
+    'connections' | 'connectTimeout' | 'headersTimeout' | 'bodyTimeout' | 'keepAliveTimeout' | 'clientHeadersTimeout'
+  >;
   /** The canary's weight now, percent 0..100. */
   readonly weightPercent: () => number;
   readonly pick: VersionPicker;
@@ -92,7 +95,10 @@ export function createRouterServer(options: RouterServerOptions): RouterServer {
         active.delete(res);
         if (isFailure(result.outcome)) {
           target.failures[result.outcome]++;
-          logger.warn({ version: target.version, outcome: result.outcome, code: result.errorCode, status: result.status }, 'upstream failure');
+          logger.warn(
+            { version: target.version, outcome: result.outcome, code: result.errorCode, status: result.status },
+            'upstream failure',
+          );
         }
         if (active.size === 0) onIdle?.();
       });

@@ -65,10 +65,18 @@ export function buildRouter(config: Config, deps: RouterDeps = {}): Router {
   const server = createRouterServer({
     host: r.host,
     port: r.port,
-    upstreams: { baseline: { url: r.baselineUpstream, version: config.versions.baseline }, canary: { url: r.canaryUpstream, version: config.versions.canary } },
+    upstreams: {
+      baseline: { url: r.baselineUpstream, version: config.versions.baseline },
+      canary: { url: r.canaryUpstream, version: config.versions.canary },
+    },
     forwarding: config.proxy,
     weightPercent: () => weights.weightPercent,
-    pick: createVersionPicker({ stickyHeader: r.stickyHeader, stickyCookie: r.stickyCookie, salt: config.flag.key, ...(deps.random ? { random: deps.random } : {}) }),
+    pick: createVersionPicker({
+      stickyHeader: r.stickyHeader,
+      stickyCookie: r.stickyCookie,
+      salt: config.flag.key,
+      ...(deps.random ? { random: deps.random } : {}),
+    }),
     logger,
   });
   let accepting = false;
@@ -84,10 +92,20 @@ export function buildRouter(config: Config, deps: RouterDeps = {}): Router {
     redis: { connection: redis.status },
   });
 
-  const metrics = createRouterMetrics(() => {
-    const w = weights.status();
-    return { weightPercent: w.weightPercent, stale: w.stale, reads: w.reads, readFailures: w.readFailures, baseline: server.routed('baseline'), canary: server.routed('canary') };
-  }, { service: config.service, instance: config.pod.name });
+  const metrics = createRouterMetrics(
+    () => {
+      const w = weights.status();
+      return {
+        weightPercent: w.weightPercent,
+        stale: w.stale,
+        reads: w.reads,
+        readFailures: w.readFailures,
+        baseline: server.routed('baseline'),
+        canary: server.routed('canary'),
+      };
+    },
+    { service: config.service, instance: config.pod.name },
+  );
   // No rollback or reset here: the router only follows the flag (both POST routes answer 404).
   const admin = createAdminServer({ ready: () => accepting, status, metrics: (req, res) => metrics.handle(req, res) }, undefined, logger);
 
@@ -101,12 +119,23 @@ export function buildRouter(config: Config, deps: RouterDeps = {}): Router {
   return {
     status,
     async start() {
-      await waitReady(redis, config.redis.connectTimeout).catch((err: Error) => logger.warn({ err: err.message }, 'starting without redis: every request to the baseline until the flag is read'));
+      await waitReady(redis, config.redis.connectTimeout).catch((err: Error) =>
+        logger.warn({ err: err.message }, 'starting without redis: every request to the baseline until the flag is read'),
+      );
       await weights.start();
       const adminAddress = await admin.listen(r.adminPort, r.adminHost);
       const address = await server.listen();
       accepting = true;
-      logger.info({ listen: address, admin: adminAddress, baseline: r.baselineUpstream, canary: r.canaryUpstream, weightPercent: weights.weightPercent }, 'canary-gate router started');
+      logger.info(
+        {
+          listen: address,
+          admin: adminAddress,
+          baseline: r.baselineUpstream,
+          canary: r.canaryUpstream,
+          weightPercent: weights.weightPercent,
+        },
+        'canary-gate router started',
+      );
       return { port: address.port, adminPort: adminAddress.port };
     },
     async close() {

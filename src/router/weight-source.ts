@@ -98,7 +98,8 @@ export class WeightSource {
         () => {
           this.subscribed = true;
         },
-        (err: Error) => logger.warn({ err: err.message, channel }, 'cannot subscribe to the gate events; following the flag by polling only'),
+        (err: Error) =>
+          logger.warn({ err: err.message, channel }, 'cannot subscribe to the gate events; following the flag by polling only'),
       );
     };
     subscriber.on('ready', subscribe);
@@ -151,7 +152,8 @@ export class WeightSource {
     } catch (err) {
       this.readFailures++;
       this.lastError = (err as Error).message;
-      if (this.fresh || this.readFailures === 1) logger.warn({ err: this.lastError, weightPercent: this.weight }, 'cannot read the flag; keeping the last known weight');
+      if (this.fresh || this.readFailures === 1)
+        logger.warn({ err: this.lastError, weightPercent: this.weight }, 'cannot read the flag; keeping the last known weight');
       this.fresh = false;
     } finally {
       this.running = null;

@@ -60,7 +60,14 @@ describe('Evaluator: announcements', () => {
     await evaluateAt(evaluator, S + 7);
     expect(kinds()).toEqual(['rolled_back', 'reset']);
     expect(events[0]).toMatchObject({ decision: manual });
-    expect(events[1]).toEqual({ kind: 'reset', atMs: (S + 6) * SLOT_MS + 50, advisory: false, actor: 'alice@cli', reason: 'v2.0.1 fixes it', decision: manual });
+    expect(events[1]).toEqual({
+      kind: 'reset',
+      atMs: (S + 6) * SLOT_MS + 50,
+      advisory: false,
+      actor: 'alice@cli',
+      reason: 'v2.0.1 fixes it',
+      decision: manual,
+    });
   });
 
   it('announces a reset and a new rollback that both came between two reads', async () => {

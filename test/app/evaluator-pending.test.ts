@@ -29,7 +29,15 @@ afterAll(async () => {
 
 function evaluator(holderId: string): Evaluator {
   return new Evaluator(
-    { holderId, pod: holderId, slots: 12, slotMs: config.window.slot, leaseTtlMs: 5000, policy: judgePolicyOf(config), consecutiveBreaches: 3 },
+    {
+      holderId,
+      pod: holderId,
+      slots: 12,
+      slotMs: config.window.slot,
+      leaseTtlMs: 5000,
+      policy: judgePolicyOf(config),
+      consecutiveBreaches: 3,
+    },
     new RedisLease(redis, keys),
     new RedisFlagStore(redis, keys, flagOptionsOf(config.flag)),
     new FleetReader(redis, keys, config.versions, config.window.slot, config.window.slots),
@@ -39,8 +47,16 @@ function evaluator(holderId: string): Evaluator {
 }
 
 const decision = (atMs: number): RollbackDecision => ({
-  state: 'rolled_back', trigger: 'automatic', reason: 'redis unreachable (policy.noData.redisUnreachable: rollback)', checks: [],
-  baseline: null, canary: null, consecutiveBreaches: 3, atMs, at: new Date(atMs).toISOString(), by: 'a',
+  state: 'rolled_back',
+  trigger: 'automatic',
+  reason: 'redis unreachable (policy.noData.redisUnreachable: rollback)',
+  checks: [],
+  baseline: null,
+  canary: null,
+  consecutiveBreaches: 3,
+  atMs,
+  at: new Date(atMs).toISOString(),
+  by: 'a',
 });
 
 it('drops a pending decision that an operator reset came after, and writes one that no reset came after', async () => {

@@ -13,11 +13,28 @@ import { describe, expect, it } from 'vitest';
 import { manualDecision, type RollbackDecision } from '../../src/core/controller.ts';
 import { EMPTY_DETECTOR } from '../../src/core/detector.ts';
 import { DEFAULT_JUDGE_POLICY, type JudgePolicy } from '../../src/core/judge.ts';
-import { after, evaluateAt, evaluatorOf, FAILING, HEALTHY, holderAfter, LEASE_TTL_MS, S, SLOT_MS, SLOTS, store, time, traffic } from '../helpers/evaluator-fixture.ts';
+import {
+  after,
+  evaluateAt,
+  evaluatorOf,
+  FAILING,
+  HEALTHY,
+  holderAfter,
+  LEASE_TTL_MS,
+  S,
+  SLOT_MS,
+  SLOTS,
+  store,
+  time,
+  traffic,
+} from '../helpers/evaluator-fixture.ts';
 import { THRESHOLDS_ONLY } from '../helpers/snapshots.ts';
 
 const otherDecision = (atMs: number): RollbackDecision => manualDecision({ reason: 'by hand', by: 'oncall', atMs });
-const onRedisUnreachable = (policy: JudgePolicy, action: 'rollback' | 'hold'): JudgePolicy => ({ ...policy, noData: { ...policy.noData, redisUnreachable: action } });
+const onRedisUnreachable = (policy: JudgePolicy, action: 'rollback' | 'hold'): JudgePolicy => ({
+  ...policy,
+  noData: { ...policy.noData, redisUnreachable: action },
+});
 
 describe('Evaluator: the lease', () => {
   it('evaluates only while it holds the lease, and one evaluation at a time', async () => {
@@ -31,7 +48,12 @@ describe('Evaluator: the lease', () => {
     const [first, second] = await Promise.all([a.evaluate(), a.evaluate()]);
     expect(first?.verdict?.outcome).toBe('pass');
     expect(second).toBeNull();
-    expect(a.status()).toMatchObject({ holding: true, holder: 'a/1', fencingToken: 1, evaluations: { pass: 2, warn: 0, inconclusive: 0, fail: 0 } });
+    expect(a.status()).toMatchObject({
+      holding: true,
+      holder: 'a/1',
+      fencingToken: 1,
+      evaluations: { pass: 2, warn: 0, inconclusive: 0, fail: 0 },
+    });
     expect(s.source.reads).toBe(2);
     time.now += LEASE_TTL_MS; // not renewed within its TTL
     expect(a.status().holding).toBe(false);
@@ -83,9 +105,19 @@ describe('Evaluator: the latch', () => {
     const a = evaluatorOf(s, 'a/1', { configHash: '0123456789abcdef' });
     const event = await evaluateAt(a, S + 3);
     expect(event?.verdict?.outcome).toBe('fail');
-    expect(event?.decisionWritten).toMatchObject({ trigger: 'automatic', by: 'a', configHash: '0123456789abcdef', atMs: (S + 4) * SLOT_MS });
+    expect(event?.decisionWritten).toMatchObject({
+      trigger: 'automatic',
+      by: 'a',
+      configHash: '0123456789abcdef',
+      atMs: (S + 4) * SLOT_MS,
+    });
     expect(s.flags.flag).toBe('0');
-    expect(a.status()).toMatchObject({ state: { phase: 'rolled_back' }, latch: event?.decisionWritten, pending: null, rollbacksWritten: 1 });
+    expect(a.status()).toMatchObject({
+      state: { phase: 'rolled_back' },
+      latch: event?.decisionWritten,
+      pending: null,
+      rollbacksWritten: 1,
+    });
     for (let slot = S + 4; slot <= S + 12; slot++) expect((await evaluateAt(a, slot))?.decisionWritten).toBeNull();
     expect(a.status().state.phase).toBe('rolled_back');
     expect(a.status().evaluations.pass).toBeGreaterThan(0);
@@ -99,7 +131,12 @@ describe('Evaluator: the latch', () => {
     s.flags.record = decided;
     const a = evaluatorOf(s);
     expect((await evaluateAt(a, S + 5))?.decisionWritten).toBeNull();
-    expect(a.status()).toMatchObject({ state: { phase: 'rolled_back', sinceMs: decided.atMs }, latch: decided, pending: null, rollbacksWritten: 0 });
+    expect(a.status()).toMatchObject({
+      state: { phase: 'rolled_back', sinceMs: decided.atMs },
+      latch: decided,
+      pending: null,
+      rollbacksWritten: 0,
+    });
     expect(s.flags.written).toHaveLength(0);
   });
 
@@ -165,7 +202,13 @@ describe('Evaluator: a decision waiting for Redis', () => {
     const event = await a.evaluate();
     expect(event).toMatchObject({ verdict: null, error: expect.stringMatching(/^evaluation: /), decisionWritten: null });
     // Counted apart from the verdicts: a held evaluation made none.
-    expect(a.status()).toMatchObject({ state: { phase: 'healthy' }, pending: null, evaluations: { inconclusive: 0 }, redisHolds: 1, redisErrors: 1 });
+    expect(a.status()).toMatchObject({
+      state: { phase: 'healthy' },
+      pending: null,
+      evaluations: { inconclusive: 0 },
+      redisHolds: 1,
+      redisErrors: 1,
+    });
   });
 
   it('keeps a decision made while Redis is away and writes it, once, when Redis is back', async () => {
@@ -182,7 +225,11 @@ describe('Evaluator: a decision waiting for Redis', () => {
     expect(decided?.decisionWritten).toBeNull();
     const pending = a.status().pending;
     expect(pending?.reason).toMatch(/Redis unreachable/);
-    expect(a.status()).toMatchObject({ state: { phase: 'rolled_back' }, lastError: expect.stringMatching(/^rollback write: /), redisErrors: 6 });
+    expect(a.status()).toMatchObject({
+      state: { phase: 'rolled_back' },
+      lastError: expect.stringMatching(/^rollback write: /),
+      redisErrors: 6,
+    });
     s.reachable(true);
     expect((await evaluateAt(a, S + 7))?.decisionWritten).toEqual(pending);
     await evaluateAt(a, S + 8);

@@ -15,10 +15,14 @@ describe('a fleet of three sidecars', () => {
     await Promise.all([send(pods[0]!.proxy, 30), send(pods[1]!.proxy, 20), send(pods[2]!.proxy, 25)]);
     const holder = await eventually(() => holderOf(pods), 5000, 'a lease holder');
     expect(pods.filter((p) => p.sidecar.status().evaluator.holding)).toHaveLength(1);
-    const verdict = await eventually(() => {
-      const v = holder.sidecar.status().latestVerdict;
-      return v && v.baseline.requests === 50 && v.canary.requests === 25 ? v : undefined;
-    }, 5000, 'the merged window');
+    const verdict = await eventually(
+      () => {
+        const v = holder.sidecar.status().latestVerdict;
+        return v && v.baseline.requests === 50 && v.canary.requests === 25 ? v : undefined;
+      },
+      5000,
+      'the merged window',
+    );
     expect(verdict.baseline.pods).toBe(2);
     expect(verdict.canary.pods).toBe(1);
     expect(verdict.outcome).toBe('pass');
@@ -37,7 +41,11 @@ describe('a fleet of three sidecars', () => {
     expect(next.sidecar.status().evaluator.fencingToken).toBeGreaterThan(token);
     await send(next.proxy, 25);
     await send(others.find((p) => p.config.pod.version === 'v2')!.proxy, 25);
-    await eventually(() => ((next.sidecar.status().latestVerdict?.canary.requests ?? 0) >= 25 ? true : undefined), 5000, 'evaluations by the new holder');
+    await eventually(
+      () => ((next.sidecar.status().latestVerdict?.canary.requests ?? 0) >= 25 ? true : undefined),
+      5000,
+      'evaluations by the new holder',
+    );
   });
 
   it('writes the flag when the canary fails, keeps the latch across a restart, and clears it only on reset', async () => {
@@ -51,13 +59,18 @@ describe('a fleet of three sidecars', () => {
     await eventually(async () => ((await redis.get(flagKey)) === '0' ? true : undefined), 10_000, 'the flag at 0');
     const decision = JSON.parse((await redis.get(`cg-test:{${service}}:decision`))!);
     expect(decision).toMatchObject({ state: 'rolled_back', trigger: 'automatic', consecutiveBreaches: 3 });
-    expect(decision.checks.map((c: { check: string }) => c.check)).toEqual(expect.arrayContaining(['error_ratio_relative', 'error_ratio_absolute']));
+    expect(decision.checks.map((c: { check: string }) => c.check)).toEqual(
+      expect.arrayContaining(['error_ratio_relative', 'error_ratio_absolute']),
+    );
 
     // Restart the whole fleet: the new evaluator reads the latch and keeps it, whatever the traffic says now.
     for (const pod of pods) await pod.sidecar.close();
     await redis.set(flagKey, '10'); // someone fiddles with the flag; the latch still stands
     const healthy = await upstream();
-    const restarted = [await startPod(configFor(service, 'a2', 'v1', healthy.url)), await startPod(configFor(service, 'c2', 'v2', healthy.url))];
+    const restarted = [
+      await startPod(configFor(service, 'a2', 'v1', healthy.url)),
+      await startPod(configFor(service, 'c2', 'v2', healthy.url)),
+    ];
     const holder = await eventually(() => holderOf(restarted), 5000, 'a lease holder after restart');
     await eventually(() => (holder.sidecar.status().state.phase === 'rolled_back' ? true : undefined), 5000, 'the latch read back');
     expect(holder.sidecar.status().latch).toMatchObject({ by: decision.by });
@@ -66,7 +79,11 @@ describe('a fleet of three sidecars', () => {
     const denied = await request(`${holder.admin}/reset`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer wrong' } });
     expect(denied.statusCode).toBe(401);
     await denied.body.dump();
-    const reset = await request(`${holder.admin}/reset`, { method: 'POST', body: JSON.stringify({ reason: 'v2.0.1 fixes it', flag: 5, actor: 'alice' }), headers: { authorization: `Bearer ${TOKEN}` } });
+    const reset = await request(`${holder.admin}/reset`, {
+      method: 'POST',
+      body: JSON.stringify({ reason: 'v2.0.1 fixes it', flag: 5, actor: 'alice' }),
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(reset.statusCode).toBe(200);
     await reset.body.dump();
     expect(await redis.get(flagKey)).toBe('5');
@@ -86,8 +103,17 @@ describe('advisory mode', () => {
     const flagKey = `cg-test:flag:{${service}}`;
     await redis.set(flagKey, '10');
     await Promise.all([send(pods[0]!.proxy, 40), send(pods[2]!.proxy, 40)]);
-    const dryRun = await eventually(async () => (await redis.get(`cg-test:{${service}}:dry-run`)) ?? undefined, 10_000, 'the dry-run decision');
-    expect(JSON.parse(dryRun)).toMatchObject({ state: 'rolled_back', trigger: 'automatic', consecutiveBreaches: 3, configHash: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    const dryRun = await eventually(
+      async () => (await redis.get(`cg-test:{${service}}:dry-run`)) ?? undefined,
+      10_000,
+      'the dry-run decision',
+    );
+    expect(JSON.parse(dryRun)).toMatchObject({
+      state: 'rolled_back',
+      trigger: 'automatic',
+      consecutiveBreaches: 3,
+      configHash: expect.stringMatching(/^[0-9a-f]{16}$/),
+    });
     expect(await redis.get(flagKey)).toBe('10');
     expect(await redis.get(`cg-test:{${service}}:decision`)).toBeNull();
     const audit = await redis.xrange(`cg-test:{${service}}:audit`, '-', '+');
@@ -95,7 +121,11 @@ describe('advisory mode', () => {
     const holder = holderOf(pods)!;
     expect(holder.sidecar.status()).toMatchObject({ advisory: true, state: { phase: 'rolled_back' }, latch: { trigger: 'automatic' } });
     // A reset clears the dry-run latch, and the flag still only changes when asked.
-    const reset = await request(`${holder.admin}/reset`, { method: 'POST', body: JSON.stringify({ reason: 'measured', actor: 'alice' }), headers: { authorization: `Bearer ${TOKEN}` } });
+    const reset = await request(`${holder.admin}/reset`, {
+      method: 'POST',
+      body: JSON.stringify({ reason: 'measured', actor: 'alice' }),
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(reset.statusCode).toBe(200);
     await reset.body.dump();
     expect(await redis.get(`cg-test:{${service}}:dry-run`)).toBeNull();
@@ -142,17 +172,23 @@ describe('admin endpoints', () => {
     expect((await get('/readyz')).status).toBe(200);
     const status = JSON.parse((await get('/status')).text);
     expect(status).toMatchObject({ service, pod: 'solo', version: 'v2', role: 'canary', local: { requests: 7, errors: 7 } });
-    const window = await eventually(async () => {
-      const w = JSON.parse((await get('/status')).text).local.window;
-      return w && w.requests === 7 ? w : undefined;
-    }, 3000, "this pod's own window in /status");
+    const window = await eventually(
+      async () => {
+        const w = JSON.parse((await get('/status')).text).local.window;
+        return w && w.requests === 7 ? w : undefined;
+      },
+      3000,
+      "this pod's own window in /status",
+    );
     expect(window).toMatchObject({ version: 'v2', errors: 7, errorRatio: 1, pods: 1 });
     const metrics = (await get('/metrics')).text;
     expect(metrics).toMatch(/canary_gate_proxy_requests_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/canary_gate_proxy_errors_total\{service_version="v2"\} 7/);
     expect(metrics).toMatch(/^canary_gate_state 0$/m);
     // The three families: requests (semantic conventions), the gate's figures, the runtime.
-    expect(metrics).toMatch(/^http_server_request_duration_count\{http_request_method="GET",service_version="v2",http_response_status_code="500",http_route="\/item\/:id"\} 7$/m);
+    expect(metrics).toMatch(
+      /^http_server_request_duration_count\{http_request_method="GET",service_version="v2",http_response_status_code="500",http_route="\/item\/:id"\} 7$/m,
+    );
     expect(metrics).toMatch(/^http_server_request_duration_bucket\{[^}]*le="0\.005"\} \d+$/m);
     expect(metrics).toMatch(/^canary_gate_lease_holder [01]$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
@@ -164,11 +200,19 @@ describe('admin endpoints', () => {
     const disabled = buildSidecar(configFor(service, 'no-token', 'v1', u.url), { logger: silent, adminToken: '' });
     const { adminPort } = await disabled.start();
     cleanups.push(() => disabled.destroy());
-    const res = await request(`http://127.0.0.1:${adminPort}/rollback`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer ' } });
+    const res = await request(`http://127.0.0.1:${adminPort}/rollback`, {
+      method: 'POST',
+      body: '{}',
+      headers: { authorization: 'Bearer ' },
+    });
     expect(res.statusCode).toBe(403);
     expect(await res.body.text()).toContain('CANARY_GATE_ADMIN_TOKEN');
 
-    const manual = await request(`${pod.admin}/rollback`, { method: 'POST', body: JSON.stringify({ reason: 'pager says so' }), headers: { authorization: `Bearer ${TOKEN}` } });
+    const manual = await request(`${pod.admin}/rollback`, {
+      method: 'POST',
+      body: JSON.stringify({ reason: 'pager says so' }),
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(manual.statusCode).toBe(200);
     expect(JSON.parse(await manual.body.text())).toMatchObject({ outcome: 'written' });
     expect(await redis.get(`cg-test:flag:{${service}}`)).toBe('0');

@@ -19,10 +19,13 @@ it('calls at the end of every slot, aligned on the epoch, and nothing after stop
   const clock = new SlotClock(SLOT_MS, Date.now);
   let slot = Math.floor(T0 / SLOT_MS);
   const seen: number[] = [];
-  clock.eachSlot(() => slot, () => {
-    seen.push(Date.now());
-    slot++;
-  });
+  clock.eachSlot(
+    () => slot,
+    () => {
+      seen.push(Date.now());
+      slot++;
+    },
+  );
   clock.after(2500, () => seen.push(-1));
   await vi.advanceTimersByTimeAsync(2_750);
   expect(seen).toEqual([1_700_000_001_000, 1_700_000_002_000, -1, 1_700_000_003_000]);
@@ -36,10 +39,13 @@ it('runs a slot that is already over at once, then keeps to the boundaries', asy
   const clock = new SlotClock(SLOT_MS, Date.now);
   let slot = Math.floor(T0 / SLOT_MS) - 3; // the recorder's slot, three behind after a pause
   const seen: number[] = [];
-  clock.eachSlot(() => slot, () => {
-    seen.push(Date.now());
-    slot = Math.max(slot + 1, Math.floor(Date.now() / SLOT_MS));
-  });
+  clock.eachSlot(
+    () => slot,
+    () => {
+      seen.push(Date.now());
+      slot = Math.max(slot + 1, Math.floor(Date.now() / SLOT_MS));
+    },
+  );
   await vi.advanceTimersByTimeAsync(800);
   expect(seen).toEqual([T0, 1_700_000_001_000]);
   clock.stop();

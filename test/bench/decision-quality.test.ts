@@ -6,7 +6,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import { calibrateThreshold, oracleMaxima, oracleRollbackSlot, oracleTuning } from '../../bench/decision-oracle.ts';
-import { binomialOf, DEFAULT_FLEET, generateStream, lawCdf, lawQuantile, lawsOf, mixtureQuantile, SyntheticRun, uniformOf, type FleetParams } from '../../bench/synthetic-fleet.ts';
+import {
+  binomialOf,
+  DEFAULT_FLEET,
+  generateStream,
+  lawCdf,
+  lawQuantile,
+  lawsOf,
+  mixtureQuantile,
+  SyntheticRun,
+  uniformOf,
+  type FleetParams,
+} from '../../bench/synthetic-fleet.ts';
 
 const sum = (a: ArrayLike<number>): number => {
   let total = 0;
@@ -27,7 +38,11 @@ describe('synthetic fleet', () => {
     expect(Math.abs(canaryRequests / slots - canaryMean)).toBeLessThan(4 * Math.sqrt(canaryMean / slots));
     expect(Math.abs(baselineRequests / slots - baselineMean)).toBeLessThan(4 * Math.sqrt(baselineMean / slots));
 
-    const ratio = (pick: (s: (typeof streams)[number]) => { requests: Int32Array; errors: Int32Array }, from: number, to: number): { ratio: number; n: number } => {
+    const ratio = (
+      pick: (s: (typeof streams)[number]) => { requests: Int32Array; errors: Int32Array },
+      from: number,
+      to: number,
+    ): { ratio: number; n: number } => {
       let errors = 0;
       let n = 0;
       for (const s of streams) for (let i = from; i < to; i++) (errors += pick(s).errors[i]!), (n += pick(s).requests[i]!);
@@ -111,7 +126,11 @@ describe('synthetic fleet', () => {
 
   it('draws binomial counts with the right mean and variance, by inversion below n p = 10 and by @stdlib above', () => {
     const draw = binomialOf(uniformOf(3));
-    for (const [n, p] of [[475, 0.005], [25, 0.95], [2000, 0.05]] as const) {
+    for (const [n, p] of [
+      [475, 0.005],
+      [25, 0.95],
+      [2000, 0.05],
+    ] as const) {
       const N = 20_000;
       const xs = Array.from({ length: N }, () => draw(n, p));
       const mean = sum(xs) / N;
@@ -132,7 +151,10 @@ describe('oracle', () => {
   const maximum = (seed: number): number => oracleMaxima(new SyntheticRun(generateStream(aa, seed), [seed, 4]), [tuning], horizonSlots)[0]!;
 
   it('calibrates h to about 1 % false rollbacks on fresh seeds', () => {
-    const h = calibrateThreshold(Array.from({ length: 2000 }, (_, i) => maximum(i + 1)), 0.01);
+    const h = calibrateThreshold(
+      Array.from({ length: 2000 }, (_, i) => maximum(i + 1)),
+      0.01,
+    );
     const fresh = Array.from({ length: 2000 }, (_, i) => maximum(100_000 + i));
     const rate = fresh.filter((m) => m >= h).length / fresh.length;
     // 1 % estimated from 2000 rollouts and checked on 2000 more: about 0.3 % standard deviation in all.
@@ -140,7 +162,9 @@ describe('oracle', () => {
     expect(rate).toBeLessThan(0.02);
     // and detects 10x errors at 5 % share within a few minutes
     const regressed: FleetParams = { ...aa, regression: { atSlot: 24, errorFactor: 10, latencyFactor: 1 } };
-    const slots = Array.from({ length: 50 }, (_, i) => oracleRollbackSlot(new SyntheticRun(generateStream(regressed, 500 + i), [500 + i, 4]), tuning, h, 24 + 360));
+    const slots = Array.from({ length: 50 }, (_, i) =>
+      oracleRollbackSlot(new SyntheticRun(generateStream(regressed, 500 + i), [500 + i, 4]), tuning, h, 24 + 360),
+    );
     expect(slots.filter((s) => s !== null && s >= 24).length).toBeGreaterThanOrEqual(48);
   }, 60_000);
 
@@ -162,6 +186,11 @@ describe('oracle', () => {
   it('steps over ties: a threshold no A/A rollout beyond the allowed share reaches, and above 0 when all stayed at 0', () => {
     const mostlyZero = [...Array.from({ length: 995 }, () => 0), 1, 2, 3, 4, 5];
     expect(calibrateThreshold(mostlyZero, 0.01)).toBe(0.5); // 5 of 1000 reach it
-    expect(calibrateThreshold(Array.from({ length: 1000 }, () => 0), 0.01)).toBeCloseTo(Math.log(100), 12);
+    expect(
+      calibrateThreshold(
+        Array.from({ length: 1000 }, () => 0),
+        0.01,
+      ),
+    ).toBeCloseTo(Math.log(100), 12);
   });
 });

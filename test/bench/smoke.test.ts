@@ -18,23 +18,42 @@ const expected: Record<string, string[]> = {
   'recording-cost': ['contender', 'nsPerRequest'],
   'p95-accuracy': ['distribution', 'exactP95Ms', 'hdrP95Ms', 'hdrRelativeError', 'prometheusP95Ms', 'prometheusRelativeError'],
   'fleet-scale': ['pods', 'firstReadMs', 'steadyReadMs', 'bytesPerPodPerSlot'],
-  'proxy-overhead': ['contender', 'rps', 'ratioToDirect', 'offeredRps', 'achievedRps', 'lateSends', 'p90Ms', 'addedP50Ms', 'addedP90Ms', 'addedP99Ms', 'cpuSecondsPer10k', 'rssMiB'],
+  'proxy-overhead': [
+    'contender',
+    'rps',
+    'ratioToDirect',
+    'offeredRps',
+    'achievedRps',
+    'lateSends',
+    'p90Ms',
+    'addedP50Ms',
+    'addedP90Ms',
+    'addedP99Ms',
+    'cpuSecondsPer10k',
+    'rssMiB',
+  ],
   'detection-latency': ['canaryRps', 'policy', 'secondsToFlag'],
   memory: ['requests', 'rssMiB'],
   'decision-quality': ['scenario', 'sharePercent', 'relativeP95', 'contender', 'rollouts'],
 };
 
 describe('benchmarks at smoke size', () => {
-  it.each(Object.keys(expected))('%s runs and writes its result', (name) => {
-    const r = spawnSync(process.execPath, [join(ROOT, 'bench', `${name}.ts`)], {
-      encoding: 'utf8', env: { ...process.env, BENCH_SMOKE: '1', BENCH_RESULTS_DIR: results }, timeout: 120_000,
-    });
-    expect(r.status, r.stderr).toBe(0);
-    const result = JSON.parse(readFileSync(join(results, `${name}.json`), 'utf8'));
-    expect(result).toMatchObject({ name, smoke: true, machine: { cores: expect.any(Number), node: process.version } });
-    expect(result.figures.length).toBeGreaterThan(0);
-    for (const figure of result.figures) expect(Object.keys(figure)).toEqual(expect.arrayContaining(expected[name]!));
-  }, 150_000);
+  it.each(Object.keys(expected))(
+    '%s runs and writes its result',
+    (name) => {
+      const r = spawnSync(process.execPath, [join(ROOT, 'bench', `${name}.ts`)], {
+        encoding: 'utf8',
+        env: { ...process.env, BENCH_SMOKE: '1', BENCH_RESULTS_DIR: results },
+        timeout: 120_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const result = JSON.parse(readFileSync(join(results, `${name}.json`), 'utf8'));
+      expect(result).toMatchObject({ name, smoke: true, machine: { cores: expect.any(Number), node: process.version } });
+      expect(result.figures.length).toBeGreaterThan(0);
+      for (const figure of result.figures) expect(Object.keys(figure)).toEqual(expect.arrayContaining(expected[name]!));
+    },
+    150_000,
+  );
 
   it('renders the bench/README.md tables from the results, marked as smoke size', () => {
     const tables = `${benchTables(results)}\n${decisionQualityTable(results)}`;

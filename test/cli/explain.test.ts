@@ -20,7 +20,13 @@ import { client, dropService, REDIS_URL, uniqueService } from '../helpers/redis.
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const service = uniqueService('explain');
 const flagKey = `cg-explain:flag:{${service}}`;
-const env = { PATH: process.env.PATH ?? '', REDIS_URL, SERVICE_NAME: service, CANARY_GATE_REDIS_KEY_PREFIX: 'cg-explain', CANARY_GATE_FLAG_KEY: flagKey };
+const env = {
+  PATH: process.env.PATH ?? '',
+  REDIS_URL,
+  SERVICE_NAME: service,
+  CANARY_GATE_REDIS_KEY_PREFIX: 'cg-explain',
+  CANARY_GATE_FLAG_KEY: flagKey,
+};
 const run = (args: string[]) => spawnSync(process.execPath, [MAIN, 'explain', ...args], { encoding: 'utf8', env, timeout: 30_000 });
 
 /** A window of `requests` requests at `latencyMs` each (a little spread), `errors` of them errors. */
@@ -28,8 +34,18 @@ function window(version: string, requests: number, errors: number, latencyMs: nu
   const h = createHistogram();
   for (let i = 0; i < requests; i++) recordLatency(h, latencyMs * 1000 * (0.8 + (0.4 * i) / requests));
   return {
-    version, requests, errors, errorRatio: errors / requests, p50Us: quantileUs(h, 0.5), p95Us: quantileUs(h, 0.95), p99Us: quantileUs(h, 0.99),
-    requestsPerSecond: requests / 60, windowMs: 60_000, pods: 2, slotsReported: 12, quantileUs: (q) => quantileUs(h, q),
+    version,
+    requests,
+    errors,
+    errorRatio: errors / requests,
+    p50Us: quantileUs(h, 0.5),
+    p95Us: quantileUs(h, 0.95),
+    p99Us: quantileUs(h, 0.99),
+    requestsPerSecond: requests / 60,
+    windowMs: 60_000,
+    pods: 2,
+    slotsReported: 12,
+    quantileUs: (q) => quantileUs(h, q),
   };
 }
 
@@ -50,12 +66,21 @@ function decide(): RollbackDecision {
  */
 function decideSequential(): { decision: RollbackDecision; slot: number } {
   const slotMs = 5000;
-  const slot = (requests: number, errors: number, slowShare: number): SlotCounts => ({ requests, errors, countAbove: () => Math.round(requests * slowShare) });
+  const slot = (requests: number, errors: number, slowShare: number): SlotCounts => ({
+    requests,
+    errors,
+    countAbove: () => Math.round(requests * slowShare),
+  });
   let detector = EMPTY_DETECTOR;
   let state = initialState(0);
   for (let last = 0; last < 60; last++) {
     const bad = (i: number): boolean => i >= 5;
-    const slots = { firstSlot: last - 11, lastSlot: last, slotMs, slotsOf: (i: number) => ({ baseline: slot(417, 1, 0.05), canary: slot(33, bad(i) ? 10 : 0, 0.05) }) };
+    const slots = {
+      firstSlot: last - 11,
+      lastSlot: last,
+      slotMs,
+      slotsOf: (i: number) => ({ baseline: slot(417, 1, 0.05), canary: slot(33, bad(i) ? 10 : 0, 0.05) }),
+    };
     const evaluated = evaluateWindow(DEFAULT_JUDGE_POLICY, detector, window('v1', 5000, 10, 40), window('v2', 400, 120, 45), slots, null);
     detector = evaluated.detector;
     const next = step({ consecutiveBreaches: 1 }, state, evaluated.verdict, 'pod-a');
@@ -103,7 +128,9 @@ describe('canary-gate explain', () => {
     const { decision, slot } = decideSequential();
     expect(slot).toBeGreaterThan(5);
     const text = explainDecision(decision);
-    expect(text).toMatch(/^check\s+result\s+observed\s+threshold\s+statistic\s+fail at\s+warn at\s+rate\s+healthy\s+regressed\s+decided in$/m);
+    expect(text).toMatch(
+      /^check\s+result\s+observed\s+threshold\s+statistic\s+fail at\s+warn at\s+rate\s+healthy\s+regressed\s+decided in$/m,
+    );
     const relative = decision.checks.find((c) => c.check === 'error_ratio_relative')!;
     expect(relative.outcome).toBe('fail');
     const e = relative.evidence;

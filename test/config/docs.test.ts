@@ -38,7 +38,7 @@ describe('configTable', () => {
 });
 
 describe('exampleFields', () => {
-  it('takes the comment of a map\'s first key and drops the file header', () => {
+  it("takes the comment of a map's first key and drops the file header", () => {
     const fields = exampleFields('# header\n\n# first\na: 1\nb:\n  # nested first\n  c: [x]\n  # nested second\n  d: ""\n');
     expect(fields).toEqual([
       { path: 'a', value: 1, comment: ['first'] },

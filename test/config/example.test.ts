@@ -75,7 +75,14 @@ describe('config/default.yaml (the demo)', () => {
   });
 
   it('takes the per-sidecar fields the demo sets', () => {
-    const env = { POD_NAME: 'canary-1', POD_VERSION: 'v2', PROXY_PORT: '0', ADMIN_PORT: '0', UPSTREAM_URL: 'http://127.0.0.1:3002', REDIS_URL: 'redis://127.0.0.1:6390' };
+    const env = {
+      POD_NAME: 'canary-1',
+      POD_VERSION: 'v2',
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      UPSTREAM_URL: 'http://127.0.0.1:3002',
+      REDIS_URL: 'redis://127.0.0.1:6390',
+    };
     const c = loadConfig({ file: DEMO, env });
     expect(c.pod).toEqual({ name: 'canary-1', version: 'v2' });
     expect(c.proxy).toMatchObject({ port: 0, upstream: 'http://127.0.0.1:3002' });

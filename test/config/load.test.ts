@@ -60,11 +60,15 @@ describe('a file with several problems', () => {
 describe('files that cannot be read', () => {
   it.each([
     ['a missing file', () => join(dir, 'missing.yaml'), /cannot read config file/],
-    ['a directory', () => {
-      const d = join(dir, 'a-directory.yaml');
-      mkdirSync(d, { recursive: true });
-      return d;
-    }, /cannot read config file/],
+    [
+      'a directory',
+      () => {
+        const d = join(dir, 'a-directory.yaml');
+        mkdirSync(d, { recursive: true });
+        return d;
+      },
+      /cannot read config file/,
+    ],
     ['an unclosed flow list', () => fixture('proxy:\n  errorStatuses: [5xx\n'), /not valid YAML at line/],
     ['a bad indentation', () => fixture('proxy:\n  port: 1\n port: 2\n'), /not valid YAML/],
     ['a duplicated key', () => fixture('proxy:\n  port: 1\n  port: 2\n'), /not valid YAML/],
@@ -98,27 +102,91 @@ describe('values the schema reads', () => {
 
 describe('values the schema refuses', () => {
   it.each([
-    ['a ratio above 1 (percent instead of ratio)', 'policy:\n  errors:\n    absoluteRatio: 5\n', 'policy.errors.absoluteRatio: must be a ratio between 0 and 1 (0.05 means 5 %)'],
+    [
+      'a ratio above 1 (percent instead of ratio)',
+      'policy:\n  errors:\n    absoluteRatio: 5\n',
+      'policy.errors.absoluteRatio: must be a ratio between 0 and 1 (0.05 means 5 %)',
+    ],
     ['a negative ratio', 'policy:\n  errors:\n    baselineFloor: -0.1\n', 'policy.errors.baselineFloor: must be a ratio between 0 and 1'],
-    ['a zero multiplier', 'policy:\n  latency:\n    relativeP95: 0\n', 'policy.latency.relativeP95: must be a multiplier above 1 such as 1.5'],
-    ['a multiplier of 1 (no regression to detect)', 'policy:\n  errors:\n    relativeRatio: 1\n', 'policy.errors.relativeRatio: must be a multiplier above 1 such as 1.5'],
-    ['an optional quantile check at 0.9', 'policy:\n  latency:\n    relativeP99: 0.9\n', 'policy.latency.relativeP99: must be 0 (off) or a multiplier above 1 such as 1.5'],
-    ['an unknown statistics method', 'policy:\n  statistics:\n    method: bayes\n', 'policy.statistics.method: Invalid option: expected one of "sequential"|"window"'],
-    ['a throughput drop of 100 %', 'policy:\n  throughput:\n    drop: 1\n', 'policy.throughput.drop: must be below 1 (0.5 means half the traffic the flag gives)'],
-    ['a negative hold duration', 'policy:\n  for:\n    error_ratio_absolute: -5s\n', 'policy.for.error_ratio_absolute: must be a positive duration such as 5s or 250ms (got "-5s")'],
-    ['a pod version that is neither baseline nor canary', 'pod:\n  version: v3\n', 'pod.version: must be the baseline (v1) or the canary (v2), got "v3"'],
+    [
+      'a zero multiplier',
+      'policy:\n  latency:\n    relativeP95: 0\n',
+      'policy.latency.relativeP95: must be a multiplier above 1 such as 1.5',
+    ],
+    [
+      'a multiplier of 1 (no regression to detect)',
+      'policy:\n  errors:\n    relativeRatio: 1\n',
+      'policy.errors.relativeRatio: must be a multiplier above 1 such as 1.5',
+    ],
+    [
+      'an optional quantile check at 0.9',
+      'policy:\n  latency:\n    relativeP99: 0.9\n',
+      'policy.latency.relativeP99: must be 0 (off) or a multiplier above 1 such as 1.5',
+    ],
+    [
+      'an unknown statistics method',
+      'policy:\n  statistics:\n    method: bayes\n',
+      'policy.statistics.method: Invalid option: expected one of "sequential"|"window"',
+    ],
+    [
+      'a throughput drop of 100 %',
+      'policy:\n  throughput:\n    drop: 1\n',
+      'policy.throughput.drop: must be below 1 (0.5 means half the traffic the flag gives)',
+    ],
+    [
+      'a negative hold duration',
+      'policy:\n  for:\n    error_ratio_absolute: -5s\n',
+      'policy.for.error_ratio_absolute: must be a positive duration such as 5s or 250ms (got "-5s")',
+    ],
+    [
+      'a pod version that is neither baseline nor canary',
+      'pod:\n  version: v3\n',
+      'pod.version: must be the baseline (v1) or the canary (v2), got "v3"',
+    ],
     ['the same baseline and canary', 'versions:\n  canary: v1\n', 'versions.canary: must differ from versions.baseline'],
-    ['a p95 warning at its failing level', 'policy:\n  latency:\n    warnRelativeP95: 1.5\n', 'policy.latency.warnRelativeP95: must be below policy.latency.relativeP95 (1.5 >= 1.5)'],
-    ['an error warning past the absolute line', 'policy:\n  errors:\n    warnRatio: 0.06\n', 'policy.errors.warnRatio: must be below policy.errors.absoluteRatio (0.06 >= 0.05)'],
-    ['an evaluation delay as long as the slot', 'window:\n  slot: 1s\nevaluation:\n  delay: 1s\n', 'evaluation.delay: must be shorter than window.slot (1000 ms >= 1000 ms)'],
-    ['a lease shorter than two command timeouts', 'evaluation:\n  leaseTtl: 900ms\n', 'evaluation.leaseTtl: must be at least twice redis.commandTimeout (900 ms < 2 x 500 ms)'],
+    [
+      'a p95 warning at its failing level',
+      'policy:\n  latency:\n    warnRelativeP95: 1.5\n',
+      'policy.latency.warnRelativeP95: must be below policy.latency.relativeP95 (1.5 >= 1.5)',
+    ],
+    [
+      'an error warning past the absolute line',
+      'policy:\n  errors:\n    warnRatio: 0.06\n',
+      'policy.errors.warnRatio: must be below policy.errors.absoluteRatio (0.06 >= 0.05)',
+    ],
+    [
+      'an evaluation delay as long as the slot',
+      'window:\n  slot: 1s\nevaluation:\n  delay: 1s\n',
+      'evaluation.delay: must be shorter than window.slot (1000 ms >= 1000 ms)',
+    ],
+    [
+      'a lease shorter than two command timeouts',
+      'evaluation:\n  leaseTtl: 900ms\n',
+      'evaluation.leaseTtl: must be at least twice redis.commandTimeout (900 ms < 2 x 500 ms)',
+    ],
     ['a port out of range', 'admin:\n  port: 70000\n', 'admin.port: Too big: expected number to be <=65535'],
-    ['a status that is no class nor code', 'proxy:\n  errorStatuses: [5xx, teapot]\n', 'proxy.errorStatuses.1: must be a status class such as 5xx or a code such as 429'],
+    [
+      'a status that is no class nor code',
+      'proxy:\n  errorStatuses: [5xx, teapot]\n',
+      'proxy.errorStatuses.1: must be a status class such as 5xx or a code such as 429',
+    ],
     ['a URL that is not Redis', 'redis:\n  url: http://127.0.0.1:6379\n', 'redis.url: must be a redis:// or rediss:// URL'],
-    ['an unknown log level', 'log:\n  level: verbose\n', 'log.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"'],
+    [
+      'an unknown log level',
+      'log:\n  level: verbose\n',
+      'log.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"',
+    ],
     ['an empty pod section', 'pod:\n', 'pod: Invalid input: expected object, received null'],
-    ['a router upstream that is not HTTP', 'router:\n  canaryUpstream: 127.0.0.1:8082\n', 'router.canaryUpstream: must be an http:// or https:// URL'],
-    ['a sticky header that is no header name', 'router:\n  stickyHeader: "x user"\n', 'router.stickyHeader: must be a header or cookie name (letters, digits, - _ . and the like), or empty for off'],
+    [
+      'a router upstream that is not HTTP',
+      'router:\n  canaryUpstream: 127.0.0.1:8082\n',
+      'router.canaryUpstream: must be an http:// or https:// URL',
+    ],
+    [
+      'a sticky header that is no header name',
+      'router:\n  stickyHeader: "x user"\n',
+      'router.stickyHeader: must be a header or cookie name (letters, digits, - _ . and the like), or empty for off',
+    ],
   ])('%s', (_name, yaml, detail) => {
     const err = loadError({ file: fixture(yaml), env: {} });
     expect(err.code).toBe(ErrorCodes.CONFIG_INVALID);
@@ -172,7 +240,12 @@ describe('environment overrides', () => {
 
   it.each<[string, Record<string, string>, (c: Config) => unknown, unknown]>([
     ['a long name wins over an alias', { PROXY_PORT: '1111', CANARY_GATE_PROXY_PORT: '2222' }, (c) => c.proxy.port, 2222],
-    ['a long name wins over an alias, in either order', { CANARY_GATE_REDIS_URL: 'redis://long:1', REDIS_URL: 'redis://short:1' }, (c) => c.redis.url, 'redis://long:1'],
+    [
+      'a long name wins over an alias, in either order',
+      { CANARY_GATE_REDIS_URL: 'redis://long:1', REDIS_URL: 'redis://short:1' },
+      (c) => c.redis.url,
+      'redis://long:1',
+    ],
     ['an empty variable is ignored', { PROXY_PORT: '' }, (c) => c.proxy.port, 7000],
     ['the environment wins over the file', { PROXY_PORT: '7001' }, (c) => c.proxy.port, 7001],
   ])('%s', (_name, env, pick, expected) => {
@@ -194,14 +267,23 @@ describe('environment overrides', () => {
 
   it.each([
     [{ PROXY_PORT: 'eighty' }, /^proxy\.port: .* \(from PROXY_PORT\)$/],
-    [{ CANARY_GATE_POLICY_ERRORS_ABSOLUTE_RATIO: '5' }, /^policy\.errors\.absoluteRatio: must be a ratio .* \(from CANARY_GATE_POLICY_ERRORS_ABSOLUTE_RATIO\)$/],
+    [
+      { CANARY_GATE_POLICY_ERRORS_ABSOLUTE_RATIO: '5' },
+      /^policy\.errors\.absoluteRatio: must be a ratio .* \(from CANARY_GATE_POLICY_ERRORS_ABSOLUTE_RATIO\)$/,
+    ],
     [{ REDIS_URL: 'localhost:6379' }, /^redis\.url: .* \(from REDIS_URL\)$/],
     [{ CANARY_GATE_WINDOW_SLOT: 'soon' }, /^window\.slot: .*"soon".* \(from CANARY_GATE_WINDOW_SLOT\)$/],
     [{ CANARY_GATE_PROXY_ERROR_STATUSES: '5xx,teapot' }, /^proxy\.errorStatuses\.1: .* \(from CANARY_GATE_PROXY_ERROR_STATUSES\)$/],
     [{ POD_VERSION: 'v3' }, /^pod\.version: must be the baseline .* \(from POD_VERSION\)$/],
     [{ PROXY_PORT: '8081', CANARY_GATE_PROXY_PORT: 'x' }, /^proxy\.port: .* \(from CANARY_GATE_PROXY_PORT\)$/],
-    [{ CANARY_GATE_WINDOW_SLOT: '250ms' }, /^evaluation\.delay: must be shorter than window\.slot .* \(window\.slot from CANARY_GATE_WINDOW_SLOT\)$/],
-    [{ CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_EVALUATION_DELAY: '300ms' }, /^evaluation\.delay: .* \(from CANARY_GATE_EVALUATION_DELAY; window\.slot from CANARY_GATE_WINDOW_SLOT\)$/],
+    [
+      { CANARY_GATE_WINDOW_SLOT: '250ms' },
+      /^evaluation\.delay: must be shorter than window\.slot .* \(window\.slot from CANARY_GATE_WINDOW_SLOT\)$/,
+    ],
+    [
+      { CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_EVALUATION_DELAY: '300ms' },
+      /^evaluation\.delay: .* \(from CANARY_GATE_EVALUATION_DELAY; window\.slot from CANARY_GATE_WINDOW_SLOT\)$/,
+    ],
     [{ CANARY_GATE_PROXY_PORT: '!x' }, /^proxy\.port: .*string.* \(from CANARY_GATE_PROXY_PORT\)$/],
   ])('a problem in %j names the variable', (env, detail) => {
     const err = loadError({ env });

@@ -4,7 +4,16 @@
  * latched; the decision carries the failing checks, the reason, the figures, the time and the pod.
  */
 import { describe, expect, it } from 'vitest';
-import { initialState, latchedState, manualDecision, step, type ControllerPolicy, type ControllerState, type Phase, type RollbackDecision } from '../../src/core/controller.ts';
+import {
+  initialState,
+  latchedState,
+  manualDecision,
+  step,
+  type ControllerPolicy,
+  type ControllerState,
+  type Phase,
+  type RollbackDecision,
+} from '../../src/core/controller.ts';
 import { judge } from '../../src/core/judge.ts';
 import type { Outcome, Verdict, VersionFigures } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
@@ -155,7 +164,9 @@ describe('controller: the decision', () => {
     quantileUs: piecewiseQuantile(p95Us / 3, p95Us, p95Us * 2),
   });
   // canary p95 812 ms vs 402 ms: both latency checks fail; canary 2 % errors vs 2 %: relative pass, absolute warn
-  const verdicts = [0, 1, 2].map((i) => judge(THRESHOLDS_ONLY, snap('v1', 402_000, 1000, 20), snap('v2', 812_000, 500, 10), T0 + i * EVERY_MS));
+  const verdicts = [0, 1, 2].map((i) =>
+    judge(THRESHOLDS_ONLY, snap('v1', 402_000, 1000, 20), snap('v2', 812_000, 500, 10), T0 + i * EVERY_MS),
+  );
   let state = initialState(T0);
   const steps = verdicts.map((v) => {
     const s = step(K3, state, v, POD);
@@ -179,7 +190,12 @@ describe('controller: the decision', () => {
   });
   it('carries every check of the last verdict, the failing ones marked', () => {
     expect(decision.checks).toEqual(last.checks);
-    expect(decision.checks.filter((c) => c.outcome === 'fail').map((c) => c.check).sort()).toEqual(['latency_p95_absolute', 'latency_p95_relative']);
+    expect(
+      decision.checks
+        .filter((c) => c.outcome === 'fail')
+        .map((c) => c.check)
+        .sort(),
+    ).toEqual(['latency_p95_absolute', 'latency_p95_relative']);
     expect(last.checks.some((c) => c.outcome === 'warn')).toBe(true);
   });
   it('carries the reason with both numbers and the figures of both versions', () => {
@@ -228,8 +244,17 @@ describe('manualDecision: a rollback asked for by a person', () => {
     const latest = verdictOf('warn', 4);
     const d = manualDecision({ reason: 'customers complain', by: 'oncall', atMs: T0, latest, configHash: '0123456789abcdef' });
     expect(d).toEqual({
-      state: 'rolled_back', trigger: 'manual', reason: 'manual rollback: customers complain', checks: [], baseline: latest.baseline, canary: latest.canary,
-      consecutiveBreaches: 0, atMs: T0, at: new Date(T0).toISOString(), by: 'oncall', configHash: '0123456789abcdef',
+      state: 'rolled_back',
+      trigger: 'manual',
+      reason: 'manual rollback: customers complain',
+      checks: [],
+      baseline: latest.baseline,
+      canary: latest.canary,
+      consecutiveBreaches: 0,
+      atMs: T0,
+      at: new Date(T0).toISOString(),
+      by: 'oncall',
+      configHash: '0123456789abcdef',
     });
   });
   it('records no figures without a verdict, and no config hash when none is given', () => {

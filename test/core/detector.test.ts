@@ -23,9 +23,14 @@ interface Traffic {
 type Stream = (slot: number) => { baseline: Traffic; canary: Traffic };
 
 /** Errors of a slot: the expected count, carried over as a remainder so that the sum over slots stays exact. */
-const errorsOf = (t: Traffic, slot: number): number => Math.floor(t.requests * t.errorRatio * (slot + 1)) - Math.floor(t.requests * t.errorRatio * slot);
+const errorsOf = (t: Traffic, slot: number): number =>
+  Math.floor(t.requests * t.errorRatio * (slot + 1)) - Math.floor(t.requests * t.errorRatio * slot);
 const above = (t: Traffic, us: number): number => t.requests * Math.exp(-us / (MEAN_US * t.scale));
-const counts = (t: Traffic, slot: number): SlotCounts => ({ requests: t.requests, errors: errorsOf(t, slot), countAbove: (us) => Math.round(above(t, us)) });
+const counts = (t: Traffic, slot: number): SlotCounts => ({
+  requests: t.requests,
+  errors: errorsOf(t, slot),
+  countAbove: (us) => Math.round(above(t, us)),
+});
 
 function snapshot(version: string, stream: Stream, pick: 'baseline' | 'canary', last: number): WindowSnapshot {
   let requests = 0;
@@ -39,8 +44,18 @@ function snapshot(version: string, stream: Stream, pick: 'baseline' | 'canary', 
   }
   const quantileUs = (q: number): number => (requests === 0 ? Number.NaN : -MEAN_US * scale * Math.log(1 - Math.min(q, 0.999999)));
   return {
-    version, requests, errors, errorRatio: requests === 0 ? Number.NaN : errors / requests, p50Us: quantileUs(0.5), p95Us: quantileUs(0.95), p99Us: quantileUs(0.99),
-    requestsPerSecond: requests / ((SLOTS * SLOT_MS) / 1000), windowMs: SLOTS * SLOT_MS, pods: 2, slotsReported: requests === 0 ? 0 : SLOTS, quantileUs,
+    version,
+    requests,
+    errors,
+    errorRatio: requests === 0 ? Number.NaN : errors / requests,
+    p50Us: quantileUs(0.5),
+    p95Us: quantileUs(0.95),
+    p99Us: quantileUs(0.99),
+    requestsPerSecond: requests / ((SLOTS * SLOT_MS) / 1000),
+    windowMs: SLOTS * SLOT_MS,
+    pods: 2,
+    slotsReported: requests === 0 ? 0 : SLOTS,
+    quantileUs,
   };
 }
 
@@ -59,9 +74,19 @@ function run(stream: Stream, slots: number, policy: JudgePolicy = DEFAULT_JUDGE_
   let failedAt: number | null = null;
   let warnedAt: number | null = null;
   for (let last = 0; last < slots; last++) {
-    const slotsOf = (i: number) => ({ baseline: i < 0 ? null : counts(stream(i).baseline, i), canary: i < 0 ? null : counts(stream(i).canary, i) });
+    const slotsOf = (i: number) => ({
+      baseline: i < 0 ? null : counts(stream(i).baseline, i),
+      canary: i < 0 ? null : counts(stream(i).canary, i),
+    });
     const window = { firstSlot: last - SLOTS + 1, lastSlot: last, slotMs: SLOT_MS, slotsOf };
-    const evaluated = evaluateWindow(policy, detector, snapshot('v1', stream, 'baseline', last), snapshot('v2', stream, 'canary', last), window, flagPercent);
+    const evaluated = evaluateWindow(
+      policy,
+      detector,
+      snapshot('v1', stream, 'baseline', last),
+      snapshot('v2', stream, 'canary', last),
+      window,
+      flagPercent,
+    );
     detector = evaluated.detector;
     verdicts.push(evaluated.verdict);
     if (failedAt === null && evaluated.verdict.outcome === 'fail') failedAt = last;
@@ -87,7 +112,12 @@ describe('sequential judge: healthy canaries pass', () => {
     expect(r.failedAt).toBeNull();
     expect(r.warnedAt).toBeNull();
     expect(r.verdicts.at(-1)!.outcome).toBe('pass');
-    expect(r.verdicts.at(-1)!.checks.map((c) => c.check)).toEqual(['latency_p95_relative', 'error_ratio_relative', 'latency_p95_absolute', 'error_ratio_absolute']);
+    expect(r.verdicts.at(-1)!.checks.map((c) => c.check)).toEqual([
+      'latency_p95_relative',
+      'error_ratio_relative',
+      'latency_p95_absolute',
+      'error_ratio_absolute',
+    ]);
   });
 
   it('a fresh canary is inconclusive until its checks have seen minSamples requests', () => {
@@ -133,7 +163,10 @@ describe('sequential judge: regressions fail, with their evidence', () => {
   });
 
   it('is exact without baseline errors: a canary erring while the baseline never does fails', () => {
-    const stream: Stream = () => ({ baseline: { requests: 475, errorRatio: 0, scale: 1 }, canary: { requests: 25, errorRatio: 0.08, scale: 1 } });
+    const stream: Stream = () => ({
+      baseline: { requests: 475, errorRatio: 0, scale: 1 },
+      canary: { requests: 25, errorRatio: 0.08, scale: 1 },
+    });
     expect(run(stream, 60).failedAt).not.toBeNull();
   });
 
@@ -158,24 +191,39 @@ describe('sequential judge: policy', () => {
   });
 
   it('says when it is blind: at 0.05 canary requests per second the relative checks are underpowered', () => {
-    const stream: Stream = (slot) => ({ baseline: { requests: 500, errorRatio: 0.005, scale: 1 }, canary: { requests: slot % 4 === 0 ? 1 : 0, errorRatio: 0, scale: 1 } });
+    const stream: Stream = (slot) => ({
+      baseline: { requests: 500, errorRatio: 0.005, scale: 1 },
+      canary: { requests: slot % 4 === 0 ? 1 : 0, errorRatio: 0, scale: 1 },
+    });
     const policy: JudgePolicy = { ...DEFAULT_JUDGE_POLICY, statistics: { ...DEFAULT_JUDGE_POLICY.statistics, horizonMs: 600_000 } };
     const v = run(stream, 40, policy).verdicts.at(-1)!;
     expect(v.outcome).toBe('inconclusive');
     expect(v.underpowered).toContain('latency_p95_relative');
-    expect(checkOf(v, 'latency_p95_relative')!.reason).toMatch(/underpowered: at 0\.05 trials\/s a regression of the configured size would take .* to detect, longer than the 10 min horizon/);
+    expect(checkOf(v, 'latency_p95_relative')!.reason).toMatch(
+      /underpowered: at 0\.05 trials\/s a regression of the configured size would take .* to detect, longer than the 10 min horizon/,
+    );
   });
 
   it('counts each slot once: evaluating the same slot again changes nothing', () => {
     const stream = fleet(0.05, { errorRatio: 0.05 });
     const first = run(stream, 10);
     const slotsOf = (i: number) => ({ baseline: counts(stream(i).baseline, i), canary: counts(stream(i).canary, i) });
-    const again = evaluateWindow(DEFAULT_JUDGE_POLICY, first.detector, snapshot('v1', stream, 'baseline', 9), snapshot('v2', stream, 'canary', 9), { firstSlot: -2, lastSlot: 9, slotMs: SLOT_MS, slotsOf }, null);
+    const again = evaluateWindow(
+      DEFAULT_JUDGE_POLICY,
+      first.detector,
+      snapshot('v1', stream, 'baseline', 9),
+      snapshot('v2', stream, 'canary', 9),
+      { firstSlot: -2, lastSlot: 9, slotMs: SLOT_MS, slotsOf },
+      null,
+    );
     expect(again.detector).toBe(first.detector);
   });
 
   it('the throughput check (off by default) fails when the canary gets far less than the flag gives it', () => {
-    const stream: Stream = () => ({ baseline: { requests: 475, errorRatio: 0.005, scale: 1 }, canary: { requests: 5, errorRatio: 0.005, scale: 1 } });
+    const stream: Stream = () => ({
+      baseline: { requests: 475, errorRatio: 0.005, scale: 1 },
+      canary: { requests: 5, errorRatio: 0.005, scale: 1 },
+    });
     const off = run(stream, 60, { ...DEFAULT_JUDGE_POLICY, trafficShareAlpha: 0 }, 5).verdicts.at(-1)!;
     expect(checkOf(off, 'throughput')).toBeUndefined();
     const on = run(stream, 60, { ...DEFAULT_JUDGE_POLICY, trafficShareAlpha: 0, throughputDrop: 0.5 }, 5);
@@ -183,9 +231,20 @@ describe('sequential judge: policy', () => {
   });
 
   it('the p50 and p99 checks join the table when set', () => {
-    const policy: JudgePolicy = { ...DEFAULT_JUDGE_POLICY, latency: { ...DEFAULT_JUDGE_POLICY.latency, relativeP50: 1.3, relativeP99: 2, absoluteP99Us: 1_000_000 } };
+    const policy: JudgePolicy = {
+      ...DEFAULT_JUDGE_POLICY,
+      latency: { ...DEFAULT_JUDGE_POLICY.latency, relativeP50: 1.3, relativeP99: 2, absoluteP99Us: 1_000_000 },
+    };
     const r = run(fleet(0.25, { scale: 1.5 }, 20), 200, policy);
-    expect(r.verdicts[0]!.checks.map((c) => c.check)).toEqual(['latency_p50_relative', 'latency_p95_relative', 'latency_p99_relative', 'error_ratio_relative', 'latency_p95_absolute', 'latency_p99_absolute', 'error_ratio_absolute']);
+    expect(r.verdicts[0]!.checks.map((c) => c.check)).toEqual([
+      'latency_p50_relative',
+      'latency_p95_relative',
+      'latency_p99_relative',
+      'error_ratio_relative',
+      'latency_p95_absolute',
+      'latency_p99_absolute',
+      'error_ratio_absolute',
+    ]);
     expect(r.verdicts.some((v) => checkOf(v, 'latency_p50_relative')!.outcome === 'fail')).toBe(true);
   });
 });

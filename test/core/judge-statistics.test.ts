@@ -103,9 +103,18 @@ class Traffic {
       if (this.uniform() < this.errorRatio) errors++;
     }
     return {
-      version, requests, errors, errorRatio: requests === 0 ? Number.NaN : errors / requests,
-      p50Us: quantileUs(h, 0.5), p95Us: quantileUs(h, 0.95), p99Us: quantileUs(h, 0.99),
-      requestsPerSecond: requests / 60, windowMs: 60_000, pods: 1, slotsReported: 12, quantileUs: (q) => quantileUs(h, q),
+      version,
+      requests,
+      errors,
+      errorRatio: requests === 0 ? Number.NaN : errors / requests,
+      p50Us: quantileUs(h, 0.5),
+      p95Us: quantileUs(h, 0.95),
+      p99Us: quantileUs(h, 0.99),
+      requestsPerSecond: requests / 60,
+      windowMs: 60_000,
+      pods: 1,
+      slotsReported: 12,
+      quantileUs: (q) => quantileUs(h, q),
     };
   }
 }
@@ -116,7 +125,14 @@ afterAll(() => {
 });
 
 /** Judges `windows` windows of independent traffic; counts the verdicts that fail on each check. */
-function simulate(policy: JudgePolicy, baseline: Traffic, canary: Traffic, baselineRequests: number, canaryRequests: number, windows: number) {
+function simulate(
+  policy: JudgePolicy,
+  baseline: Traffic,
+  canary: Traffic,
+  baselineRequests: number,
+  canaryRequests: number,
+  windows: number,
+) {
   const fails: Partial<Record<CheckName | 'any', number>> = {};
   let last: Verdict | undefined;
   for (let w = 0; w < windows; w++) {
@@ -130,7 +146,7 @@ function simulate(policy: JudgePolicy, baseline: Traffic, canary: Traffic, basel
   return { fails, last: last! };
 }
 
-describe('at 1 % canary share of 100 rps, 0.5 % errors on both versions, 60 s windows (the issue\'s case)', () => {
+describe("at 1 % canary share of 100 rps, 0.5 % errors on both versions, 60 s windows (the issue's case)", () => {
   // 5940 baseline and 60 canary requests per window; same latency, same error ratio: nothing to roll back.
   const windows = 400;
 
@@ -138,7 +154,14 @@ describe('at 1 % canary share of 100 rps, 0.5 % errors on both versions, 60 s wi
     const gated = simulate(THRESHOLDS_ONLY, new Traffic(40, 0.4, 0.005, 1), new Traffic(40, 0.4, 0.005, 2), 5940, 60, 20);
     expect(gated.fails.any ?? 0).toBe(0);
     expect(gated.last.outcome).toBe('inconclusive'); // 60 canary requests < minSamples 100: never judged at all
-    const { fails } = simulate({ ...THRESHOLDS_ONLY, minSamples: 1 }, new Traffic(40, 0.4, 0.005, 1), new Traffic(40, 0.4, 0.005, 2), 5940, 60, windows);
+    const { fails } = simulate(
+      { ...THRESHOLDS_ONLY, minSamples: 1 },
+      new Traffic(40, 0.4, 0.005, 1),
+      new Traffic(40, 0.4, 0.005, 2),
+      5940,
+      60,
+      windows,
+    );
     // P(at least 1 error in 60 at 0.5 %) = 26 %: one error makes the canary 1.7 % > 2 x 0.5 %.
     expect((fails.error_ratio_relative ?? 0) / windows).toBeGreaterThan(0.15);
     expect((fails.error_ratio_relative ?? 0) / windows).toBeLessThan(0.4);
@@ -147,7 +170,12 @@ describe('at 1 % canary share of 100 rps, 0.5 % errors on both versions, 60 s wi
   it('with the tests, no window fails, and the breaches of the point estimate are inconclusive with a request count', () => {
     const { fails } = simulate(DEFAULT_JUDGE_POLICY, new Traffic(40, 0.4, 0.005, 1), new Traffic(40, 0.4, 0.005, 2), 5940, 60, windows);
     expect(fails.any ?? 0).toBe(0);
-    const one = judge(DEFAULT_JUDGE_POLICY, new Traffic(40, 0.4, 0, 3).window('v1', 5940, histograms), { ...new Traffic(40, 0.4, 0, 4).window('v2', 60, histograms), errors: 1, errorRatio: 1 / 60 }, 0);
+    const one = judge(
+      DEFAULT_JUDGE_POLICY,
+      new Traffic(40, 0.4, 0, 3).window('v1', 5940, histograms),
+      { ...new Traffic(40, 0.4, 0, 4).window('v2', 60, histograms), errors: 1, errorRatio: 1 / 60 },
+      0,
+    );
     const relative = one.checks.find((c) => c.check === 'error_ratio_relative')!;
     expect(relative.outcome).toBe('inconclusive');
     expect(relative.evidence && 'neededRequests' in relative.evidence ? relative.evidence.neededRequests : null).toBeGreaterThan(1000);
@@ -197,16 +225,31 @@ describe('power: real regressions fail, even at low traffic', () => {
   });
 
   it('few requests never pass: a clean canary with 20 requests is inconclusive, not pass', () => {
-    const v = judge(DEFAULT_JUDGE_POLICY, new Traffic(40, 0.4, 0, 51).window('v1', 1000, histograms), new Traffic(40, 0.4, 0, 52).window('v2', 20, histograms), 0);
+    const v = judge(
+      DEFAULT_JUDGE_POLICY,
+      new Traffic(40, 0.4, 0, 51).window('v1', 1000, histograms),
+      new Traffic(40, 0.4, 0, 52).window('v2', 20, histograms),
+      0,
+    );
     expect(v.outcome).toBe('inconclusive');
     expect(v.reason).toMatch(/too few requests to pass \(minimum 100 per version\)/);
   });
 
   it('every tested check carries its evidence: rule, counts, tolerated rate, bound and alpha', () => {
-    const v = judge(DEFAULT_JUDGE_POLICY, new Traffic(40, 0.4, 0.01, 61).window('v1', 5000, histograms), new Traffic(40, 0.4, 0.01, 62).window('v2', 500, histograms), 0);
+    const v = judge(
+      DEFAULT_JUDGE_POLICY,
+      new Traffic(40, 0.4, 0.01, 61).window('v1', 5000, histograms),
+      new Traffic(40, 0.4, 0.01, 62).window('v2', 500, histograms),
+      0,
+    );
     expect(v.checks).toHaveLength(4);
     for (const c of v.checks) {
-      expect(c.evidence, c.check).toMatchObject({ rule: expect.any(String), requests: 500, alpha: expect.any(Number), lowerBound: expect.any(Number) });
+      expect(c.evidence, c.check).toMatchObject({
+        rule: expect.any(String),
+        requests: 500,
+        alpha: expect.any(Number),
+        lowerBound: expect.any(Number),
+      });
       expect(c.evidence && 'count' in c.evidence ? c.evidence.count : -1).toBeGreaterThanOrEqual(0);
     }
     expect(v.checks.find((c) => c.check === 'latency_p95_relative')!.evidence!.latencyThresholdMs).toBeGreaterThan(1.5 * v.baseline.p95Ms);

@@ -94,21 +94,50 @@ describe('judge: the healthy base', () => {
 describe('judge: latency thresholds (canary p95 changed)', () => {
   const cases: Case[] = [
     // relative warn at 450 ms
-    { name: 'just below relative warn', canary: { p95Us: 449_999 }, expected: { latency_p95_relative: 'pass', latency_p95_absolute: 'pass', overall: 'pass' } },
+    {
+      name: 'just below relative warn',
+      canary: { p95Us: 449_999 },
+      expected: { latency_p95_relative: 'pass', latency_p95_absolute: 'pass', overall: 'pass' },
+    },
     { name: 'at relative warn', canary: { p95Us: 450_000 }, expected: { latency_p95_relative: 'pass', overall: 'pass' } },
-    { name: 'just above relative warn', canary: { p95Us: 450_001 }, expected: { latency_p95_relative: 'warn', latency_p95_absolute: 'pass', overall: 'warn' } },
+    {
+      name: 'just above relative warn',
+      canary: { p95Us: 450_001 },
+      expected: { latency_p95_relative: 'warn', latency_p95_absolute: 'pass', overall: 'warn' },
+    },
     // absolute fail at 500 ms (relative is in its warning band here)
-    { name: 'just below absolute', canary: { p95Us: 499_999 }, expected: { latency_p95_absolute: 'pass', latency_p95_relative: 'warn', overall: 'warn' } },
+    {
+      name: 'just below absolute',
+      canary: { p95Us: 499_999 },
+      expected: { latency_p95_absolute: 'pass', latency_p95_relative: 'warn', overall: 'warn' },
+    },
     { name: 'at absolute', canary: { p95Us: 500_000 }, expected: { latency_p95_absolute: 'pass', overall: 'warn' } },
-    { name: 'just above absolute', canary: { p95Us: 500_001 }, expected: { latency_p95_absolute: 'fail', latency_p95_relative: 'warn', overall: 'fail' } },
+    {
+      name: 'just above absolute',
+      canary: { p95Us: 500_001 },
+      expected: { latency_p95_absolute: 'fail', latency_p95_relative: 'warn', overall: 'fail' },
+    },
     // relative fail at 540 ms
     { name: 'just below relative fail', canary: { p95Us: 539_999 }, expected: { latency_p95_relative: 'warn', overall: 'fail' } },
     { name: 'at relative fail', canary: { p95Us: 540_000 }, expected: { latency_p95_relative: 'warn', overall: 'fail' } },
-    { name: 'just above relative fail', canary: { p95Us: 540_001 }, expected: { latency_p95_relative: 'fail', latency_p95_absolute: 'fail', overall: 'fail' } },
+    {
+      name: 'just above relative fail',
+      canary: { p95Us: 540_001 },
+      expected: { latency_p95_relative: 'fail', latency_p95_absolute: 'fail', overall: 'fail' },
+    },
     // a faster canary is never a breach
-    { name: 'canary faster than baseline', canary: { p95Us: 100_000 }, expected: { latency_p95_relative: 'pass', latency_p95_absolute: 'pass', overall: 'pass' } },
+    {
+      name: 'canary faster than baseline',
+      canary: { p95Us: 100_000 },
+      expected: { latency_p95_relative: 'pass', latency_p95_absolute: 'pass', overall: 'pass' },
+    },
     // the relative check follows the baseline: a slow baseline lifts its thresholds (540 ms is 1.2 x 450 ms)
-    { name: 'baseline p95 450 ms, canary 540 ms', baseline: { p95Us: 450_000 }, canary: { p95Us: 540_000 }, expected: { latency_p95_relative: 'pass', latency_p95_absolute: 'fail', overall: 'fail' } },
+    {
+      name: 'baseline p95 450 ms, canary 540 ms',
+      baseline: { p95Us: 450_000 },
+      canary: { p95Us: 540_000 },
+      expected: { latency_p95_relative: 'pass', latency_p95_absolute: 'fail', overall: 'fail' },
+    },
   ];
   it.each(cases)('$name', ({ baseline, canary, expected }) => expectOutcomes(run(baseline, canary), expected));
 });
@@ -116,24 +145,87 @@ describe('judge: latency thresholds (canary p95 changed)', () => {
 describe('judge: error thresholds (canary errors of 1000 changed)', () => {
   const cases: Case[] = [
     // absolute warn at 0.5 %
-    { name: 'just below absolute warn', canary: { errors: 4 }, expected: { error_ratio_absolute: 'pass', error_ratio_relative: 'pass', overall: 'pass' } },
-    { name: 'at absolute warn', canary: { errors: 5 }, expected: { error_ratio_absolute: 'pass', error_ratio_relative: 'pass', overall: 'pass' } },
-    { name: 'just above absolute warn', canary: { errors: 6 }, expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'pass', overall: 'warn' } },
+    {
+      name: 'just below absolute warn',
+      canary: { errors: 4 },
+      expected: { error_ratio_absolute: 'pass', error_ratio_relative: 'pass', overall: 'pass' },
+    },
+    {
+      name: 'at absolute warn',
+      canary: { errors: 5 },
+      expected: { error_ratio_absolute: 'pass', error_ratio_relative: 'pass', overall: 'pass' },
+    },
+    {
+      name: 'just above absolute warn',
+      canary: { errors: 6 },
+      expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'pass', overall: 'warn' },
+    },
     // relative with a clean baseline: the 0.5 % floor makes the threshold 1.0 %, not 0 (and no division by zero)
-    { name: 'floor: baseline 0 %, canary 0.9 % passes', canary: { errors: 9 }, expected: { error_ratio_relative: 'pass', error_ratio_absolute: 'warn', overall: 'warn' } },
-    { name: 'floor: baseline 0 %, canary 1.0 % (at) passes', canary: { errors: 10 }, expected: { error_ratio_relative: 'pass', overall: 'warn' } },
-    { name: 'floor: baseline 0 %, canary 1.1 % fails', canary: { errors: 11 }, expected: { error_ratio_relative: 'fail', error_ratio_absolute: 'warn', overall: 'fail' } },
-    { name: 'floor: baseline 0 %, a single canary error is no breach', canary: { errors: 1 }, expected: { error_ratio_relative: 'pass', error_ratio_absolute: 'pass', overall: 'pass' } },
+    {
+      name: 'floor: baseline 0 %, canary 0.9 % passes',
+      canary: { errors: 9 },
+      expected: { error_ratio_relative: 'pass', error_ratio_absolute: 'warn', overall: 'warn' },
+    },
+    {
+      name: 'floor: baseline 0 %, canary 1.0 % (at) passes',
+      canary: { errors: 10 },
+      expected: { error_ratio_relative: 'pass', overall: 'warn' },
+    },
+    {
+      name: 'floor: baseline 0 %, canary 1.1 % fails',
+      canary: { errors: 11 },
+      expected: { error_ratio_relative: 'fail', error_ratio_absolute: 'warn', overall: 'fail' },
+    },
+    {
+      name: 'floor: baseline 0 %, a single canary error is no breach',
+      canary: { errors: 1 },
+      expected: { error_ratio_relative: 'pass', error_ratio_absolute: 'pass', overall: 'pass' },
+    },
     // relative with a 2 % baseline: threshold 4.0 %
-    { name: 'baseline 2 %, canary 3.9 % passes', baseline: { errors: 20 }, canary: { errors: 39 }, expected: { error_ratio_relative: 'pass', error_ratio_absolute: 'warn', overall: 'warn' } },
-    { name: 'baseline 2 %, canary 4.0 % (at) passes', baseline: { errors: 20 }, canary: { errors: 40 }, expected: { error_ratio_relative: 'pass', overall: 'warn' } },
-    { name: 'baseline 2 %, canary 4.1 % fails', baseline: { errors: 20 }, canary: { errors: 41 }, expected: { error_ratio_relative: 'fail', error_ratio_absolute: 'warn', overall: 'fail' } },
+    {
+      name: 'baseline 2 %, canary 3.9 % passes',
+      baseline: { errors: 20 },
+      canary: { errors: 39 },
+      expected: { error_ratio_relative: 'pass', error_ratio_absolute: 'warn', overall: 'warn' },
+    },
+    {
+      name: 'baseline 2 %, canary 4.0 % (at) passes',
+      baseline: { errors: 20 },
+      canary: { errors: 40 },
+      expected: { error_ratio_relative: 'pass', overall: 'warn' },
+    },
+    {
+      name: 'baseline 2 %, canary 4.1 % fails',
+      baseline: { errors: 20 },
+      canary: { errors: 41 },
+      expected: { error_ratio_relative: 'fail', error_ratio_absolute: 'warn', overall: 'fail' },
+    },
     // a baseline ratio below the floor is lifted to it (0.4 % baseline -> threshold still 2 x 0.5 % = 1.0 %)
-    { name: 'baseline 0.4 % below floor, canary 1.1 % fails', baseline: { errors: 4 }, canary: { errors: 11 }, expected: { error_ratio_relative: 'fail', overall: 'fail' } },
+    {
+      name: 'baseline 0.4 % below floor, canary 1.1 % fails',
+      baseline: { errors: 4 },
+      canary: { errors: 11 },
+      expected: { error_ratio_relative: 'fail', overall: 'fail' },
+    },
     // absolute fail at 5 % (with a 10 % baseline the relative check stays quiet: threshold 20 %)
-    { name: 'just below absolute fail', baseline: { errors: 100 }, canary: { errors: 49 }, expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'pass', overall: 'warn' } },
-    { name: 'at absolute fail', baseline: { errors: 100 }, canary: { errors: 50 }, expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'pass', overall: 'warn' } },
-    { name: 'just above absolute fail', baseline: { errors: 100 }, canary: { errors: 51 }, expected: { error_ratio_absolute: 'fail', error_ratio_relative: 'pass', overall: 'fail' } },
+    {
+      name: 'just below absolute fail',
+      baseline: { errors: 100 },
+      canary: { errors: 49 },
+      expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'pass', overall: 'warn' },
+    },
+    {
+      name: 'at absolute fail',
+      baseline: { errors: 100 },
+      canary: { errors: 50 },
+      expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'pass', overall: 'warn' },
+    },
+    {
+      name: 'just above absolute fail',
+      baseline: { errors: 100 },
+      canary: { errors: 51 },
+      expected: { error_ratio_absolute: 'fail', error_ratio_relative: 'pass', overall: 'fail' },
+    },
   ];
   it.each(cases)('$name', ({ baseline, canary, expected }) => expectOutcomes(run(baseline, canary), expected));
 
@@ -148,33 +240,69 @@ describe('judge: error thresholds (canary errors of 1000 changed)', () => {
 describe('judge: minimum samples', () => {
   const every = (o: Outcome): Omit<Expected, 'overall'> => Object.fromEntries(ALL_CHECKS.map((c) => [c, o]));
   const cases: Case[] = [
-    { name: 'canary 99 requests: every check inconclusive', canary: { requests: 99 }, expected: { ...every('inconclusive'), overall: 'inconclusive' } },
+    {
+      name: 'canary 99 requests: every check inconclusive',
+      canary: { requests: 99 },
+      expected: { ...every('inconclusive'), overall: 'inconclusive' },
+    },
     { name: 'canary 100 requests (at the minimum): judged', canary: { requests: 100 }, expected: { ...every('pass'), overall: 'pass' } },
     { name: 'canary 0 requests: inconclusive', canary: EMPTY, expected: { ...every('inconclusive'), overall: 'inconclusive' } },
     // never fail below the minimum, however bad the few samples look
-    { name: 'canary 99 requests at 900 ms and 50 % errors: inconclusive, not fail', canary: { requests: 99, errors: 50, p95Us: 900_000 }, expected: { ...every('inconclusive'), overall: 'inconclusive' } },
+    {
+      name: 'canary 99 requests at 900 ms and 50 % errors: inconclusive, not fail',
+      canary: { requests: 99, errors: 50, p95Us: 900_000 },
+      expected: { ...every('inconclusive'), overall: 'inconclusive' },
+    },
     {
       name: 'baseline 99 requests: relative inconclusive, absolute judged',
       baseline: { requests: 99 },
-      expected: { latency_p95_relative: 'inconclusive', error_ratio_relative: 'inconclusive', latency_p95_absolute: 'pass', error_ratio_absolute: 'pass', overall: 'inconclusive' },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        error_ratio_relative: 'inconclusive',
+        latency_p95_absolute: 'pass',
+        error_ratio_absolute: 'pass',
+        overall: 'inconclusive',
+      },
     },
-    { name: 'baseline 100 requests (at the minimum): judged', baseline: { requests: 100 }, expected: { ...every('pass'), overall: 'pass' } },
+    {
+      name: 'baseline 100 requests (at the minimum): judged',
+      baseline: { requests: 100 },
+      expected: { ...every('pass'), overall: 'pass' },
+    },
     {
       name: 'baseline without traffic: relative inconclusive, absolute still fails a 600 ms p95',
       baseline: EMPTY,
       canary: { p95Us: 600_000 },
-      expected: { latency_p95_relative: 'inconclusive', error_ratio_relative: 'inconclusive', latency_p95_absolute: 'fail', error_ratio_absolute: 'pass', overall: 'fail' },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        error_ratio_relative: 'inconclusive',
+        latency_p95_absolute: 'fail',
+        error_ratio_absolute: 'pass',
+        overall: 'fail',
+      },
     },
     {
       name: 'baseline without traffic, canary 6 % errors: absolute errors fail',
       baseline: EMPTY,
       canary: { errors: 60 },
-      expected: { latency_p95_relative: 'inconclusive', error_ratio_relative: 'inconclusive', latency_p95_absolute: 'pass', error_ratio_absolute: 'fail', overall: 'fail' },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        error_ratio_relative: 'inconclusive',
+        latency_p95_absolute: 'pass',
+        error_ratio_absolute: 'fail',
+        overall: 'fail',
+      },
     },
     {
       name: 'baseline without traffic, healthy canary: inconclusive, not pass',
       baseline: EMPTY,
-      expected: { latency_p95_relative: 'inconclusive', error_ratio_relative: 'inconclusive', latency_p95_absolute: 'pass', error_ratio_absolute: 'pass', overall: 'inconclusive' },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        error_ratio_relative: 'inconclusive',
+        latency_p95_absolute: 'pass',
+        error_ratio_absolute: 'pass',
+        overall: 'inconclusive',
+      },
     },
   ];
   it.each(cases)('$name', ({ baseline, canary, expected }) => expectOutcomes(run(baseline, canary), expected));
@@ -200,16 +328,64 @@ describe('judge: minimum samples', () => {
 
 describe('judge: NaN is inconclusive, never pass', () => {
   const cases: Case[] = [
-    { name: 'canary p95 NaN', canary: { p95Us: Number.NaN }, expected: { latency_p95_relative: 'inconclusive', latency_p95_absolute: 'inconclusive', error_ratio_relative: 'pass', overall: 'inconclusive' } },
-    { name: 'baseline p95 NaN', baseline: { p95Us: Number.NaN }, expected: { latency_p95_relative: 'inconclusive', latency_p95_absolute: 'pass', overall: 'inconclusive' } },
-    { name: 'canary error ratio NaN', canary: { errorRatio: Number.NaN }, expected: { error_ratio_relative: 'inconclusive', error_ratio_absolute: 'inconclusive', latency_p95_relative: 'pass', overall: 'inconclusive' } },
+    {
+      name: 'canary p95 NaN',
+      canary: { p95Us: Number.NaN },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        latency_p95_absolute: 'inconclusive',
+        error_ratio_relative: 'pass',
+        overall: 'inconclusive',
+      },
+    },
+    {
+      name: 'baseline p95 NaN',
+      baseline: { p95Us: Number.NaN },
+      expected: { latency_p95_relative: 'inconclusive', latency_p95_absolute: 'pass', overall: 'inconclusive' },
+    },
+    {
+      name: 'canary error ratio NaN',
+      canary: { errorRatio: Number.NaN },
+      expected: {
+        error_ratio_relative: 'inconclusive',
+        error_ratio_absolute: 'inconclusive',
+        latency_p95_relative: 'pass',
+        overall: 'inconclusive',
+      },
+    },
     // Math.max(NaN, floor) must not quietly become the floor
-    { name: 'baseline error ratio NaN', baseline: { errorRatio: Number.NaN }, expected: { error_ratio_relative: 'inconclusive', error_ratio_absolute: 'pass', overall: 'inconclusive' } },
+    {
+      name: 'baseline error ratio NaN',
+      baseline: { errorRatio: Number.NaN },
+      expected: { error_ratio_relative: 'inconclusive', error_ratio_absolute: 'pass', overall: 'inconclusive' },
+    },
     // NaN < minSamples is false: a NaN count must still count as too few
-    { name: 'canary requests NaN', canary: { requests: Number.NaN }, expected: { latency_p95_relative: 'inconclusive', latency_p95_absolute: 'inconclusive', error_ratio_absolute: 'inconclusive', overall: 'inconclusive' } },
-    { name: 'baseline requests NaN', baseline: { requests: Number.NaN }, expected: { latency_p95_relative: 'inconclusive', error_ratio_relative: 'inconclusive', latency_p95_absolute: 'pass', overall: 'inconclusive' } },
+    {
+      name: 'canary requests NaN',
+      canary: { requests: Number.NaN },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        latency_p95_absolute: 'inconclusive',
+        error_ratio_absolute: 'inconclusive',
+        overall: 'inconclusive',
+      },
+    },
+    {
+      name: 'baseline requests NaN',
+      baseline: { requests: Number.NaN },
+      expected: {
+        latency_p95_relative: 'inconclusive',
+        error_ratio_relative: 'inconclusive',
+        latency_p95_absolute: 'pass',
+        overall: 'inconclusive',
+      },
+    },
     // NaN does not hide a real failure elsewhere: fail is worse than inconclusive
-    { name: 'canary p95 NaN with 6 % errors', canary: { p95Us: Number.NaN, errors: 60 }, expected: { latency_p95_absolute: 'inconclusive', error_ratio_absolute: 'fail', overall: 'fail' } },
+    {
+      name: 'canary p95 NaN with 6 % errors',
+      canary: { p95Us: Number.NaN, errors: 60 },
+      expected: { latency_p95_absolute: 'inconclusive', error_ratio_absolute: 'fail', overall: 'fail' },
+    },
   ];
   it.each(cases)('$name', ({ baseline, canary, expected }) => expectOutcomes(run(baseline, canary), expected));
 
@@ -231,9 +407,23 @@ describe('judge: overall outcome is the worst check (pass < warn < inconclusive 
 
   const cases: Case[] = [
     { name: 'pass + warn -> warn', canary: { errors: 6 }, expected: { error_ratio_absolute: 'warn', overall: 'warn' } },
-    { name: 'warn + inconclusive -> inconclusive', baseline: { requests: 99 }, canary: { errors: 6 }, expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'inconclusive', overall: 'inconclusive' } },
-    { name: 'inconclusive + fail -> fail', baseline: { requests: 99 }, canary: { p95Us: 600_000 }, expected: { latency_p95_relative: 'inconclusive', latency_p95_absolute: 'fail', overall: 'fail' } },
-    { name: 'warn + fail -> fail', canary: { p95Us: 460_000, errors: 51 }, expected: { latency_p95_relative: 'warn', error_ratio_absolute: 'fail', overall: 'fail' } },
+    {
+      name: 'warn + inconclusive -> inconclusive',
+      baseline: { requests: 99 },
+      canary: { errors: 6 },
+      expected: { error_ratio_absolute: 'warn', error_ratio_relative: 'inconclusive', overall: 'inconclusive' },
+    },
+    {
+      name: 'inconclusive + fail -> fail',
+      baseline: { requests: 99 },
+      canary: { p95Us: 600_000 },
+      expected: { latency_p95_relative: 'inconclusive', latency_p95_absolute: 'fail', overall: 'fail' },
+    },
+    {
+      name: 'warn + fail -> fail',
+      canary: { p95Us: 460_000, errors: 51 },
+      expected: { latency_p95_relative: 'warn', error_ratio_absolute: 'fail', overall: 'fail' },
+    },
   ];
   it.each(cases)('$name', ({ baseline, canary, expected }) => expectOutcomes(run(baseline, canary), expected));
 
@@ -257,14 +447,17 @@ describe('judge: evidence', () => {
     { check: 'error_ratio_relative', observed: 0.06, threshold: 0.04, unit: 'ratio', numbers: ['6.0', '2.0'] },
     { check: 'error_ratio_absolute', observed: 0.06, threshold: 0.05, unit: 'ratio', numbers: ['6.0', '5.0'] },
   ];
-  it.each(cases)('$check: fails with observed, threshold, unit and both numbers in the reason', ({ check, observed, threshold, unit, numbers }) => {
-    const c = v.checks.find((x) => x.check === check)!;
-    expect(c.outcome).toBe('fail');
-    expect(c.observed).toBeCloseTo(observed, 9);
-    expect(c.threshold).toBeCloseTo(threshold, 9);
-    expect(c.unit).toBe(unit);
-    for (const n of numbers) expect(c.reason).toMatch(num(n));
-  });
+  it.each(cases)(
+    '$check: fails with observed, threshold, unit and both numbers in the reason',
+    ({ check, observed, threshold, unit, numbers }) => {
+      const c = v.checks.find((x) => x.check === check)!;
+      expect(c.outcome).toBe('fail');
+      expect(c.observed).toBeCloseTo(observed, 9);
+      expect(c.threshold).toBeCloseTo(threshold, 9);
+      expect(c.unit).toBe(unit);
+      for (const n of numbers) expect(c.reason).toMatch(num(n));
+    },
+  );
 
   it('reasons of passing checks carry both numbers too', () => {
     const ok = run({ p95Us: 402_000 }, { p95Us: 398_000, errors: 3 });
@@ -288,7 +481,10 @@ describe('judge: evidence', () => {
   });
 
   it('reports the figures of both versions in ms', () => {
-    const f = run({ p50Us: 101_000, p95Us: 402_000, p99Us: 903_000, requests: 1200, errors: 24 }, { p50Us: 150_500, p95Us: 812_000, p99Us: 1_500_000, requests: 300, errors: 3 });
+    const f = run(
+      { p50Us: 101_000, p95Us: 402_000, p99Us: 903_000, requests: 1200, errors: 24 },
+      { p50Us: 150_500, p95Us: 812_000, p99Us: 1_500_000, requests: 300, errors: 3 },
+    );
     expect(f.baseline).toMatchObject({ version: 'v1', requests: 1200, errors: 24, p50Ms: 101, p95Ms: 402, p99Ms: 903, pods: 3 });
     expect(f.baseline.errorRatio).toBeCloseTo(0.02, 12);
     expect(f.baseline.requestsPerSecond).toBeCloseTo(20, 12);

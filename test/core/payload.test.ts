@@ -39,7 +39,13 @@ beforeAll(() => {
   threeValuesHist = encodeHistogram(three);
   three.destroy();
   // a histogram from another HDR setup: 1 µs .. 1 h, holding a 2 min value the fleet's 60 s histograms cannot hold
-  const wide = hdr.build({ bitBucketSize: 32, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: true });
+  const wide = hdr.build({
+    bitBucketSize: 32,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: true,
+  });
   wide.recordValue(120_000_000);
   wideRangeHist = hdr.encodeIntoCompressedBase64(wide);
   wide.destroy();
@@ -68,7 +74,8 @@ describe('decodeSlotPayload: a valid payload', () => {
     try {
       expect(decoded).toMatchObject({ slotIndex: SLOT, requests: 812, errors: 3 });
       expect(decoded.histogram.totalCount).toBe(812);
-      for (const q of [0, 0.5, 0.95, 0.99, 1]) expect({ q, v: quantileUs(decoded.histogram, q) }).toEqual({ q, v: quantileUs(reference, q) });
+      for (const q of [0, 0.5, 0.95, 0.99, 1])
+        expect({ q, v: quantileUs(decoded.histogram, q) }).toEqual({ q, v: quantileUs(reference, q) });
     } finally {
       decoded.histogram.destroy();
     }

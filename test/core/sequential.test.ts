@@ -3,7 +3,17 @@
  * on, checked against closed forms and against seeded simulations.
  */
 import { describe, expect, it } from 'vitest';
-import { bernoulliKl, binomialLlr, conditionalShare, cusumStep, failThreshold, llrDrift, secondsToClimb, warnThreshold, zeroDriftRate } from '../../src/core/sequential.ts';
+import {
+  bernoulliKl,
+  binomialLlr,
+  conditionalShare,
+  cusumStep,
+  failThreshold,
+  llrDrift,
+  secondsToClimb,
+  warnThreshold,
+  zeroDriftRate,
+} from '../../src/core/sequential.ts';
 
 /** A small seeded PRNG (mulberry32): the simulations below are the same on every run. */
 function prng(seed: number): () => number {

@@ -16,7 +16,11 @@ function figures(version: string): VersionFigures {
 
 function verdictOf(outcome: Outcome, i: number): Verdict {
   return {
-    outcome, atMs: T0 + (i + 1) * 5000, baseline: figures('v1'), canary: figures('v2'), reason: `verdict ${outcome} #${i}`,
+    outcome,
+    atMs: T0 + (i + 1) * 5000,
+    baseline: figures('v1'),
+    canary: figures('v2'),
+    reason: `verdict ${outcome} #${i}`,
     checks: [{ check: 'error_ratio_absolute', outcome, observed: 0, threshold: 0.05, unit: 'ratio', reason: `check ${outcome} #${i}` }],
   };
 }
@@ -28,14 +32,17 @@ function announced(outcomes: string, start: ControllerState = initialState(T0)):
   let state = start;
   let warning = false;
   const events: GateEvent[] = [];
-  outcomes.split(' ').filter(Boolean).forEach((letter, i) => {
-    const verdict = verdictOf(OUTCOME[letter]!, i);
-    const next = step({ consecutiveBreaches: 3 }, state, verdict, 'pod-a');
-    const t = verdictTransitions(state, warning, verdict, next.state, false);
-    events.push(...t.events);
-    state = next.state;
-    warning = t.warning;
-  });
+  outcomes
+    .split(' ')
+    .filter(Boolean)
+    .forEach((letter, i) => {
+      const verdict = verdictOf(OUTCOME[letter]!, i);
+      const next = step({ consecutiveBreaches: 3 }, state, verdict, 'pod-a');
+      const t = verdictTransitions(state, warning, verdict, next.state, false);
+      events.push(...t.events);
+      state = next.state;
+      warning = t.warning;
+    });
   return events;
 }
 

@@ -223,7 +223,16 @@ function buildPayloads(seed: number, slotMs: number, first: number, count: numbe
 
 /** The snapshot fields that must agree between an incremental window and one rebuilt from scratch. */
 function essence(s: WindowSnapshot) {
-  return { requests: s.requests, errors: s.errors, errorRatio: s.errorRatio, p50Us: s.p50Us, p95Us: s.p95Us, p99Us: s.p99Us, pods: s.pods, slotsReported: s.slotsReported };
+  return {
+    requests: s.requests,
+    errors: s.errors,
+    errorRatio: s.errorRatio,
+    p50Us: s.p50Us,
+    p95Us: s.p95Us,
+    p99Us: s.p99Us,
+    pods: s.pods,
+    slotsReported: s.slotsReported,
+  };
 }
 
 describe('FleetWindow.advanceTo', () => {
@@ -319,7 +328,13 @@ describe('FleetWindow.add', () => {
     const w = own(new FleetWindow('v2', slotMs, 4));
     merge(w, podA, textA, 500_000, slotMs);
     const before = w.snapshot();
-    const wide = hdr.build({ bitBucketSize: 32, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: true });
+    const wide = hdr.build({
+      bitBucketSize: 32,
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 3_600_000_000,
+      numberOfSignificantValueDigits: 3,
+      useWebAssembly: true,
+    });
     try {
       wide.recordValue(120_000_000);
       expect(() => w.add('foreign', { slotIndex: 500_001, requests: 1, errors: 0, histogram: wide })).toThrow();
@@ -358,7 +373,12 @@ describe('histogram range: 1 µs .. 60 s, clamped, never thrown', () => {
     { name: 'NaN', us: Number.NaN, low: 1, high: 1 },
     { name: '-Infinity', us: Number.NEGATIVE_INFINITY, low: 1, high: 1 },
     { name: '120 s', us: 120_000_000, low: HIGHEST_LATENCY_US, high: HIGHEST_LATENCY_US + bucketWidth(HIGHEST_LATENCY_US) - 1 },
-    { name: '+Infinity', us: Number.POSITIVE_INFINITY, low: HIGHEST_LATENCY_US, high: HIGHEST_LATENCY_US + bucketWidth(HIGHEST_LATENCY_US) - 1 },
+    {
+      name: '+Infinity',
+      us: Number.POSITIVE_INFINITY,
+      low: HIGHEST_LATENCY_US,
+      high: HIGHEST_LATENCY_US + bucketWidth(HIGHEST_LATENCY_US) - 1,
+    },
     { name: 'exactly 60 s', us: 60_000_000, low: HIGHEST_LATENCY_US, high: HIGHEST_LATENCY_US + bucketWidth(HIGHEST_LATENCY_US) - 1 },
     { name: '1234.4 µs (rounded to whole µs)', us: 1234.4, low: 1234, high: 1234 },
   ];

@@ -50,9 +50,15 @@ describe('dashboards as code', () => {
       const { stdout } = await run(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'src/cli/main.ts'), 'dashboards', '--out', out]);
       expect(stdout).toContain('sidecar-health.json');
       const written = (await readdir(out)).sort();
-      expect(written).toEqual(buildDashboards().map((d) => d.file).sort());
+      expect(written).toEqual(
+        buildDashboards()
+          .map((d) => d.file)
+          .sort(),
+      );
       for (const file of written) {
-        expect(await readFile(join(out, file), 'utf8'), `${file}: run npm run dashboards and commit`).toBe(await readFile(join(DASHBOARDS, file), 'utf8'));
+        expect(await readFile(join(out, file), 'utf8'), `${file}: run npm run dashboards and commit`).toBe(
+          await readFile(join(DASHBOARDS, file), 'utf8'),
+        );
       }
     } finally {
       await rm(out, { recursive: true, force: true });
@@ -86,12 +92,19 @@ describe('dashboards as code', () => {
       for (const panel of model.panels ?? []) {
         const { x, y, w, h } = panel.gridPos ?? { x: -1, y: -1, w: 0, h: 0 };
         expect(x >= 0 && w > 0 && x + w <= 24 && h > 0, `${panel.title}: gridPos`).toBe(true);
-        for (let i = x; i < x + w; i++) for (let j = y; j < y + h; j++) {
-          expect(cells.has(`${i},${j}`), `${panel.title} overlaps another panel`).toBe(false);
-          cells.add(`${i},${j}`);
-        }
+        for (let i = x; i < x + w; i++)
+          for (let j = y; j < y + h; j++) {
+            expect(cells.has(`${i},${j}`), `${panel.title} overlaps another panel`).toBe(false);
+            cells.add(`${i},${j}`);
+          }
         if (panel.type === 'row') continue;
-        const p = panel as { type: string; title?: string; datasource?: { uid?: string }; fieldConfig?: { defaults?: { unit?: string } }; targets?: Array<{ legendFormat?: string; datasource?: { uid?: string } }> };
+        const p = panel as {
+          type: string;
+          title?: string;
+          datasource?: { uid?: string };
+          fieldConfig?: { defaults?: { unit?: string } };
+          targets?: Array<{ legendFormat?: string; datasource?: { uid?: string } }>;
+        };
         expect(['timeseries', 'stat', 'state-timeline'], `${p.title}`).toContain(p.type);
         expect(p.datasource?.uid, `${p.title}`).toBe('${datasource}');
         expect(p.fieldConfig?.defaults?.unit, `${p.title}: unit`).toBeTruthy();
@@ -106,7 +119,9 @@ describe('dashboards as code', () => {
 
   it('alert rule expressions parse and select only listed metrics', async () => {
     const names = await contract();
-    const rules = (parse(await readFile(join(ROOT, 'config/alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups.flatMap((g) => g.rules);
+    const rules = (
+      parse(await readFile(join(ROOT, 'config/alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }
+    ).groups.flatMap((g) => g.rules);
     expect(rules.map((r) => r.alert)).toEqual([
       'CanaryGateCanaryBreaching',
       'CanaryGateRolledBack',

@@ -31,9 +31,19 @@ interface Service {
   ports?: string[];
   depends_on?: Record<string, { condition: string }>;
 }
-interface Compose { services: Record<string, Service> }
-interface Mount { host: string; target: string; readOnly: boolean }
-interface PublishedPort { hostIp: string; host: number; container: number }
+interface Compose {
+  services: Record<string, Service>;
+}
+interface Mount {
+  host: string;
+  target: string;
+  readOnly: boolean;
+}
+interface PublishedPort {
+  hostIp: string;
+  host: number;
+  container: number;
+}
 
 const readCompose = (): Compose => parse(readFileSync(COMPOSE_FILE, 'utf8')) as Compose;
 const yamlFile = <T>(path: string): T => parse(readFileSync(path, 'utf8')) as T;
@@ -84,7 +94,8 @@ function problemsOf(c: Compose): string[] {
     if (!s.image && !s.build) problems.push(`${name}: neither image nor build`);
     if (s.image && !s.build && !/:[\w.-]+$/.test(s.image)) problems.push(`${name}: image ${s.image} has no pinned tag`);
     if (s.image?.endsWith(':latest')) problems.push(`${name}: image ${s.image} is not pinned`);
-    if (s.build && !existsSync(join(resolve(COMPOSE_DIR, s.build.context), s.build.dockerfile ?? 'Dockerfile'))) problems.push(`${name}: no Dockerfile in the build context`);
+    if (s.build && !existsSync(join(resolve(COMPOSE_DIR, s.build.context), s.build.dockerfile ?? 'Dockerfile')))
+      problems.push(`${name}: no Dockerfile in the build context`);
     for (const m of mountsOf(s)) if (!existsSync(m.host)) problems.push(`${name}: mounted host path ${m.host} does not exist`);
     for (const dep of Object.keys(s.depends_on ?? {})) if (!names.has(dep)) problems.push(`${name}: depends_on unknown service ${dep}`);
     for (const p of portsOf(s)) {
@@ -103,7 +114,10 @@ function problemsOf(c: Compose): string[] {
   // Sidecars: a valid config; their app, Redis and admin port as the rest of the stack expects.
   const sidecars = sidecarNames(c);
   if (sidecars.length !== 2) problems.push(`expected 2 sidecars (command run), found ${sidecars.length}`);
-  const admin = new Map<string, { port: number; pod: string; service: string; version: string; proxyPort: number; flagKey: string; baseline: string }>();
+  const admin = new Map<
+    string,
+    { port: number; pod: string; service: string; version: string; proxyPort: number; flagKey: string; baseline: string }
+  >();
   for (const name of sidecars) {
     const s = c.services[name]!;
     let config;
@@ -113,15 +127,27 @@ function problemsOf(c: Compose): string[] {
       problems.push(`${name}: config refused: ${(err as Error).message} ${((err as { details?: string[] }).details ?? []).join('; ')}`);
       continue;
     }
-    admin.set(name, { port: config.admin.port, pod: config.pod.name, service: config.service, version: config.pod.version, proxyPort: config.proxy.port, flagKey: config.flag.key, baseline: config.versions.baseline });
-    if (!portsOf(s).some((p) => p.container === config.admin.port)) problems.push(`${name}: admin port ${config.admin.port} is not published`);
-    if (config.admin.host !== '0.0.0.0' || config.proxy.host !== '0.0.0.0') problems.push(`${name}: proxy and admin must listen on 0.0.0.0 to be reached from other containers`);
+    admin.set(name, {
+      port: config.admin.port,
+      pod: config.pod.name,
+      service: config.service,
+      version: config.pod.version,
+      proxyPort: config.proxy.port,
+      flagKey: config.flag.key,
+      baseline: config.versions.baseline,
+    });
+    if (!portsOf(s).some((p) => p.container === config.admin.port))
+      problems.push(`${name}: admin port ${config.admin.port} is not published`);
+    if (config.admin.host !== '0.0.0.0' || config.proxy.host !== '0.0.0.0')
+      problems.push(`${name}: proxy and admin must listen on 0.0.0.0 to be reached from other containers`);
     const upstream = new URL(config.proxy.upstream);
     const app = c.services[upstream.hostname];
     if (app === undefined) problems.push(`${name}: upstream ${config.proxy.upstream} is no service`);
     else {
-      if (app.environment?.PORT !== upstream.port) problems.push(`${name}: upstream port ${upstream.port} but ${upstream.hostname} listens on ${app.environment?.PORT}`);
-      if (app.environment?.VERSION !== config.pod.version) problems.push(`${name}: records ${config.pod.version} in front of ${upstream.hostname} (${app.environment?.VERSION})`);
+      if (app.environment?.PORT !== upstream.port)
+        problems.push(`${name}: upstream port ${upstream.port} but ${upstream.hostname} listens on ${app.environment?.PORT}`);
+      if (app.environment?.VERSION !== config.pod.version)
+        problems.push(`${name}: records ${config.pod.version} in front of ${upstream.hostname} (${app.environment?.VERSION})`);
       if (!(upstream.hostname in (s.depends_on ?? {}))) problems.push(`${name}: does not depend on its app ${upstream.hostname}`);
     }
     const redisHost = new URL(config.redis.url).hostname;
@@ -134,30 +160,43 @@ function problemsOf(c: Compose): string[] {
   const router = c.services.router;
   if (router === undefined) problems.push('no router service');
   else {
-    for (const [variable, baseline] of [['BASELINE_URL', true], ['CANARY_URL', false]] as const) {
+    for (const [variable, baseline] of [
+      ['BASELINE_URL', true],
+      ['CANARY_URL', false],
+    ] as const) {
       const url = new URL(router.environment?.[variable] ?? 'http://missing');
       const target = admin.get(url.hostname);
       if (target === undefined) problems.push(`router: ${variable} ${url.href} is no sidecar`);
       else {
-        if (Number(url.port) !== target.proxyPort) problems.push(`router: ${variable} port ${url.port} but ${url.hostname} proxies on ${target.proxyPort}`);
-        if ((target.version === target.baseline) !== baseline) problems.push(`router: ${variable} points at ${url.hostname}, which runs ${target.version}`);
+        if (Number(url.port) !== target.proxyPort)
+          problems.push(`router: ${variable} port ${url.port} but ${url.hostname} proxies on ${target.proxyPort}`);
+        if ((target.version === target.baseline) !== baseline)
+          problems.push(`router: ${variable} points at ${url.hostname}, which runs ${target.version}`);
       }
     }
-    for (const a of admin.values()) if (router.environment?.FLAG_KEY !== a.flagKey) problems.push(`router: FLAG_KEY ${router.environment?.FLAG_KEY} but the sidecars write ${a.flagKey}`);
+    for (const a of admin.values())
+      if (router.environment?.FLAG_KEY !== a.flagKey)
+        problems.push(`router: FLAG_KEY ${router.environment?.FLAG_KEY} but the sidecars write ${a.flagKey}`);
   }
 
   // Prometheus: its config where --config.file says, its rule files next to it, one target per sidecar admin port.
   const prometheus = c.services.prometheus;
   const configPath = prometheus?.command?.find((a) => a.startsWith('--config.file='))?.slice('--config.file='.length);
   const promConfigFile = prometheus && configPath ? hostPathOf(prometheus, configPath) : undefined;
-  if (prometheus === undefined || configPath === undefined || promConfigFile === undefined || !existsSync(promConfigFile)) problems.push('prometheus: no mounted --config.file');
+  if (prometheus === undefined || configPath === undefined || promConfigFile === undefined || !existsSync(promConfigFile))
+    problems.push('prometheus: no mounted --config.file');
   else {
-    const promConfig = yamlFile<{ rule_files?: string[]; scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[]; labels?: Record<string, string> }> }> }>(promConfigFile);
+    const promConfig = yamlFile<{
+      rule_files?: string[];
+      scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[]; labels?: Record<string, string> }> }>;
+    }>(promConfigFile);
     for (const rules of promConfig.rule_files ?? []) {
-      if (hostPathOf(prometheus, posix.resolve(posix.dirname(configPath), rules)) === undefined) problems.push(`prometheus: rule file ${rules} is not mounted next to the config`);
+      if (hostPathOf(prometheus, posix.resolve(posix.dirname(configPath), rules)) === undefined)
+        problems.push(`prometheus: rule file ${rules} is not mounted next to the config`);
     }
     const scraped = new Map<string, Record<string, string>>();
-    for (const job of promConfig.scrape_configs) for (const group of job.static_configs ?? []) for (const t of group.targets) scraped.set(t, group.labels ?? {});
+    for (const job of promConfig.scrape_configs)
+      for (const group of job.static_configs ?? []) for (const t of group.targets) scraped.set(t, group.labels ?? {});
     const expected = new Set([...admin].map(([name, a]) => `${name}:${a.port}`));
     for (const target of scraped.keys()) if (!expected.has(target)) problems.push(`prometheus: target ${target} is no sidecar admin port`);
     for (const [name, a] of admin) {
@@ -174,16 +213,23 @@ function problemsOf(c: Compose): string[] {
   if (grafana === undefined) problems.push('no grafana service');
   else {
     for (const kind of ['dashboards', 'datasources']) {
-      if (hostPathOf(grafana, `/etc/grafana/provisioning/${kind}`) !== join(ROOT, 'dashboards/provisioning', kind)) problems.push(`grafana: dashboards/provisioning/${kind} is not mounted at /etc/grafana/provisioning/${kind}`);
+      if (hostPathOf(grafana, `/etc/grafana/provisioning/${kind}`) !== join(ROOT, 'dashboards/provisioning', kind))
+        problems.push(`grafana: dashboards/provisioning/${kind} is not mounted at /etc/grafana/provisioning/${kind}`);
     }
-    const providers = yamlFile<{ providers: Array<{ options: { path: string } }> }>(join(ROOT, 'dashboards/provisioning/dashboards/canary-gate.yaml')).providers;
+    const providers = yamlFile<{ providers: Array<{ options: { path: string } }> }>(
+      join(ROOT, 'dashboards/provisioning/dashboards/canary-gate.yaml'),
+    ).providers;
     for (const json of readdirSync(join(ROOT, 'dashboards')).filter((f) => f.endsWith('.json'))) {
       const found = providers.some((p) => hostPathOf(grafana, posix.join(p.options.path, json)) === join(ROOT, 'dashboards', json));
-      if (!found) problems.push(`grafana: dashboards/${json} is not mounted under a provider's path (${providers.map((p) => p.options.path).join(', ')})`);
+      if (!found)
+        problems.push(
+          `grafana: dashboards/${json} is not mounted under a provider's path (${providers.map((p) => p.options.path).join(', ')})`,
+        );
     }
     const url = grafana.environment?.PROMETHEUS_URL;
     const promPort = prometheus ? portsOf(prometheus)[0]?.container : undefined;
-    if (url === undefined || new URL(url).hostname !== 'prometheus' || Number(new URL(url).port) !== promPort) problems.push(`grafana: PROMETHEUS_URL ${url} is not the prometheus service's port ${promPort}`);
+    if (url === undefined || new URL(url).hostname !== 'prometheus' || Number(new URL(url).port) !== promPort)
+      problems.push(`grafana: PROMETHEUS_URL ${url} is not the prometheus service's port ${promPort}`);
   }
   return problems;
 }
@@ -192,7 +238,18 @@ describe('deploy/compose/compose.yaml', () => {
   const compose = readCompose();
 
   it('has the stack: Redis, two demo apps and their sidecars, a router, load, Prometheus and Grafana', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['app-v1', 'app-v2', 'grafana', 'load', 'prometheus', 'redis', 'rollout', 'router', 'sidecar-v1', 'sidecar-v2']);
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'app-v1',
+      'app-v2',
+      'grafana',
+      'load',
+      'prometheus',
+      'redis',
+      'rollout',
+      'router',
+      'sidecar-v1',
+      'sidecar-v2',
+    ]);
     expect(sidecarNames(compose).sort()).toEqual(['sidecar-v1', 'sidecar-v2']);
     for (const name of sidecarNames(compose)) expect(compose.services[name]!.build).toEqual({ context: '../..', dockerfile: 'Dockerfile' });
   });
@@ -202,23 +259,86 @@ describe('deploy/compose/compose.yaml', () => {
   });
 
   it('publishes the router, Prometheus, Grafana and both sidecar admin ports on loopback', () => {
-    const published = Object.fromEntries(Object.entries(compose.services).flatMap(([n, s]) => portsOf(s).map((p) => [`${n}:${p.container}`, p.host])));
-    expect(published).toEqual({ 'router:8000': 8000, 'prometheus:9090': 9090, 'grafana:3000': 3000, 'sidecar-v1:9090': 9091, 'sidecar-v2:9090': 9092 });
+    const published = Object.fromEntries(
+      Object.entries(compose.services).flatMap(([n, s]) => portsOf(s).map((p) => [`${n}:${p.container}`, p.host])),
+    );
+    expect(published).toEqual({
+      'router:8000': 8000,
+      'prometheus:9090': 9090,
+      'grafana:3000': 3000,
+      'sidecar-v1:9090': 9091,
+      'sidecar-v2:9090': 9092,
+    });
   });
 
   it.each<[string, (c: Compose) => void, RegExp]>([
-    ['a mount of a missing file', (c) => c.services.grafana!.volumes!.push('../../dashboards/missing.json:/x.json:ro'), /grafana: mounted host path .*missing\.json does not exist/],
-    ['depends_on a missing service', (c) => (c.services.router!.depends_on!.nginx = { condition: 'service_started' }), /router: depends_on unknown service nginx/],
-    ['a dashboard mounted where no provider looks', (c) => (c.services.grafana!.volumes = c.services.grafana!.volumes!.map((v) => String(v).replace('/var/lib/grafana/dashboards/canary-gate/sidecar', '/var/lib/grafana/sidecar'))), /grafana: dashboards\/sidecar-health\.json is not mounted/],
-    ['a provisioning folder at the wrong path', (c) => (c.services.grafana!.volumes = c.services.grafana!.volumes!.map((v) => String(v).replace(':/etc/grafana/provisioning/datasources', ':/etc/grafana/datasources'))), /grafana: dashboards\/provisioning\/datasources is not mounted/],
-    ['a sidecar admin port Prometheus does not scrape', (c) => (c.services['sidecar-v2']!.environment!.ADMIN_PORT = '9100'), /prometheus: target sidecar-v2:9090 is no sidecar admin port[\s\S]*sidecar-v2 admin port 9100 is not scraped/],
-    ['a sidecar config canary-gate refuses', (c) => (c.services['sidecar-v1']!.environment!.POD_VERSION = 'v3'), /sidecar-v1: config refused: .*pod\.version/],
-    ['a sidecar in front of the wrong app', (c) => (c.services['sidecar-v1']!.environment!.UPSTREAM_URL = 'http://app-v2:3000'), /sidecar-v1: records v1 in front of app-v2 \(v2\)/],
-    ['the router reading another flag', (c) => (c.services.router!.environment!.FLAG_KEY = 'flag'), /router: FLAG_KEY flag but the sidecars write feature:v2_traffic_percentage/],
-    ['baseline and canary swapped in the router', (c) => Object.assign(c.services.router!.environment!, { BASELINE_URL: 'http://sidecar-v2:8080', CANARY_URL: 'http://sidecar-v1:8080' }), /router: BASELINE_URL points at sidecar-v2, which runs v2/],
-    ['a port published to every interface', (c) => (c.services.grafana!.ports = ['3000:3000']), /grafana: port 3000 published beyond loopback/],
-    ['an unpinned image', (c) => (c.services.prometheus!.image = 'prom/prometheus:latest'), /prometheus: image prom\/prometheus:latest is not pinned/],
-    ['a script that is not mounted', (c) => (c.services.router!.volumes = c.services.router!.volumes!.filter((v) => !String(v).includes('router.ts'))), /router: deploy\/compose\/router\.ts is not mounted/],
+    [
+      'a mount of a missing file',
+      (c) => c.services.grafana!.volumes!.push('../../dashboards/missing.json:/x.json:ro'),
+      /grafana: mounted host path .*missing\.json does not exist/,
+    ],
+    [
+      'depends_on a missing service',
+      (c) => (c.services.router!.depends_on!.nginx = { condition: 'service_started' }),
+      /router: depends_on unknown service nginx/,
+    ],
+    [
+      'a dashboard mounted where no provider looks',
+      (c) =>
+        (c.services.grafana!.volumes = c.services.grafana!.volumes!.map((v) =>
+          String(v).replace('/var/lib/grafana/dashboards/canary-gate/sidecar', '/var/lib/grafana/sidecar'),
+        )),
+      /grafana: dashboards\/sidecar-health\.json is not mounted/,
+    ],
+    [
+      'a provisioning folder at the wrong path',
+      (c) =>
+        (c.services.grafana!.volumes = c.services.grafana!.volumes!.map((v) =>
+          String(v).replace(':/etc/grafana/provisioning/datasources', ':/etc/grafana/datasources'),
+        )),
+      /grafana: dashboards\/provisioning\/datasources is not mounted/,
+    ],
+    [
+      'a sidecar admin port Prometheus does not scrape',
+      (c) => (c.services['sidecar-v2']!.environment!.ADMIN_PORT = '9100'),
+      /prometheus: target sidecar-v2:9090 is no sidecar admin port[\s\S]*sidecar-v2 admin port 9100 is not scraped/,
+    ],
+    [
+      'a sidecar config canary-gate refuses',
+      (c) => (c.services['sidecar-v1']!.environment!.POD_VERSION = 'v3'),
+      /sidecar-v1: config refused: .*pod\.version/,
+    ],
+    [
+      'a sidecar in front of the wrong app',
+      (c) => (c.services['sidecar-v1']!.environment!.UPSTREAM_URL = 'http://app-v2:3000'),
+      /sidecar-v1: records v1 in front of app-v2 \(v2\)/,
+    ],
+    [
+      'the router reading another flag',
+      (c) => (c.services.router!.environment!.FLAG_KEY = 'flag'),
+      /router: FLAG_KEY flag but the sidecars write feature:v2_traffic_percentage/,
+    ],
+    [
+      'baseline and canary swapped in the router',
+      (c) =>
+        Object.assign(c.services.router!.environment!, { BASELINE_URL: 'http://sidecar-v2:8080', CANARY_URL: 'http://sidecar-v1:8080' }),
+      /router: BASELINE_URL points at sidecar-v2, which runs v2/,
+    ],
+    [
+      'a port published to every interface',
+      (c) => (c.services.grafana!.ports = ['3000:3000']),
+      /grafana: port 3000 published beyond loopback/,
+    ],
+    [
+      'an unpinned image',
+      (c) => (c.services.prometheus!.image = 'prom/prometheus:latest'),
+      /prometheus: image prom\/prometheus:latest is not pinned/,
+    ],
+    [
+      'a script that is not mounted',
+      (c) => (c.services.router!.volumes = c.services.router!.volumes!.filter((v) => !String(v).includes('router.ts'))),
+      /router: deploy\/compose\/router\.ts is not mounted/,
+    ],
   ])('the checker finds %s', (_name, breakIt, problem) => {
     const broken = readCompose();
     breakIt(broken);
@@ -229,7 +349,8 @@ describe('deploy/compose/compose.yaml', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cg-compose-prom-'));
     try {
       const prometheus = compose.services.prometheus!;
-      for (const m of mountsOf(prometheus)) if (m.target.startsWith('/etc/prometheus/')) copyFileSync(m.host, join(dir, posix.basename(m.target)));
+      for (const m of mountsOf(prometheus))
+        if (m.target.startsWith('/etc/prometheus/')) copyFileSync(m.host, join(dir, posix.basename(m.target)));
       const out = await promtool('check', 'config', join(dir, 'prometheus.yml'));
       expect(out).toMatch(/SUCCESS: 1 rule files found/);
       expect(out).toMatch(/SUCCESS: \d+ rules found/);
@@ -261,15 +382,25 @@ afterAll(() => {
 });
 
 /** Starts `node <script>` with the service's environment and `extra`; resolves its first stdout line and the output so far. */
-async function runScript(service: string, extra: Record<string, string>): Promise<{ child: ChildProcess; firstLine: string; output: () => string }> {
+async function runScript(
+  service: string,
+  extra: Record<string, string>,
+): Promise<{ child: ChildProcess; firstLine: string; output: () => string }> {
   const s = readCompose().services[service]!;
   const script = join(ROOT, s.entrypoint!.find((a) => a.startsWith('deploy/compose/'))!);
-  const child = spawn(process.execPath, [script], { env: { PATH: process.env.PATH ?? '', ...s.environment, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script], {
+    env: { PATH: process.env.PATH ?? '', ...s.environment, ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const firstLine = await eventually(() => (out.includes('\n') ? out.split('\n')[0] : child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : undefined), 10_000, `${service} to start`);
+  const firstLine = await eventually(
+    () => (out.includes('\n') ? out.split('\n')[0] : child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : undefined),
+    10_000,
+    `${service} to start`,
+  );
   return { child, firstLine, output: () => out };
 }
 
@@ -291,7 +422,15 @@ describe('the stack scripts, run with the compose environment', () => {
     await redis.set(flagKey, '50');
     try {
       // The sidecars' place is taken by the apps themselves: the router's split is what is under test here.
-      const router = await runScript('router', { PORT: '0', HOST: '127.0.0.1', REDIS_URL, FLAG_KEY: flagKey, POLL_MS: '50', BASELINE_URL: `http://127.0.0.1:${apps['app-v1']}`, CANARY_URL: `http://127.0.0.1:${apps['app-v2']}` });
+      const router = await runScript('router', {
+        PORT: '0',
+        HOST: '127.0.0.1',
+        REDIS_URL,
+        FLAG_KEY: flagKey,
+        POLL_MS: '50',
+        BASELINE_URL: `http://127.0.0.1:${apps['app-v1']}`,
+        CANARY_URL: `http://127.0.0.1:${apps['app-v2']}`,
+      });
       expect(router.firstLine).toContain(`${flagKey} = 50`);
       const url = `http://127.0.0.1:${portOf(router.firstLine)}`;
       const versions = async (n: number): Promise<Record<string, number>> => {
@@ -305,13 +444,21 @@ describe('the stack scripts, run with the compose environment', () => {
       };
       expect(await versions(40)).toEqual({ v1: 20, v2: 20 });
       await redis.set(flagKey, '0');
-      await eventually(async () => ((await (await request(`${url}/__router`)).body.json()) as { percentage: number }).percentage === 0 || undefined, 5000, 'the router to read 0');
+      await eventually(
+        async () => ((await (await request(`${url}/__router`)).body.json()) as { percentage: number }).percentage === 0 || undefined,
+        5000,
+        'the router to read 0',
+      );
       expect(await versions(20)).toEqual({ v1: 20 });
       const state = (await (await request(`${url}/__router`)).body.json()) as { routed: { baseline: number; canary: number } };
       expect(state.routed).toEqual({ baseline: 40, canary: 20 });
 
       v2.child.kill('SIGUSR2');
-      await eventually(() => (v2.output().includes('demo app v2 regresses (SIGUSR2): median 50 ms, 10 % errors') ? true : undefined), 5000, 'v2 to regress');
+      await eventually(
+        () => (v2.output().includes('demo app v2 regresses (SIGUSR2): median 50 ms, 10 % errors') ? true : undefined),
+        5000,
+        'v2 to regress',
+      );
     } finally {
       await redis.del(flagKey);
     }

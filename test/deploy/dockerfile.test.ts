@@ -61,7 +61,9 @@ describe('Dockerfile', () => {
   });
 
   it('keeps node_modules, dist, .git and tests out of the build context', () => {
-    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const entry of ['node_modules', 'dist', '.git', 'test']) expect(ignored).toContain(entry);
   });
 });

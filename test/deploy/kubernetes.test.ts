@@ -15,18 +15,26 @@ import { tmpdir } from 'node:os';
 const ROOT = join(import.meta.dirname, '../../deploy/kubernetes');
 const MODELS: Record<string, new (data: never) => { validate(): void }> = { Deployment, Service, ConfigMap };
 
-interface Doc { file: string; data: Record<string, any> }
+interface Doc {
+  file: string;
+  data: Record<string, any>;
+}
 const docs: Doc[] = readdirSync(ROOT, { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.yaml') && !f.endsWith('kustomization.yaml'))
-  .flatMap((file) => parseAllDocuments(readFileSync(join(ROOT, file), 'utf8')).map((d) => ({ file, data: d.toJS() as Record<string, any> })));
+  .flatMap((file) =>
+    parseAllDocuments(readFileSync(join(ROOT, file), 'utf8')).map((d) => ({ file, data: d.toJS() as Record<string, any> })),
+  );
 const deployments = (version: string) => docs.filter((d) => d.data.kind === 'Deployment' && d.data.metadata.labels?.version === version);
 
 describe('Kubernetes manifests', () => {
-  it.each(docs.map((d) => [`${d.file} ${d.data.kind}/${d.data.metadata?.name}`, d] as const))('%s is valid against its schema', (_name, doc) => {
-    const Model = MODELS[doc.data.kind];
-    expect(Model, `no schema model for kind ${doc.data.kind}`).toBeDefined();
-    expect(() => new Model!(doc.data as never).validate()).not.toThrow();
-  });
+  it.each(docs.map((d) => [`${d.file} ${d.data.kind}/${d.data.metadata?.name}`, d] as const))(
+    '%s is valid against its schema',
+    (_name, doc) => {
+      const Model = MODELS[doc.data.kind];
+      expect(Model, `no schema model for kind ${doc.data.kind}`).toBeDefined();
+      expect(() => new Model!(doc.data as never).validate()).not.toThrow();
+    },
+  );
 
   it('the validator refuses a broken manifest (so the check above can fail)', () => {
     const broken = structuredClone(deployments('v2')[0]!.data);
@@ -66,7 +74,10 @@ describe('Kubernetes manifests', () => {
     try {
       const file = join(dir, 'config.yaml');
       writeFileSync(file, configMap.data['config.yaml']);
-      const config = loadConfig({ file, env: { POD_NAME: 'sample-api-v2-abc', POD_VERSION: 'v2', REDIS_URL: 'redis://canary-gate-redis:6379' } });
+      const config = loadConfig({
+        file,
+        env: { POD_NAME: 'sample-api-v2-abc', POD_VERSION: 'v2', REDIS_URL: 'redis://canary-gate-redis:6379' },
+      });
       expect(config.proxy.port).toBe(8080);
       expect(config.admin).toEqual({ host: '0.0.0.0', port: 9090 });
     } finally {

@@ -29,7 +29,10 @@ describe('low traffic, end to end', () => {
     let canaryErrors = 0.005;
     const baselineApp = await startUpstream(failing(() => 0.005));
     const canaryApp = await startUpstream(failing(() => canaryErrors));
-    cleanups.push(() => baselineApp.close(), () => canaryApp.close());
+    cleanups.push(
+      () => baselineApp.close(),
+      () => canaryApp.close(),
+    );
     const redis = await client();
     cleanups.push(async () => {
       await dropService(redis, 'cg-e2e', service, flagKey);
@@ -37,12 +40,26 @@ describe('low traffic, end to end', () => {
     });
     await redis.set(flagKey, '5');
     const proxies: string[] = [];
-    for (const [pod, version, upstream] of [['base-a', 'v1', baselineApp.url], ['canary-a', 'v2', canaryApp.url]] as const) {
+    for (const [pod, version, upstream] of [
+      ['base-a', 'v1', baselineApp.url],
+      ['canary-a', 'v2', canaryApp.url],
+    ] as const) {
       const config = loadConfig({
         env: {
-          SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, REDIS_URL, PROXY_PORT: '0', ADMIN_PORT: '0',
-          CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-e2e',
-          CANARY_GATE_FLAG_KEY: flagKey, CANARY_GATE_WINDOW_SLOT: '1s', CANARY_GATE_EVALUATION_DELAY: '200ms', CANARY_GATE_EVALUATION_LEASE_TTL: '3s',
+          SERVICE_NAME: service,
+          POD_NAME: pod,
+          POD_VERSION: version,
+          UPSTREAM_URL: upstream,
+          REDIS_URL,
+          PROXY_PORT: '0',
+          ADMIN_PORT: '0',
+          CANARY_GATE_PROXY_HOST: '127.0.0.1',
+          CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+          CANARY_GATE_REDIS_KEY_PREFIX: 'cg-e2e',
+          CANARY_GATE_FLAG_KEY: flagKey,
+          CANARY_GATE_WINDOW_SLOT: '1s',
+          CANARY_GATE_EVALUATION_DELAY: '200ms',
+          CANARY_GATE_EVALUATION_LEASE_TTL: '3s',
           CANARY_GATE_LOG_LEVEL: 'silent',
         },
       });
@@ -62,7 +79,13 @@ describe('low traffic, end to end', () => {
       const dueMs = startedMs + sent * 10;
       if (dueMs > Date.now()) await sleep(dueMs - Date.now());
       const target = proxies[sent % 20 === 0 ? 1 : 0]!;
-      const p: Promise<void> = request(`${target}/orders/${sent}`).then((r) => r.body.dump()).then(() => undefined, () => undefined).finally(() => inFlight.delete(p));
+      const p: Promise<void> = request(`${target}/orders/${sent}`)
+        .then((r) => r.body.dump())
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => inFlight.delete(p));
       inFlight.add(p);
       sent++;
       if (changedMs === 0 && Date.now() - startedMs >= 10_000) {
@@ -77,9 +100,14 @@ describe('low traffic, end to end', () => {
     }
     await Promise.all(inFlight);
     const decision = JSON.parse((await redis.get(`cg-e2e:{${service}}:decision`)) ?? 'null');
-    console.log(`[low-traffic e2e] ${sent} requests; rollback ${rolledBackMs > 0 ? `${((rolledBackMs - changedMs) / 1000).toFixed(1)} s after the change` : 'never'}: ${decision?.reason ?? '-'}`);
+    console.log(
+      `[low-traffic e2e] ${sent} requests; rollback ${rolledBackMs > 0 ? `${((rolledBackMs - changedMs) / 1000).toFixed(1)} s after the change` : 'never'}: ${decision?.reason ?? '-'}`,
+    );
     expect(rolledBackMs).toBeGreaterThan(changedMs);
     expect(decision).toMatchObject({ state: 'rolled_back', trigger: 'automatic' });
-    expect(decision.checks.find((c: { check: string }) => c.check === 'error_ratio_relative')).toMatchObject({ outcome: 'fail', evidence: { method: 'cusum' } });
+    expect(decision.checks.find((c: { check: string }) => c.check === 'error_ratio_relative')).toMatchObject({
+      outcome: 'fail',
+      evidence: { method: 'cusum' },
+    });
   }, 300_000);
 });

@@ -28,9 +28,16 @@ afterAll(() => redisServer.stop());
 
 const LEASE_TTL_MS = 1000;
 const common = {
-  REDIS_URL: redisServer.url, CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_WINDOW_SLOT: '250ms',
-  CANARY_GATE_WINDOW_SLOTS: '8', CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_LEASE_TTL: `${LEASE_TTL_MS}ms`,
-  CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms', CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'error',
+  REDIS_URL: redisServer.url,
+  CANARY_GATE_PROXY_HOST: '127.0.0.1',
+  CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+  CANARY_GATE_WINDOW_SLOT: '250ms',
+  CANARY_GATE_WINDOW_SLOTS: '8',
+  CANARY_GATE_EVALUATION_DELAY: '100ms',
+  CANARY_GATE_EVALUATION_LEASE_TTL: `${LEASE_TTL_MS}ms`,
+  CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
+  CANARY_GATE_POLICY_MIN_SAMPLES: '20',
+  CANARY_GATE_LOG_LEVEL: 'error',
 };
 
 interface Proc {
@@ -40,12 +47,31 @@ interface Proc {
 }
 
 async function status(p: Proc): Promise<{ evaluator: { holding: boolean }; state: { phase: string } } | undefined> {
-  return request(`${p.admin}/status`).then(async (r) => (r.statusCode === 200 ? ((await r.body.json()) as never) : (await r.body.dump(), undefined)), () => undefined);
+  return request(`${p.admin}/status`).then(
+    async (r) => (r.statusCode === 200 ? ((await r.body.json()) as never) : (await r.body.dump(), undefined)),
+    () => undefined,
+  );
 }
 
-async function spawnSidecar(service: string, pod: string, version: string, upstream: string, extraEnv: Record<string, string> = {}): Promise<Proc> {
+async function spawnSidecar(
+  service: string,
+  pod: string,
+  version: string,
+  upstream: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Proc> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
-  const env = { PATH: process.env.PATH ?? '', ...common, ...extraEnv, SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, PROXY_PORT: String(proxyPort), ADMIN_PORT: String(adminPort) };
+  const env = {
+    PATH: process.env.PATH ?? '',
+    ...common,
+    ...extraEnv,
+    SERVICE_NAME: service,
+    POD_NAME: pod,
+    POD_VERSION: version,
+    UPSTREAM_URL: upstream,
+    PROXY_PORT: String(proxyPort),
+    ADMIN_PORT: String(adminPort),
+  };
   const child = spawn(process.execPath, [MAIN, 'run'], { env, stdio: 'ignore' });
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -63,19 +89,34 @@ describe('the evaluator process killed with SIGKILL', () => {
   it('is replaced by another sidecar within two lease periods, and the latched rollback holds', async () => {
     const ok = await startUpstream();
     const failing = await startUpstream((_req, res) => void res.writeHead(503).end('x'));
-    cleanups.push(() => ok.close(), () => failing.close());
+    cleanups.push(
+      () => ok.close(),
+      () => failing.close(),
+    );
     const service = `kill-${process.pid}`;
-    const pods = [await spawnSidecar(service, 'a', 'v1', ok.url), await spawnSidecar(service, 'b', 'v1', ok.url), await spawnSidecar(service, 'c', 'v2', failing.url)];
+    const pods = [
+      await spawnSidecar(service, 'a', 'v1', ok.url),
+      await spawnSidecar(service, 'b', 'v1', ok.url),
+      await spawnSidecar(service, 'c', 'v2', failing.url),
+    ];
     // Load until the canary is rolled back.
     let loading = true;
     const load = (async () => {
-      for (let i = 0; loading; i++) await request(`${pods[i % 3]!.proxy}/`).then((r) => r.body.dump(), () => sleep(10));
+      for (let i = 0; loading; i++)
+        await request(`${pods[i % 3]!.proxy}/`).then(
+          (r) => r.body.dump(),
+          () => sleep(10),
+        );
     })();
     const holderOf = async (candidates: Proc[]): Promise<Proc | undefined> => {
       for (const p of candidates) if ((await status(p))?.evaluator.holding) return p;
       return undefined;
     };
-    await eventually(async () => ((await status((await holderOf(pods)) ?? pods[0]!))?.state.phase === 'rolled_back' ? true : undefined), 20_000, 'the rollback');
+    await eventually(
+      async () => ((await status((await holderOf(pods)) ?? pods[0]!))?.state.phase === 'rolled_back' ? true : undefined),
+      20_000,
+      'the rollback',
+    );
     loading = false;
     await load;
     const holder = (await holderOf(pods))!;
@@ -87,7 +128,11 @@ describe('the evaluator process killed with SIGKILL', () => {
     const takeoverMs = Date.now() - killedAt;
     console.log(`lease taken over ${takeoverMs} ms after SIGKILL (lease TTL ${LEASE_TTL_MS} ms)`);
     expect(takeoverMs).toBeLessThanOrEqual(2 * LEASE_TTL_MS + 500); // two lease periods, plus one renewal tick of slack
-    await eventually(async () => ((await status(next))?.state.phase === 'rolled_back' ? true : undefined), 5000, 'the latch read by the new holder');
+    await eventually(
+      async () => ((await status(next))?.state.phase === 'rolled_back' ? true : undefined),
+      5000,
+      'the latch read by the new holder',
+    );
   });
 });
 
@@ -96,7 +141,10 @@ describe('an evaluator process paused past its lease (SIGSTOP), then resumed', (
     const ok = await startUpstream();
     let failing = true;
     const canaryApp = await startUpstream((_req, res) => void res.writeHead(failing ? 503 : 200).end('x'));
-    cleanups.push(() => ok.close(), () => canaryApp.close());
+    cleanups.push(
+      () => ok.close(),
+      () => canaryApp.close(),
+    );
     const service = `pause-${process.pid}`;
     const pods = [await spawnSidecar(service, 'a', 'v1', ok.url), await spawnSidecar(service, 'b', 'v2', canaryApp.url)];
     const holderOf = async (): Promise<Proc | undefined> => {
@@ -105,25 +153,36 @@ describe('an evaluator process paused past its lease (SIGSTOP), then resumed', (
     };
     const old = await eventually(holderOf, 10_000, 'a first lease holder');
     const other = pods.find((p) => p !== old)!;
-    const tokenOf = async (p: Proc) => ((await (await request(`${p.admin}/status`)).body.json()) as { evaluator: { fencingToken: number } }).evaluator.fencingToken;
+    const tokenOf = async (p: Proc) =>
+      ((await (await request(`${p.admin}/status`)).body.json()) as { evaluator: { fencingToken: number } }).evaluator.fencingToken;
     const oldToken = await tokenOf(old);
     old.child.kill('SIGSTOP');
     cleanups.push(async () => void old.child.kill('SIGCONT'));
     // Load through the live sidecar only: it takes the lease and rolls the failing canary back on its own.
     let loading = true;
     const load = (async () => {
-      while (loading) await request(`${other.proxy}/`).then((r) => r.body.dump(), () => sleep(10));
+      while (loading)
+        await request(`${other.proxy}/`).then(
+          (r) => r.body.dump(),
+          () => sleep(10),
+        );
     })();
     await eventually(async () => ((await status(other))?.evaluator.holding ? true : undefined), 5000, 'the lease taken over');
     expect(await tokenOf(other)).toBeGreaterThan(oldToken);
-    await eventually(async () => ((await status(other))?.state.phase === 'rolled_back' ? true : undefined), 10_000, 'the rollback by the new holder');
+    await eventually(
+      async () => ((await status(other))?.state.phase === 'rolled_back' ? true : undefined),
+      10_000,
+      'the rollback by the new holder',
+    );
     // The canary is fixed and its window fills with healthy requests; the operator resets; the old evaluator wakes up.
     failing = false;
     await sleep(3000);
     loading = false;
     await load;
     const reset = spawnSync(process.execPath, [MAIN, 'reset', '--flag', '10', '--reason', 'fixed', '--actor', 'test'], {
-      encoding: 'utf8', timeout: 30_000, env: { PATH: process.env.PATH ?? '', REDIS_URL: redisServer.url, SERVICE_NAME: service },
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: redisServer.url, SERVICE_NAME: service },
     });
     expect(reset.status, reset.stderr).toBe(0);
     old.child.kill('SIGCONT');
@@ -178,10 +237,26 @@ describe('a pod whose clock runs 3 s ahead', () => {
     const service = `skew-${process.pid}`;
     const sidecars: Sidecar[] = [];
     const proxies: string[] = [];
-    for (const [pod, version, skewMs] of [['a', 'v1', 0], ['b', 'v2', 0], ['ahead', 'v2', 3000]] as const) {
+    for (const [pod, version, skewMs] of [
+      ['a', 'v1', 0],
+      ['b', 'v2', 0],
+      ['ahead', 'v2', 3000],
+    ] as const) {
       // A 5 s window (20 slots): slot keys live (slots + 2) x slot = 5.5 s, longer than the 3 s skew, as with the
       // defaults (60 s window). A skew beyond that loses the pod's slots: they expire before they are judged.
-      const config = loadConfig({ env: { ...common, CANARY_GATE_WINDOW_SLOTS: '20', SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: app.url, PROXY_PORT: '0', ADMIN_PORT: '0', CANARY_GATE_EVALUATION_ENABLED: pod === 'a' ? 'true' : 'false' } });
+      const config = loadConfig({
+        env: {
+          ...common,
+          CANARY_GATE_WINDOW_SLOTS: '20',
+          SERVICE_NAME: service,
+          POD_NAME: pod,
+          POD_VERSION: version,
+          UPSTREAM_URL: app.url,
+          PROXY_PORT: '0',
+          ADMIN_PORT: '0',
+          CANARY_GATE_EVALUATION_ENABLED: pod === 'a' ? 'true' : 'false',
+        },
+      });
       const sidecar = buildSidecar(config, { logger: silent, clock: () => Date.now() + skewMs });
       cleanups.push(() => sidecar.destroy());
       sidecars.push(sidecar);
@@ -197,10 +272,14 @@ describe('a pod whose clock runs 3 s ahead', () => {
     }
     const evaluator = sidecars[0]!;
     // The skewed pod's slots are 12 slots ahead of the evaluator's window at first; then they are inside it.
-    const merged = await eventually(() => {
-      const canary = evaluator.status().latestVerdict?.canary;
-      return canary && canary.pods === 2 ? canary : undefined;
-    }, 10_000, "the skewed pod's slots merged into the canary window");
+    const merged = await eventually(
+      () => {
+        const canary = evaluator.status().latestVerdict?.canary;
+        return canary && canary.pods === 2 ? canary : undefined;
+      },
+      10_000,
+      "the skewed pod's slots merged into the canary window",
+    );
     expect(merged.requests).toBeGreaterThan(0);
     expect(evaluator.status().lastError).toBeNull();
     expect(sidecars.every((s) => s.status().local.requests > 0)).toBe(true);

@@ -29,14 +29,32 @@ beforeAll(async () => {
   redis = await startPersistentRedis();
   app = await startSoakApp();
   // One evaluator (a): the test is about its pending decision across the lapse of its own lease.
-  for (const [pod, version, evaluates] of [['a', 'v1', true], ['b', 'v1', false], ['c', 'v2', false]] as const) {
+  for (const [pod, version, evaluates] of [
+    ['a', 'v1', true],
+    ['b', 'v1', false],
+    ['c', 'v2', false],
+  ] as const) {
     const config = loadConfig({
       env: {
-        SERVICE_NAME: SERVICE, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: app.upstream.url, REDIS_URL: redis.url, PROXY_PORT: '0', ADMIN_PORT: '0',
-        CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_WINDOW_SLOT: '1s', CANARY_GATE_WINDOW_SLOTS: '30',
-        CANARY_GATE_WINDOW_PUBLISH_BUFFER: String(PUBLISH_BUFFER), CANARY_GATE_EVALUATION_ENABLED: String(evaluates),
-        CANARY_GATE_EVALUATION_DELAY: '200ms', CANARY_GATE_EVALUATION_LEASE_TTL: '6s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '500ms',
-        CANARY_GATE_REDIS_CONNECT_TIMEOUT: '500ms', CANARY_GATE_POLICY_MIN_SAMPLES: '10', CANARY_GATE_POLICY_NO_DATA_REDIS_UNREACHABLE: 'rollback',
+        SERVICE_NAME: SERVICE,
+        POD_NAME: pod,
+        POD_VERSION: version,
+        UPSTREAM_URL: app.upstream.url,
+        REDIS_URL: redis.url,
+        PROXY_PORT: '0',
+        ADMIN_PORT: '0',
+        CANARY_GATE_PROXY_HOST: '127.0.0.1',
+        CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+        CANARY_GATE_WINDOW_SLOT: '1s',
+        CANARY_GATE_WINDOW_SLOTS: '30',
+        CANARY_GATE_WINDOW_PUBLISH_BUFFER: String(PUBLISH_BUFFER),
+        CANARY_GATE_EVALUATION_ENABLED: String(evaluates),
+        CANARY_GATE_EVALUATION_DELAY: '200ms',
+        CANARY_GATE_EVALUATION_LEASE_TTL: '6s',
+        CANARY_GATE_REDIS_COMMAND_TIMEOUT: '500ms',
+        CANARY_GATE_REDIS_CONNECT_TIMEOUT: '500ms',
+        CANARY_GATE_POLICY_MIN_SAMPLES: '10',
+        CANARY_GATE_POLICY_NO_DATA_REDIS_UNREACHABLE: 'rollback',
       },
     });
     const sidecar = buildSidecar(config, { logger: silent });

@@ -19,13 +19,28 @@ const proxies: string[] = [];
 beforeAll(async () => {
   redis = await startRedisServer();
   app = await startUpstream();
-  for (const [pod, version] of [['a', 'v1'], ['b', 'v2']] as const) {
+  for (const [pod, version] of [
+    ['a', 'v1'],
+    ['b', 'v2'],
+  ] as const) {
     const config = loadConfig({
       env: {
-        SERVICE_NAME: 'outage', POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: app.url, REDIS_URL: redis.url, PROXY_PORT: '0', ADMIN_PORT: '0',
-        CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '20',
-        CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_LEASE_TTL: '1s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '200ms',
-        CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms', CANARY_GATE_POLICY_MIN_SAMPLES: '10',
+        SERVICE_NAME: 'outage',
+        POD_NAME: pod,
+        POD_VERSION: version,
+        UPSTREAM_URL: app.url,
+        REDIS_URL: redis.url,
+        PROXY_PORT: '0',
+        ADMIN_PORT: '0',
+        CANARY_GATE_PROXY_HOST: '127.0.0.1',
+        CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+        CANARY_GATE_WINDOW_SLOT: '250ms',
+        CANARY_GATE_WINDOW_SLOTS: '20',
+        CANARY_GATE_EVALUATION_DELAY: '100ms',
+        CANARY_GATE_EVALUATION_LEASE_TTL: '1s',
+        CANARY_GATE_REDIS_COMMAND_TIMEOUT: '200ms',
+        CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms',
+        CANARY_GATE_POLICY_MIN_SAMPLES: '10',
       },
     });
     const sidecar = buildSidecar(config, { logger: silent });
@@ -68,7 +83,9 @@ it('keeps serving while Redis is paused, then publishes the buffered slots', asy
   for (const s of sidecars) expect(s.status().redis.errors).toBeGreaterThan(0);
   await eventually(() => (sidecars.every((s) => s.status().publish.buffered === 0) ? true : undefined), 5000, 'the buffer drained');
   const failed = during.filter((s) => s !== 200).length;
-  console.log(`redis paused 2 s: ${during.length} requests during the pause, ${failed} failed; buffered max ${Math.max(...buffered)} slots; drained ${((Date.now() - resumedAt) / 1000).toFixed(2)} s after SIGCONT`);
+  console.log(
+    `redis paused 2 s: ${during.length} requests during the pause, ${failed} failed; buffered max ${Math.max(...buffered)} slots; drained ${((Date.now() - resumedAt) / 1000).toFixed(2)} s after SIGCONT`,
+  );
   // The pause (2 s) is shorter than the window (20 x 250 ms): every buffered slot is still useful, none dropped.
   for (const s of sidecars) expect(s.status().publish.dropped).toBe(0);
 });
@@ -82,9 +99,15 @@ it('keeps serving while Redis is down, and judges again once a fresh Redis is ba
   const backAt = Date.now();
   const before = Math.max(...sidecars.map((s) => s.status().evaluator.evaluations.pass ?? 0));
   await load(1500);
-  await eventually(() => {
-    const holder = sidecars.find((s) => s.status().evaluator.holding);
-    return holder && (holder.status().evaluator.evaluations.pass ?? 0) > before ? true : undefined;
-  }, 8000, 'passing evaluations after the restart');
-  console.log(`redis stopped 1.5 s, restarted empty: ${during.length} requests while down, ${during.filter((s) => s !== 200).length} failed; judging again ${((Date.now() - backAt) / 1000).toFixed(2)} s after the restart`);
+  await eventually(
+    () => {
+      const holder = sidecars.find((s) => s.status().evaluator.holding);
+      return holder && (holder.status().evaluator.evaluations.pass ?? 0) > before ? true : undefined;
+    },
+    8000,
+    'passing evaluations after the restart',
+  );
+  console.log(
+    `redis stopped 1.5 s, restarted empty: ${during.length} requests while down, ${during.filter((s) => s !== 200).length} failed; judging again ${((Date.now() - backAt) / 1000).toFixed(2)} s after the restart`,
+  );
 });

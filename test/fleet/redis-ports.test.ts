@@ -16,8 +16,16 @@ const SLOT_MS = 1000;
 
 function decision(by: string, atMs = 1_700_000_000_000): RollbackDecision {
   return {
-    state: 'rolled_back', trigger: 'automatic', reason: `test decision by ${by}`, checks: [], baseline: null, canary: null,
-    consecutiveBreaches: 3, atMs, at: new Date(atMs).toISOString(), by,
+    state: 'rolled_back',
+    trigger: 'automatic',
+    reason: `test decision by ${by}`,
+    checks: [],
+    baseline: null,
+    canary: null,
+    consecutiveBreaches: 3,
+    atMs,
+    at: new Date(atMs).toISOString(),
+    by,
   };
 }
 
@@ -141,7 +149,8 @@ describe('RedisFlagStore', () => {
 
 describe('FleetReader over RedisSlotStore', () => {
   /** A reader of baseline v1 and canary v2 over `slots` slots of SLOT_MS. */
-  const readerOf = (slots: number, options?: FleetReaderOptions): FleetReader => new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, slots, options);
+  const readerOf = (slots: number, options?: FleetReaderOptions): FleetReader =>
+    new FleetReader(redis, keys, { baseline: 'v1', canary: 'v2' }, SLOT_MS, slots, options);
 
   it('merges every pod of both versions across slots, once each, and picks up a late pod on the next read', async () => {
     const store = new RedisSlotStore(redis, keys, 5, SLOT_MS);
@@ -186,7 +195,9 @@ describe('FleetReader over RedisSlotStore', () => {
     });
     const marker = async (): Promise<void> => {
       // MONITOR output trails the replies: an ECHO of our own marks the end of what a read sent.
-      const seen = new Promise<void>((resolve) => monitor.on('monitor', (_t: string, args: string[]) => args[0] === 'echo' && args[1] === service && resolve()));
+      const seen = new Promise<void>((resolve) =>
+        monitor.on('monitor', (_t: string, args: string[]) => args[0] === 'echo' && args[1] === service && resolve()),
+      );
       await redis.echo(service);
       await seen;
     };
@@ -213,7 +224,12 @@ describe('FleetReader over RedisSlotStore', () => {
     const store = new RedisSlotStore(redis, keys, 4, SLOT_MS);
     const last = 4_000_000;
     for (let index = last - 3; index <= last; index++) {
-      for (let pod = 0; pod < 10; pod++) await store.publish(pod % 2 === 0 ? 'v1' : 'v2', `pod-${pod}`, sealed(index, [1000 + pod * 100, 2000 + index % 7], pod % 3 === 0 ? 1 : 0));
+      for (let pod = 0; pod < 10; pod++)
+        await store.publish(
+          pod % 2 === 0 ? 'v1' : 'v2',
+          `pod-${pod}`,
+          sealed(index, [1000 + pod * 100, 2000 + (index % 7)], pod % 3 === 0 ? 1 : 0),
+        );
     }
     // A clock that advances 1 ms each time it is read: with a 5 ms slice the 40 payloads need several yields.
     let fakeMs = 0;
@@ -251,7 +267,13 @@ describe('FleetReader over RedisSlotStore', () => {
     const reader = readerOf(3);
     const last = 2_000_000;
     await store.publish('v1', 'good', sealed(last, [1000, 1000]));
-    await redis.hset(keys.slot('v1', last), 'garbage', 'not json at all', 'foreign', JSON.stringify({ v: 1, slot: last, slotMs: 5000, requests: 0, errors: 0, hist: 'x' }));
+    await redis.hset(
+      keys.slot('v1', last),
+      'garbage',
+      'not json at all',
+      'foreign',
+      JSON.stringify({ v: 1, slot: last, slotMs: 5000, requests: 0, errors: 0, hist: 'x' }),
+    );
     const first = await reader.read(last);
     expect(first.corrupt).toBe(2);
     expect(first.baseline.requests).toBe(2);

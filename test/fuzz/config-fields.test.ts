@@ -22,8 +22,21 @@ const dir = mkdtempSync(join(tmpdir(), 'cg-fuzz-fields-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const LEAVES = leafPaths().map(([path]) => path);
-const SECTIONS = [...new Set(LEAVES.flatMap((p) => p.split('.').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
-const LISTS = new Set(leafPaths().filter(([, v]) => Array.isArray(v)).map(([p]) => p));
+const SECTIONS = [
+  ...new Set(
+    LEAVES.flatMap((p) =>
+      p
+        .split('.')
+        .slice(0, -1)
+        .map((_, i, parts) => parts.slice(0, i + 1).join('.')),
+    ),
+  ),
+];
+const LISTS = new Set(
+  leafPaths()
+    .filter(([, v]) => Array.isArray(v))
+    .map(([p]) => p),
+);
 const ENV_NAMES = [...LEAVES.map(envNameOf), ...Object.keys(ENV_ALIASES)];
 
 /** Whether a detail's path names a field: a leaf, a section, an element of a list field, or an unknown key in a section. */
@@ -61,10 +74,57 @@ function loadChecked(options: LoadOptions, envSet: readonly string[] = []): stri
   return 'ok';
 }
 
-const special = fc.constantFrom('~', 'null', '.nan', '.inf', '-.inf', '0x1F', '0o17', '1e400', '-0', '&a [*a]', '!!binary aGk=', '{', '[1, 2', '{a: 1}', '- a', 'yes', 'on', 'off', ': x', '"', "'", '#', '5s', '0ms', '-1s', '1.5h', '2d', '  5s  ', '5 s', '5xx', '429,5xx', ',,,', '/a/:b', 'redis://', 'rediss://user:pw@h:1/2', 'http://x', 'hold', 'rollback', 'true', '0', '1', '0.5');
+const special = fc.constantFrom(
+  '~',
+  'null',
+  '.nan',
+  '.inf',
+  '-.inf',
+  '0x1F',
+  '0o17',
+  '1e400',
+  '-0',
+  '&a [*a]',
+  '!!binary aGk=',
+  '{',
+  '[1, 2',
+  '{a: 1}',
+  '- a',
+  'yes',
+  'on',
+  'off',
+  ': x',
+  '"',
+  "'",
+  '#',
+  '5s',
+  '0ms',
+  '-1s',
+  '1.5h',
+  '2d',
+  '  5s  ',
+  '5 s',
+  '5xx',
+  '429,5xx',
+  ',,,',
+  '/a/:b',
+  'redis://',
+  'rediss://user:pw@h:1/2',
+  'http://x',
+  'hold',
+  'rollback',
+  'true',
+  '0',
+  '1',
+  '0.5',
+);
 const text = fc.oneof(special, fc.string({ maxLength: 30 }), fc.string({ minLength: 90, maxLength: 160 }));
 const scalar = fc.oneof(text, fc.integer(), fc.double(), fc.boolean(), fc.constant(null));
-const value = fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }), fc.dictionary(fc.constantFrom('a', 'port', 'slot', 'url'), scalar, { maxKeys: 2 }));
+const value = fc.oneof(
+  scalar,
+  fc.array(scalar, { maxLength: 3 }),
+  fc.dictionary(fc.constantFrom('a', 'port', 'slot', 'url'), scalar, { maxKeys: 2 }),
+);
 
 /** A tree from flat `path -> value` pairs (a later section value replaces what an earlier path put under it). */
 function tree(flat: Record<string, unknown>): Record<string, unknown> {
@@ -83,7 +143,11 @@ function tree(flat: Record<string, unknown>): Record<string, unknown> {
 
 describe('fuzz: every config field', () => {
   it('YAML files over every leaf and section path, with unknown keys: a config or errors that name real fields', () => {
-    const path = fc.oneof(fc.constantFrom(...LEAVES), fc.constantFrom(...SECTIONS), fc.constantFrom(...SECTIONS).map((s) => `${s}.colour`));
+    const path = fc.oneof(
+      fc.constantFrom(...LEAVES),
+      fc.constantFrom(...SECTIONS),
+      fc.constantFrom(...SECTIONS).map((s) => `${s}.colour`),
+    );
     let i = 0;
     let accepted = 0;
     fc.assert(
@@ -101,7 +165,13 @@ describe('fuzz: every config field', () => {
     let accepted = 0;
     fc.assert(
       fc.property(fc.dictionary(fc.constantFrom(...ENV_NAMES), text, { minKeys: 1, maxKeys: 4 }), (env) => {
-        if (loadChecked({ env }, Object.keys(env).filter((k) => env[k] !== '')) === 'ok') accepted++;
+        if (
+          loadChecked(
+            { env },
+            Object.keys(env).filter((k) => env[k] !== ''),
+          ) === 'ok'
+        )
+          accepted++;
       }),
       { seed: SEED, numRuns: 1000 },
     );
@@ -113,7 +183,10 @@ describe('fuzz: every config field', () => {
       const details = loadChecked({ env: { [name]: '{not: [a, value' } }, [name]);
       if (details === 'ok') continue; // a string field takes any text
       // A cross-field problem (a baseline that pod.version no longer matches) names the other field and quotes the text.
-      expect(details.some((d) => d.endsWith(`(from ${name})`) || d.includes('{not: [a, value')), `${name}: ${details.join('; ')}`).toBe(true);
+      expect(
+        details.some((d) => d.endsWith(`(from ${name})`) || d.includes('{not: [a, value')),
+        `${name}: ${details.join('; ')}`,
+      ).toBe(true);
     }
   });
 

@@ -46,15 +46,39 @@ describe('fuzz: fleet payload decoder', () => {
   })();
 
   it('random text', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }), (text) => decodesOrIsCorrupt(text, 7)), { seed: SEED, numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (text) => decodesOrIsCorrupt(text, 7)),
+      { seed: SEED, numRuns: 2000 },
+    );
   });
 
   it('random JSON values, and objects with the payload keys and random values', () => {
-    const value = fc.oneof(fc.integer(), fc.double(), fc.string({ maxLength: 40 }), fc.constant(null), fc.boolean(), fc.base64String({ maxLength: 80 }));
-    fc.assert(fc.property(fc.jsonValue(), (v) => decodesOrIsCorrupt(JSON.stringify(v) ?? 'null', 7)), { seed: SEED, numRuns: 1000 });
+    const value = fc.oneof(
+      fc.integer(),
+      fc.double(),
+      fc.string({ maxLength: 40 }),
+      fc.constant(null),
+      fc.boolean(),
+      fc.base64String({ maxLength: 80 }),
+    );
     fc.assert(
-      fc.property(fc.record({ v: fc.oneof(fc.constant(1), value), slot: fc.oneof(fc.constant(7), value), slotMs: fc.oneof(fc.constant(5000), value), requests: value, errors: value, hist: value }, { requiredKeys: [] }), (p) =>
-        decodesOrIsCorrupt(JSON.stringify(p), 7),
+      fc.property(fc.jsonValue(), (v) => decodesOrIsCorrupt(JSON.stringify(v) ?? 'null', 7)),
+      { seed: SEED, numRuns: 1000 },
+    );
+    fc.assert(
+      fc.property(
+        fc.record(
+          {
+            v: fc.oneof(fc.constant(1), value),
+            slot: fc.oneof(fc.constant(7), value),
+            slotMs: fc.oneof(fc.constant(5000), value),
+            requests: value,
+            errors: value,
+            hist: value,
+          },
+          { requiredKeys: [] },
+        ),
+        (p) => decodesOrIsCorrupt(JSON.stringify(p), 7),
       ),
       { seed: SEED, numRuns: 2000 },
     );
@@ -62,9 +86,14 @@ describe('fuzz: fleet payload decoder', () => {
 
   it('a valid payload truncated anywhere, or with one character changed', () => {
     decodesOrIsCorrupt(valid, 7); // the untouched payload decodes
-    fc.assert(fc.property(fc.nat({ max: valid.length - 1 }), (cut) => decodesOrIsCorrupt(valid.slice(0, cut), 7)), { seed: SEED, numRuns: 500 });
     fc.assert(
-      fc.property(fc.nat({ max: valid.length - 1 }), fc.integer({ min: 32, max: 126 }), (at, code) => decodesOrIsCorrupt(valid.slice(0, at) + String.fromCharCode(code) + valid.slice(at + 1), 7)),
+      fc.property(fc.nat({ max: valid.length - 1 }), (cut) => decodesOrIsCorrupt(valid.slice(0, cut), 7)),
+      { seed: SEED, numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.nat({ max: valid.length - 1 }), fc.integer({ min: 32, max: 126 }), (at, code) =>
+        decodesOrIsCorrupt(valid.slice(0, at) + String.fromCharCode(code) + valid.slice(at + 1), 7),
+      ),
       { seed: SEED, numRuns: 1500 },
     );
   });
@@ -86,8 +115,33 @@ function loadsOrExplains(options: Parameters<typeof loadConfig>[0]): void {
 }
 
 describe('fuzz: config loader', () => {
-  const paths = ['service', 'proxy.port', 'proxy.upstream', 'proxy.errorStatuses', 'proxy.routes', 'window.slot', 'window.slots', 'evaluation.delay', 'policy.minSamples', 'policy.latency.absoluteP95', 'policy.errors.absoluteRatio', 'policy.noData.canaryMissing', 'policy.statistics.horizon', 'flag.key', 'log.level', 'redis.url'];
-  const leaf = fc.oneof(fc.integer({ min: -1e6, max: 1e6 }), fc.double({ noNaN: false }), fc.string({ maxLength: 20 }), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), fc.constantFrom('5s', '0ms', '-1s', '2h', 'hold', 'rollback', '5xx', '/a/:b', 'redis://x', 'http://127.0.0.1:1'));
+  const paths = [
+    'service',
+    'proxy.port',
+    'proxy.upstream',
+    'proxy.errorStatuses',
+    'proxy.routes',
+    'window.slot',
+    'window.slots',
+    'evaluation.delay',
+    'policy.minSamples',
+    'policy.latency.absoluteP95',
+    'policy.errors.absoluteRatio',
+    'policy.noData.canaryMissing',
+    'policy.statistics.horizon',
+    'flag.key',
+    'log.level',
+    'redis.url',
+  ];
+  const leaf = fc.oneof(
+    fc.integer({ min: -1e6, max: 1e6 }),
+    fc.double({ noNaN: false }),
+    fc.string({ maxLength: 20 }),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }),
+    fc.constantFrom('5s', '0ms', '-1s', '2h', 'hold', 'rollback', '5xx', '/a/:b', 'redis://x', 'http://127.0.0.1:1'),
+  );
 
   it('random YAML documents over the real field names (and a few others)', () => {
     const doc = fc.dictionary(fc.constantFrom(...paths, 'unknown.field', 'policy'), leaf, { maxKeys: 6 }).map((flat) => {
@@ -95,7 +149,8 @@ describe('fuzz: config loader', () => {
       for (const [path, v] of Object.entries(flat)) {
         const parts = path.split('.');
         let node = tree;
-        for (const part of parts.slice(0, -1)) node = (node[part] = typeof node[part] === 'object' && node[part] !== null ? node[part] : {}) as Record<string, unknown>;
+        for (const part of parts.slice(0, -1))
+          node = (node[part] = typeof node[part] === 'object' && node[part] !== null ? node[part] : {}) as Record<string, unknown>;
         node[parts.at(-1)!] = v;
       }
       return tree;
@@ -124,7 +179,23 @@ describe('fuzz: config loader', () => {
   });
 
   it('random environment values for real variables', () => {
-    const names = ['CANARY_GATE_WINDOW_SLOT', 'CANARY_GATE_WINDOW_SLOTS', 'PROXY_PORT', 'REDIS_URL', 'CANARY_GATE_PROXY_ERROR_STATUSES', 'CANARY_GATE_PROXY_ROUTES', 'CANARY_GATE_POLICY_STATISTICS_ENABLED', 'CANARY_GATE_POLICY_NO_DATA_NO_TRAFFIC', 'CANARY_GATE_POLICY_TRAFFIC_SHARE_ALPHA', 'SERVICE_NAME'];
-    fc.assert(fc.property(fc.dictionary(fc.constantFrom(...names), fc.string({ maxLength: 24 }), { maxKeys: 4 }), (env) => loadsOrExplains({ env })), { seed: SEED, numRuns: 1500 });
+    const names = [
+      'CANARY_GATE_WINDOW_SLOT',
+      'CANARY_GATE_WINDOW_SLOTS',
+      'PROXY_PORT',
+      'REDIS_URL',
+      'CANARY_GATE_PROXY_ERROR_STATUSES',
+      'CANARY_GATE_PROXY_ROUTES',
+      'CANARY_GATE_POLICY_STATISTICS_ENABLED',
+      'CANARY_GATE_POLICY_NO_DATA_NO_TRAFFIC',
+      'CANARY_GATE_POLICY_TRAFFIC_SHARE_ALPHA',
+      'SERVICE_NAME',
+    ];
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...names), fc.string({ maxLength: 24 }), { maxKeys: 4 }), (env) =>
+        loadsOrExplains({ env }),
+      ),
+      { seed: SEED, numRuns: 1500 },
+    );
   });
 });

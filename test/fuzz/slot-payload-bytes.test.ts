@@ -124,7 +124,10 @@ describe('fuzz: the histogram bytes of a fleet payload', () => {
     fc.assert(
       fc.property(
         fc.oneof(
-          fc.integer({ min: 0, max: 5 }).filter((d) => d !== 3).map((digits) => (r: Buffer) => r.writeInt32BE(digits, 12)),
+          fc
+            .integer({ min: 0, max: 5 })
+            .filter((d) => d !== 3)
+            .map((digits) => (r: Buffer) => r.writeInt32BE(digits, 12)),
           fc.bigInt({ min: 2n, max: 100_000n }).map((lowest) => (r: Buffer) => r.writeBigInt64BE(lowest, 16)),
         ),
         (mutate) => {
@@ -149,7 +152,10 @@ describe('fuzz: the histogram bytes of a fleet payload', () => {
   });
 
   it('whatever the decoder accepts from mutated bytes merges into a fleet window and leaves it empty on expiry', () => {
-    const mutation = fc.array(fc.tuple(fc.nat({ max: RAW.length - 1 - HEADER_BYTES }), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 3 });
+    const mutation = fc.array(fc.tuple(fc.nat({ max: RAW.length - 1 - HEADER_BYTES }), fc.integer({ min: 0, max: 7 })), {
+      minLength: 1,
+      maxLength: 3,
+    });
     let accepted = 0;
     fc.assert(
       fc.property(mutation, (flips) => {
@@ -180,11 +186,13 @@ describe('fuzz: the histogram bytes of a fleet payload', () => {
   it('the compressed bytes cut anywhere or with bits flipped: a slot or CG_PAYLOAD_CORRUPT, and the decoder still works', () => {
     const mutation = fc.oneof(
       fc.nat({ max: COMPRESSED.length - 1 }).map((cut) => COMPRESSED.subarray(0, cut)),
-      fc.array(fc.tuple(fc.nat({ max: COMPRESSED.length - 1 }), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 4 }).map((flips) => {
-        const b = Buffer.from(COMPRESSED);
-        for (const [at, bit] of flips) b[at] = b[at]! ^ (1 << bit);
-        return b;
-      }),
+      fc
+        .array(fc.tuple(fc.nat({ max: COMPRESSED.length - 1 }), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 4 })
+        .map((flips) => {
+          const b = Buffer.from(COMPRESSED);
+          for (const [at, bit] of flips) b[at] = b[at]! ^ (1 << bit);
+          return b;
+        }),
       fc.uint8Array({ maxLength: 64 }).map((tail) => Buffer.concat([COMPRESSED.subarray(0, 8), tail])),
     );
     fc.assert(
@@ -202,14 +210,29 @@ describe('fuzz: the histogram bytes of a fleet payload', () => {
   // corrupt encodings are refused before they reach the WebAssembly decoder.
   it('the uncompressed encoding (header and counts) rewritten, re-compressed: a slot or CG_PAYLOAD_CORRUPT, and the decoder still works', () => {
     const int32 = fc.oneof(fc.integer(), fc.constantFrom(0, 1, -1, 2, 3, 5, 6, 0x7fffffff, -0x80000000));
-    const int64 = fc.oneof(fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }), fc.constantFrom(0n, 1n, 2n, 1000n, 60_000_000n, 1n << 53n, -1n));
+    const int64 = fc.oneof(
+      fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }),
+      fc.constantFrom(0n, 1n, 2n, 1000n, 60_000_000n, 1n << 53n, -1n),
+    );
     const mutation = fc.oneof(
-      fc.record({ field: fc.constantFrom(4, 8, 12), value: int32 }).map(({ field, value }) => (r: Buffer) => r.writeInt32BE(value, field)),
-      fc.record({ field: fc.constantFrom(16, 24, 32), value: int64 }).map(({ field, value }) => (r: Buffer) => r.writeBigInt64BE(value, field)),
-      fc.array(fc.tuple(fc.nat({ max: RAW.length - 1 }), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 4 }).map((flips) => (r: Buffer) => {
-        for (const [at, bit] of flips) r[at] = r[at]! ^ (1 << bit);
-      }),
-      fc.uint8Array({ minLength: 1, maxLength: 64 }).map((bytes) => (r: Buffer) => r.set(bytes.subarray(0, r.length - HEADER_BYTES), HEADER_BYTES)),
+      fc.record({ field: fc.constantFrom(4, 8, 12), value: int32 }).map(
+        ({ field, value }) =>
+          (r: Buffer) =>
+            r.writeInt32BE(value, field),
+      ),
+      fc.record({ field: fc.constantFrom(16, 24, 32), value: int64 }).map(
+        ({ field, value }) =>
+          (r: Buffer) =>
+            r.writeBigInt64BE(value, field),
+      ),
+      fc
+        .array(fc.tuple(fc.nat({ max: RAW.length - 1 }), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 4 })
+        .map((flips) => (r: Buffer) => {
+          for (const [at, bit] of flips) r[at] = r[at]! ^ (1 << bit);
+        }),
+      fc
+        .uint8Array({ minLength: 1, maxLength: 64 })
+        .map((bytes) => (r: Buffer) => r.set(bytes.subarray(0, r.length - HEADER_BYTES), HEADER_BYTES)),
     );
     fc.assert(
       fc.property(mutation, (mutate) => {

@@ -17,7 +17,10 @@ export interface DemoRun {
 export async function runDemoProcess(args: string[], timeoutMs: number): Promise<DemoRun> {
   const redis = await startRedisServer();
   try {
-    const child = spawn(process.execPath, [MAIN, 'demo', ...args], { env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, 'demo', ...args], {
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

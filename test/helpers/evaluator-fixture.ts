@@ -44,7 +44,9 @@ export function store(): Store {
   const source = new MemoryWindowSource({ baseline: 'v1', canary: 'v2' }, SLOT_MS, SLOTS);
   cleanups.push(() => source.destroy());
   return {
-    lease, flags, source,
+    lease,
+    flags,
+    source,
     reachable(up) {
       lease.reachable = up;
       flags.reachable = up;
@@ -62,9 +64,23 @@ export function traffic(s: Store, from: number, to: number, canary: PodSlot = HE
 }
 
 /** An evaluator on the store; `notify` takes the transitions it announces. */
-export function evaluatorOf(s: Store, holderId = 'a/1', options: Partial<EvaluatorOptions> = {}, notify?: (event: GateEvent) => void): Evaluator {
+export function evaluatorOf(
+  s: Store,
+  holderId = 'a/1',
+  options: Partial<EvaluatorOptions> = {},
+  notify?: (event: GateEvent) => void,
+): Evaluator {
   return new Evaluator(
-    { holderId, pod: holderId.split('/')[0]!, slotMs: SLOT_MS, slots: SLOTS, leaseTtlMs: LEASE_TTL_MS, policy: THRESHOLDS_ONLY, consecutiveBreaches: 1, ...options },
+    {
+      holderId,
+      pod: holderId.split('/')[0]!,
+      slotMs: SLOT_MS,
+      slots: SLOTS,
+      leaseTtlMs: LEASE_TTL_MS,
+      policy: THRESHOLDS_ONLY,
+      consecutiveBreaches: 1,
+      ...options,
+    },
     s.lease,
     s.flags,
     s.source,

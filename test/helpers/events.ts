@@ -6,24 +6,55 @@ import type { Outcome, Verdict, VersionFigures } from '../../src/core/verdict.ts
 export const T0 = 1_795_391_800_000;
 
 function figures(version: string, errors: number): VersionFigures {
-  return { version, requests: 1000, errors, errorRatio: errors / 1000, p50Ms: 20.4, p95Ms: 48, p99Ms: 66.5, requestsPerSecond: 100, pods: 2 };
+  return {
+    version,
+    requests: 1000,
+    errors,
+    errorRatio: errors / 1000,
+    p50Ms: 20.4,
+    p95Ms: 48,
+    p99Ms: 66.5,
+    requestsPerSecond: 100,
+    pods: 2,
+  };
 }
 
 /** A verdict whose error check has the given outcome (the latency check passes). */
 export function verdictOf(outcome: Outcome, atMs: number): Verdict {
   const reason = outcome === 'pass' ? '' : `canary error ratio 12.00 % > 5.00 % (${outcome})`;
   return {
-    outcome, atMs, baseline: figures('v1', 2), canary: figures('v2', outcome === 'pass' ? 2 : 120), reason,
+    outcome,
+    atMs,
+    baseline: figures('v1', 2),
+    canary: figures('v2', outcome === 'pass' ? 2 : 120),
+    reason,
     checks: [
-      { check: 'error_ratio_absolute', outcome, observed: 0.12, threshold: 0.05, unit: 'ratio', reason: reason || 'canary error ratio 0.20 % <= 5.00 %' },
-      { check: 'latency_p95_relative', outcome: 'pass', observed: 48, threshold: 72, unit: 'ms', reason: 'canary p95 48.0 ms <= 1.5 x baseline p95 48.0 ms = 72.0 ms' },
+      {
+        check: 'error_ratio_absolute',
+        outcome,
+        observed: 0.12,
+        threshold: 0.05,
+        unit: 'ratio',
+        reason: reason || 'canary error ratio 0.20 % <= 5.00 %',
+      },
+      {
+        check: 'latency_p95_relative',
+        outcome: 'pass',
+        observed: 48,
+        threshold: 72,
+        unit: 'ms',
+        reason: 'canary p95 48.0 ms <= 1.5 x baseline p95 48.0 ms = 72.0 ms',
+      },
     ],
   };
 }
 
 /** The automatic decision of a failing verdict at `atMs`, decided by pod-a. */
 export function automaticDecision(atMs: number): RollbackDecision {
-  return { ...step({ consecutiveBreaches: 1 }, initialState(0), verdictOf('fail', atMs), 'pod-a').decision!, configHash: '0123456789abcdef' };
+  return {
+    ...step({ consecutiveBreaches: 1 }, initialState(0), verdictOf('fail', atMs), 'pod-a').decision!,
+    configHash: '0123456789abcdef',
+  };
 }
 
 /** Every kind of event, in the order a rollout could see them. */

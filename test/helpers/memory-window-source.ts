@@ -50,7 +50,8 @@ export class MemoryWindowSource implements WindowSource {
     this.reads++;
     const first = lastSlotIndex - this.slots + 1;
     this.windows.advanceTo(lastSlotIndex);
-    for (const p of this.payloads) if (p.slotIndex >= first && p.slotIndex <= lastSlotIndex) this.windows.ingest(p.version, p.slotIndex, p.pod, p.text);
+    for (const p of this.payloads)
+      if (p.slotIndex >= first && p.slotIndex <= lastSlotIndex) this.windows.ingest(p.version, p.slotIndex, p.pod, p.text);
     return this.windows.read(this.versions.baseline, this.versions.canary);
   }
 

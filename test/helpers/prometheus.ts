@@ -94,7 +94,12 @@ export interface RunningPrometheus {
   readonly dir: string;
   /** Query results are vectors (instant) or matrices (range) of series with labels. */
   query(expr: string, at?: number): Promise<Array<{ metric: Record<string, string> }>>;
-  queryRange(expr: string, startS: number, endS: number, stepS: number): Promise<Array<{ metric: Record<string, string>; values: unknown[] }>>;
+  queryRange(
+    expr: string,
+    startS: number,
+    endS: number,
+    stepS: number,
+  ): Promise<Array<{ metric: Record<string, string>; values: unknown[] }>>;
   rules(): Promise<Array<{ name: string; health: string; lastError?: string; query: string }>>;
   stop(): Promise<void>;
 }
@@ -115,7 +120,12 @@ export async function startPrometheus(targets: readonly PodTarget[], interval = 
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     prometheus,
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
@@ -140,13 +150,17 @@ export async function startPrometheus(targets: readonly PodTarget[], interval = 
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}: ${log}`);
-      const res = await request(`${url}/-/ready`).catch(() => null);
-      if (res === null) return undefined;
-      await res.body.dump();
-      return res.statusCode === 200 ? true : undefined;
-    }, 20_000, 'prometheus ready');
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}: ${log}`);
+        const res = await request(`${url}/-/ready`).catch(() => null);
+        if (res === null) return undefined;
+        await res.body.dump();
+        return res.statusCode === 200 ? true : undefined;
+      },
+      20_000,
+      'prometheus ready',
+    );
   } catch (err) {
     await stop();
     throw err;
@@ -154,11 +168,26 @@ export async function startPrometheus(targets: readonly PodTarget[], interval = 
   return {
     url,
     dir,
-    query: async (expr, at) => (await api<{ result: Array<{ metric: Record<string, string> }> }>('/api/v1/query', at === undefined ? { query: expr } : { query: expr, time: String(at) })).result,
+    query: async (expr, at) =>
+      (
+        await api<{ result: Array<{ metric: Record<string, string> }> }>(
+          '/api/v1/query',
+          at === undefined ? { query: expr } : { query: expr, time: String(at) },
+        )
+      ).result,
     queryRange: async (expr, startS, endS, stepS) =>
-      (await api<{ result: Array<{ metric: Record<string, string>; values: unknown[] }> }>('/api/v1/query_range', { query: expr, start: String(startS), end: String(endS), step: String(stepS) })).result,
+      (
+        await api<{ result: Array<{ metric: Record<string, string>; values: unknown[] }> }>('/api/v1/query_range', {
+          query: expr,
+          start: String(startS),
+          end: String(endS),
+          step: String(stepS),
+        })
+      ).result,
     rules: async () => {
-      const data = await api<{ groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string; query: string }> }> }>('/api/v1/rules');
+      const data = await api<{ groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string; query: string }> }> }>(
+        '/api/v1/rules',
+      );
       return data.groups.flatMap((g) => g.rules);
     },
     stop,

@@ -26,8 +26,13 @@ export async function startRouter(env: Record<string, string>): Promise<RouterUn
   const canary = await startUpstream((_req, res) => res.end('v2'));
   const config = loadConfig({
     env: {
-      CANARY_GATE_ROUTER_HOST: '127.0.0.1', CANARY_GATE_ROUTER_PORT: '0', CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1', CANARY_GATE_ROUTER_ADMIN_PORT: '0',
-      CANARY_GATE_ROUTER_BASELINE_UPSTREAM: baseline.url, CANARY_GATE_ROUTER_CANARY_UPSTREAM: canary.url, ...env,
+      CANARY_GATE_ROUTER_HOST: '127.0.0.1',
+      CANARY_GATE_ROUTER_PORT: '0',
+      CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_ROUTER_ADMIN_PORT: '0',
+      CANARY_GATE_ROUTER_BASELINE_UPSTREAM: baseline.url,
+      CANARY_GATE_ROUTER_CANARY_UPSTREAM: canary.url,
+      ...env,
     },
     hostname: 'router-test',
   });

@@ -22,15 +22,30 @@ afterEach(async () => {
 export function configFor(service: string, pod: string, version: string, upstream: string, extra: Record<string, string> = {}): Config {
   return loadConfig({
     env: {
-      SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, REDIS_URL, PROXY_PORT: '0', ADMIN_PORT: '0',
-      CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test',
-      CANARY_GATE_FLAG_KEY: `cg-test:flag:{${service}}`, CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '8',
-      CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_LEASE_TTL: '1s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
-      CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'silent',
+      SERVICE_NAME: service,
+      POD_NAME: pod,
+      POD_VERSION: version,
+      UPSTREAM_URL: upstream,
+      REDIS_URL,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test',
+      CANARY_GATE_FLAG_KEY: `cg-test:flag:{${service}}`,
+      CANARY_GATE_WINDOW_SLOT: '250ms',
+      CANARY_GATE_WINDOW_SLOTS: '8',
+      CANARY_GATE_EVALUATION_DELAY: '100ms',
+      CANARY_GATE_EVALUATION_LEASE_TTL: '1s',
+      CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
+      CANARY_GATE_POLICY_MIN_SAMPLES: '20',
+      CANARY_GATE_LOG_LEVEL: 'silent',
       // Thresholds only: these tests are about merging, leases and latches with a few dozen requests; the statistical
       // checks have their own tests (test/core/judge-statistics.test.ts) and run in the demo and fault tests.
       // With thresholds only, three failing evaluations in a row roll back (as Flagger's threshold does).
-      CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false', CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', ...extra,
+      CANARY_GATE_POLICY_STATISTICS_ENABLED: 'false',
+      CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3',
+      ...extra,
     },
   });
 }
@@ -72,7 +87,12 @@ export async function send(url: string, n: number): Promise<number[]> {
 }
 
 /** Two baseline pods (a, b: v1) and a canary pod (c: v2) whose upstream answers `canaryStatus`; the service's keys dropped after the test. */
-export async function fleet(service: string, canaryStatus = 200, extra: Record<string, string> = {}, deps: SidecarDeps = {}): Promise<Pod[]> {
+export async function fleet(
+  service: string,
+  canaryStatus = 200,
+  extra: Record<string, string> = {},
+  deps: SidecarDeps = {},
+): Promise<Pod[]> {
   const [u1, u2] = [await upstream(), await upstream(canaryStatus)];
   const redis = await client();
   cleanups.push(async () => {

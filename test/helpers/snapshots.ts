@@ -13,7 +13,13 @@ export const THRESHOLDS_ONLY: JudgePolicy = {
  * between: what a hand-made snapshot offers the tests that read quantiles. NaN figures give NaN everywhere.
  */
 export function piecewiseQuantile(p50Us: number, p95Us: number, p99Us: number): (q: number) => number {
-  const points: Array<[number, number]> = [[0, 0], [0.5, p50Us], [0.95, p95Us], [0.99, p99Us], [1, 1.2 * p99Us]];
+  const points: Array<[number, number]> = [
+    [0, 0],
+    [0.5, p50Us],
+    [0.95, p95Us],
+    [0.99, p99Us],
+    [1, 1.2 * p99Us],
+  ];
   return (q) => {
     for (let i = 1; i < points.length; i++) {
       const [q1, v1] = points[i]!;

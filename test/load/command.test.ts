@@ -100,7 +100,13 @@ it('finds bundled profiles by name', () => {
 
 it('draws a progress bar over the run', () => {
   const line = progressLine(
-    { tS: 15, offeredRps: 100, achievedRps: 99, versions: { all: { requests: 99, errors: 0, errorRatio: 0, p50Ms: 10, p95Ms: 21.37, p99Ms: 30, maxMs: 40 } }, flag: '10' },
+    {
+      tS: 15,
+      offeredRps: 100,
+      achievedRps: 99,
+      versions: { all: { requests: 99, errors: 0, errorRatio: 0, p50Ms: 10, p95Ms: 21.37, p99Ms: 30, maxMs: 40 } },
+      flag: '10',
+    },
     { elapsedS: 15, durationS: 60, step: 'steady', offeredRps: 100, requests: 1500, maxRequests: 7200 },
     20,
   );

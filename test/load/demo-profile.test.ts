@@ -7,7 +7,8 @@ import { startRedisServer } from '../../src/demo/find-redis.ts';
 import { parseProfile } from '../../src/load/profile.ts';
 import { runProfile, type LoadResult } from '../../src/load/run.ts';
 
-const PROFILE = 'name: demo-tiny\nconnections: 4\nrate: 100\nduration: 5s\nrequests:\n  - { path: /api/items }\ndemo:\n  regressAt: 2s\n  startPercentage: 20\n';
+const PROFILE =
+  'name: demo-tiny\nconnections: 4\nrate: 100\nduration: 5s\nrequests:\n  - { path: /api/items }\ndemo:\n  regressAt: 2s\n  startPercentage: 20\n';
 
 let redis: Awaited<ReturnType<typeof startRedisServer>>;
 let result: LoadResult;
@@ -54,5 +55,7 @@ it("watches the rollout's flag and the gate's verdicts", () => {
 });
 
 it('refuses a --target for a profile that starts its own fleet', async () => {
-  await expect(runProfile(parseProfile(PROFILE, 'demo-tiny.yaml'), { target: 'http://127.0.0.1:8080', env: { REDIS_URL: redis.url } })).rejects.toThrow(/starts its own demo fleet/);
+  await expect(
+    runProfile(parseProfile(PROFILE, 'demo-tiny.yaml'), { target: 'http://127.0.0.1:8080', env: { REDIS_URL: redis.url } }),
+  ).rejects.toThrow(/starts its own demo fleet/);
 });

@@ -20,10 +20,25 @@ interface CanvasLike {
   readonly height: number;
   getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } | null;
 }
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const figures = (p95Ms: number, errorRatio: number, requests = 100): VersionFigures => ({
-  requests, errors: Math.round(requests * errorRatio), errorRatio, p50Ms: p95Ms / 2, p95Ms, p99Ms: p95Ms * 1.3, maxMs: p95Ms * 2,
+  requests,
+  errors: Math.round(requests * errorRatio),
+  errorRatio,
+  p50Ms: p95Ms / 2,
+  p95Ms,
+  p99Ms: p95Ms * 1.3,
+  maxMs: p95Ms * 2,
 });
 
 /** Twenty seconds of a canary that regresses at 8 s and is rolled back at 14 s; one interval without v2 (NaN). */
@@ -41,10 +56,28 @@ function sampleResult(): LoadResult {
         all: figures(bad ? 60 : 41, bad ? 0.01 : 0.001, 200),
       },
       flag: t >= 14 ? '0' : '10',
-      gate: { outcome: bad ? 'fail' : 'pass', atMs: t * 1000, baseline: { version: 'v1', requests: 1800, p95Ms: 40, errorRatio: 0.001 }, canary: { version: 'v2', requests: 200, p95Ms: bad ? 105 : 41, errorRatio: bad ? 0.09 : null } },
+      gate: {
+        outcome: bad ? 'fail' : 'pass',
+        atMs: t * 1000,
+        baseline: { version: 'v1', requests: 1800, p95Ms: 40, errorRatio: 0.001 },
+        canary: { version: 'v2', requests: 200, p95Ms: bad ? 105 : 41, errorRatio: bad ? 0.09 : null },
+      },
     });
   }
-  const step: StepResult = { label: 'steady', offeredRps: 200, durationS: 20, requests: 4000, achievedRps: 200, errors: 20, p50Ms: 20, p95Ms: 45, p99Ms: 80, non2xx: 20, failures: 0, statusCodes: { 200: 3980, 500: 20 } };
+  const step: StepResult = {
+    label: 'steady',
+    offeredRps: 200,
+    durationS: 20,
+    requests: 4000,
+    achievedRps: 200,
+    errors: 20,
+    p50Ms: 20,
+    p95Ms: 45,
+    p99Ms: 80,
+    non2xx: 20,
+    failures: 0,
+    statusCodes: { 200: 3980, 500: 20 },
+  };
   return {
     schema: 'canary-gate/load-result/1',
     profile: { name: 'canary-regression', description: 'a <b>synthetic</b> run', durationS: 20, maxRequests: 5000, connections: 10 },
@@ -146,7 +179,10 @@ it('draws the rollback marker where the flag turned', async () => {
 
 it('says so when no flag was watched, and still draws the other charts', async () => {
   const result = sampleResult();
-  const { page, errors } = await open({ ...result, flag: null, rollback: null, timeline: result.timeline.map(({ flag: _f, gate: _g, ...p }) => p) }, 'no-flag.html');
+  const { page, errors } = await open(
+    { ...result, flag: null, rollback: null, timeline: result.timeline.map(({ flag: _f, gate: _g, ...p }) => p) },
+    'no-flag.html',
+  );
   expect(errors).toEqual([]);
   expect(await page.getAttribute('html', 'data-charts-rendered')).toBe('3');
   expect(await page.textContent('#flag-note')).toMatch(/^No flag watched: add monitor.redis/);

@@ -6,7 +6,17 @@ import { parseProfile } from '../../src/load/profile.ts';
 import { runProfile } from '../../src/load/run.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
-const figures = (version: string, p95Ms: number | null) => ({ version, requests: 150, errors: 0, errorRatio: 0, p50Ms: 10, p95Ms, p99Ms: 30, requestsPerSecond: 15, pods: 1 });
+const figures = (version: string, p95Ms: number | null) => ({
+  version,
+  requests: 150,
+  errors: 0,
+  errorRatio: 0,
+  p50Ms: 10,
+  p95Ms,
+  p99Ms: 30,
+  requestsPerSecond: 15,
+  pods: 1,
+});
 
 let admin: Upstream;
 let silentAdmin: Upstream;
@@ -17,7 +27,11 @@ beforeAll(async () => {
   admin = await startUpstream((req, res) => {
     res.writeHead(req.url === '/status' ? 200 : 404, { 'content-type': 'application/json' });
     atMs += 1000;
-    res.end(JSON.stringify({ latestVerdict: { outcome: 'fail', atMs, checks: [], reason: 'x', baseline: figures('v1', 40), canary: figures('v2', null) } }));
+    res.end(
+      JSON.stringify({
+        latestVerdict: { outcome: 'fail', atMs, checks: [], reason: 'x', baseline: figures('v1', 40), canary: figures('v2', null) },
+      }),
+    );
   });
   silentAdmin = await startUpstream((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });

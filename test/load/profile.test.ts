@@ -22,7 +22,10 @@ function problems(yaml: string): string[] {
 
 describe('bundled profiles', () => {
   it('ships the five documented profiles', () => {
-    const names = readdirSync(PROFILES_DIR).filter((f) => f.endsWith('.yaml')).map((f) => f.replace('.yaml', '')).sort();
+    const names = readdirSync(PROFILES_DIR)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.replace('.yaml', ''))
+      .sort();
     expect(names).toEqual(['canary-regression', 'ramp', 'spike', 'steady', 'sustained-1k']);
   });
 
@@ -37,7 +40,11 @@ describe('bundled profiles', () => {
 
   it('spike goes 100 -> 500 -> 100 rps, 30 s each', () => {
     const p = loadProfile(resolveProfile('spike'));
-    expect(p.steps.map((s) => [s.rateRps, s.durationMs])).toEqual([[100, 30_000], [500, 30_000], [100, 30_000]]);
+    expect(p.steps.map((s) => [s.rateRps, s.durationMs])).toEqual([
+      [100, 30_000],
+      [500, 30_000],
+      [100, 30_000],
+    ]);
   });
 
   it('sustained-1k offers 1000 rps', () => {
@@ -78,7 +85,12 @@ describe('parsing', () => {
 
   it('splits a ramp into steps that add up to its duration', () => {
     const p = parseProfile('name: r\nduration: 4s\nstages:\n  - { duration: 4s, rate: 10, rampTo: 40, steps: 4 }\n', 'r.yaml');
-    expect(p.steps.map((s) => [s.rateRps, s.durationMs])).toEqual([[10, 1000], [20, 1000], [30, 1000], [40, 1000]]);
+    expect(p.steps.map((s) => [s.rateRps, s.durationMs])).toEqual([
+      [10, 1000],
+      [20, 1000],
+      [30, 1000],
+      [40, 1000],
+    ]);
   });
 
   it.each([
@@ -88,8 +100,16 @@ describe('parsing', () => {
     ['a negative rate', 'name: x\nrate: -1\nduration: 2s', 'rate: must be a positive rate'],
     ['a fractional rate', 'name: x\nrate: 2.5\nduration: 2s', 'rate: must be a whole number'],
     ['a bad duration', 'name: x\nrate: 5\nduration: soon', 'duration: must be a positive duration'],
-    ['a bad stage rate', 'name: x\nduration: 10s\nstages:\n  - { duration: 1s, rate: 5 }\n  - { duration: 1s, rate: zero }', 'stages.1.rate: '],
-    ['stages longer than duration', 'name: x\nduration: 1s\nstages:\n  - { duration: 2s, rate: 5 }', 'stages: last 2 s but duration is 1 s'],
+    [
+      'a bad stage rate',
+      'name: x\nduration: 10s\nstages:\n  - { duration: 1s, rate: 5 }\n  - { duration: 1s, rate: zero }',
+      'stages.1.rate: ',
+    ],
+    [
+      'stages longer than duration',
+      'name: x\nduration: 1s\nstages:\n  - { duration: 2s, rate: 5 }',
+      'stages: last 2 s but duration is 1 s',
+    ],
     ['steps without rampTo', 'name: x\nduration: 1s\nstages:\n  - { duration: 1s, rate: 5, steps: 3 }', 'stages.0.steps: needs rampTo'],
     ['a path without a slash', 'name: x\nrate: 5\nduration: 2s\nrequests:\n  - { path: api }', 'requests.0.path: must start with /'],
     ['an unknown method', 'name: x\nrate: 5\nduration: 2s\nrequests:\n  - { method: FETCH }', 'requests.0.method: must be one of'],
@@ -97,11 +117,18 @@ describe('parsing', () => {
     ['an unknown field', 'name: x\nrate: 5\nduration: 2s\nrps: 5', 'rps: unknown field'],
     ['an unknown nested field', 'name: x\nrate: 5\nduration: 2s\nmonitor: { redis: { key: f } }', 'monitor.redis.key: unknown field'],
     ['a bad sidecar URL', 'name: x\nrate: 5\nduration: 2s\nmonitor: { sidecars: [nope] }', 'monitor.sidecars.0: must be a URL'],
-    ['a regression after the end', 'name: x\nrate: 5\nduration: 2s\ndemo: { regressAt: 3s }', 'demo.regressAt: must come before the end of the run'],
+    [
+      'a regression after the end',
+      'name: x\nrate: 5\nduration: 2s\ndemo: { regressAt: 3s }',
+      'demo.regressAt: must come before the end of the run',
+    ],
     ['zero connections', 'name: x\nrate: 5\nduration: 2s\nconnections: 0', 'connections: must be at least 1'],
   ])('refuses %s, naming the field', (_case, yaml, expected) => {
     const lines = problems(yaml);
-    expect(lines.some((l) => l.startsWith(expected) || l.includes(expected)), lines.join('\n')).toBe(true);
+    expect(
+      lines.some((l) => l.startsWith(expected) || l.includes(expected)),
+      lines.join('\n'),
+    ).toBe(true);
   });
 
   it('reports every problem at once', () => {
@@ -124,9 +151,12 @@ describe('parsing', () => {
 });
 
 describe('targets', () => {
-  it.each(['http://127.0.0.1:8080', 'http://127.1.2.3:80', 'http://localhost:3000', 'http://[::1]:8080', 'https://127.0.0.1'])('accepts loopback %s', (target) => {
-    expect(checkTarget(target)).toBe(new URL(target).origin);
-  });
+  it.each(['http://127.0.0.1:8080', 'http://127.1.2.3:80', 'http://localhost:3000', 'http://[::1]:8080', 'https://127.0.0.1'])(
+    'accepts loopback %s',
+    (target) => {
+      expect(checkTarget(target)).toBe(new URL(target).origin);
+    },
+  );
 
   it.each([
     ['http://10.0.0.1:8080', 'is not a loopback address'],
@@ -154,7 +184,9 @@ describe('request mix and version tags', () => {
     const r = (path: string, weight: number) => ({ method: 'GET', path, headers: {}, body: undefined, weight });
     expect(mixSequence([r('/a', 3), r('/b', 1)]).map((x) => x.path)).toEqual(['/a', '/a', '/b', '/a']);
     const seq = mixSequence([r('/a', 2), r('/b', 3), r('/c', 1)]).map((x) => x.path);
-    expect([seq.filter((p) => p === '/a').length, seq.filter((p) => p === '/b').length, seq.filter((p) => p === '/c').length]).toEqual([2, 3, 1]);
+    expect([seq.filter((p) => p === '/a').length, seq.filter((p) => p === '/b').length, seq.filter((p) => p === '/c').length]).toEqual([
+      2, 3, 1,
+    ]);
   });
 
   it('reads the version from the header first, then the JSON body', () => {

@@ -27,10 +27,13 @@ function twoVersions(seen: { requests: string[]; bodies: string[] }) {
       const i = n++;
       const v2 = i % 2 === 1;
       const status = v2 && i % 8 === 1 ? 500 : 200;
-      setTimeout(() => {
-        res.writeHead(status, { 'content-type': 'application/json', ...(v2 ? {} : { 'x-app-version': 'v1' }) });
-        res.end(JSON.stringify(v2 ? { version: 'v2' } : { ok: true }));
-      }, v2 ? 25 : 1);
+      setTimeout(
+        () => {
+          res.writeHead(status, { 'content-type': 'application/json', ...(v2 ? {} : { 'x-app-version': 'v1' }) });
+          res.end(JSON.stringify(v2 ? { version: 'v2' } : { ok: true }));
+        },
+        v2 ? 25 : 1,
+      );
     });
   };
 }
@@ -84,7 +87,10 @@ describe('a short run against a real server', () => {
 
   it('runs every step to its end and counts what the server answered', () => {
     expect(result.stopReason).toBe('completed');
-    expect(result.steps.map((s) => [s.label, s.offeredRps])).toEqual([['stage 1', 20], ['stage 2', 40]]);
+    expect(result.steps.map((s) => [s.label, s.offeredRps])).toEqual([
+      ['stage 1', 20],
+      ['stage 2', 40],
+    ]);
     expect(result.totals.requests).toBe(result.steps.reduce((sum, s) => sum + s.requests, 0));
     // Each step sends at most rate x its length (20 x 1 s, 40 x 1.5 s), and holds its length even when done early.
     const [one, two] = result.steps;

@@ -26,10 +26,23 @@ beforeAll(async () => {
   });
   const config = loadConfig({
     env: {
-      SERVICE_NAME: uniqueService('proxy-metrics'), POD_NAME: 'a', POD_VERSION: 'v2', UPSTREAM_URL: app.url, REDIS_URL, PROXY_PORT: '0', ADMIN_PORT: '0',
-      CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test', CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_EVALUATION_DELAY: '100ms',
-      CANARY_GATE_PROXY_CONNECTIONS: '1', CANARY_GATE_PROXY_QUEUE_TIMEOUT: '150ms', CANARY_GATE_PROXY_CLIENT_BODY_TIMEOUT: '200ms',
-      CANARY_GATE_EVALUATION_ENABLED: 'false', CANARY_GATE_LOG_LEVEL: 'silent',
+      SERVICE_NAME: uniqueService('proxy-metrics'),
+      POD_NAME: 'a',
+      POD_VERSION: 'v2',
+      UPSTREAM_URL: app.url,
+      REDIS_URL,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-test',
+      CANARY_GATE_WINDOW_SLOT: '250ms',
+      CANARY_GATE_EVALUATION_DELAY: '100ms',
+      CANARY_GATE_PROXY_CONNECTIONS: '1',
+      CANARY_GATE_PROXY_QUEUE_TIMEOUT: '150ms',
+      CANARY_GATE_PROXY_CLIENT_BODY_TIMEOUT: '200ms',
+      CANARY_GATE_EVALUATION_ENABLED: 'false',
+      CANARY_GATE_LOG_LEVEL: 'silent',
     },
   });
   sidecar = buildSidecar(config, { logger: silent, adminToken: '' });
@@ -45,7 +58,7 @@ afterAll(async () => {
 
 const metrics = async (): Promise<string> => (await request(`${admin}/metrics`)).body.text();
 
-describe('the proxy\'s saturation and rejections in /metrics', () => {
+describe("the proxy's saturation and rejections in /metrics", () => {
   it('counts an overloaded request and its queue wait, labels it, and keeps it out of the judged slot', async () => {
     const holding = request(`http://127.0.0.1:${proxyPort}/hold`).then((res) => res.body.text());
     await eventually(() => (held.length === 1 ? true : undefined), 5000, 'the held request at the app');
@@ -71,7 +84,11 @@ describe('the proxy\'s saturation and rejections in /metrics', () => {
   it('counts a body that came too slowly as body_timeout, not as a request of the version', async () => {
     const answer = await trickleUpload(proxyPort, '/slow-body', 4, 50, new Promise(() => undefined));
     expect(answer.status).toBe(408);
-    await eventually(async () => (/^canary_gate_proxy_rejected_total\{reason="body_timeout"\} 1$/m.test(await metrics()) ? true : undefined), 5000, 'the body_timeout count');
+    await eventually(
+      async () => (/^canary_gate_proxy_rejected_total\{reason="body_timeout"\} 1$/m.test(await metrics()) ? true : undefined),
+      5000,
+      'the body_timeout count',
+    );
     expect(sidecar.status().local.requests).toBe(1);
   });
 });

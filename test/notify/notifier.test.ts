@@ -43,7 +43,12 @@ function notifierOf(sinks: Sink[], options: Partial<NotifierOptions> = FAST, log
 }
 
 /** A distinct transition per `i` (a warning at a different time). */
-const warning = (i: number): GateEvent => ({ kind: 'warning_started', atMs: T0 + i * 1000, advisory: false, verdict: verdictOf('warn', T0 + i * 1000) });
+const warning = (i: number): GateEvent => ({
+  kind: 'warning_started',
+  atMs: T0 + i * 1000,
+  advisory: false,
+  verdict: verdictOf('warn', T0 + i * 1000),
+});
 const keys = (r: Receiver): unknown[] => r.received.map((x) => x.headers['idempotency-key']);
 
 describe('a receiver that fails, hangs and recovers', () => {
@@ -115,12 +120,21 @@ describe('nothing blocks', () => {
     }
     const evaluator = new Evaluator(
       { holderId: 'a/1', pod: 'a', slotMs: 1000, slots: 4, leaseTtlMs: 3000, policy: THRESHOLDS_ONLY, consecutiveBreaches: 1 },
-      lease, flags, source, clock, silent, (e) => notifier.notify(e),
+      lease,
+      flags,
+      source,
+      clock,
+      silent,
+      (e) => notifier.notify(e),
     );
     await evaluator.renewLease();
     const event = await evaluator.evaluate();
     expect(event?.decisionWritten).toMatchObject({ trigger: 'automatic' });
-    await eventually(() => (stuck.received.some((r) => r.body.kind === 'rolled_back') ? true : undefined), 5000, 'the rollback at the hanging receiver');
+    await eventually(
+      () => (stuck.received.some((r) => r.body.kind === 'rolled_back') ? true : undefined),
+      5000,
+      'the rollback at the hanging receiver',
+    );
     expect(stuck.hanging()).toBe(1);
     expect(notifier.stats()[0]!.sent).toBe(0);
   });
@@ -135,7 +149,9 @@ describe('a bounded queue', () => {
     expect(notifier.stats()[0]).toMatchObject({ queued: 2, dropped: { ...NO_DROPS, queue_full: 2 } });
     hook.behave('ok');
     await notifier.idle();
-    const delivered = hook.received.filter((_, i, all) => all.findIndex((r) => r.body.id === all[i]!.body.id) === i).map((r) => r.body.atMs);
+    const delivered = hook.received
+      .filter((_, i, all) => all.findIndex((r) => r.body.id === all[i]!.body.id) === i)
+      .map((r) => r.body.atMs);
     expect(delivered).toEqual([T0 + 1000, T0 + 4000, T0 + 5000]);
     expect(notifier.stats()[0]).toMatchObject({ sent: 3, queued: 0, dropped: { ...NO_DROPS, queue_full: 2 } });
     expect(logs.text().match(/notification queue full; oldest dropped/g)).toHaveLength(2);
@@ -159,10 +175,19 @@ describe('secrets', () => {
     const failing = await receiver('fail');
     const hanging = await receiver('hang');
     const refused = await closedPort();
-    const secrets = { webhook: `${failing.url}/hook/SECRET-WEBHOOK-7f3a`, slack: `http://127.0.0.1:${refused}/services/T0/B0/SECRET-SLACK-91bc`, key: 'SECRET-ROUTING-KEY-00aa' };
+    const secrets = {
+      webhook: `${failing.url}/hook/SECRET-WEBHOOK-7f3a`,
+      slack: `http://127.0.0.1:${refused}/services/T0/B0/SECRET-SLACK-91bc`,
+      key: 'SECRET-ROUTING-KEY-00aa',
+    };
     const logs = captureLogs('debug');
     const notifier = notifierOf(
-      createSinks({ webhookUrl: secrets.webhook, slackWebhookUrl: secrets.slack, pagerDutyRoutingKey: secrets.key, pagerDutyUrl: `${hanging.url}/SECRET-PD-PATH` }),
+      createSinks({
+        webhookUrl: secrets.webhook,
+        slackWebhookUrl: secrets.slack,
+        pagerDutyRoutingKey: secrets.key,
+        pagerDutyUrl: `${hanging.url}/SECRET-PD-PATH`,
+      }),
       { ...FAST, maxAttempts: 2 },
       logs.logger,
     );
@@ -177,7 +202,9 @@ describe('secrets', () => {
   });
 
   it('redact() replaces every secret in a message', () => {
-    expect(redact('POST https://hooks.example.com/T/B/abc failed: abc', ['https://hooks.example.com/T/B/abc', 'abc'])).toBe('POST [redacted] failed: [redacted]');
+    expect(redact('POST https://hooks.example.com/T/B/abc failed: abc', ['https://hooks.example.com/T/B/abc', 'abc'])).toBe(
+      'POST [redacted] failed: [redacted]',
+    );
   });
 });
 
@@ -196,7 +223,16 @@ describe('retry policy', () => {
   });
 
   it.each([
-    [200, false], [400, false], [401, false], [404, false], [410, false], [301, false], [408, true], [429, true], [500, true], [503, true],
+    [200, false],
+    [400, false],
+    [401, false],
+    [404, false],
+    [410, false],
+    [301, false],
+    [408, true],
+    [429, true],
+    [500, true],
+    [503, true],
   ])('status %i retryable: %s', (status, retry) => {
     expect(retryableStatus(status)).toBe(retry);
   });

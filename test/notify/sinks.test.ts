@@ -20,9 +20,19 @@ afterEach(async () => {
 
 async function receivers(): Promise<{ webhook: Receiver; slack: Receiver; pagerduty: Receiver; notifier: Notifier }> {
   const [webhook, slack, pagerduty] = await Promise.all([startReceiver(), startReceiver(), startReceiver(202)]);
-  const sinks = createSinks({ webhookUrl: `${webhook.url}/hook`, slackWebhookUrl: `${slack.url}/services/T0/B0/x`, pagerDutyRoutingKey: ROUTING_KEY, pagerDutyUrl: `${pagerduty.url}/v2/enqueue` });
+  const sinks = createSinks({
+    webhookUrl: `${webhook.url}/hook`,
+    slackWebhookUrl: `${slack.url}/services/T0/B0/x`,
+    pagerDutyRoutingKey: ROUTING_KEY,
+    pagerDutyUrl: `${pagerduty.url}/v2/enqueue`,
+  });
   const notifier = new Notifier(sinks, { service: 'checkout', pod: 'pod-a' }, silent);
-  cleanups.push(() => notifier.destroy(), () => webhook.close(), () => slack.close(), () => pagerduty.close());
+  cleanups.push(
+    () => notifier.destroy(),
+    () => webhook.close(),
+    () => slack.close(),
+    () => pagerduty.close(),
+  );
   return { webhook, slack, pagerduty, notifier };
 }
 
@@ -60,9 +70,21 @@ describe('every transition, to every sink', () => {
     await notifier.idle();
     const [rollback, warning] = webhook.received.map((r) => r.body);
     expect(rollback).toMatchObject({
-      id: expect.stringMatching(/^[0-9a-f]{32}$/), kind: 'rolled_back', service: 'checkout', pod: 'pod-a', atMs: T0, at: new Date(T0).toISOString(), advisory: false,
+      id: expect.stringMatching(/^[0-9a-f]{32}$/),
+      kind: 'rolled_back',
+      service: 'checkout',
+      pod: 'pod-a',
+      atMs: T0,
+      at: new Date(T0).toISOString(),
+      advisory: false,
       summary: `checkout: canary v2 rolled back (automatic): ${decision.reason}`,
-      decision: { state: 'rolled_back', trigger: 'automatic', by: 'pod-a', configHash: '0123456789abcdef', checks: [{ check: 'error_ratio_absolute', outcome: 'fail' }, { check: 'latency_p95_relative' }] },
+      decision: {
+        state: 'rolled_back',
+        trigger: 'automatic',
+        by: 'pod-a',
+        configHash: '0123456789abcdef',
+        checks: [{ check: 'error_ratio_absolute', outcome: 'fail' }, { check: 'latency_p95_relative' }],
+      },
     });
     expect(rollback.explain).toContain(`automatic rollback at ${decision.at} by pod-a (config 0123456789abcdef)`);
     expect(rollback.explain).toMatch(/error ratio\s+0\.20 %\s+12\.00 %/);
@@ -70,7 +92,7 @@ describe('every transition, to every sink', () => {
     expect(warning.explain).toContain('warn verdict for the window ending');
   });
 
-  it('Slack: a Block Kit message with a header, the reason, both versions\' figures and the failed checks', async () => {
+  it("Slack: a Block Kit message with a header, the reason, both versions' figures and the failed checks", async () => {
     const { slack, notifier } = await receivers();
     const decision = automaticDecision(T0);
     notifier.notify({ kind: 'rolled_back', atMs: decision.atMs, advisory: false, decision });
@@ -102,13 +124,25 @@ describe('every transition, to every sink', () => {
     const [trigger, resolve] = pagerduty.received.map((r) => r.body);
     expect(pagerduty.received).toHaveLength(2);
     expect(trigger).toEqual({
-      routing_key: ROUTING_KEY, event_action: 'trigger', dedup_key: `canary-gate/checkout/${T0}`, client: 'canary-gate',
+      routing_key: ROUTING_KEY,
+      event_action: 'trigger',
+      dedup_key: `canary-gate/checkout/${T0}`,
+      client: 'canary-gate',
       payload: {
-        summary: expect.stringContaining('checkout: canary v2 rolled back (automatic)'), source: 'checkout', severity: 'critical', timestamp: decision.at,
-        component: 'v2', group: 'checkout', class: 'canary rollback',
+        summary: expect.stringContaining('checkout: canary v2 rolled back (automatic)'),
+        source: 'checkout',
+        severity: 'critical',
+        timestamp: decision.at,
+        component: 'v2',
+        group: 'checkout',
+        class: 'canary rollback',
         custom_details: expect.objectContaining({
-          reason: decision.reason, trigger: 'automatic', decided_by: 'pod-a', config_hash: '0123456789abcdef',
-          failed_checks: ['error_ratio_absolute: canary error ratio 12.00 % > 5.00 % (fail)'], explain: expect.stringContaining('automatic rollback'),
+          reason: decision.reason,
+          trigger: 'automatic',
+          decided_by: 'pod-a',
+          config_hash: '0123456789abcdef',
+          failed_checks: ['error_ratio_absolute: canary error ratio 12.00 % > 5.00 % (fail)'],
+          explain: expect.stringContaining('automatic rollback'),
         }),
       },
     });
@@ -130,11 +164,20 @@ describe('every transition, to every sink', () => {
 describe('sinks from the environment', () => {
   it('reads each secret from its variable; none set, no sink', () => {
     expect(createSinks(notifySecretsFrom({}))).toEqual([]);
-    const env = { [NOTIFY_ENV.webhookUrl]: 'http://127.0.0.1:1/h', [NOTIFY_ENV.slackWebhookUrl]: ' ', [NOTIFY_ENV.pagerDutyRoutingKey]: 'key' };
+    const env = {
+      [NOTIFY_ENV.webhookUrl]: 'http://127.0.0.1:1/h',
+      [NOTIFY_ENV.slackWebhookUrl]: ' ',
+      [NOTIFY_ENV.pagerDutyRoutingKey]: 'key',
+    };
     expect(notifySecretsFrom(env)).toEqual({ webhookUrl: 'http://127.0.0.1:1/h', pagerDutyRoutingKey: 'key' });
     const sinks = createSinks(notifySecretsFrom(env));
     expect(sinks.map((s) => s.name)).toEqual(['webhook', 'pagerduty']);
-    const pd = sinks[1]!.render({ id: 'x', service: 's', pod: 'p', event: { kind: 'rolled_back', atMs: T0, advisory: false, decision: automaticDecision(T0) } });
+    const pd = sinks[1]!.render({
+      id: 'x',
+      service: 's',
+      pod: 'p',
+      event: { kind: 'rolled_back', atMs: T0, advisory: false, decision: automaticDecision(T0) },
+    });
     expect(pd?.url).toBe(PAGERDUTY_EVENTS_URL);
   });
 

@@ -39,17 +39,43 @@ let startS = 0;
 let endS = 0;
 /** The sparse service's policy: blind by construction, and never rolled back. */
 const SPARSE = { CANARY_GATE_POLICY_STATISTICS_HORIZON: '10ms', CANARY_GATE_POLICY_STATISTICS_FALSE_ROLLBACK_RATE: '1e-9' };
-const services = { checkout: uniqueService('checkout'), search: uniqueService('search'), ledger: uniqueService('ledger'), sparse: uniqueService('sparse') };
+const services = {
+  checkout: uniqueService('checkout'),
+  search: uniqueService('search'),
+  ledger: uniqueService('ledger'),
+  sparse: uniqueService('sparse'),
+};
 
-function sidecarConfig(service: string, pod: string, version: string, upstream: string, redisUrl = REDIS_URL, extra: Record<string, string> = {}) {
+function sidecarConfig(
+  service: string,
+  pod: string,
+  version: string,
+  upstream: string,
+  redisUrl = REDIS_URL,
+  extra: Record<string, string> = {},
+) {
   return loadConfig({
     env: {
-      SERVICE_NAME: service, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, REDIS_URL: redisUrl,
-      PROXY_PORT: '0', ADMIN_PORT: '0', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1',
-      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-prom', CANARY_GATE_FLAG_KEY: `cg-prom:flag:{${service}}`,
-      CANARY_GATE_WINDOW_SLOT: '500ms', CANARY_GATE_WINDOW_SLOTS: '6', CANARY_GATE_EVALUATION_DELAY: '100ms',
-      CANARY_GATE_EVALUATION_LEASE_TTL: '1s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms', CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms',
-      CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_PROXY_ROUTES: '/items/:id', CANARY_GATE_LOG_LEVEL: 'silent',
+      SERVICE_NAME: service,
+      POD_NAME: pod,
+      POD_VERSION: version,
+      UPSTREAM_URL: upstream,
+      REDIS_URL: redisUrl,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-prom',
+      CANARY_GATE_FLAG_KEY: `cg-prom:flag:{${service}}`,
+      CANARY_GATE_WINDOW_SLOT: '500ms',
+      CANARY_GATE_WINDOW_SLOTS: '6',
+      CANARY_GATE_EVALUATION_DELAY: '100ms',
+      CANARY_GATE_EVALUATION_LEASE_TTL: '1s',
+      CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
+      CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms',
+      CANARY_GATE_POLICY_MIN_SAMPLES: '20',
+      CANARY_GATE_PROXY_ROUTES: '/items/:id',
+      CANARY_GATE_LOG_LEVEL: 'silent',
       ...extra,
     },
   });
@@ -65,12 +91,27 @@ beforeAll(async () => {
     // The regression: 60 ms slower and one request in three fails.
     setTimeout(() => res.writeHead(Math.random() < 0.33 ? 500 : 200).end('regressed'), 60);
   });
-  cleanups.push(() => healthy.close(), () => canaryApp.close());
+  cleanups.push(
+    () => healthy.close(),
+    () => canaryApp.close(),
+  );
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
   const pods: Array<{ service: string; pod: string; version: string; upstream: string; redis?: string; extra?: Record<string, string> }> = [
     // A streak of 3 (as with thresholds only), so that the breaching state exists before the rollback.
-    { service: services.checkout, pod: 'checkout-v1-a', version: 'v1', upstream: healthy.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
-    { service: services.checkout, pod: 'checkout-v2-a', version: 'v2', upstream: canaryApp.url, extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' } },
+    {
+      service: services.checkout,
+      pod: 'checkout-v1-a',
+      version: 'v1',
+      upstream: healthy.url,
+      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' },
+    },
+    {
+      service: services.checkout,
+      pod: 'checkout-v2-a',
+      version: 'v2',
+      upstream: canaryApp.url,
+      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' },
+    },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
     { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
     { service: services.sparse, pod: 'sparse-v1-a', version: 'v1', upstream: healthy.url, extra: SPARSE },
@@ -79,7 +120,10 @@ beforeAll(async () => {
   const targets: PodTarget[] = [];
   const proxies: string[] = [];
   for (const p of pods) {
-    const sidecar = buildSidecar(sidecarConfig(p.service, p.pod, p.version, p.upstream, p.redis, p.extra), { logger: silent, adminToken: '' });
+    const sidecar = buildSidecar(sidecarConfig(p.service, p.pod, p.version, p.upstream, p.redis, p.extra), {
+      logger: silent,
+      adminToken: '',
+    });
     const { proxyPort, adminPort } = await sidecar.start();
     cleanups.push(() => sidecar.destroy());
     targets.push({ address: '127.0.0.1', namespace: NAMESPACE, app: p.service, pod: p.pod, port: adminPort });
@@ -107,7 +151,11 @@ beforeAll(async () => {
   });
   await sleep(8000);
   regressed = true;
-  await eventually(async () => ((await prom.query('canary_gate_state == 2')).length > 0 ? true : undefined), 30_000, 'the rollback, seen by Prometheus');
+  await eventually(
+    async () => ((await prom.query('canary_gate_state == 2')).length > 0 ? true : undefined),
+    30_000,
+    'the rollback, seen by Prometheus',
+  );
   await sleep(4000);
   loading = false;
   await Promise.all(clients);
@@ -132,7 +180,8 @@ describe('the bundled dashboards against a real Prometheus', () => {
       report.push(`${series.length.toString().padStart(3)} series  ${e.dashboard} / ${e.panel} [${e.refId}]: ${expr}`);
       if (series.length === 0) failures.push(`${e.panel} [${e.refId}] returned nothing: ${expr}`);
       for (const label of legendLabels(e.legend)) {
-        if (!series.every((s) => label in s.metric)) failures.push(`${e.panel} [${e.refId}]: a series lacks "${label}" (legend ${e.legend})`);
+        if (!series.every((s) => label in s.metric))
+          failures.push(`${e.panel} [${e.refId}]: a series lacks "${label}" (legend ${e.legend})`);
       }
     }
     console.log(`panel expressions (${report.length}):\n${report.join('\n')}`);
@@ -141,13 +190,19 @@ describe('the bundled dashboards against a real Prometheus', () => {
   });
 
   it('every alert rule expression returns series labelled as its summary needs, and Prometheus evaluates every rule', async () => {
-    const rules = (parse(await readFile(join(CONFIG_DIR, 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; annotations: { summary: string } }> }> }).groups.flatMap((g) => g.rules);
+    const rules = (
+      parse(await readFile(join(CONFIG_DIR, 'alerts.yml'), 'utf8')) as {
+        groups: Array<{ rules: Array<{ alert: string; expr: string; annotations: { summary: string } }> }>;
+      }
+    ).groups.flatMap((g) => g.rules);
     const report: string[] = [];
     const failures: string[] = [];
     for (const rule of rules) {
       const series = await prom.queryRange(rule.expr, startS, endS, 1);
       const labels = [...rule.annotations.summary.matchAll(/\$labels\.(\w+)/g)].map((m) => m[1] as string);
-      report.push(`${series.length.toString().padStart(3)} series  ${rule.alert}: ${series.map((s) => JSON.stringify(s.metric)).join(' ')}`);
+      report.push(
+        `${series.length.toString().padStart(3)} series  ${rule.alert}: ${series.map((s) => JSON.stringify(s.metric)).join(' ')}`,
+      );
       if (series.length === 0) failures.push(`${rule.alert} returned nothing`);
       for (const label of labels) if (!series.every((s) => label in s.metric)) failures.push(`${rule.alert}: a series lacks "${label}"`);
     }
@@ -161,12 +216,20 @@ describe('the bundled dashboards against a real Prometheus', () => {
     };
     const blind = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateUnderpowered')!.expr, startS, endS, 1);
     expect(new Set(blind.map((s) => s.metric.service))).toEqual(new Set([services.sparse]));
-    expect(blind.map((s) => s.metric.check).sort()).toEqual(['error_ratio_absolute', 'error_ratio_relative', 'latency_p95_absolute', 'latency_p95_relative']);
+    expect(blind.map((s) => s.metric.check).sort()).toEqual([
+      'error_ratio_absolute',
+      'error_ratio_relative',
+      'latency_p95_absolute',
+      'latency_p95_relative',
+    ]);
     for (const [alert, service] of Object.entries(expectedFor)) {
       const rule = rules.find((r) => r.alert === alert);
       expect(rule, alert).toBeDefined();
       const series = await prom.queryRange(rule!.expr, startS, endS, 1);
-      expect(series.map((s) => s.metric.service), alert).toEqual([service]);
+      expect(
+        series.map((s) => s.metric.service),
+        alert,
+      ).toEqual([service]);
     }
     const down = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateSidecarDown')!.expr, startS, endS, 1);
     expect(down.map((s) => s.metric.pod)).toEqual(['gone-v1-a']);

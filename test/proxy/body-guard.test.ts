@@ -46,9 +46,22 @@ async function setup(overrides: Partial<Config['proxy']>, readAfterMs = 0): Prom
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
     config: {
-      host: '127.0.0.1', port: 0, upstream: app.url, connections: 8, connectTimeout: 1000, headersTimeout: 10_000, bodyTimeout: 10_000,
-      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, queueTimeout: 5000, clientBodyTimeout: 10_000, clientBodyMinRate: 0,
-      trustedProxies: [], errorStatuses: ['5xx', '4xx'], routes: [], ...overrides,
+      host: '127.0.0.1',
+      port: 0,
+      upstream: app.url,
+      connections: 8,
+      connectTimeout: 1000,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+      keepAliveTimeout: 4000,
+      clientHeadersTimeout: 10_000,
+      queueTimeout: 5000,
+      clientBodyTimeout: 10_000,
+      clientBodyMinRate: 0,
+      trustedProxies: [],
+      errorStatuses: ['5xx', '4xx'],
+      routes: [],
+      ...overrides,
     },
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
@@ -100,7 +113,9 @@ describe('the slow-upload guard', () => {
     const p = await setup({ connections: 2, queueTimeout: 5000, clientBodyTimeout: 500, clientBodyMinRate: 50 });
     const attackers = Array.from({ length: 3 }, () => trickleUpload(p.port, '/hold', 10_000, 200));
     await waitFor(() => p.proxy.stats.upstreamInFlight === 2 && p.proxy.stats.queued === 1, 'the pool to be held');
-    const healthy = Array.from({ length: 4 }, () => request(`${p.url}/healthy`, { dispatcher: client }).then(async (res) => (await res.body.text(), res.statusCode)));
+    const healthy = Array.from({ length: 4 }, () =>
+      request(`${p.url}/healthy`, { dispatcher: client }).then(async (res) => (await res.body.text(), res.statusCode)),
+    );
     expect(await Promise.all(healthy)).toEqual([200, 200, 200, 200]);
     expect((await Promise.all(attackers)).map((a) => a.status)).toEqual([408, 408, 408]);
     await waitFor(() => p.records.length === 7, 'seven records');
@@ -114,7 +129,8 @@ describe('the slow-upload guard', () => {
       p.seen.push(entry);
       // Answered requests get no 'close' from a connection cut under them: watch the connection instead.
       req.socket.once('close', () => (entry.complete = req.complete));
-      if (req.url === '/early') res.writeHead(401).end('no'); // without reading the body
+      if (req.url === '/early')
+        res.writeHead(401).end('no'); // without reading the body
       else res.end('ok');
     });
     const early = await trickleUpload(p.port, '/early', 1000, 50);
@@ -124,11 +140,11 @@ describe('the slow-upload guard', () => {
     const next = await request(`${p.url}/next`, { dispatcher: client });
     expect(next.statusCode).toBe(200);
     expect(await next.body.text()).toBe('ok');
-    await waitFor(() => p.seen.length === 2 && p.seen[0]?.complete !== null, 'both requests at the app, the first one\'s connection closed');
+    await waitFor(() => p.seen.length === 2 && p.seen[0]?.complete !== null, "both requests at the app, the first one's connection closed");
     expect(p.seen[0]).toEqual({ url: '/early', complete: false });
   });
 
-  it('the app holding the body back (it reads late) is the app\'s time: no 408, and it is judged', async () => {
+  it("the app holding the body back (it reads late) is the app's time: no 408, and it is judged", async () => {
     const p = await setup({ clientBodyTimeout: 200 }, 800);
     const body = Buffer.alloc(32 * 1024 * 1024, 1); // more than the socket buffers between proxy and app hold
     const res = await request(`${p.url}/late-reader`, { method: 'POST', body, dispatcher: client });

@@ -21,7 +21,9 @@ beforeAll(async () => {
     appRequests++;
     res.end('ok');
   });
-  const config = loadConfig({ env: { UPSTREAM_URL: app.url, PROXY_PORT: '0', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_PROXY_CLIENT_HEADERS_TIMEOUT: '1s' } });
+  const config = loadConfig({
+    env: { UPSTREAM_URL: app.url, PROXY_PORT: '0', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_PROXY_CLIENT_HEADERS_TIMEOUT: '1s' },
+  });
   proxy = createProxyServer({ config: config.proxy, recorder: { record: () => void recorded++ }, logger: silent });
   port = (await proxy.listen()).port;
 });
@@ -59,8 +61,18 @@ describe('requests refused at the edge', () => {
     ['an oversized header', `GET / HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'header_overflow'],
     ['an oversized URL', `GET /${'u'.repeat(20_000)} HTTP/1.1\r\nhost: a\r\n\r\n`, 431, 'header_overflow'],
     ['an invalid method', 'G@T / HTTP/1.1\r\nhost: a\r\n\r\n', 400, 'malformed'],
-    ['Content-Length with Transfer-Encoding (smuggling)', 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'malformed'],
-    ['two different Content-Lengths', 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ncontent-length: 5\r\n\r\nabcde', 400, 'malformed'],
+    [
+      'Content-Length with Transfer-Encoding (smuggling)',
+      'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+      'malformed',
+    ],
+    [
+      'two different Content-Lengths',
+      'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ncontent-length: 5\r\n\r\nabcde',
+      400,
+      'malformed',
+    ],
     ['a bad chunk size', 'POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n', 400, 'malformed'],
   ])('%s gets %i, is counted, never reaches the app', async (_name, bytes, status, reason) => {
     const before = { app: appRequests, rejected: proxy.stats.rejected[reason] ?? 0 };
@@ -90,8 +102,12 @@ describe('requests refused at the edge', () => {
 
 describe('rejectionOf', () => {
   it.each([
-    ['HPE_HEADER_OVERFLOW', 431], ['ERR_HTTP_REQUEST_TIMEOUT', 408], ['HPE_HEADERS_TIMEOUT', 408], ['HPE_INVALID_METHOD', 400],
-    ['HPE_UNEXPECTED_CONTENT_LENGTH', 400], [undefined, 400],
+    ['HPE_HEADER_OVERFLOW', 431],
+    ['ERR_HTTP_REQUEST_TIMEOUT', 408],
+    ['HPE_HEADERS_TIMEOUT', 408],
+    ['HPE_INVALID_METHOD', 400],
+    ['HPE_UNEXPECTED_CONTENT_LENGTH', 400],
+    [undefined, 400],
   ] as const)('%s -> %i', (code, status) => {
     expect(rejectionOf(code)?.status).toBe(status);
   });

@@ -43,7 +43,11 @@ async function startFront(upstreamUrl: string, poolOptions: Pool.Options = {}, f
   return { url: `http://127.0.0.1:${port}`, port, results };
 }
 
-async function setup(handler: (req: IncomingMessage, res: ServerResponse) => void, poolOptions: Pool.Options = {}, forwardOptions?: ForwardOptions): Promise<{ front: Front; upstream: Upstream }> {
+async function setup(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  poolOptions: Pool.Options = {},
+  forwardOptions?: ForwardOptions,
+): Promise<{ front: Front; upstream: Upstream }> {
   const upstream = await startUpstream(handler);
   cleanups.push(() => upstream.close());
   return { front: await startFront(upstream.url, poolOptions, forwardOptions), upstream };
@@ -111,7 +115,11 @@ describe('bodies', () => {
   });
 
   it.each([
-    { framing: 'chunked', body: () => Readable.from([FIVE_MB.subarray(0, 1_000_000), FIVE_MB.subarray(1_000_000, 3_000_000), FIVE_MB.subarray(3_000_000)]), length: undefined },
+    {
+      framing: 'chunked',
+      body: () => Readable.from([FIVE_MB.subarray(0, 1_000_000), FIVE_MB.subarray(1_000_000, 3_000_000), FIVE_MB.subarray(3_000_000)]),
+      length: undefined,
+    },
     { framing: 'content-length', body: () => FIVE_MB, length: String(FIVE_MB.length) },
   ])('streams a 5 MB $framing request body to the upstream and its echo back unchanged', async ({ body, length }) => {
     let seenLength: string | undefined = 'unset';
@@ -246,17 +254,51 @@ describe('headers', () => {
 
   it.each([
     { name: 'no forwarding headers', sent: {}, options: undefined, forwardedFor: '127.0.0.1', proto: 'http' },
-    { name: "a client's X-Forwarded-Proto is replaced", sent: { 'x-forwarded-proto': 'https' }, options: undefined, forwardedFor: '127.0.0.1', proto: 'http' },
-    { name: "a trusted proxy's X-Forwarded-Proto is kept", sent: { 'x-forwarded-proto': 'https' }, options: { isTrustedProxy: createTrustedProxies(['127.0.0.0/8']) }, forwardedFor: '127.0.0.1', proto: 'https' },
-    { name: 'a trusted proxy that sends none gets the forwardedProto option', sent: {}, options: { forwardedProto: 'https', isTrustedProxy: createTrustedProxies(['127.0.0.1']) }, forwardedFor: '127.0.0.1', proto: 'https' },
-    { name: 'an untrusted list does not trust the client', sent: { 'x-forwarded-proto': 'https' }, options: { isTrustedProxy: createTrustedProxies(['10.0.0.0/8']) }, forwardedFor: '127.0.0.1', proto: 'http' },
-    { name: 'a chain of proxies', sent: { 'x-forwarded-for': '198.51.100.1, 10.0.0.2' }, options: undefined, forwardedFor: '198.51.100.1, 10.0.0.2, 127.0.0.1', proto: 'http' },
+    {
+      name: "a client's X-Forwarded-Proto is replaced",
+      sent: { 'x-forwarded-proto': 'https' },
+      options: undefined,
+      forwardedFor: '127.0.0.1',
+      proto: 'http',
+    },
+    {
+      name: "a trusted proxy's X-Forwarded-Proto is kept",
+      sent: { 'x-forwarded-proto': 'https' },
+      options: { isTrustedProxy: createTrustedProxies(['127.0.0.0/8']) },
+      forwardedFor: '127.0.0.1',
+      proto: 'https',
+    },
+    {
+      name: 'a trusted proxy that sends none gets the forwardedProto option',
+      sent: {},
+      options: { forwardedProto: 'https', isTrustedProxy: createTrustedProxies(['127.0.0.1']) },
+      forwardedFor: '127.0.0.1',
+      proto: 'https',
+    },
+    {
+      name: 'an untrusted list does not trust the client',
+      sent: { 'x-forwarded-proto': 'https' },
+      options: { isTrustedProxy: createTrustedProxies(['10.0.0.0/8']) },
+      forwardedFor: '127.0.0.1',
+      proto: 'http',
+    },
+    {
+      name: 'a chain of proxies',
+      sent: { 'x-forwarded-for': '198.51.100.1, 10.0.0.2' },
+      options: undefined,
+      forwardedFor: '198.51.100.1, 10.0.0.2, 127.0.0.1',
+      proto: 'http',
+    },
   ])('X-Forwarded-*: $name', async ({ sent, options, forwardedFor, proto }) => {
     let seen: IncomingMessage['headers'] = {};
-    const { front } = await setup((req, res) => {
-      seen = req.headers;
-      res.end();
-    }, {}, options);
+    const { front } = await setup(
+      (req, res) => {
+        seen = req.headers;
+        res.end();
+      },
+      {},
+      options,
+    );
     const res = await request(`${front.url}/`, { headers: sent, dispatcher: client });
     await res.body.dump();
     expect(seen['x-forwarded-for']).toBe(forwardedFor);
@@ -288,16 +330,31 @@ describe('headers', () => {
       seen = { url: req.url, host: req.headers.host };
       res.end();
     });
-    const res = await rawExchange(front.port, 'GET http://shop.example:8081/cart/items?page=2 HTTP/1.1\r\nhost: other.example\r\nconnection: close\r\n\r\n');
+    const res = await rawExchange(
+      front.port,
+      'GET http://shop.example:8081/cart/items?page=2 HTTP/1.1\r\nhost: other.example\r\nconnection: close\r\n\r\n',
+    );
     expect(res.status).toBe(200);
     expect(seen).toEqual({ url: '/cart/items?page=2', host: 'shop.example:8081' });
     expect(front.results).toMatchObject([{ status: 200, outcome: 'ok' }]);
   });
 
   it.each([
-    { name: 'two Host headers', head: 'GET / HTTP/1.1\r\nhost: a.example\r\nHost: b.example\r\nconnection: close\r\n\r\n', code: 'CG_HOST_DUPLICATE' },
-    { name: 'the same Host twice', head: 'GET / HTTP/1.1\r\nhost: a.example\r\nhost: a.example\r\nconnection: close\r\n\r\n', code: 'CG_HOST_DUPLICATE' },
-    { name: 'an absolute-form target that is not http(s)', head: 'GET ftp://files.example/x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', code: 'CG_TARGET_INVALID' },
+    {
+      name: 'two Host headers',
+      head: 'GET / HTTP/1.1\r\nhost: a.example\r\nHost: b.example\r\nconnection: close\r\n\r\n',
+      code: 'CG_HOST_DUPLICATE',
+    },
+    {
+      name: 'the same Host twice',
+      head: 'GET / HTTP/1.1\r\nhost: a.example\r\nhost: a.example\r\nconnection: close\r\n\r\n',
+      code: 'CG_HOST_DUPLICATE',
+    },
+    {
+      name: 'an absolute-form target that is not http(s)',
+      head: 'GET ftp://files.example/x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n',
+      code: 'CG_TARGET_INVALID',
+    },
   ])('answers 400 to $name and forwards nothing', async ({ head, code }) => {
     let upstreamCalls = 0;
     const { front } = await setup((_req, res) => {
@@ -382,10 +439,13 @@ describe('failures', () => {
   });
 
   it('cuts the client connection when the upstream body stalls past bodyTimeout', async () => {
-    const { front, upstream } = await setup((_req, res) => {
-      res.writeHead(200, { 'content-length': '1000' });
-      res.write('a first chunk, then nothing');
-    }, { bodyTimeout: 200 });
+    const { front, upstream } = await setup(
+      (_req, res) => {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('a first chunk, then nothing');
+      },
+      { bodyTimeout: 200 },
+    );
     const res = await request(`${front.url}/stall`, { dispatcher: client });
     expect(res.statusCode).toBe(200);
     await expect(res.body.text()).rejects.toThrow();

@@ -56,14 +56,20 @@ interface Setup {
 
 async function startProxy(upstreamUrl: string, overrides: Partial<Config['proxy']> = {}, now?: () => number): Promise<Setup> {
   const records: Recorded[] = [];
-  const recorder = { record: (request: ProxiedRequest) => void records.push({ latencyUs: request.appLatencyUs, isError: request.isError, request }) };
+  const recorder = {
+    record: (request: ProxiedRequest) => void records.push({ latencyUs: request.appLatencyUs, isError: request.isError, request }),
+  };
   const proxy = createProxyServer({ config: proxyConfig(upstreamUrl, overrides), recorder, logger: silent, ...(now ? { now } : {}) });
   const { port } = await proxy.listen();
   cleanups.push(() => proxy.destroy());
   return { url: `http://127.0.0.1:${port}`, port, records, proxy };
 }
 
-async function setup(handler: (req: IncomingMessage, res: ServerResponse) => void, overrides: Partial<Config['proxy']> = {}, now?: () => number): Promise<Setup & { upstream: Upstream }> {
+async function setup(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  overrides: Partial<Config['proxy']> = {},
+  now?: () => number,
+): Promise<Setup & { upstream: Upstream }> {
   const upstream = await startUpstream(handler);
   cleanups.push(() => upstream.close());
   return { ...(await startProxy(upstream.url, overrides, now)), upstream };
@@ -96,7 +102,8 @@ async function get(url: string): Promise<{ status: number; headers: Record<strin
 /** Waits at least `ms` by the same clock the proxy uses (a timer alone may fire a fraction of a ms early). */
 async function waitAtLeast(ms: number): Promise<void> {
   const start = performance.now();
-  for (let left = ms; left > 0; left = ms - (performance.now() - start)) await new Promise((resolve) => setTimeout(resolve, Math.ceil(left)));
+  for (let left = ms; left > 0; left = ms - (performance.now() - start))
+    await new Promise((resolve) => setTimeout(resolve, Math.ceil(left)));
 }
 
 /** After a fault the proxy still serves: one more normal request, recorded as a success. */
@@ -120,10 +127,13 @@ describe('recording', () => {
     { status: 428, errorStatuses: ['5xx', '429'], isError: false, outcome: 'ok' },
     { status: 503, errorStatuses: ['4xx'], isError: false, outcome: 'ok' },
   ] as const)('status $status with errorStatuses $errorStatuses: error $isError', async ({ status, errorStatuses, isError, outcome }) => {
-    const p = await setup((_req, res) => {
-      res.writeHead(status);
-      res.end();
-    }, { errorStatuses: [...errorStatuses] });
+    const p = await setup(
+      (_req, res) => {
+        res.writeHead(status);
+        res.end();
+      },
+      { errorStatuses: [...errorStatuses] },
+    );
     const res = await get(p.url);
     expect(res.status).toBe(status);
     const records = await expectRecords(p, 1);
@@ -150,17 +160,28 @@ describe('recording', () => {
 
   it('measures with the injected clock, in µs: the app from dispatch to the upstream end, the total from arrival to the response end', async () => {
     let clockMs = 1_000;
-    const p = await setup((_req, res) => {
-      clockMs = 1_012.5; // the app's 12.5 ms, between the dispatch and the upstream's end
-      res.end();
-    }, {}, () => clockMs);
+    const p = await setup(
+      (_req, res) => {
+        clockMs = 1_012.5; // the app's 12.5 ms, between the dispatch and the upstream's end
+        res.end();
+      },
+      {},
+      () => clockMs,
+    );
     p.proxy.server.prependListener('request', (_req, res: ServerResponse) => {
       res.once('finish', () => (clockMs = 1_020)); // after the upstream's end, before the response's close
     });
     await get(p.url);
     const [record] = await expectRecords(p, 1);
     expect(record?.request).toEqual({
-      appLatencyUs: 12_500, totalLatencyUs: 20_000, queueWaitUs: 0, isError: false, method: 'GET', status: 200, outcome: 'ok', target: '/',
+      appLatencyUs: 12_500,
+      totalLatencyUs: 20_000,
+      queueWaitUs: 0,
+      isError: false,
+      method: 'GET',
+      status: 200,
+      outcome: 'ok',
+      target: '/',
     });
   });
 
@@ -277,8 +298,14 @@ describe('the queue before the upstream pool', () => {
     const third = get(`${p.url}/third`);
     await waitFor(() => p.proxy.stats.queued === 2, 'the third request to queue');
     socket.destroy();
-    await waitFor(() => p.records.length === 1, 'the abandoned request\'s record');
-    expect(p.records[0]?.request).toMatchObject({ outcome: 'client_abort', status: 0, appLatencyUs: null, isError: false, target: '/leaves' });
+    await waitFor(() => p.records.length === 1, "the abandoned request's record");
+    expect(p.records[0]?.request).toMatchObject({
+      outcome: 'client_abort',
+      status: 0,
+      appLatencyUs: null,
+      isError: false,
+      target: '/leaves',
+    });
     expect(p.records[0]?.request.queueWaitUs).toBeGreaterThan(0);
     expect(p.proxy.stats.queued).toBe(1);
     releases[0]!();
@@ -290,7 +317,7 @@ describe('the queue before the upstream pool', () => {
     expect(p.proxy.stats.outcomes).toMatchObject({ ok: 2, client_abort: 1 });
   });
 
-  it('a queued request whose wait runs out gets 503 overloaded: the sidecar\'s saturation, not the version\'s error', async () => {
+  it("a queued request whose wait runs out gets 503 overloaded: the sidecar's saturation, not the version's error", async () => {
     const p = await setup(() => undefined, { connections: 1, queueTimeout: 100 });
     const held = request(p.url, { dispatcher: client }).catch(() => undefined);
     await waitFor(() => p.proxy.stats.upstreamInFlight === 1, 'the first request upstream');

@@ -32,7 +32,12 @@ interface Setup {
 
 /** Warms up the app, the proxies and their connections (JIT, keep-alive), then forgets what was recorded. */
 async function warmUp(setups: readonly Setup[]): Promise<void> {
-  await normalTraffic(setups.map((s) => s.url), 20, 5, 'GET');
+  await normalTraffic(
+    setups.map((s) => s.url),
+    20,
+    5,
+    'GET',
+  );
   for (const s of setups) s.records.length = 0;
 }
 
@@ -41,9 +46,22 @@ async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = 
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
     config: {
-      host: '127.0.0.1', port: 0, upstream: appUrl, connections: 64, connectTimeout: 1000, headersTimeout: 10_000, bodyTimeout: 10_000,
-      keepAliveTimeout: 4000, clientHeadersTimeout: 10_000, queueTimeout: 5000, clientBodyTimeout: 10_000, clientBodyMinRate: 500,
-      trustedProxies: [], errorStatuses: ['5xx'], routes: [], ...overrides,
+      host: '127.0.0.1',
+      port: 0,
+      upstream: appUrl,
+      connections: 64,
+      connectTimeout: 1000,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+      keepAliveTimeout: 4000,
+      clientHeadersTimeout: 10_000,
+      queueTimeout: 5000,
+      clientBodyTimeout: 10_000,
+      clientBodyMinRate: 500,
+      trustedProxies: [],
+      errorStatuses: ['5xx'],
+      routes: [],
+      ...overrides,
     },
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
@@ -92,8 +110,20 @@ async function pairedTraffic(count: number, workers: number, step: (i: number) =
 const isAttackSlot = (i: number): boolean => i % 10 === 5;
 
 const ms = (us: number | null): number => (us ?? NaN) / 1000;
-const judgedP95 = (records: readonly ProxiedRequest[]): number => ms(quantile(records.map((r) => r.appLatencyUs ?? NaN), 0.95));
-const totalP95 = (records: readonly ProxiedRequest[]): number => ms(quantile(records.map((r) => r.totalLatencyUs), 0.95));
+const judgedP95 = (records: readonly ProxiedRequest[]): number =>
+  ms(
+    quantile(
+      records.map((r) => r.appLatencyUs ?? NaN),
+      0.95,
+    ),
+  );
+const totalP95 = (records: readonly ProxiedRequest[]): number =>
+  ms(
+    quantile(
+      records.map((r) => r.totalLatencyUs),
+      0.95,
+    ),
+  );
 /** One line with the figures, in the test's output: the judged p95 with and without the attack, and the totals. */
 const report = (attack: string, clean: readonly ProxiedRequest[], attacked: readonly ProxiedRequest[]): void => {
   console.info(
@@ -108,7 +138,18 @@ const report = (attack: string, clean: readonly ProxiedRequest[], attacked: read
 function expectAttackInvisible(clean: readonly ProxiedRequest[], attacked: readonly ProxiedRequest[], attackPath: string): void {
   const attacks = attacked.filter((r) => r.target === attackPath);
   expect(attacks).toHaveLength(10);
-  expect(quantile(attacks.map((r) => r.totalLatencyUs), 0.5)).toBeGreaterThan(5 * quantile(attacks.map((r) => r.appLatencyUs ?? Infinity), 1));
+  expect(
+    quantile(
+      attacks.map((r) => r.totalLatencyUs),
+      0.5,
+    ),
+  ).toBeGreaterThan(
+    5 *
+      quantile(
+        attacks.map((r) => r.appLatencyUs ?? Infinity),
+        1,
+      ),
+  );
   expect(judgedP95(attacked)).toBeGreaterThan(judgedP95(clean) * 0.9);
   expect(judgedP95(attacked)).toBeLessThan(judgedP95(clean) * 1.1);
 }
@@ -135,7 +176,12 @@ interface AttackRun {
  * 100 requests to a clean and an attacked proxy in front of one app: every tenth is `attack` on the attacked proxy
  * (not awaited: it runs alongside) and its normal `twin` on the clean one; the others go to both at once.
  */
-async function attackRun(largeBytes: number, method: 'GET' | 'POST', attack: (port: number) => Promise<RawAnswer>, twin: (url: string) => Promise<number>): Promise<AttackRun> {
+async function attackRun(
+  largeBytes: number,
+  method: 'GET' | 'POST',
+  attack: (port: number) => Promise<RawAnswer>,
+  twin: (url: string) => Promise<number>,
+): Promise<AttackRun> {
   const app = await startAppProcess(SERVICE_MS, largeBytes);
   cleanups.push(() => app.close());
   const [clean, attacked] = [await startProxy(app.url), await startProxy(app.url)];
@@ -156,7 +202,12 @@ async function attackRun(largeBytes: number, method: 'GET' | 'POST', attack: (po
 
 describe("the judged latency is the app's, whatever the clients do", () => {
   it('ten 1-byte-per-second POST bodies among 100 requests leave the judged p95 within 10 %', async () => {
-    const run = await attackRun(0, 'POST', (port) => trickleUpload(port, '/upload', 3, 1000), (url) => send(url, '/upload', 'POST'));
+    const run = await attackRun(
+      0,
+      'POST',
+      (port) => trickleUpload(port, '/upload', 3, 1000),
+      (url) => send(url, '/upload', 'POST'),
+    );
     expect(run.answers.map((a) => a.status)).toEqual(Array(10).fill(200));
     expect(run.attacked.every((r) => r.outcome === 'ok' && r.appLatencyUs !== null)).toBe(true);
     report('slow uploads', run.clean, run.attacked);
@@ -164,7 +215,12 @@ describe("the judged latency is the app's, whatever the clients do", () => {
   });
 
   it('ten clients reading a 8 MB response slowly among 100 requests leave the judged p95 within 10 %', async () => {
-    const run = await attackRun(LARGE_BYTES, 'GET', (port) => slowRead(port, '/large', 50, 1000), (url) => send(url, '/large', 'GET'));
+    const run = await attackRun(
+      LARGE_BYTES,
+      'GET',
+      (port) => slowRead(port, '/large', 50, 1000),
+      (url) => send(url, '/large', 'GET'),
+    );
     expect(run.answers.map((a) => [a.status, a.bytes > LARGE_BYTES])).toEqual(Array(10).fill([200, true]));
     report('slow readers', run.clean, run.attacked);
     expectAttackInvisible(run.clean, run.attacked, '/large');
@@ -180,10 +236,15 @@ describe("the judged latency is the app's, whatever the clients do", () => {
     // Six sockets trickle bodies (a byte every 200 ms, the last byte held back): four hold the pool, two queue and are
     // turned away after queueTimeout, with 503 overloaded.
     let { attacks: firstAttacks, release } = holdThePool(attacked.port, 6);
-    await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4 && attacked.proxy.stats.queued === 2, 'four attackers upstream, two queued');
+    await waitFor(
+      () => attacked.proxy.stats.upstreamInFlight === 4 && attacked.proxy.stats.queued === 2,
+      'four attackers upstream, two queued',
+    );
     await waitFor(() => attacked.records.length === 2, 'the two queued attackers to be turned away');
     const overloaded = attacked.records.slice(0, 2);
-    expect(overloaded.map((r) => [r.status, r.outcome, r.isError, r.appLatencyUs])).toEqual(Array(2).fill([503, 'overloaded', false, null]));
+    expect(overloaded.map((r) => [r.status, r.outcome, r.isError, r.appLatencyUs])).toEqual(
+      Array(2).fill([503, 'overloaded', false, null]),
+    );
     for (const r of overloaded) expect(r.queueWaitUs).toBeGreaterThanOrEqual(pool.queueTimeout * 1000);
     expect(attacked.proxy.stats.rejected.overloaded).toBe(2);
     const turnedAway = await Promise.all(firstAttacks.slice(4));
@@ -217,7 +278,17 @@ describe("the judged latency is the app's, whatever the clients do", () => {
     expect(served.every((r) => r.outcome === 'ok' && r.queueWaitUs > 0)).toBe(true);
     report('pool exhaustion (healthy requests)', clean.records, served);
     // Each waited in the queue for longer than the app took, and the judged latency left that wait out.
-    expect(quantile(served.map((r) => r.queueWaitUs), 0.5)).toBeGreaterThan(quantile(served.map((r) => r.appLatencyUs ?? Infinity), 0.5));
+    expect(
+      quantile(
+        served.map((r) => r.queueWaitUs),
+        0.5,
+      ),
+    ).toBeGreaterThan(
+      quantile(
+        served.map((r) => r.appLatencyUs ?? Infinity),
+        0.5,
+      ),
+    );
     for (const r of served) expect(r.totalLatencyUs).toBeGreaterThanOrEqual(r.queueWaitUs + (r.appLatencyUs ?? Infinity));
     expect(judgedP95(served)).toBeGreaterThan(judgedP95(clean.records) * 0.9);
     expect(judgedP95(served)).toBeLessThan(judgedP95(clean.records) * 1.1);

@@ -9,7 +9,10 @@ import { UpstreamQueue } from '../../src/proxy/upstream-queue.ts';
 const now = (): number => performance.now();
 
 /** A queue whose callbacks write what happened, in order, as `start a 12` / `expire b 30` (ms waited, rounded down). */
-function tracedQueue(limit: number, timeoutMs: number): { queue: UpstreamQueue; events: string[]; waits: Record<string, number>; enter: (name: string) => ReturnType<UpstreamQueue['enter']> } {
+function tracedQueue(
+  limit: number,
+  timeoutMs: number,
+): { queue: UpstreamQueue; events: string[]; waits: Record<string, number>; enter: (name: string) => ReturnType<UpstreamQueue['enter']> } {
   const queue = new UpstreamQueue(limit, timeoutMs, now);
   const events: string[] = [];
   const waits: Record<string, number> = {};

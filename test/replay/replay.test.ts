@@ -57,12 +57,17 @@ function synthetic(name: string, s: Synthetic): string {
   for (let i = 0; i < s.slots; i++) {
     const slot = first + i;
     const regressed = s.regressAt !== undefined && i >= s.regressAt;
-    for (const [version, n] of [['v1', s.baselinePerSlot], ['v2', s.canaryPerSlot]] as const) {
+    for (const [version, n] of [
+      ['v1', s.baselinePerSlot],
+      ['v2', s.canaryPerSlot],
+    ] as const) {
       const recorder = new SlotRecorder(slotMs, slot * slotMs);
       const bad = version === 'v2' && regressed;
       const errorRatio = bad ? (s.regressedErrorRatio ?? s.errorRatio) : s.errorRatio;
       for (let r = 0; r < n; r++) recorder.record(latency() * (bad ? (s.regressedSlowdown ?? 1) : 1), uniform() < errorRatio);
-      lines.push(recordingLine({ kind: 'slot', version, slot, pod: `${version}-a`, payload: encodeSlotPayload(recorder.seal((slot + 1) * slotMs)) }));
+      lines.push(
+        recordingLine({ kind: 'slot', version, slot, pod: `${version}-a`, payload: encodeSlotPayload(recorder.seal((slot + 1) * slotMs)) }),
+      );
     }
     lines.push(recordingLine({ kind: 'flag', slot, percent: s.flag ?? 1 }));
   }
@@ -73,12 +78,23 @@ function synthetic(name: string, s: Synthetic): string {
 
 const defaults = loadConfig({ env: {} });
 const base: ReplayPolicy = { judge: judgePolicyOf(defaults), consecutiveBreaches: 3, slots: 12 };
-const run = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
 
 // 1 % share of 100 rps for 5 minutes (60 slots): 495 baseline and 5 canary requests per slot, 0.5 % errors on both.
 const lowTraffic = { slots: 60, baselinePerSlot: 495, canaryPerSlot: 5, errorRatio: 0.005 };
 const healthyFiles = [1, 2, 3, 4].map((seed) => synthetic(`healthy-${seed}.ndjson`, { ...lowTraffic, seed }));
-const regressedFiles = [5, 6].map((seed) => synthetic(`regressed-${seed}.ndjson`, { ...lowTraffic, canaryPerSlot: 25, flag: 5, baselinePerSlot: 475, regressAt: 20, regressedErrorRatio: 0.3, seed }));
+const regressedFiles = [5, 6].map((seed) =>
+  synthetic(`regressed-${seed}.ndjson`, {
+    ...lowTraffic,
+    canaryPerSlot: 25,
+    flag: 5,
+    baselinePerSlot: 475,
+    regressAt: 20,
+    regressedErrorRatio: 0.3,
+    seed,
+  }),
+);
 
 describe('replay', () => {
   it('is deterministic, leaves a healthy recording alone and rolls back a regressed one after the regression, saying why', async () => {
@@ -98,7 +114,9 @@ describe('replay', () => {
   it('skips and counts a corrupt payload, and names the line of a broken recording', () => {
     const text = `${recordingLine({ kind: 'meta', service: 's', baseline: 'v1', canary: 'v2', slotMs: 5000, slots: 12 })}${recordingLine({ kind: 'slot', version: 'v2', slot: 7, pod: 'p', payload: 'garbage' })}`;
     expect(replay(parseRecording('x', text), base).corrupt).toBe(1);
-    expect(() => parseRecording('rec.ndjson', `${text}{"kind":"slot","version":"v1"}\n`)).toThrow(/^rec\.ndjson:3: a slot line needs version, slot \(integer\), pod and payload$/);
+    expect(() => parseRecording('rec.ndjson', `${text}{"kind":"slot","version":"v1"}\n`)).toThrow(
+      /^rec\.ndjson:3: a slot line needs version, slot \(integer\), pod and payload$/,
+    );
     expect(() => parseRecording('rec.ndjson', '{"kind":"slot"}\n')).toThrow(CanaryGateError);
     expect(() => parseRecording('rec.ndjson', 'nope\n')).toThrow(/rec\.ndjson:1: not JSON/);
   });
@@ -110,7 +128,14 @@ describe('tune', () => {
     const regressed: Recording[] = await Promise.all(regressedFiles.map(readRecording));
     const lowMinimum: ReplayPolicy = { ...base, judge: { ...base.judge, minSamples: 50 } };
     const rows = tune(lowMinimum, healthy, regressed);
-    const row = (statistics: boolean, consecutiveBreaches: number) => rows.find((r) => r.statistics === statistics && r.relativeP95 === 1.5 && r.relativeErrorRatio === 2 && r.consecutiveBreaches === consecutiveBreaches)!;
+    const row = (statistics: boolean, consecutiveBreaches: number) =>
+      rows.find(
+        (r) =>
+          r.statistics === statistics &&
+          r.relativeP95 === 1.5 &&
+          r.relativeErrorRatio === 2 &&
+          r.consecutiveBreaches === consecutiveBreaches,
+      )!;
     expect(row(false, 1).falseRollbacks).toBeGreaterThan(0);
     expect(row(true, 3)).toMatchObject({ falseRollbacks: 0, missedRollbacks: 0 });
     expect(row(true, 3).medianDetectionS).toBeGreaterThan(100);
@@ -136,16 +161,35 @@ describe('record, then replay from the command line', () => {
     });
     await redis.set(`cg-rec:flag:{${service}}`, '50');
     const env = {
-      SERVICE_NAME: service, REDIS_URL, PROXY_PORT: '0', ADMIN_PORT: '0', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1',
-      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-rec', CANARY_GATE_FLAG_KEY: `cg-rec:flag:{${service}}`, CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '8',
-      CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_ENABLED: 'false', CANARY_GATE_LOG_LEVEL: 'silent',
+      SERVICE_NAME: service,
+      REDIS_URL,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-rec',
+      CANARY_GATE_FLAG_KEY: `cg-rec:flag:{${service}}`,
+      CANARY_GATE_WINDOW_SLOT: '250ms',
+      CANARY_GATE_WINDOW_SLOTS: '8',
+      CANARY_GATE_EVALUATION_DELAY: '100ms',
+      CANARY_GATE_EVALUATION_ENABLED: 'false',
+      CANARY_GATE_LOG_LEVEL: 'silent',
     };
     const ok = await startUpstream();
     const failing = await startUpstream((_req, res) => void res.writeHead(503).end('x'));
-    cleanups.push(() => ok.close(), () => failing.close());
+    cleanups.push(
+      () => ok.close(),
+      () => failing.close(),
+    );
     const proxies: string[] = [];
-    for (const [pod, version, upstream] of [['a', 'v1', ok.url], ['b', 'v2', failing.url]] as const) {
-      const sidecar = buildSidecar(loadConfig({ env: { ...env, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream } }), { logger: silent, adminToken: '' });
+    for (const [pod, version, upstream] of [
+      ['a', 'v1', ok.url],
+      ['b', 'v2', failing.url],
+    ] as const) {
+      const sidecar = buildSidecar(loadConfig({ env: { ...env, POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream } }), {
+        logger: silent,
+        adminToken: '',
+      });
       const { proxyPort } = await sidecar.start();
       cleanups.push(() => sidecar.destroy());
       proxies.push(`http://127.0.0.1:${proxyPort}`);

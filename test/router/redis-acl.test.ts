@@ -16,9 +16,30 @@ let r: RouterUnderTest;
 beforeAll(async () => {
   redis = await startRedisServer();
   admin = new Redis(redis.url);
-  await admin.call('ACL', 'SETUSER', 'router', 'on', '>router-pw', 'resetkeys', `~${FLAG}`, 'resetchannels', '&canary-gate:*', '-@all', '+info', '+ping', '+hello', '+client|setname', '+get', '+subscribe');
+  await admin.call(
+    'ACL',
+    'SETUSER',
+    'router',
+    'on',
+    '>router-pw',
+    'resetkeys',
+    `~${FLAG}`,
+    'resetchannels',
+    '&canary-gate:*',
+    '-@all',
+    '+info',
+    '+ping',
+    '+hello',
+    '+client|setname',
+    '+get',
+    '+subscribe',
+  );
   await admin.set(FLAG, '100');
-  r = await startRouter({ REDIS_URL: redis.url.replace('redis://', 'redis://router:router-pw@'), SERVICE_NAME: 'acl', CANARY_GATE_ROUTER_POLL_INTERVAL: '1h' });
+  r = await startRouter({
+    REDIS_URL: redis.url.replace('redis://', 'redis://router:router-pw@'),
+    SERVICE_NAME: 'acl',
+    CANARY_GATE_ROUTER_POLL_INTERVAL: '1h',
+  });
 });
 
 afterAll(async () => {

@@ -14,7 +14,12 @@ import { scrape, split, startRouter, type RouterUnderTest } from '../helpers/rou
 
 const FLAG = 'feature:v2_traffic_percentage';
 /** Fast polls and a fail-fast client, so that the outage shows within a fraction of a second. */
-const FAST = { CANARY_GATE_ROUTER_POLL_INTERVAL: '100ms', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '200ms', CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms', SERVICE_NAME: 'outage' };
+const FAST = {
+  CANARY_GATE_ROUTER_POLL_INTERVAL: '100ms',
+  CANARY_GATE_REDIS_COMMAND_TIMEOUT: '200ms',
+  CANARY_GATE_REDIS_CONNECT_TIMEOUT: '300ms',
+  SERVICE_NAME: 'outage',
+};
 
 let redis: Awaited<ReturnType<typeof startRedisServer>>;
 let r: RouterUnderTest;
@@ -52,7 +57,9 @@ it('keeps the last known weight while Redis is down, says it is stale, and follo
   const n = 1000;
   const during = await split(r.url, n);
   const [low, high] = binomialInterval(n, 0.4);
-  console.log(`redis down: weight kept at ${r.router.status().weightPercent} %, v2 ${during.v2} of ${n}, 99.9 % interval [${low}, ${high}], other answers ${during.wrong}`);
+  console.log(
+    `redis down: weight kept at ${r.router.status().weightPercent} %, v2 ${during.v2} of ${n}, 99.9 % interval [${low}, ${high}], other answers ${during.wrong}`,
+  );
   expect(during.wrong).toBe(0);
   expect(during.v2).toBeGreaterThanOrEqual(low);
   expect(during.v2).toBeLessThanOrEqual(high);
@@ -61,14 +68,22 @@ it('keeps the last known weight while Redis is down, says it is stale, and follo
   // A fresh, empty Redis on the same port: the flag is set again with an event; the poll or the event finds it.
   redis = await startRedisServer([], redis.port);
   await resetTo(redis.url, '70');
-  await eventually(() => (r.router.status().weightPercent === 70 && !r.router.status().stale ? true : undefined), 10_000, 'the weight at 70, fresh');
+  await eventually(
+    () => (r.router.status().weightPercent === 70 && !r.router.status().stale ? true : undefined),
+    10_000,
+    'the weight at 70, fresh',
+  );
   expect(await scrape(r.adminUrl, 'canary_gate_router_weight_stale')).toBe(0);
 
   // The subscription is back: an event leads to a read triggered by it.
   await eventually(() => (r.router.status().subscribed ? true : undefined), 5000, 'the subscription again');
   const events = r.router.status().reads.event;
   await resetTo(redis.url, '20');
-  await eventually(() => (r.router.status().reads.event > events && r.router.status().weightPercent === 20 ? true : undefined), 5000, 'an event read after the restart');
+  await eventually(
+    () => (r.router.status().reads.event > events && r.router.status().weightPercent === 20 ? true : undefined),
+    5000,
+    'an event read after the restart',
+  );
 });
 
 it('starts without Redis: every request to the baseline, stale, until the flag can be read', async () => {
@@ -84,7 +99,11 @@ it('starts without Redis: every request to the baseline, stale, until the flag c
     const c = await client(own.url);
     await c.set(FLAG, '30');
     c.disconnect();
-    await eventually(() => (late.router.status().weightPercent === 30 && !late.router.status().stale ? true : undefined), 10_000, 'the weight at 30');
+    await eventually(
+      () => (late.router.status().weightPercent === 30 && !late.router.status().stale ? true : undefined),
+      10_000,
+      'the weight at 30',
+    );
   } finally {
     await late.close();
     await own?.stop();

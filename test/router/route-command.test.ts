@@ -29,9 +29,17 @@ afterAll(async () => {
 
 it('prints its ports and weight, follows the flag, and exits 0 after draining on SIGTERM', async () => {
   const env = {
-    PATH: process.env.PATH ?? '', REDIS_URL, SERVICE_NAME: service, CANARY_GATE_FLAG_KEY: flagKey, CANARY_GATE_LOG_LEVEL: 'warn',
-    CANARY_GATE_ROUTER_HOST: '127.0.0.1', CANARY_GATE_ROUTER_PORT: '0', CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1', CANARY_GATE_ROUTER_ADMIN_PORT: '0',
-    CANARY_GATE_ROUTER_BASELINE_UPSTREAM: baseline.url, CANARY_GATE_ROUTER_CANARY_UPSTREAM: canary.url,
+    PATH: process.env.PATH ?? '',
+    REDIS_URL,
+    SERVICE_NAME: service,
+    CANARY_GATE_FLAG_KEY: flagKey,
+    CANARY_GATE_LOG_LEVEL: 'warn',
+    CANARY_GATE_ROUTER_HOST: '127.0.0.1',
+    CANARY_GATE_ROUTER_PORT: '0',
+    CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1',
+    CANARY_GATE_ROUTER_ADMIN_PORT: '0',
+    CANARY_GATE_ROUTER_BASELINE_UPSTREAM: baseline.url,
+    CANARY_GATE_ROUTER_CANARY_UPSTREAM: canary.url,
   };
   const child = spawn(process.execPath, [MAIN, 'route'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

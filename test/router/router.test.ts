@@ -33,7 +33,10 @@ afterAll(async () => {
 });
 
 /** A fresh service and flag key with the flag at `flag`, and a router on them; `env` overrides the config. */
-async function routerAt(flag: string | null, env: Record<string, string> = {}): Promise<RouterUnderTest & { flags: RedisFlagStore; flagKey: string }> {
+async function routerAt(
+  flag: string | null,
+  env: Record<string, string> = {},
+): Promise<RouterUnderTest & { flags: RedisFlagStore; flagKey: string }> {
   const service = uniqueService('route');
   const flagKey = `{${service}}:v2_traffic_percentage`;
   services.push({ service, flagKey });
@@ -61,7 +64,13 @@ describe('the split', () => {
     expect(await scrape(r.adminUrl, 'canary_gate_router_weight_stale')).toBe(0);
   });
 
-  it.each<[string | null, number]>([['0', 0], ['100', 100], [null, 0], ['not a number', 0], ['150', 0]])('flag %j: weight %d, every request on that side', async (flag, weight) => {
+  it.each<[string | null, number]>([
+    ['0', 0],
+    ['100', 100],
+    [null, 0],
+    ['not a number', 0],
+    ['150', 0],
+  ])('flag %j: weight %d, every request on that side', async (flag, weight) => {
     const r = await routerAt(flag);
     expect(r.router.status().weightPercent).toBe(weight);
     const counts = await split(r.url, 200);
@@ -84,7 +93,13 @@ describe('the admin server', () => {
     const r = await routerAt('5');
     expect((await get(`${r.adminUrl}/readyz`)).status).toBe(200);
     const status = JSON.parse((await get(`${r.adminUrl}/status`)).body) as Record<string, unknown>;
-    expect(status).toMatchObject({ weightPercent: 5, stale: false, flag: r.flagKey, baseline: { version: 'v1' }, canary: { version: 'v2' } });
+    expect(status).toMatchObject({
+      weightPercent: 5,
+      stale: false,
+      flag: r.flagKey,
+      baseline: { version: 'v1' },
+      canary: { version: 'v2' },
+    });
     expect(await scrape(r.adminUrl, 'canary_gate_router_weight_percent')).toBe(5);
     for (const path of ['/rollback', '/reset']) {
       const res = await request(`${r.adminUrl}${path}`, { method: 'POST', body: '{}' });
@@ -130,7 +145,9 @@ describe('stickiness', () => {
     const moved = [...after].filter((u) => !before.has(u));
     const [low20, high20] = binomialInterval(users.length, 0.2);
     const [low50, high50] = binomialInterval(users.length, 0.5);
-    console.log(`sticky, ${users.length} users: canary users at 20 % ${before.size} [${low20}, ${high20}], at 50 % ${after.size} [${low50}, ${high50}]; moved to the canary ${moved.length}, back to the baseline ${backToBaseline.length}`);
+    console.log(
+      `sticky, ${users.length} users: canary users at 20 % ${before.size} [${low20}, ${high20}], at 50 % ${after.size} [${low50}, ${high50}]; moved to the canary ${moved.length}, back to the baseline ${backToBaseline.length}`,
+    );
     expect(backToBaseline).toEqual([]);
     expect(before.size).toBeGreaterThanOrEqual(low20);
     expect(before.size).toBeLessThanOrEqual(high20);
@@ -151,7 +168,10 @@ describe('following the flag', () => {
     expect(r.router.status().reads).toEqual({ poll: 1, event: 1 });
 
     // So does a rollback: the flag goes to 0 and every request to the baseline.
-    const outcome = await r.flags.rollback(manualDecision({ reason: 'test rollback', by: 'test', atMs: Date.now(), configHash: 'test' }), 0);
+    const outcome = await r.flags.rollback(
+      manualDecision({ reason: 'test rollback', by: 'test', atMs: Date.now(), configHash: 'test' }),
+      0,
+    );
     expect(outcome).toBe('written');
     await eventually(() => (r.router.status().weightPercent === 0 ? true : undefined), 5000, 'the weight at 0');
     expect(r.router.status().reads.poll).toBe(1);

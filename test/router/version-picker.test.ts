@@ -54,10 +54,15 @@ describe('sideOf', () => {
 
   it('is monotone: a bucket on the canary at one weight stays there at every higher weight', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: BUCKETS - 1 }), fc.double({ min: 0, max: 100, noNaN: true }), fc.double({ min: 0, max: 100, noNaN: true }), (bucket, a, b) => {
-        const [low, high] = a <= b ? [a, b] : [b, a];
-        if (sideOf(bucket, low) === 'canary') expect(sideOf(bucket, high)).toBe('canary');
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: BUCKETS - 1 }),
+        fc.double({ min: 0, max: 100, noNaN: true }),
+        fc.double({ min: 0, max: 100, noNaN: true }),
+        (bucket, a, b) => {
+          const [low, high] = a <= b ? [a, b] : [b, a];
+          if (sideOf(bucket, low) === 'canary') expect(sideOf(bucket, high)).toBe('canary');
+        },
+      ),
     );
   });
 });

@@ -29,8 +29,18 @@ beforeAll(async () => {
   app = await startUpstream();
   const config = loadConfig({
     env: {
-      SERVICE_NAME: 'admin-sec', POD_NAME: 'a', POD_VERSION: 'v2', UPSTREAM_URL: app.url, REDIS_URL: url, PROXY_PORT: '0', ADMIN_PORT: '0',
-      CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '8', CANARY_GATE_EVALUATION_DELAY: '100ms',
+      SERVICE_NAME: 'admin-sec',
+      POD_NAME: 'a',
+      POD_VERSION: 'v2',
+      UPSTREAM_URL: app.url,
+      REDIS_URL: url,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_WINDOW_SLOT: '250ms',
+      CANARY_GATE_WINDOW_SLOTS: '8',
+      CANARY_GATE_EVALUATION_DELAY: '100ms',
     },
   });
   sidecar = buildSidecar(config, { logger: logs.logger, adminToken: TOKEN });
@@ -45,7 +55,11 @@ afterAll(async () => {
 });
 
 async function post(path: string, body: unknown, authorization?: string): Promise<{ status: number; body: string }> {
-  const res = await request(`${admin}${path}`, { method: 'POST', body: JSON.stringify(body), headers: authorization ? { authorization } : {} });
+  const res = await request(`${admin}${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: authorization ? { authorization } : {},
+  });
   return { status: res.statusCode, body: await res.body.text() };
 }
 
@@ -65,14 +79,20 @@ it('logs and audits each change with who asked and why', async () => {
   expect(reset.status).toBe(200);
   expect(await redis.get('feature:v2_traffic_percentage')).toBe('5');
 
-  const lines = logs.text().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = logs
+    .text()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const requested = lines.filter((l) => typeof l.msg === 'string' && /^admin (rollback|reset) requested$/.test(l.msg));
   expect(requested.map((l) => [l.msg, l.actor, l.reason])).toEqual([
     ['admin rollback requested', 'alice@127.0.0.1', 'p99 pages at 3am'],
     ['admin reset requested', 'bob@127.0.0.1', 'fix deployed'],
   ]);
   const audit = await redis.xrange('canary-gate:{admin-sec}:audit', '-', '+');
-  const entries = audit.map(([, fields]) => Object.fromEntries(fields.reduce<string[][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, fields[i + 1]!]]), [])));
+  const entries = audit.map(([, fields]) =>
+    Object.fromEntries(fields.reduce<string[][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, fields[i + 1]!]]), [])),
+  );
   expect(entries.map((e) => [e.event, e.actor, e.reason])).toEqual([
     ['rollback', 'alice@127.0.0.1', 'manual rollback: p99 pages at 3am'],
     ['reset', 'bob@127.0.0.1', 'fix deployed'],

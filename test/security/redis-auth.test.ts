@@ -37,9 +37,38 @@ beforeAll(async () => {
   // The ACL user canary-gate needs: its own keys (prefix and flag), its channel, and only the commands it sends
   // (directly and from its Lua scripts), plus what ioredis sends on connect (INFO for the ready check, PING).
   await admin.call(
-    'ACL', 'SETUSER', 'gate', 'on', `>${GATE_PASSWORD}`, 'resetkeys', '~cg-acl:*', '~flag:acl:*', 'resetchannels', '&cg-acl:*',
-    '-@all', '+info', '+ping', '+hello', '+client|setname', '+hset', '+pexpire', '+hlen', '+hgetall', '+get', '+set', '+del', '+exists', '+incr',
-    '+xadd', '+xrange', '+publish', '+multi', '+exec', '+eval', '+evalsha', '+script|load',
+    'ACL',
+    'SETUSER',
+    'gate',
+    'on',
+    `>${GATE_PASSWORD}`,
+    'resetkeys',
+    '~cg-acl:*',
+    '~flag:acl:*',
+    'resetchannels',
+    '&cg-acl:*',
+    '-@all',
+    '+info',
+    '+ping',
+    '+hello',
+    '+client|setname',
+    '+hset',
+    '+pexpire',
+    '+hlen',
+    '+hgetall',
+    '+get',
+    '+set',
+    '+del',
+    '+exists',
+    '+incr',
+    '+xadd',
+    '+xrange',
+    '+publish',
+    '+multi',
+    '+exec',
+    '+eval',
+    '+evalsha',
+    '+script|load',
   );
   await admin.call('ACL', 'SETUSER', 'default', 'on', `>${PASSWORD}`);
   // From here on, the default user needs the password too.
@@ -53,10 +82,24 @@ afterAll(async () => {
 function configFor(url: string, pod: string, version: string, upstream: string) {
   return loadConfig({
     env: {
-      SERVICE_NAME: 'acl', POD_NAME: pod, POD_VERSION: version, UPSTREAM_URL: upstream, REDIS_URL: url, PROXY_PORT: '0', ADMIN_PORT: '0',
-      CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_REDIS_KEY_PREFIX: 'cg-acl', CANARY_GATE_FLAG_KEY: 'flag:acl:v2',
-      CANARY_GATE_WINDOW_SLOT: '250ms', CANARY_GATE_WINDOW_SLOTS: '8', CANARY_GATE_EVALUATION_DELAY: '100ms', CANARY_GATE_EVALUATION_LEASE_TTL: '1s',
-      CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms', CANARY_GATE_POLICY_MIN_SAMPLES: '20', CANARY_GATE_LOG_LEVEL: 'info',
+      SERVICE_NAME: 'acl',
+      POD_NAME: pod,
+      POD_VERSION: version,
+      UPSTREAM_URL: upstream,
+      REDIS_URL: url,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_REDIS_KEY_PREFIX: 'cg-acl',
+      CANARY_GATE_FLAG_KEY: 'flag:acl:v2',
+      CANARY_GATE_WINDOW_SLOT: '250ms',
+      CANARY_GATE_WINDOW_SLOTS: '8',
+      CANARY_GATE_EVALUATION_DELAY: '100ms',
+      CANARY_GATE_EVALUATION_LEASE_TTL: '1s',
+      CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
+      CANARY_GATE_POLICY_MIN_SAMPLES: '20',
+      CANARY_GATE_LOG_LEVEL: 'info',
     },
   });
 }
@@ -67,13 +110,19 @@ describe('Redis with credentials', () => {
   it('an ACL user limited to canary-gate keys and commands: slots published, the canary judged, the flag written', async () => {
     const ok = await startUpstream();
     const failing = await startUpstream((_req, res) => void res.writeHead(503).end('x'));
-    cleanups.push(() => ok.close(), () => failing.close());
+    cleanups.push(
+      () => ok.close(),
+      () => failing.close(),
+    );
     await admin.set('flag:acl:v2', '10');
     const logs = captureLogs();
     const url = withAuth('gate', GATE_PASSWORD);
     const proxies: string[] = [];
     const admins: string[] = [];
-    for (const [pod, version, upstream] of [['a', 'v1', ok.url], ['b', 'v2', failing.url]] as const) {
+    for (const [pod, version, upstream] of [
+      ['a', 'v1', ok.url],
+      ['b', 'v2', failing.url],
+    ] as const) {
       const sidecar = buildSidecar(configFor(url, pod, version, upstream), { logger: logs.logger, adminToken: '' });
       const ports = await sidecar.start();
       cleanups.push(() => sidecar.destroy());
@@ -109,13 +158,20 @@ describe('Redis with credentials', () => {
     const good = buildSidecar(configFor(withAuth('default', PASSWORD), 'c', 'v1', ok.url), { logger: logs.logger, adminToken: '' });
     const bad = buildSidecar(configFor(withAuth('default', 'wrong-pw-9c1e'), 'd', 'v1', ok.url), { logger: logs.logger, adminToken: '' });
     const [g, b] = [await good.start(), await bad.start()];
-    cleanups.push(() => good.destroy(), () => bad.destroy());
+    cleanups.push(
+      () => good.destroy(),
+      () => bad.destroy(),
+    );
     for (let i = 0; i < 20; i++) {
       expect((await request(`http://127.0.0.1:${b.proxyPort}/`)).statusCode).toBe(200);
       await (await request(`http://127.0.0.1:${g.proxyPort}/`)).body.dump();
     }
     await eventually(() => (good.status().publish.published > 0 ? true : undefined), 5000, 'slots published with the password');
-    await eventually(() => (bad.status().redis.errors > 0 || bad.status().publish.failures > 0 ? true : undefined), 5000, 'redis errors counted');
+    await eventually(
+      () => (bad.status().redis.errors > 0 || bad.status().publish.failures > 0 ? true : undefined),
+      5000,
+      'redis errors counted',
+    );
     expect(bad.status().publish.published).toBe(0);
     expect(logs.text()).toMatch(/WRONGPASS|invalid username-password/);
     expect(logs.text()).not.toContain('wrong-pw-9c1e');
@@ -129,32 +185,106 @@ describe('Redis over TLS (rediss://)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cg-tls-'));
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
     const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=canary-gate test CA');
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=canary-gate test CA',
+    );
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
     writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'san.ext');
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.pem',
+      '-days',
+      '1',
+      '-extfile',
+      'san.ext',
+    );
     const port = await freePort();
-    const child = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--tls-cert-file', join(dir, 'server.pem'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', join(dir, 'ca.pem'), '--tls-auth-clients', 'no'], { stdio: 'ignore' });
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--tls-cert-file',
+        join(dir, 'server.pem'),
+        '--tls-key-file',
+        join(dir, 'server.key'),
+        '--tls-ca-cert-file',
+        join(dir, 'ca.pem'),
+        '--tls-auth-clients',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
     cleanups.push(async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
     });
-    const tlsAdmin = new Redis({ host: '127.0.0.1', port, tls: { ca: readFileSync(join(dir, 'ca.pem')) }, lazyConnect: true, maxRetriesPerRequest: 1 });
+    const tlsAdmin = new Redis({
+      host: '127.0.0.1',
+      port,
+      tls: { ca: readFileSync(join(dir, 'ca.pem')) },
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+    });
     tlsAdmin.on('error', () => undefined); // refused while redis-server starts: retried below
     cleanups.push(async () => tlsAdmin.disconnect());
     for (let i = 0; i < 50; i++) {
-      if (await tlsAdmin.connect().then(() => true, () => false)) break;
+      if (
+        await tlsAdmin.connect().then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       await sleep(100);
     }
     await tlsAdmin.set('flag:tls', '25');
-    const env = { PATH: process.env.PATH ?? '', REDIS_URL: `rediss://127.0.0.1:${port}`, SERVICE_NAME: 'tls', CANARY_GATE_FLAG_KEY: 'flag:tls', CANARY_GATE_REDIS_CONNECT_TIMEOUT: '1s' };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      REDIS_URL: `rediss://127.0.0.1:${port}`,
+      SERVICE_NAME: 'tls',
+      CANARY_GATE_FLAG_KEY: 'flag:tls',
+      CANARY_GATE_REDIS_CONNECT_TIMEOUT: '1s',
+    };
     const main = join(import.meta.dirname, '../../src/cli/main.ts');
     const refused = spawnSync(process.execPath, [main, 'rollback', '--reason', 'tls test'], { encoding: 'utf8', env, timeout: 30_000 });
     expect(refused.status).not.toBe(0);
     expect(await tlsAdmin.get('flag:tls')).toBe('25');
-    const trusted = spawnSync(process.execPath, [main, 'rollback', '--reason', 'tls test'], { encoding: 'utf8', env: { ...env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') }, timeout: 30_000 });
+    const trusted = spawnSync(process.execPath, [main, 'rollback', '--reason', 'tls test'], {
+      encoding: 'utf8',
+      env: { ...env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') },
+      timeout: 30_000,
+    });
     expect(trusted.stderr).toBe('');
     expect(trusted.stdout).toBe('rolled back: flag:tls = 0\n');
     expect(await tlsAdmin.get('flag:tls')).toBe('0');

@@ -28,8 +28,16 @@ beforeAll(async () => {
   });
   const config = loadConfig({
     env: {
-      SERVICE_NAME: uniqueService('creds'), POD_NAME: 'a', POD_VERSION: 'v1', UPSTREAM_URL: app.url.replace('http://', `http://${USER}:${PASSWORD}@`), REDIS_URL,
-      PROXY_PORT: '0', ADMIN_PORT: '0', CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_PROXY_CONNECT_TIMEOUT: '300ms',
+      SERVICE_NAME: uniqueService('creds'),
+      POD_NAME: 'a',
+      POD_VERSION: 'v1',
+      UPSTREAM_URL: app.url.replace('http://', `http://${USER}:${PASSWORD}@`),
+      REDIS_URL,
+      PROXY_PORT: '0',
+      ADMIN_PORT: '0',
+      CANARY_GATE_PROXY_HOST: '127.0.0.1',
+      CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_PROXY_CONNECT_TIMEOUT: '300ms',
     },
   });
   sidecar = buildSidecar(config, { logger: logs.logger, adminToken: '' });
@@ -55,7 +63,11 @@ describe('credentials in UPSTREAM_URL', () => {
     expect(failed.statusCode).toBe(502);
     await failed.body.dump();
 
-    const lines = logs.text().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = logs
+      .text()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines.find((l) => l.msg === 'canary-gate sidecar started')?.upstream).toBe(`${app.url.replace('http://', 'http://***@')}/`);
     expect(lines.some((l) => l.msg === 'upstream failure')).toBe(true);
     for (const path of ['/status', '/metrics']) {

@@ -170,7 +170,12 @@ function routeOf(n: number): Route {
 /** Sends the mix at `ratePerSec`, round-robin over the active targets, until `stop()` (idempotent), which waits for the answers. */
 export function startLoad(options: LoadOptions): { readonly counts: LoadCounts; stop(): Promise<LoadCounts> } {
   const counts: LoadCounts = { sent: 0, ok: 0, deliberate: {}, failed: {}, skipped: 0 };
-  const agent = new Agent({ connections: 64, keepAliveTimeout: 3000, headersTimeout: options.timeoutMs ?? 10_000, bodyTimeout: options.timeoutMs ?? 10_000 });
+  const agent = new Agent({
+    connections: 64,
+    keepAliveTimeout: 3000,
+    headersTimeout: options.timeoutMs ?? 10_000,
+    bodyTimeout: options.timeoutMs ?? 10_000,
+  });
   const bump = (table: Record<string, number>, key: string): void => void (table[key] = (table[key] ?? 0) + 1);
   const causeOf = (id: string): string | undefined => {
     for (const m of options.injected ?? []) {
@@ -188,16 +193,22 @@ export function startLoad(options: LoadOptions): { readonly counts: LoadCounts; 
     inFlight++;
     target.inFlight++;
     const p = request(`${target.url}${route.path}`, {
-      dispatcher: agent, method: route.method, headers: { 'x-soak-id': id, 'content-type': 'application/json' }, body: route.method === 'POST' ? BODY : null,
+      dispatcher: agent,
+      method: route.method,
+      headers: { 'x-soak-id': id, 'content-type': 'application/json' },
+      body: route.method === 'POST' ? BODY : null,
     })
-      .then(async (res) => {
-        await res.body.dump();
-        if (res.statusCode === route.status) counts.ok++;
-        else {
-          const cause = causeOf(id);
-          bump(cause === undefined ? counts.failed : counts.deliberate, cause ?? `status ${res.statusCode}`);
-        }
-      }, (err: Error & { code?: string }) => bump(counts.failed, err.code ?? err.message))
+      .then(
+        async (res) => {
+          await res.body.dump();
+          if (res.statusCode === route.status) counts.ok++;
+          else {
+            const cause = causeOf(id);
+            bump(cause === undefined ? counts.failed : counts.deliberate, cause ?? `status ${res.statusCode}`);
+          }
+        },
+        (err: Error & { code?: string }) => bump(counts.failed, err.code ?? err.message),
+      )
       .finally(() => {
         inFlight--;
         target.inFlight--;
@@ -236,9 +247,15 @@ export function startLoad(options: LoadOptions): { readonly counts: LoadCounts; 
 
 /** Sends `count` sequential GET / through each target, all targets at once (JIT and connection pools warm). */
 export async function warmUp(targets: readonly LoadTarget[], count = 100): Promise<void> {
-  await Promise.all(targets.map(async (t) => {
-    for (let i = 0; i < count; i++) await request(`${t.url}/`).then((r) => r.body.dump(), () => undefined);
-  }));
+  await Promise.all(
+    targets.map(async (t) => {
+      for (let i = 0; i < count; i++)
+        await request(`${t.url}/`).then(
+          (r) => r.body.dump(),
+          () => undefined,
+        );
+    }),
+  );
 }
 
 /** Takes `target` out of rotation and resolves once none of its requests is still in flight (at most `timeoutMs`). */
@@ -253,9 +270,16 @@ export async function drainTarget(target: LoadTarget, timeoutMs = 10_000): Promi
 
 /** The sidecar settings of the soak: 1 s slots, a 10 s window, a 3 s lease. */
 export const SOAK_SIDECAR_ENV: Readonly<Record<string, string>> = {
-  CANARY_GATE_PROXY_HOST: '127.0.0.1', CANARY_GATE_ADMIN_HOST: '127.0.0.1', CANARY_GATE_WINDOW_SLOT: '1s', CANARY_GATE_WINDOW_SLOTS: '10',
-  CANARY_GATE_EVALUATION_DELAY: '200ms', CANARY_GATE_EVALUATION_LEASE_TTL: '3s', CANARY_GATE_REDIS_COMMAND_TIMEOUT: '500ms',
-  CANARY_GATE_REDIS_CONNECT_TIMEOUT: '500ms', CANARY_GATE_POLICY_MIN_SAMPLES: '50', CANARY_GATE_LOG_LEVEL: 'error',
+  CANARY_GATE_PROXY_HOST: '127.0.0.1',
+  CANARY_GATE_ADMIN_HOST: '127.0.0.1',
+  CANARY_GATE_WINDOW_SLOT: '1s',
+  CANARY_GATE_WINDOW_SLOTS: '10',
+  CANARY_GATE_EVALUATION_DELAY: '200ms',
+  CANARY_GATE_EVALUATION_LEASE_TTL: '3s',
+  CANARY_GATE_REDIS_COMMAND_TIMEOUT: '500ms',
+  CANARY_GATE_REDIS_CONNECT_TIMEOUT: '500ms',
+  CANARY_GATE_POLICY_MIN_SAMPLES: '50',
+  CANARY_GATE_LOG_LEVEL: 'error',
 };
 
 /** A `canary-gate run` child process. */
@@ -308,17 +332,33 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs:
 /** Spawns `canary-gate run` for `pod` on free ports with SOAK_SIDECAR_ENV and `env`; resolves once /readyz answers 200. */
 export async function spawnSidecarProcess(pod: string, version: string, env: Record<string, string>): Promise<SidecarProcess> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
-  const fullEnv = { PATH: process.env.PATH ?? '', ...SOAK_SIDECAR_ENV, ...env, POD_NAME: pod, POD_VERSION: version, PROXY_PORT: String(proxyPort), ADMIN_PORT: String(adminPort) };
+  const fullEnv = {
+    PATH: process.env.PATH ?? '',
+    ...SOAK_SIDECAR_ENV,
+    ...env,
+    POD_NAME: pod,
+    POD_VERSION: version,
+    PROXY_PORT: String(proxyPort),
+    ADMIN_PORT: String(adminPort),
+  };
   const admin = `http://127.0.0.1:${adminPort}`;
   const ready = (): Promise<true | undefined> =>
-    request(`${admin}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200 ? true : undefined), () => undefined);
+    request(`${admin}/readyz`).then(
+      async (r) => (await r.body.dump(), r.statusCode === 200 ? true : undefined),
+      () => undefined,
+    );
   const start = async (): Promise<void> => {
     p.child = spawn(process.execPath, [MAIN, 'run'], { env: fullEnv, stdio: ['ignore', 'ignore', 'inherit'] });
     p.startedMs = Date.now();
     await waitFor(ready, 20_000, `${pod} ready`);
   };
   const p: SidecarProcess = {
-    pod, version, admin, proxy: `http://127.0.0.1:${proxyPort}`, child: undefined as unknown as ChildProcess, startedMs: 0,
+    pod,
+    version,
+    admin,
+    proxy: `http://127.0.0.1:${proxyPort}`,
+    child: undefined as unknown as ChildProcess,
+    startedMs: 0,
     kill: async () => {
       const child = p.child;
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -335,7 +375,9 @@ export async function spawnSidecarProcess(pod: string, version: string, env: Rec
 /** Resident set size of process `pid` from /proc/PID/status (VmRSS), MiB; NaN when it cannot be read. */
 export function rssMiB(pid: number | undefined): number {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmRSS:'));
     return line ? Number(line.split(/\s+/)[1]) / 1024 : Number.NaN;
   } catch {
     return Number.NaN;
@@ -456,7 +498,8 @@ const round = (x: number, digits = 1): number => Math.round(x * 10 ** digits) / 
  */
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const durationMs = Math.max(90_000, options.durationMs);
-  const log = (line: string): void => void (options.verbose !== false && process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`));
+  const log = (line: string): void =>
+    void (options.verbose !== false && process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${line}\n`));
   const redis = await startPersistentRedis();
   const [v1App, v2App] = [await startSoakApp(), await startSoakApp()];
   const service = `soak-${process.pid}`;
@@ -466,25 +509,45 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const respawns = new Map<string, number>();
   try {
     const base = { REDIS_URL: redis.url, SERVICE_NAME: service };
-    for (const [pod, version, app, evaluates] of [['a', 'v1', v1App, true], ['b', 'v1', v1App, true], ['c', 'v2', v2App, false], ['d', 'v1', v1App, false]] as const) {
-      sidecars.push(await spawnSidecarProcess(pod, version, { ...base, UPSTREAM_URL: app.upstream.url, CANARY_GATE_EVALUATION_ENABLED: String(evaluates) }));
+    for (const [pod, version, app, evaluates] of [
+      ['a', 'v1', v1App, true],
+      ['b', 'v1', v1App, true],
+      ['c', 'v2', v2App, false],
+      ['d', 'v1', v1App, false],
+    ] as const) {
+      sidecars.push(
+        await spawnSidecarProcess(pod, version, {
+          ...base,
+          UPSTREAM_URL: app.upstream.url,
+          CANARY_GATE_EVALUATION_ENABLED: String(evaluates),
+        }),
+      );
     }
     await client.connect();
     const targets: LoadTarget[] = sidecars.map((s) => ({ name: s.pod, url: s.proxy, active: true, inFlight: 0 }));
     // Fresh processes on a shared 2-core host answer their first requests slowly (a cold canary once read p95 990 ms
     // in its first seconds, a rollback on the absolute check): warm them, then ramp the load up over 10 s.
     await warmUp(targets);
-    const load = startLoad({ targets, ratePerSec: options.ratePerSec ?? 200, maxInFlight: 200, injected: [v1App.injected, v2App.injected], rampMs: 10_000 });
+    const load = startLoad({
+      targets,
+      ratePerSec: options.ratePerSec ?? 200,
+      maxInFlight: 200,
+      injected: [v1App.injected, v2App.injected],
+      rampMs: 10_000,
+    });
     const t0 = Date.now();
     const elapsedS = (): number => round((Date.now() - t0) / 1000);
     log(`load started: ${sidecars.length} sidecars, ${options.ratePerSec ?? 200} rps, ${durationMs / 1000} s`);
 
     // Samples every 5 s: RSS from /proc, lag p99 from /metrics.
-    const samples = new Map<string, Array<{ atMs: number; rssMiB: number; lagMs: number; pid: number | undefined }>>(sidecars.map((s) => [s.pod, []]));
+    const samples = new Map<string, Array<{ atMs: number; rssMiB: number; lagMs: number; pid: number | undefined }>>(
+      sidecars.map((s) => [s.pod, []]),
+    );
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        for (const s of sidecars) samples.get(s.pod)!.push({ atMs: Date.now(), rssMiB: rssMiB(s.child.pid), lagMs: await lagP99Ms(s.admin), pid: s.child.pid });
+        for (const s of sidecars)
+          samples.get(s.pod)!.push({ atMs: Date.now(), rssMiB: rssMiB(s.child.pid), lagMs: await lagP99Ms(s.admin), pid: s.child.pid });
         await sleep(5000);
       }
     })();
@@ -496,11 +559,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     /** Seconds from now until every sidecar has an empty buffer and a ready Redis client and a holder judged after `sinceMs`. */
     const recovery = async (sinceMs: number): Promise<number | null> => {
       try {
-        await waitFor(async () => {
-          const all = await Promise.all(sidecars.map((s) => statusOf(s.admin)));
-          if (all.some((st) => st === undefined || st.publish.buffered > 0 || st.redis.connection !== 'ready')) return undefined;
-          return all.some((st) => st!.evaluator.holding && (st!.latestVerdict?.atMs ?? 0) > sinceMs && st!.lastError === null) ? true : undefined;
-        }, 30_000, 'recovery');
+        await waitFor(
+          async () => {
+            const all = await Promise.all(sidecars.map((s) => statusOf(s.admin)));
+            if (all.some((st) => st === undefined || st.publish.buffered > 0 || st.redis.connection !== 'ready')) return undefined;
+            return all.some((st) => st!.evaluator.holding && (st!.latestVerdict?.atMs ?? 0) > sinceMs && st!.lastError === null)
+              ? true
+              : undefined;
+          },
+          30_000,
+          'recovery',
+        );
         return round((Date.now() - sinceMs) / 1000);
       } catch {
         return null;
@@ -535,10 +604,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         const killedMs = Date.now();
         await victim.kill();
         const others = sidecars.filter((s) => s !== victim);
-        await waitFor(async () => {
-          for (const s of others) if ((await statusOf(s.admin))?.evaluator.holding) return true;
-          return undefined;
-        }, 15_000, 'a new lease holder').catch(() => undefined);
+        await waitFor(
+          async () => {
+            for (const s of others) if ((await statusOf(s.admin))?.evaluator.holding) return true;
+            return undefined;
+          },
+          15_000,
+          'a new lease holder',
+        ).catch(() => undefined);
         takeoverS = round((Date.now() - killedMs) / 1000);
         await victim.respawn();
         respawns.set(victim.pod, (respawns.get(victim.pod) ?? 0) + 1);
@@ -551,21 +624,31 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       endedMs = Date.now();
       const recoveredAfterS = await recovery(endedMs);
       faults.push({ fault, atS, recoveredAfterS, ...(takeoverS === undefined ? {} : { takeoverS }) });
-      log(`${fault} at ${atS} s: recovered after ${recoveredAfterS} s${takeoverS === undefined ? '' : `, lease taken over after ${takeoverS} s`}`);
+      log(
+        `${fault} at ${atS} s: recovered after ${recoveredAfterS} s${takeoverS === undefined ? '' : `, lease taken over after ${takeoverS} s`}`,
+      );
       await sleep(Math.max(0, slotEnd - Date.now()));
     }
 
     // The regression: the canary answers 500 to 30 % of its requests; the gate must roll it back, once.
     const auditKey = `canary-gate:{${service}}:audit`;
     const rollbackEntries = async (): Promise<RollbackEntry[]> =>
-      (await client.xrange(auditKey, '-', '+')).filter(([, f]) => f[1] === 'rollback').map(([id, f]) => ({ atS: round((Number(id.split('-')[0]) - t0) / 1000), reason: f[5] ?? '' }));
+      (await client.xrange(auditKey, '-', '+'))
+        .filter(([, f]) => f[1] === 'rollback')
+        .map(([id, f]) => ({ atS: round((Number(id.split('-')[0]) - t0) / 1000), reason: f[5] ?? '' }));
     const rollbacksBeforeRegression = (await rollbackEntries()).length;
     const regressionMs0 = Date.now();
     v2App.regressionRatio = 0.3;
     log('regression started');
     let rollbackAfterS: number | null = null;
-    await waitFor(async () => ((await client.get(FLAG_KEY).catch(() => null)) === '0' ? true : undefined), regressionMs, 'the rollback flag')
-      .then(() => void (rollbackAfterS = round((Date.now() - regressionMs0) / 1000)), () => undefined);
+    await waitFor(
+      async () => ((await client.get(FLAG_KEY).catch(() => null)) === '0' ? true : undefined),
+      regressionMs,
+      'the rollback flag',
+    ).then(
+      () => void (rollbackAfterS = round((Date.now() - regressionMs0) / 1000)),
+      () => undefined,
+    );
     log(`rollback flag ${rollbackAfterS === null ? 'never written' : `written after ${rollbackAfterS} s`}`);
     await sleep(Math.max(0, regressionMs0 + regressionMs - Date.now()));
     const counts = await load.stop();
@@ -585,9 +668,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const early = mine.filter((x) => x.atMs >= startFrom && x.atMs < startFrom + 30_000);
       const late = mine.filter((x) => x.atMs >= endMs - 30_000);
       return {
-        pod: s.pod, version: s.version, respawns: respawns.get(s.pod) ?? 0,
-        rssStartMiB: round(median(early.map((x) => x.rssMiB))), rssEndMiB: round(median(late.map((x) => x.rssMiB))),
-        lagP99StartMs: round(median(early.map((x) => x.lagMs))), lagP99EndMs: round(median(late.map((x) => x.lagMs))),
+        pod: s.pod,
+        version: s.version,
+        respawns: respawns.get(s.pod) ?? 0,
+        rssStartMiB: round(median(early.map((x) => x.rssMiB))),
+        rssEndMiB: round(median(late.map((x) => x.rssMiB))),
+        lagP99StartMs: round(median(early.map((x) => x.lagMs))),
+        lagP99EndMs: round(median(late.map((x) => x.lagMs))),
         wholeRun: (respawns.get(s.pod) ?? 0) === 0,
         rssSeriesMiB: mine.filter((_, k) => k % 12 === 0).map((x) => round(x.rssMiB)),
       };
@@ -595,19 +682,57 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const criteria: Criterion[] = [];
     for (const f of figures.filter((x) => x.wholeRun)) {
       const rssBound = Math.max(f.rssStartMiB * rssBounds.rssGrowthRatio, rssBounds.rssGrowthMiB);
-      criteria.push({ name: `rss ${f.pod}`, ok: f.rssEndMiB - f.rssStartMiB < rssBound, detail: `${f.rssStartMiB} -> ${f.rssEndMiB} MiB, growth bound ${round(rssBound)} MiB` });
+      criteria.push({
+        name: `rss ${f.pod}`,
+        ok: f.rssEndMiB - f.rssStartMiB < rssBound,
+        detail: `${f.rssStartMiB} -> ${f.rssEndMiB} MiB, growth bound ${round(rssBound)} MiB`,
+      });
       const lagBound = Math.min(SOAK_BOUNDS.lagP99EndMs, f.lagP99StartMs + SOAK_BOUNDS.lagP99GrowthMs);
-      criteria.push({ name: `lag ${f.pod}`, ok: f.lagP99EndMs < lagBound, detail: `p99 ${f.lagP99StartMs} -> ${f.lagP99EndMs} ms, bound ${round(lagBound)} ms` });
+      criteria.push({
+        name: `lag ${f.pod}`,
+        ok: f.lagP99EndMs < lagBound,
+        detail: `p99 ${f.lagP99StartMs} -> ${f.lagP99EndMs} ms, bound ${round(lagBound)} ms`,
+      });
     }
     const failed = Object.values(counts.failed).reduce((a, b) => a + b, 0);
-    criteria.push({ name: 'no failed requests', ok: failed === 0, detail: `${failed} failed of ${counts.sent}: ${JSON.stringify(counts.failed)}` });
-    criteria.push({ name: 'load bounded and sent', ok: counts.sent > (durationMs / 1000) * (options.ratePerSec ?? 200) * 0.75, detail: `${counts.sent} sent, ${counts.skipped} skipped` });
-    criteria.push({ name: 'every fault recovered', ok: faults.every((f) => f.recoveredAfterS !== null), detail: faults.map((f) => `${f.fault} ${f.recoveredAfterS} s`).join(', ') });
-    criteria.push({ name: 'no false rollback', ok: rollbacksBeforeRegression === 0, detail: `${rollbacksBeforeRegression} before the regression` });
-    criteria.push({ name: 'regression rolled back exactly once', ok: rollbacksAfterRegression === 1 && flag === '0', detail: `${rollbacksAfterRegression} rollback entries, flag ${flag}` });
+    criteria.push({
+      name: 'no failed requests',
+      ok: failed === 0,
+      detail: `${failed} failed of ${counts.sent}: ${JSON.stringify(counts.failed)}`,
+    });
+    criteria.push({
+      name: 'load bounded and sent',
+      ok: counts.sent > (durationMs / 1000) * (options.ratePerSec ?? 200) * 0.75,
+      detail: `${counts.sent} sent, ${counts.skipped} skipped`,
+    });
+    criteria.push({
+      name: 'every fault recovered',
+      ok: faults.every((f) => f.recoveredAfterS !== null),
+      detail: faults.map((f) => `${f.fault} ${f.recoveredAfterS} s`).join(', '),
+    });
+    criteria.push({
+      name: 'no false rollback',
+      ok: rollbacksBeforeRegression === 0,
+      detail: `${rollbacksBeforeRegression} before the regression`,
+    });
+    criteria.push({
+      name: 'regression rolled back exactly once',
+      ok: rollbacksAfterRegression === 1 && flag === '0',
+      detail: `${rollbacksAfterRegression} rollback entries, flag ${flag}`,
+    });
     const result: SoakResult = {
-      durationS: round((endMs - t0) / 1000), load: counts, faults, sidecars: figures, rollbacks, rollbacksBeforeRegression, rollbacksAfterRegression, rollbackAfterS, flag,
-      decisionsLost: Math.max(0, 1 - rollbacksAfterRegression), criteria, ok: criteria.every((c) => c.ok),
+      durationS: round((endMs - t0) / 1000),
+      load: counts,
+      faults,
+      sidecars: figures,
+      rollbacks,
+      rollbacksBeforeRegression,
+      rollbacksAfterRegression,
+      rollbackAfterS,
+      flag,
+      decisionsLost: Math.max(0, 1 - rollbacksAfterRegression),
+      criteria,
+      ok: criteria.every((c) => c.ok),
     };
     return result;
   } finally {
