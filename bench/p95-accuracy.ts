@@ -40,7 +40,7 @@ const distributions: Record<string, (seed: number) => Sampler> = {
 /** Prometheus' bucketQuantile over cumulative counts per upper bound (seconds). */
 function histogramQuantile(q: number, bounds: readonly number[], cumulative: readonly number[], total: number): number {
   const rank = q * total;
-  let i = cumulative.findIndex((c) => c >= rank);
+  const i = cumulative.findIndex((c) => c >= rank);
   if (i === -1) return bounds[bounds.length - 1]!; // in +Inf: Prometheus returns the highest finite bound
   const lower = i === 0 ? 0 : bounds[i - 1]!;
   const below = i === 0 ? 0 : cumulative[i - 1]!;

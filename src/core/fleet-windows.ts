@@ -7,7 +7,7 @@
  * when it does not decode or does not fit the window. A corrupt payload is remembered, counted once and never decoded
  * again until its slot leaves the window. Every decoded histogram is destroyed here, whatever happens to it.
  */
-import { decodeSlotPayload } from './slot-payload.ts';
+import { type DecodedSlot, decodeSlotPayload } from './slot-payload.ts';
 import { FleetWindow, type SlotCounts, type SlotHistogram, type WindowRead, type WindowSnapshot } from './window.ts';
 import { CanaryGateError, ErrorCodes } from './errors.ts';
 
@@ -64,7 +64,7 @@ export class FleetWindows {
   ingest(version: string, slotIndex: number, pod: string, payload: string): Ingested {
     const followed = this.followedOf(version);
     if (followed.window.has(slotIndex, pod) || followed.corrupt.get(slotIndex)?.has(pod)) return 'duplicate';
-    let decoded;
+    let decoded: DecodedSlot;
     try {
       decoded = decodeSlotPayload(payload, slotIndex, this.slotMs);
     } catch {

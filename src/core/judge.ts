@@ -559,52 +559,44 @@ function testedChecks(policy: JudgePolicy, baseline: WindowSnapshot, canary: Win
       checks.push(result('error_ratio_relative', outcome, canary.errorRatio, pointThreshold, 'ratio', reason, evidence));
     }
   }
-
-  // Absolute latency: the share of canary requests slower than the absolute p95 threshold.
-  {
-    if (!hasCanary) {
-      checks.push(noData('latency_p95_absolute', 'ms', canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'canary'));
-    } else {
-      const count = Math.round(shareAbove(canary.quantileUs, latency.absoluteP95Us) * nC);
-      const test = testRateAbove(count, nC, TAIL_SHARE, alpha);
-      const evidence: CheckEvidence = {
-        rule: `share of canary requests slower than ${ms(latency.absoluteP95Us)} above ${pct(TAIL_SHARE)}`,
-        count,
-        requests: nC,
-        latencyThresholdMs: latency.absoluteP95Us / 1000,
-        tolerated: TAIL_SHARE,
-        lowerBound: test.lowerBound,
-        alpha,
-        neededRequests: test.neededTrials,
-      };
-      const outcome = testedOutcome(test.significant, false, canary.p95Us > latency.absoluteP95Us, false, enoughCanary);
-      const reason = `canary p95 ${ms(canary.p95Us)} vs ${ms(latency.absoluteP95Us)}; ${count} of ${nC} canary requests slower: ${testedWords(outcome, false, evidence, enoughCanary, minSamples)}`;
-      checks.push(result('latency_p95_absolute', outcome, canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'ms', reason, evidence));
-    }
+  if (!hasCanary) {
+    checks.push(noData('latency_p95_absolute', 'ms', canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'canary'));
+  } else {
+    const count = Math.round(shareAbove(canary.quantileUs, latency.absoluteP95Us) * nC);
+    const test = testRateAbove(count, nC, TAIL_SHARE, alpha);
+    const evidence: CheckEvidence = {
+      rule: `share of canary requests slower than ${ms(latency.absoluteP95Us)} above ${pct(TAIL_SHARE)}`,
+      count,
+      requests: nC,
+      latencyThresholdMs: latency.absoluteP95Us / 1000,
+      tolerated: TAIL_SHARE,
+      lowerBound: test.lowerBound,
+      alpha,
+      neededRequests: test.neededTrials,
+    };
+    const outcome = testedOutcome(test.significant, false, canary.p95Us > latency.absoluteP95Us, false, enoughCanary);
+    const reason = `canary p95 ${ms(canary.p95Us)} vs ${ms(latency.absoluteP95Us)}; ${count} of ${nC} canary requests slower: ${testedWords(outcome, false, evidence, enoughCanary, minSamples)}`;
+    checks.push(result('latency_p95_absolute', outcome, canary.p95Us / 1000, latency.absoluteP95Us / 1000, 'ms', reason, evidence));
   }
-
-  // Absolute errors, with a warning level on the point estimate.
-  {
-    if (!hasCanary) {
-      checks.push(noData('error_ratio_absolute', 'ratio', canary.errorRatio, errors.absoluteRatio, 'canary'));
-    } else {
-      const test = testRateAbove(canary.errors, nC, errors.absoluteRatio, alpha);
-      const evidence: CheckEvidence = {
-        rule: `canary error ratio above ${pct(errors.absoluteRatio)}`,
-        count: canary.errors,
-        requests: nC,
-        latencyThresholdMs: null,
-        tolerated: errors.absoluteRatio,
-        lowerBound: test.lowerBound,
-        alpha,
-        neededRequests: test.neededTrials,
-      };
-      const gross = canary.errors >= GROSS_MIN_ERRORS && canary.errorRatio > policy.statistics.grossErrorRatio;
-      const warn = errors.warnRatio > 0 && canary.errorRatio > errors.warnRatio;
-      const outcome = testedOutcome(test.significant, gross, canary.errorRatio > errors.absoluteRatio, warn, enoughCanary);
-      const reason = `canary error ratio ${pct(canary.errorRatio)} (${canary.errors}/${nC}) vs ${pct(errors.absoluteRatio)}${outcome === 'warn' ? ` (warn above ${pct(errors.warnRatio)})` : ''}: ${testedWords(outcome, gross, evidence, enoughCanary, minSamples)}`;
-      checks.push(result('error_ratio_absolute', outcome, canary.errorRatio, errors.absoluteRatio, 'ratio', reason, evidence));
-    }
+  if (!hasCanary) {
+    checks.push(noData('error_ratio_absolute', 'ratio', canary.errorRatio, errors.absoluteRatio, 'canary'));
+  } else {
+    const test = testRateAbove(canary.errors, nC, errors.absoluteRatio, alpha);
+    const evidence: CheckEvidence = {
+      rule: `canary error ratio above ${pct(errors.absoluteRatio)}`,
+      count: canary.errors,
+      requests: nC,
+      latencyThresholdMs: null,
+      tolerated: errors.absoluteRatio,
+      lowerBound: test.lowerBound,
+      alpha,
+      neededRequests: test.neededTrials,
+    };
+    const gross = canary.errors >= GROSS_MIN_ERRORS && canary.errorRatio > policy.statistics.grossErrorRatio;
+    const warn = errors.warnRatio > 0 && canary.errorRatio > errors.warnRatio;
+    const outcome = testedOutcome(test.significant, gross, canary.errorRatio > errors.absoluteRatio, warn, enoughCanary);
+    const reason = `canary error ratio ${pct(canary.errorRatio)} (${canary.errors}/${nC}) vs ${pct(errors.absoluteRatio)}${outcome === 'warn' ? ` (warn above ${pct(errors.warnRatio)})` : ''}: ${testedWords(outcome, gross, evidence, enoughCanary, minSamples)}`;
+    checks.push(result('error_ratio_absolute', outcome, canary.errorRatio, errors.absoluteRatio, 'ratio', reason, evidence));
   }
   return checks;
 }

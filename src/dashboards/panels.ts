@@ -138,7 +138,7 @@ export function seriesPanel(
   ...targets: Array<[expr: string, legend: string]>
 ): timeseries.PanelBuilder {
   const panel = timeseriesPanel(title, description, unit).min(0);
-  targets.forEach(([expr, legend], i) => panel.withTarget(query(String.fromCharCode(65 + i), expr, legend)));
+  for (const [i, [expr, legend]] of targets.entries()) panel.withTarget(query(String.fromCharCode(65 + i), expr, legend));
   return panel;
 }
 

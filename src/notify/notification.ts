@@ -53,7 +53,7 @@ export function verdictOf(event: GateEvent): Verdict | null {
 /** Both versions' figures as the event knows them (the decision's or the verdict's), or null. */
 export function figuresOf(event: GateEvent): { baseline: VersionFigures; canary: VersionFigures } | null {
   const from = verdictOf(event) ?? decisionOf(event);
-  return from && from.baseline && from.canary ? { baseline: from.baseline, canary: from.canary } : null;
+  return from?.baseline && from.canary ? { baseline: from.baseline, canary: from.canary } : null;
 }
 
 /** The `canary-gate explain` table of the event's decision or verdict; null when it has neither. */

@@ -15,8 +15,8 @@ const FIELD_MAX = 2000;
 
 const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 /** Slack's mrkdwn control characters, escaped (api.slack.com, "Formatting text for app surfaces"). */
-const escape = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const mrkdwn = (text: string, max = SECTION_MAX): Record<string, string> => ({ type: 'mrkdwn', text: cut(escape(text), max) });
+const escapeMrkdwn = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const mrkdwn = (text: string, max = SECTION_MAX): Record<string, string> => ({ type: 'mrkdwn', text: cut(escapeMrkdwn(text), max) });
 
 function figuresField(role: string, f: VersionFigures): Record<string, string> {
   const lines = [
@@ -58,7 +58,7 @@ export function slackMessage(n: Notification): Record<string, unknown> {
     blocks.push({ type: 'section', text: mrkdwn([`*${title}*`, ...checks.map((c) => `• ${c.check}: ${c.reason}`)].join('\n')) });
   }
   blocks.push({ type: 'context', elements: [mrkdwn(contextLine(n))] });
-  return { text: cut(escape(summaryOf(n)), SECTION_MAX), blocks };
+  return { text: cut(escapeMrkdwn(summaryOf(n)), SECTION_MAX), blocks };
 }
 
 /** @param url the incoming webhook's URL (CANARY_GATE_NOTIFY_SLACK_WEBHOOK_URL): a secret, never logged */

@@ -21,7 +21,7 @@ function own<T extends { destroy(): void }>(x: T): T {
 /** The payload of one pod's slot `slotIndex` holding `latenciesUs`, the first `errors` of them errors. */
 function payload(slotIndex: number, latenciesUs: number[], errors = 0): string {
   const rec = own(new SlotRecorder(SLOT_MS, slotIndex * SLOT_MS));
-  latenciesUs.forEach((us, i) => rec.record(us, i < errors));
+  for (const [i, us] of latenciesUs.entries()) rec.record(us, i < errors);
   return encodeSlotPayload(rec.seal((slotIndex + 1) * SLOT_MS));
 }
 

@@ -1,6 +1,6 @@
 /** Test helpers for a real Redis: the machine's 127.0.0.1:6379 (or REDIS_URL), and unique service names per test. */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/config/logger.ts';
 import { createRedisClient } from '../../src/fleet/redis-client.ts';

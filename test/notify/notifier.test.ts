@@ -25,6 +25,7 @@ import { closedPort } from '../helpers/upstream.ts';
 const FAST: Partial<NotifierOptions> = { timeoutMs: 300, backoffBaseMs: 20, backoffCapMs: 50 };
 const NO_DROPS = { queue_full: 0, rejected: 0, retries_exhausted: 0, shutdown: 0 };
 
+// biome-ignore lint/suspicious/noConfusingVoidType: a cleanup may be sync (void) or async
 const cleanups: Array<() => Promise<unknown> | void> = [];
 afterEach(async () => {
   for (const step of cleanups.splice(0).reverse()) await Promise.resolve(step()).catch(() => undefined);

@@ -10,7 +10,7 @@ import { createSinks, notifySecretsFrom, NOTIFY_ENV } from '../../src/notify/sin
 import { PAGERDUTY_EVENTS_URL } from '../../src/notify/pagerduty-sink.ts';
 import { automaticDecision, everyKind, T0, verdictOf } from '../helpers/events.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
-import { eventually, silent } from '../helpers/redis.ts';
+import { silent } from '../helpers/redis.ts';
 
 const ROUTING_KEY = 'R0UT1NGKEY0000000000000000000001';
 const cleanups: Array<() => Promise<unknown>> = [];

@@ -3,7 +3,7 @@
  * What is recorded (once per request, error or not, latency), the stats, and how close() drains.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/logger.ts';
