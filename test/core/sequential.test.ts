@@ -14,18 +14,8 @@ import {
   warnThreshold,
   zeroDriftRate,
 } from '../../src/core/sequential.ts';
+import { mulberry32 as prng } from '../helpers/prng.ts';
 
-/** A small seeded PRNG (mulberry32): the simulations below are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const binomial = (n: number, p: number, random: () => number): number => {
   let x = 0;
   for (let i = 0; i < n; i++) if (random() < p) x++;

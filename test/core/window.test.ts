@@ -20,21 +20,10 @@ import { createHistogram, HIGHEST_LATENCY_US, quantileUs, recordLatency } from '
 import { decodeSlotPayload, encodeSlotPayload } from '../../src/core/slot-payload.ts';
 import { SlotRecorder, slotIndexAt } from '../../src/core/slot-recorder.ts';
 import { FleetWindow, type WindowSnapshot } from '../../src/core/window.ts';
+import { mulberry32 } from '../helpers/prng.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
-
-/** mulberry32: a tiny seeded PRNG, uniform on [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Standard normal by Box-Muller. */
 function normal(rand: () => number): number {
