@@ -10,7 +10,6 @@
  * `clientBodyTimeout` / `clientBodyMinRate` gets 408 and its connection is closed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
@@ -19,6 +18,7 @@ import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from 
 import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
+import { listenOn } from './listen.ts';
 
 /** One finished request, as the recorder sees it. */
 export interface ProxiedRequest {
@@ -309,15 +309,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     server,
     pool,
     stats,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => {
-          server.off('error', reject);
-          const address = server.address() as AddressInfo;
-          resolve({ port: address.port, host: address.address });
-        });
-      }),
+    listen: () => listenOn(server, config.port, config.host),
     close(drainMs = DEFAULT_DRAIN_MS) {
       closing ??= drainAndClose(drainMs);
       return closing;

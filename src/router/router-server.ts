@@ -5,13 +5,13 @@
  * Every response, the router's own 502/504 included, carries `x-canary-gate-version: <version>`.
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { ROUTER_FAILURES, type RoutedVersion, type RouterFailure } from '../metrics/router-metrics.ts';
 import { forwardRequest } from '../proxy/index.ts';
 import type { Side, VersionPicker } from './version-picker.ts';
+import { listenOn } from '../proxy/listen.ts';
 
 /** The response header that names the version that served the request. */
 export const VERSION_HEADER = 'x-canary-gate-version';
@@ -135,15 +135,7 @@ export function createRouterServer(options: RouterServerOptions): RouterServer {
       const l = lanes[side];
       return { version: l.version, requests: l.requests, failures: { ...l.failures } };
     },
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(options.port, options.host, () => {
-          server.off('error', reject);
-          const address = server.address() as AddressInfo;
-          resolve({ port: address.port, host: address.address });
-        });
-      }),
+    listen: () => listenOn(server, options.port, options.host),
     close(drainMs = DEFAULT_DRAIN_MS) {
       closing ??= drainAndClose(drainMs);
       return closing;
