@@ -1,5 +1,5 @@
 /**
- * Starts an HTTP server listening, the one way the proxy, the router and the admin server do it.
+ * Starting and draining an HTTP server, the one way the proxy and the router do both.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,4 +18,18 @@ export function listenOn(server: Server, port: number, host: string): Promise<{ 
       resolve({ port: address.port, host: address.address });
     });
   });
+}
+
+/**
+ * Waits for a server's in-flight requests to end, at most `drainMs`: `setOnIdle` receives the callback the server calls
+ * when its last request ends (and null once the wait is over).
+ */
+export async function waitIdle(setOnIdle: (onIdle: (() => void) | null) => void, drainMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    setOnIdle(resolve);
+    timer = setTimeout(resolve, drainMs);
+  });
+  clearTimeout(timer);
+  setOnIdle(null);
 }

@@ -18,7 +18,7 @@ import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from 
 import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
-import { listenOn } from './listen.ts';
+import { listenOn, waitIdle } from './listen.ts';
 
 /** One finished request, as the recorder sees it. */
 export interface ProxiedRequest {
@@ -286,13 +286,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const closed = closeServer(); // stops accepting; closes idle keep-alive connections
     for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
     if (stats.inFlight > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        onIdle = resolve;
-        timer = setTimeout(resolve, drainMs);
-      });
-      clearTimeout(timer);
-      onIdle = null;
+      await waitIdle((fn) => {
+        onIdle = fn;
+      }, drainMs);
       if (stats.inFlight > 0) logger.warn({ inFlight: stats.inFlight, drainMs }, 'proxy drain timed out; cutting the remaining requests');
     }
     // Whatever is left: idle keep-alive connections that finished during the drain, and requests past the deadline.

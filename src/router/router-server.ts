@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.ts';
 import { ROUTER_FAILURES, type RoutedVersion, type RouterFailure } from '../metrics/router-metrics.ts';
 import { forwardRequest } from '../proxy/index.ts';
 import type { Side, VersionPicker } from './version-picker.ts';
-import { listenOn } from '../proxy/listen.ts';
+import { listenOn, waitIdle } from '../proxy/listen.ts';
 
 /** The response header that names the version that served the request. */
 export const VERSION_HEADER = 'x-canary-gate-version';
@@ -115,13 +115,9 @@ export function createRouterServer(options: RouterServerOptions): RouterServer {
     const closed = new Promise<void>((resolve) => server.close(() => resolve())); // stops accepting; idle connections close
     for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
     if (active.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        onIdle = resolve;
-        timer = setTimeout(resolve, drainMs);
-      });
-      clearTimeout(timer);
-      onIdle = null;
+      await waitIdle((fn) => {
+        onIdle = fn;
+      }, drainMs);
       if (active.size > 0) logger.warn({ inFlight: active.size, drainMs }, 'router drain timed out; cutting the remaining requests');
     }
     server.closeAllConnections();
