@@ -16,14 +16,14 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { classifyUpstreamError, errorCodeOf, type Outcome } from './outcome.ts';
+import { classifyUpstreamError, errorCodeOf, type RequestOutcome } from './outcome.ts';
 import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardResult {
   /** Status sent to the client: the upstream's, or 400/408/502/504 from the proxy; 0 when the client left before any. */
   readonly status: number;
   /** `ok` means the request went through; the caller applies the status classification (`status_error`). */
-  readonly outcome: Outcome;
+  readonly outcome: RequestOutcome;
   /** The error code (`UND_ERR_*`, `E*`, or the proxy's own `CG_*`) when something failed, also on a 400 the proxy answered itself; absent on success and on a client abort. */
   readonly errorCode?: string;
   /**

@@ -20,7 +20,7 @@ export {
   createStatusClassifier,
   errorCodeOf,
   isErrorOutcome,
-  type Outcome,
+  type RequestOutcome,
   type UpstreamFailure,
 } from './outcome.ts';
 export { createTrustedProxies } from './trusted-proxies.ts';

@@ -5,7 +5,7 @@
  * (`overloaded`, 503: the sidecar's saturation), a request body slower than the proxy allows (`body_timeout`, 408),
  * and a request the proxy refused to forward (`bad_request`, 400).
  */
-export type Outcome =
+export type RequestOutcome =
   | 'ok'
   | 'status_error'
   | 'connect_error'
@@ -25,7 +25,7 @@ export interface UpstreamFailure {
 }
 
 /** Whether an outcome counts as an error of the version (a client that went away, or the proxy's own refusals, do not). */
-export function isErrorOutcome(outcome: Outcome): boolean {
+export function isErrorOutcome(outcome: RequestOutcome): boolean {
   return outcome === 'status_error' || outcome === 'connect_error' || outcome === 'reset' || outcome === 'timeout';
 }
 

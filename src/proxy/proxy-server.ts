@@ -15,7 +15,7 @@ import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
-import { createStatusClassifier, isErrorOutcome, type Outcome } from './outcome.ts';
+import { createStatusClassifier, isErrorOutcome, type RequestOutcome } from './outcome.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
 import { listenOn, waitIdle } from './listen.ts';
@@ -39,7 +39,7 @@ export interface ProxiedRequest {
   readonly method: string;
   /** The status sent to the client (the upstream's, or the proxy's 400/408/502/503/504); 0 when none was sent. */
   readonly status: number;
-  readonly outcome: Outcome;
+  readonly outcome: RequestOutcome;
   /** The request target in origin-form (`/users/42?x=1`), for `http.route`. */
   readonly target: string;
 }
@@ -65,7 +65,7 @@ export interface ProxyStats {
   /** Requests waiting for an upstream connection now. */
   readonly queued: number;
   /** Finished requests since start, by outcome. */
-  readonly outcomes: Record<Outcome, number>;
+  readonly outcomes: Record<RequestOutcome, number>;
 }
 
 export interface ProxyServer {

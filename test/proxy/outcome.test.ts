@@ -1,7 +1,7 @@
 /** Outcome classification: status classes and codes, upstream error codes, which outcomes are errors. */
 import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { classifyUpstreamError, createStatusClassifier, errorCodeOf, isErrorOutcome, type Outcome } from '../../src/proxy/outcome.ts';
+import { classifyUpstreamError, createStatusClassifier, errorCodeOf, isErrorOutcome, type RequestOutcome } from '../../src/proxy/outcome.ts';
 
 /** A system error as Node's net module raises it (`connect ECONNREFUSED ...` with `code`). */
 const systemError = (code: string): Error => Object.assign(new Error(`${code} (test)`), { code });
@@ -97,7 +97,7 @@ describe('classifyUpstreamError', () => {
 });
 
 describe('isErrorOutcome', () => {
-  it.each<[Outcome, boolean]>([
+  it.each<[RequestOutcome, boolean]>([
     ['ok', false],
     ['client_abort', false],
     ['status_error', true],
