@@ -1,7 +1,13 @@
 /** Outcome classification: status classes and codes, upstream error codes, which outcomes are errors. */
 import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { classifyUpstreamError, createStatusClassifier, errorCodeOf, isErrorOutcome, type RequestOutcome } from '../../src/proxy/outcome.ts';
+import {
+  classifyUpstreamError,
+  createStatusClassifier,
+  errorCodeOf,
+  isErrorOutcome,
+  type RequestOutcome,
+} from '../../src/proxy/outcome.ts';
 
 /** A system error as Node's net module raises it (`connect ECONNREFUSED ...` with `code`). */
 const systemError = (code: string): Error => Object.assign(new Error(`${code} (test)`), { code });
