@@ -97,20 +97,21 @@ beforeAll(async () => {
   );
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
   const pods: Array<{ service: string; pod: string; version: string; upstream: string; redis?: string; extra?: Record<string, string> }> = [
-    // A streak of 3 (as with thresholds only), so that the breaching state exists before the rollback.
+    // A streak of 3 (as with thresholds only), so that the breaching state exists before the rollback; one upstream
+    // connection, so that concurrent clients queue and the queue-wait panel has samples.
     {
       service: services.checkout,
       pod: 'checkout-v1-a',
       version: 'v1',
       upstream: healthy.url,
-      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' },
+      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', CANARY_GATE_PROXY_CONNECTIONS: '1' },
     },
     {
       service: services.checkout,
       pod: 'checkout-v2-a',
       version: 'v2',
       upstream: canaryApp.url,
-      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3' },
+      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', CANARY_GATE_PROXY_CONNECTIONS: '1' },
     },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
     { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
