@@ -26,7 +26,15 @@
  * NaN anywhere is inconclusive, never pass.
  */
 import { CHECK_TABLE, type SequentialCheckName } from './checks.ts';
-import { checkPlans, EMPTY_DETECTOR, observeSlots, sequentialResults, type DetectorState, type SequentialPolicy } from './detector.ts';
+import {
+  type CheckPlan,
+  checkPlans,
+  EMPTY_DETECTOR,
+  observeSlots,
+  sequentialResults,
+  type DetectorState,
+  type SequentialPolicy,
+} from './detector.ts';
 import { quantileUpperLevel, sampleRatioPValue, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
 import {
   isSequential,
@@ -139,6 +147,8 @@ export interface JudgeContext {
   readonly flagPercent: number | null;
   /** The sequential statistics after the window's newest slot (sequential method; absent: nothing observed yet). */
   readonly detector?: DetectorState;
+  /** The check plans of this window, when the caller already made them (evaluateWindow); made here when absent. */
+  readonly plans?: readonly CheckPlan[];
 }
 
 /** The sequential method's policy, read from the judge's. */
@@ -293,13 +303,12 @@ export function evaluateWindow(
   slots: WindowSlots,
   flagPercent: number | null,
 ): { verdict: Verdict; detector: DetectorState } {
-  let next = detector;
-  if (isSequentialPolicy(policy)) {
-    const plans = checkPlans(sequentialPolicyOf(policy), baseline, canary, flagPercent);
-    next = observeSlots(plans, detector, slots.firstSlot, slots.lastSlot, slots.slotMs, slots.slotsOf);
-  }
   const atMs = (slots.lastSlot + 1) * slots.slotMs;
-  return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, detector: next }), detector: next };
+  if (!isSequentialPolicy(policy)) return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, detector }), detector };
+  // The plans serve both the observation and the judging: the window's quantile reads and shares are made once.
+  const plans = checkPlans(sequentialPolicyOf(policy), baseline, canary, flagPercent);
+  const next = observeSlots(plans, detector, slots.firstSlot, slots.lastSlot, slots.slotMs, slots.slotsOf);
+  return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, detector: next, plans }), detector: next };
 }
 
 /** The checks of the policy's method, before any traffic rule. */
@@ -313,7 +322,7 @@ function judgedChecks(
   if (!policy.statistics.enabled) return thresholdChecks(policy, baseline, canary);
   if (policy.statistics.method === 'window') return testedChecks(policy, baseline, canary);
   const sequential = sequentialPolicyOf(policy);
-  const plans = checkPlans(sequential, baseline, canary, context.flagPercent);
+  const plans = context.plans ?? checkPlans(sequential, baseline, canary, context.flagPercent);
   return sequentialResults(sequential, plans, context.detector ?? EMPTY_DETECTOR, atMs);
 }
 
