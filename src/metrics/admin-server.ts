@@ -34,6 +34,35 @@ export interface AdminHandlers {
   rollback?(body: AdminRequestBody): Promise<unknown>;
   /** As rollback. Absent: POST /reset is 404. */
   reset?(body: AdminRequestBody): Promise<unknown>;
+  /** Further routes (integration endpoints, rollout controls), matched on method and path before the 404. */
+  routes?: readonly AdminRoute[];
+}
+
+/** What an extra route answers: an HTTP status and a body (a string is sent as text/plain, anything else as JSON). */
+export interface AdminReply {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * An extra admin route. `auth: true` puts it behind the bearer token exactly as POST /rollback (403 when no token is
+ * configured, 401 on a wrong one); the raw body (at most 16 KiB, else 413) and the parsed query are handed over.
+ * A rejected promise is answered 503 with its message.
+ */
+export interface AdminRoute {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly auth: boolean;
+  handle(request: AdminRouteRequest): Promise<AdminReply> | AdminReply;
+}
+
+export interface AdminRouteRequest {
+  readonly query: URLSearchParams;
+  /** The request body as UTF-8 text ('' for a GET). */
+  readonly body: string;
+  readonly remote: string;
+  readonly headers: IncomingMessage['headers'];
 }
 
 export interface AdminServer {
@@ -101,12 +130,7 @@ export function createAdminServer(handlers: AdminHandlers, token: string | undef
   const mutating = async (req: IncomingMessage, res: ServerResponse, action: 'rollback' | 'reset'): Promise<void> => {
     const handler = handlers[action];
     if (handler === undefined) return send(res, 404, { error: `no route /${action}` });
-    if (!token) return send(res, 403, { error: `POST /${action} is disabled: set CANARY_GATE_ADMIN_TOKEN to enable it` });
-    if (!bearerMatches(req.headers.authorization, token)) {
-      logger.warn({ action, remote: req.socket.remoteAddress }, 'admin request refused: bad or missing bearer token');
-      res.setHeader('www-authenticate', 'Bearer');
-      return send(res, 401, { error: 'missing or wrong bearer token' });
-    }
+    if (!authorized(req, res, action)) return;
     const text = await readBody(req);
     if (text === null) return send(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
     const body = parseBody(text, req.socket.remoteAddress ?? 'unknown');
@@ -119,9 +143,41 @@ export function createAdminServer(handlers: AdminHandlers, token: string | undef
     }
   };
 
+  const authorized = (req: IncomingMessage, res: ServerResponse, action: string): boolean => {
+    if (!token) {
+      send(res, 403, { error: `${req.method} /${action} is disabled: set CANARY_GATE_ADMIN_TOKEN to enable it` });
+      return false;
+    }
+    if (!bearerMatches(req.headers.authorization, token)) {
+      logger.warn({ action, remote: req.socket.remoteAddress }, 'admin request refused: bad or missing bearer token');
+      res.setHeader('www-authenticate', 'Bearer');
+      send(res, 401, { error: 'missing or wrong bearer token' });
+      return false;
+    }
+    return true;
+  };
+
+  const extra = async (req: IncomingMessage, res: ServerResponse, route: AdminRoute, query: URLSearchParams): Promise<void> => {
+    if (route.auth && !authorized(req, res, route.path.replace(/^\//, ''))) return;
+    const body = req.method === 'GET' ? '' : await readBody(req);
+    if (body === null) return send(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
+    try {
+      const reply = await route.handle({ query, body, remote: req.socket.remoteAddress ?? 'unknown', headers: req.headers });
+      for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+      send(res, reply.status, reply.body);
+    } catch (err) {
+      send(res, 503, { error: (err as Error).message });
+    }
+  };
+
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const path = url.pathname;
     const route = `${req.method} ${path}`;
+    const own = handlers.routes?.filter((r) => r.path === path) ?? [];
+    const match = own.find((r) => r.method === req.method);
+    if (match !== undefined) return void extra(req, res, match, url.searchParams);
+    if (own.length > 0) return send(res, 405, { error: `${req.method} not allowed on ${path}` });
     switch (route) {
       case 'GET /healthz':
         return send(res, 200, 'ok\n');
