@@ -24,8 +24,15 @@ export const DEFAULTS = {
   proxy: {
     host: '0.0.0.0',
     port: 8080,
+    /**
+     * What the proxy's port speaks: `http1` (HTTP/1.1, WebSocket upgrades tunnelled) or `h2c` (HTTP/2 in cleartext with
+     * prior knowledge, as gRPC clients and meshes send it; no HTTP/1.1 on that port).
+     */
+    protocol: 'http1' as 'http1' | 'h2c',
     /** The app, usually on localhost in the same pod. */
     upstream: 'http://127.0.0.1:3000',
+    /** What the proxy speaks to the app: `http1`, or `h2c` (HTTP/2 with prior knowledge: a gRPC server needs it). */
+    upstreamProtocol: 'http1' as 'http1' | 'h2c',
     /** Upstream keep-alive connections in the undici Pool. */
     connections: 128,
     connectTimeout: '2s',
@@ -49,6 +56,12 @@ export const DEFAULTS = {
     trustedProxies: [] as string[],
     /** Status classes (`5xx`) or codes (`429`) counted as errors. */
     errorStatuses: ['5xx'] as string[],
+    /**
+     * gRPC status codes (from the `grpc-status` trailer, whatever the HTTP status) counted as errors of the version.
+     * Default: those the gRPC retry guidance and OpenTelemetry's rpc conventions treat as server faults: UNKNOWN 2,
+     * DEADLINE_EXCEEDED 4, UNIMPLEMENTED 12, INTERNAL 13, UNAVAILABLE 14, DATA_LOSS 15.
+     */
+    grpcErrorCodes: [2, 4, 12, 13, 14, 15] as number[],
     /** Route templates (URLPattern pathname syntax, `/users/:id`) reported as `http.route`; unmatched paths get none. */
     routes: [] as string[],
   },

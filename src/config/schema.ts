@@ -33,6 +33,18 @@ const statusClass = z
   .transform(String)
   .pipe(z.string().regex(/^([1-5]xx|[1-5][0-9][0-9])$/, 'must be a status class such as 5xx or a code such as 429'));
 const noDataAction = z.enum(['hold', 'rollback', 'pass']);
+const httpProtocol = z.enum(['http1', 'h2c']);
+/** A gRPC status code, 0..16; YAML and the environment may give it as text. */
+const grpcCode = z
+  .union([z.number(), z.string()])
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .int('must be a gRPC status code 0..16 such as 14')
+      .min(0, 'must be a gRPC status code 0..16')
+      .max(16, 'must be a gRPC status code 0..16'),
+  );
 const routeTemplate = z
   .string()
   .refine((t) => t.startsWith('/'), 'must start with /')
@@ -67,7 +79,9 @@ export const configSchema = z.strictObject({
   proxy: z.strictObject({
     host: name,
     port,
+    protocol: httpProtocol,
     upstream: httpUrl,
+    upstreamProtocol: httpProtocol,
     connections: z.number().int().min(1),
     connectTimeout: duration,
     headersTimeout: duration,
@@ -79,6 +93,7 @@ export const configSchema = z.strictObject({
     clientBodyMinRate: z.number().min(0, 'must be 0 (off) or a rate in bytes per second such as 500'),
     trustedProxies: z.array(ipOrRange),
     errorStatuses: z.array(statusClass),
+    grpcErrorCodes: z.array(grpcCode),
     routes: z.array(routeTemplate),
   }),
   admin: z.strictObject({ host: name, port }),

@@ -12,9 +12,9 @@
  * Never throws and never leaves an 'error' event unhandled: every failure becomes a {@link ForwardResult}. It knows
  * nothing about recording or queueing, so the demo's traffic router reuses it.
  */
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, STATUS_CODES, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, errorCodeOf, type RequestOutcome } from './outcome.ts';
 import { UploadWatch } from './upload-watch.ts';
@@ -34,6 +34,8 @@ export interface ForwardResult {
    * arrived, or its body came too slowly (408).
    */
   readonly appLatencyUs: number | null;
+  /** The gRPC status of a gRPC answer (0..16, from `grpc-status`); absent for anything else. */
+  readonly grpcStatus?: number;
 }
 
 export interface ForwardOptions {
@@ -133,6 +135,19 @@ export function answer(res: ServerResponse, status: number, errorHeader: string,
   if (closeConnection) headers.connection = 'close';
   res.writeHead(status, headers);
   res.end(text);
+}
+
+/**
+ * Answers on a raw connection (an upgrade request, which has no ServerResponse) and closes it: a short text/plain
+ * body with `x-canary-gate-error`.
+ */
+export function answerRaw(socket: Duplex, status: number, errorHeader: string, text: string): void {
+  if (socket.destroyed || !socket.writable) return;
+  const body = Buffer.from(text);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\nx-canary-gate-error: ${errorHeader}\r\n` +
+      `connection: close\r\ncontent-length: ${body.length}\r\n\r\n${text}`,
+  );
 }
 
 /**

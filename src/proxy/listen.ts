@@ -1,7 +1,7 @@
 /**
  * Starting and draining an HTTP server, the one way the proxy and the router do both.
  */
-import type { Server } from 'node:http';
+import type { Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 /**

@@ -54,6 +54,16 @@ export function createStatusClassifier(errorStatuses: readonly string[]): (statu
   return (status) => table[status] === 1;
 }
 
+/**
+ * A classifier from gRPC status code (0..16) to "counts as an error of the version", built once.
+ * @param codes config `proxy.grpcErrorCodes`, e.g. `[2, 4, 12, 13, 14, 15]`
+ */
+export function createGrpcClassifier(codes: readonly number[]): (code: number) => boolean {
+  const table = new Uint8Array(17);
+  for (const code of codes) table[code] = 1;
+  return (code) => table[code] === 1;
+}
+
 /** The upstream could not be reached: nothing was sent, the request is safe to retry elsewhere. */
 const CONNECT_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',

@@ -8,14 +8,29 @@
  * At most `connections` requests run upstream at once; the others wait in a FIFO for at most `queueTimeout` and then
  * get 503 `overloaded` (the sidecar's saturation, never the version's error). A request body slower than
  * `clientBodyTimeout` / `clientBodyMinRate` gets 408 and its connection is closed.
+ *
+ * Protocols (`proxy.protocol`, `proxy.upstreamProtocol`, chosen once at construction, so that the HTTP/1.1 path does
+ * no per-request test for them): HTTP/1.1 with WebSocket upgrades tunnelled on a connection of their own (recorded
+ * once, as the handshake: see tunnel.ts), or h2c (HTTP/2 with prior knowledge) with trailers forwarded and gRPC
+ * outcomes taken from `grpc-status` (see forward-h2.ts); either to an HTTP/1.1 or an h2c upstream.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createH2cServer,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from 'node:http2';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
-import { createStatusClassifier, isErrorOutcome, type RequestOutcome } from './outcome.ts';
+import { forwardH2 } from './forward-h2.ts';
+import { tunnelUpgrade } from './tunnel.ts';
+import { createGrpcClassifier, createStatusClassifier, isErrorOutcome, type RequestOutcome } from './outcome.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
 import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
 import { listenOn, waitIdle } from './listen.ts';
@@ -42,6 +57,10 @@ export interface ProxiedRequest {
   readonly outcome: RequestOutcome;
   /** The request target in origin-form (`/users/42?x=1`), for `http.route`. */
   readonly target: string;
+  /** A gRPC answer's status code (0..16, from `grpc-status`), which decided its outcome; undefined for anything else. */
+  readonly grpcStatus: number | undefined;
+  /** Whether this record is a WebSocket (Upgrade) handshake: its latency is the handshake's, not the connection's lifetime. */
+  readonly upgrade: boolean;
 }
 
 /** Where finished requests go. Called synchronously once per request; must not throw or do I/O. */
@@ -69,7 +88,8 @@ export interface ProxyStats {
 }
 
 export interface ProxyServer {
-  readonly server: Server;
+  /** The client-facing server: an HTTP/1.1 server, or an HTTP/2 one when `proxy.protocol` is `h2c`. */
+  readonly server: Server | Http2Server;
   readonly pool: Pool;
   readonly stats: ProxyStats;
   /** Listens on config host:port (port 0 picks a free one). */
@@ -146,6 +166,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const pool = new Pool(origin, {
     connections: config.connections,
     pipelining: 1,
+    // h2c: HTTP/2 with prior knowledge; one stream per connection at a time, as the
+    // queue allows at most `connections` requests upstream anyway. The Pool reads `useH2c` at its top level for its
+    // connector (undici 8.12: `h2Options.useH2c` reaches only a Client's own connector).
+    ...(config.upstreamProtocol === 'h2c' ? { allowH2: true, useH2c: true } : {}),
     connect: { timeout: config.connectTimeout },
     headersTimeout: config.headersTimeout,
     bodyTimeout: config.bodyTimeout,
@@ -200,6 +224,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         status: result.status,
         outcome,
         target: req.url ?? '/',
+        grpcStatus: result.grpcStatus,
+        upgrade: false,
       });
     } catch (err) {
       logger.error({ err }, 'recorder failed; request not recorded');
@@ -219,7 +245,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const arrivalMs = now();
     stats.inFlight++;
     active.add(res);
-    if (draining) res.setHeader('connection', 'close');
+    if (draining && !h2c) res.setHeader('connection', 'close');
     let totalUs = -1;
     let queueWaitUs = 0;
     let result: ForwardResult | null = null;
@@ -243,7 +269,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       waiter = null;
       queueWaitUs = waitedMs * 1000;
       // forwardRequest never rejects.
-      void forwardRequest(pool, req, res, forwardOptions).then((r) => {
+      void forward(req, res).then((r) => {
         queue.leave();
         settle(r);
       });
@@ -253,7 +279,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       queueWaitUs = waitedMs * 1000;
       reject('overloaded');
       if (!res.headersSent && !res.destroyed) {
-        const unread = !req.complete;
+        // HTTP/2 has no Connection header: an unread body there is the stream's, not the connection's.
+        const unread = !h2c && !req.complete;
         answer(res, 503, 'overloaded', `canary-gate: overloaded, no upstream connection within ${config.queueTimeout} ms\n`, unread);
       }
       settle({ status: 503, outcome: 'overloaded', appLatencyUs: null });
@@ -261,9 +288,73 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     waiter = queue.enter(start, expire);
   };
 
-  const server = createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout }, handle);
-  server.on('error', (err) => logger.error({ err }, 'proxy server error'));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+  const h2c = config.protocol === 'h2c';
+  const h2Options = { ...forwardOptions, isGrpcError: createGrpcClassifier(config.grpcErrorCodes) };
+  /** The forwarder of this listener's protocol, chosen once. */
+  const forward: (req: IncomingMessage, res: ServerResponse) => Promise<ForwardResult> = h2c
+    ? (req, res) => forwardH2(pool, req as unknown as Http2ServerRequest, res as unknown as Http2ServerResponse, h2Options)
+    : (req, res) => forwardRequest(pool, req, res, forwardOptions);
+
+  /** Joined WebSocket connections (client side), cut at shutdown: they are not requests, a drain does not wait for them. */
+  const tunnels = new Set<Duplex>();
+  /** Open HTTP/2 sessions, closed (GOAWAY) at a drain and destroyed at the end of it. */
+  const sessions = new Set<Http2Session>();
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const arrivalMs = now();
+    if (draining) {
+      socket.destroy();
+      return;
+    }
+    // tunnelUpgrade never rejects.
+    void tunnelUpgrade(origin, req, socket, head, {
+      ...forwardOptions,
+      headersTimeoutMs: config.headersTimeout,
+      onJoined: (client) => {
+        tunnels.add(client);
+        client.once('close', () => tunnels.delete(client));
+      },
+    }).then((result) => {
+      let outcome = result.outcome;
+      if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
+      stats.outcomes[outcome]++;
+      try {
+        recorder.record({
+          appLatencyUs: result.appLatencyUs,
+          totalLatencyUs: (now() - arrivalMs) * 1000,
+          queueWaitUs: 0,
+          isError: isErrorOutcome(outcome),
+          method: req.method ?? 'GET',
+          status: result.status,
+          outcome,
+          target: req.url ?? '/',
+          grpcStatus: undefined,
+          upgrade: true,
+        });
+      } catch (err) {
+        logger.error({ err }, 'recorder failed; upgrade not recorded');
+      }
+      if (outcome === 'connect_error' || outcome === 'reset' || outcome === 'timeout') {
+        const code = result.errorCode ?? 'UNKNOWN';
+        stats.upstreamErrors[code] = (stats.upstreamErrors[code] ?? 0) + 1;
+        logger.warn({ outcome, code, status: result.status, method: req.method, path: req.url }, 'upstream failure on upgrade');
+      }
+    });
+  };
+
+  const server: Server | Http2Server = h2c
+    ? createH2cServer({}, handle as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void)
+    : createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout }, handle);
+  server.on('error', (err: Error) => logger.error({ err }, 'proxy server error'));
+  if (h2c) {
+    server.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+      session.on('error', (err) => logger.debug({ err }, 'HTTP/2 session error'));
+    });
+  } else {
+    server.on('upgrade', upgrade);
+  }
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const rejection = rejectionOf(err.code);
     if (rejection === null || !socket.writable) {
       socket.destroy();
@@ -273,6 +364,13 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     logger.debug({ code: err.code, status: rejection.status }, 'request refused by the HTTP parser');
     socket.end(`HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
+
+  /** Cuts every client connection: HTTP/1.1 ones, HTTP/2 sessions, joined tunnels. */
+  const cutAll = (): void => {
+    if (h2c) for (const session of sessions) session.destroy();
+    else (server as Server).closeAllConnections();
+    for (const tunnel of tunnels) tunnel.destroy();
+  };
 
   const closeServer = (): Promise<void> =>
     new Promise((resolve) => {
@@ -284,15 +382,17 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const drainAndClose = async (drainMs: number): Promise<void> => {
     draining = true;
     const closed = closeServer(); // stops accepting; closes idle keep-alive connections
-    for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+    if (h2c)
+      for (const session of sessions) session.close(); // GOAWAY: streams in flight finish, no new ones
+    else for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
     if (stats.inFlight > 0) {
       await waitIdle((fn) => {
         onIdle = fn;
       }, drainMs);
       if (stats.inFlight > 0) logger.warn({ inFlight: stats.inFlight, drainMs }, 'proxy drain timed out; cutting the remaining requests');
     }
-    // Whatever is left: idle keep-alive connections that finished during the drain, and requests past the deadline.
-    server.closeAllConnections();
+    // Whatever is left: idle keep-alive connections that finished during the drain, requests past the deadline, tunnels.
+    cutAll();
     await closed;
     try {
       await pool.close();
@@ -314,7 +414,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       draining = true;
       queue.destroy();
       const closed = closeServer();
-      server.closeAllConnections();
+      cutAll();
       await closed;
       await pool.destroy();
     },

@@ -30,7 +30,9 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
   return {
     host: '127.0.0.1',
     port: 0,
+    protocol: 'http1',
     upstream,
+    upstreamProtocol: 'http1',
     connections: 16,
     connectTimeout: 1000,
     headersTimeout: 5000,
@@ -42,6 +44,7 @@ function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {})
     trustedProxies: [],
     keepAliveTimeout: 4000,
     errorStatuses: ['5xx'],
+    grpcErrorCodes: [2, 4, 12, 13, 14, 15],
     routes: [],
     ...overrides,
   };
@@ -182,6 +185,8 @@ describe('recording', () => {
       status: 200,
       outcome: 'ok',
       target: '/',
+      grpcStatus: undefined,
+      upgrade: false,
     });
   });
 

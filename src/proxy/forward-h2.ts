@@ -1,0 +1,265 @@
+/**
+ * Forwards one HTTP/2 request (Node's http2 compatibility API, an h2c listener) to the upstream with an undici
+ * dispatcher, and streams the answer back with its trailers: what gRPC needs. The HTTP/1.1 path (forward.ts) stays as
+ * it is; this one differs where HTTP/2 does:
+ * - pseudo-headers (`:path`, `:authority`) are not copied; `:authority` becomes the upstream request's Host (undici
+ *   sends it as `:authority` again to an h2c upstream);
+ * - a request has a body unless its HEADERS frame ended the stream (gRPC sends no Content-Length);
+ * - `te: trailers` is kept (gRPC servers may require it) while every other hop-by-hop header is dropped;
+ * - the upstream's trailers (`grpc-status`, `grpc-message`) are sent as the response's trailers;
+ * - a trailers-only gRPC answer (`grpc-status` in its headers) is sent as one HEADERS frame that ends the stream;
+ * - a gRPC answer (`content-type: application/grpc...`) takes its outcome from `grpc-status` (the trailers, or the
+ *   headers of a trailers-only answer), not from the HTTP status, which is 200 for every gRPC outcome. A gRPC answer
+ *   that ends without any `grpc-status` is INTERNAL (13), as gRPC clients read it.
+ *
+ * Request trailers are not forwarded (undici sends none); gRPC clients do not send any.
+ *
+ * Never throws: every failure becomes a ForwardResult, as in forward.ts.
+ */
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { endToEndHeaders, type ForwardOptions, type ForwardResult } from './forward.ts';
+import { classifyUpstreamError, errorCodeOf } from './outcome.ts';
+import { UploadWatch } from './upload-watch.ts';
+
+export interface ForwardH2Options extends ForwardOptions {
+  /** Whether a gRPC status code counts as an error of the version (config `proxy.grpcErrorCodes`). */
+  readonly isGrpcError: (code: number) => boolean;
+}
+
+/** What a gRPC client reads when an answer ends without `grpc-status` (gRPC's "PROTOCOL-HTTP2" mapping). */
+const GRPC_INTERNAL = 13;
+const defaultNow = performance.now.bind(performance);
+const nobody = (): boolean => false;
+
+/** The gRPC status of an answer: from its trailers, else from its headers (trailers-only); -1 when neither has one. */
+export function grpcStatusOf(headers: Record<string, unknown>, trailers: Record<string, unknown> | null): number {
+  const raw = trailers?.['grpc-status'] ?? headers['grpc-status'];
+  const text = Array.isArray(raw) ? raw[0] : raw;
+  if (typeof text !== 'string' || !/^[0-9]{1,2}$/.test(text)) return -1;
+  return Number(text);
+}
+
+/** Whether a content type is gRPC's (`application/grpc`, `application/grpc+proto`, `application/grpc-web` excluded). */
+export function isGrpcContentType(contentType: unknown): boolean {
+  if (typeof contentType !== 'string') return false;
+  return contentType === 'application/grpc' || contentType.startsWith('application/grpc+') || contentType.startsWith('application/grpc;');
+}
+
+/** An answer from the proxy itself, before any header was sent. HTTP/2 has no Connection header to close with. */
+function answerH2(res: Http2ServerResponse, status: number, errorHeader: string, text: string): void {
+  if (res.headersSent || res.stream.destroyed) return;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-canary-gate-error': errorHeader });
+  res.end(text);
+}
+
+/**
+ * Streams `body` into `res` with backpressure, sets `trailers()` as the response's trailers at the body's end, and
+ * notes when the client first held the response back. Settles when the response has finished; rejects on the
+ * body's error or when the stream closes before finishing.
+ */
+function relayH2(
+  body: Readable,
+  res: Http2ServerResponse,
+  trailers: () => Record<string, string>,
+  now: () => number,
+  download: { heldMs: number; endMs: number },
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      if (!res.write(chunk)) {
+        body.pause();
+        if (download.heldMs < 0) download.heldMs = now();
+      }
+    };
+    const onDrain = (): void => {
+      body.resume();
+    };
+    const onEnd = (): void => {
+      download.endMs = now();
+      const t = trailers();
+      for (const name in t) if (name.charCodeAt(0) === 0x3a /* : */) delete t[name];
+      if (Object.keys(t).length > 0) res.addTrailers(t);
+      res.end();
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onFinish = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (): void => {
+      if (res.writableFinished) return;
+      cleanup();
+      reject(new Error('response closed before it finished'));
+    };
+    const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      res.off('drain', onDrain);
+      res.off('error', onError);
+      res.off('finish', onFinish);
+      res.off('close', onClose);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    res.on('drain', onDrain);
+    res.once('error', onError);
+    res.once('finish', onFinish);
+    res.once('close', onClose);
+  });
+}
+
+/**
+ * Forwards an HTTP/2 request `req` to the dispatcher's origin and streams the answer, trailers included, into `res`.
+ * Failures as in {@link forwardRequest} (502/504 before headers, a reset stream after them, 408 for a body too slow);
+ * a gRPC answer whose `grpc-status` is one of `isGrpcError`'s codes is `status_error` whatever its HTTP status.
+ */
+export async function forwardH2(
+  dispatcher: Dispatcher,
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  options: ForwardH2Options,
+): Promise<ForwardResult> {
+  try {
+    return await forward(dispatcher, req, res, options);
+  } catch (err) {
+    const code = errorCodeOf(err);
+    if (!res.headersSent) answerH2(res, 502, 'reset', `canary-gate: proxy failure (${code})\n`);
+    else res.stream.close(0x2 /* INTERNAL_ERROR */);
+    return { status: 502, outcome: 'reset', errorCode: code, appLatencyUs: null };
+  }
+}
+
+async function forward(
+  dispatcher: Dispatcher,
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  options: ForwardH2Options,
+): Promise<ForwardResult> {
+  const stream = res.stream;
+  if (stream.destroyed) return { status: 0, outcome: 'client_abort', appLatencyUs: null };
+  const now = options.now ?? defaultNow;
+  const hasBody = !stream.endAfterHeaders;
+  const headers = endToEndHeaders(req.headers);
+  for (const name in headers) if (name.charCodeAt(0) === 0x3a /* : */) delete headers[name];
+  if (req.headers.te === 'trailers') headers.te = 'trailers';
+  const authority = req.headers[':authority'] ?? req.headers.host;
+  if (typeof authority === 'string') headers.host = authority;
+  const remote = req.socket?.remoteAddress;
+  const prior = headers['x-forwarded-for'];
+  if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
+  const trusted = (options.isTrustedProxy ?? nobody)(remote) && headers['x-forwarded-proto'] !== undefined;
+  if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
+
+  const abort = new AbortController();
+  let clientGone = false;
+  let bodyTooSlow = false;
+  const onClose = (): void => {
+    if (!res.writableFinished) {
+      clientGone = true;
+      abort.abort();
+    }
+  };
+  res.once('close', onClose);
+  let upload: UploadWatch | null = null;
+  try {
+    const dispatchedMs = now();
+    if (hasBody) {
+      // The connection's byte counter is shared by its streams: a stream that stalls while others send is not caught
+      // by the rate check (HTTP/2's own flow control still bounds what it can hold).
+      upload = new UploadWatch(req as never, {
+        now,
+        timeoutMs: options.clientBodyTimeoutMs ?? 0,
+        minRate: options.clientBodyMinRate ?? 0,
+        onTooSlow: () => {
+          bodyTooSlow = true;
+          if (!res.headersSent) answerH2(res, 408, 'body_timeout', 'canary-gate: the request body came too slowly\n');
+          else stream.close(0x8 /* CANCEL */);
+          abort.abort();
+        },
+      });
+    }
+    const appLatencyUs = (endMs: number, clientWaitMs: number): number => Math.max(0, endMs - dispatchedMs - clientWaitMs) * 1000;
+
+    let upstream: Dispatcher.ResponseData;
+    try {
+      upstream = await dispatcher.request({
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.url,
+        headers,
+        body: hasBody ? (req as unknown as Readable) : null,
+        signal: abort.signal,
+      });
+    } catch (err) {
+      const failedMs = now();
+      if (bodyTooSlow) return { status: 408, outcome: 'body_timeout', appLatencyUs: null };
+      const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
+      if (clientGone)
+        return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
+      const failure = classifyUpstreamError(err);
+      answerH2(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`);
+      return {
+        status: failure.status,
+        outcome: failure.outcome,
+        errorCode: failure.code,
+        appLatencyUs: appLatencyUs(failedMs, uploadWaitMs),
+      };
+    }
+    const uploadWaitMs = upload?.flowingMs(now()) ?? 0;
+    const body = upstream.body;
+    let upstreamBrokeFirst = false;
+    body.once('error', () => {
+      if (!clientGone) upstreamBrokeFirst = true;
+    });
+    const download = { heldMs: -1, endMs: -1 };
+    const appEndMs = (): number => (download.heldMs >= 0 ? download.heldMs : download.endMs >= 0 ? download.endMs : now());
+    const grpc = isGrpcContentType(upstream.headers['content-type']);
+    try {
+      const responseHeaders = endToEndHeaders(upstream.headers);
+      for (const name in responseHeaders) if (name.charCodeAt(0) === 0x3a) delete responseHeaders[name];
+      if (grpc && responseHeaders['grpc-status'] !== undefined) {
+        // A trailers-only answer (a gRPC error without messages): its one HEADERS frame must end the stream, or the
+        // client reads the status as missing. The compatibility API sends headers set with setHeader together with
+        // the end of the stream (writeHead would send them at once, alone).
+        res.statusCode = upstream.statusCode;
+        for (const name in responseHeaders) res.setHeader(name, responseHeaders[name]!);
+      } else {
+        res.writeHead(upstream.statusCode, responseHeaders);
+      }
+      await relayH2(body, res, () => ({ ...upstream.trailers }), now, download);
+      const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
+      if (!grpc) return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: latencyUs };
+      const found = grpcStatusOf(upstream.headers, upstream.trailers);
+      const grpcStatus = found < 0 ? GRPC_INTERNAL : found;
+      return {
+        status: upstream.statusCode,
+        outcome: options.isGrpcError(grpcStatus) ? 'status_error' : 'ok',
+        appLatencyUs: latencyUs,
+        grpcStatus,
+      };
+    } catch (err) {
+      const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
+      body.destroy();
+      if (bodyTooSlow) return { status: upstream.statusCode, outcome: 'body_timeout', appLatencyUs: null };
+      if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort', appLatencyUs: latencyUs };
+      stream.close(0x2 /* INTERNAL_ERROR */);
+      const failure = classifyUpstreamError(err);
+      return {
+        status: upstream.statusCode,
+        outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset',
+        errorCode: failure.code,
+        appLatencyUs: latencyUs,
+      };
+    }
+  } finally {
+    upload?.stop();
+    res.off('close', onClose);
+  }
+}
