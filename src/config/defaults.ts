@@ -50,7 +50,10 @@ export const DEFAULTS = {
     queueTimeout: '5s',
     /** Longest time a request body may send nothing while the proxy reads it; slower: 408 and the connection closed. */
     clientBodyTimeout: '10s',
-    /** Slowest request body, bytes per second, after a grace of clientBodyTimeout; slower: 408. 0: off. */
+    /**
+     * Slowest request body, bytes per second, after a grace of clientBodyTimeout (1 s while other requests wait for an
+     * upstream connection); slower: 408. 0: off.
+     */
     clientBodyMinRate: 500,
     /** Clients (IPs or CIDR ranges) whose X-Forwarded-Proto is kept; everyone else's is replaced by the proxy's. */
     trustedProxies: [] as string[],

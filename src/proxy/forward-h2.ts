@@ -178,6 +178,7 @@ async function forward(
         now,
         timeoutMs: options.clientBodyTimeoutMs ?? 0,
         minRate: options.clientBodyMinRate ?? 0,
+        contended: options.isContended,
         onTooSlow: () => {
           bodyTooSlow = true;
           if (!res.headersSent) answerH2(res, 408, 'body_timeout', 'canary-gate: the request body came too slowly\n');

@@ -47,6 +47,8 @@ export interface ForwardOptions {
   readonly clientBodyTimeoutMs?: number;
   /** Slowest request body, bytes per second, after a grace of clientBodyTimeoutMs. 0 or absent: none. */
   readonly clientBodyMinRate?: number;
+  /** Whether other requests wait for an upstream connection now: the rate check's grace then shrinks (UploadWatch). */
+  readonly isContended?: () => boolean;
   /** High-resolution clock, ms. Default `performance.now`. */
   readonly now?: () => number;
 }
@@ -291,6 +293,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
         now,
         timeoutMs: options.clientBodyTimeoutMs ?? 0,
         minRate: options.clientBodyMinRate ?? 0,
+        contended: options.isContended,
         onTooSlow: () => {
           bodyTooSlow = true;
           if (!res.headersSent) answer(res, 408, 'body_timeout', 'canary-gate: the request body came too slowly\n', true);

@@ -156,6 +156,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     isTrustedProxy: createTrustedProxies(config.trustedProxies),
     clientBodyTimeoutMs: config.clientBodyTimeout,
     clientBodyMinRate: config.clientBodyMinRate,
+    // Read by the body guard's periodic check only, never per request: `queue` exists by the time a body is watched.
+    isContended: () => queue.queued > 0,
     now,
   };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);

@@ -5,7 +5,10 @@
  *   client: that time is the client's, and it is taken out of the latency the gate judges.
  * It is also the slow-upload guard: a body that sends nothing for `timeoutMs` of flowing time, or that falls below
  * `minRate` bytes per second after a grace of `timeoutMs`, is reported as too slow (Apache mod_reqtimeout's
- * `body=...,MinRate=...`). Bytes are read from the client socket's counter, so the watch never adds a 'data'
+ * `body=...,MinRate=...`). While other requests wait for an upstream connection (`contended`), the grace shrinks to
+ * at most {@link CONTENDED_GRACE_MS}: a trickling body then loses its connection within about a second instead of
+ * holding it past the others' `queueTimeout` (a pool held by trickling clients would otherwise turn every healthy
+ * request away with 503). Bytes are read from the client socket's counter, so the watch never adds a 'data'
  * listener (that would switch the body to flowing mode before undici reads it).
  */
 import type { IncomingMessage } from 'node:http';
@@ -19,7 +22,12 @@ export interface UploadWatchOptions {
   readonly minRate: number;
   /** Called once when the client is too slow; the watch has stopped by then. */
   readonly onTooSlow: () => void;
+  /** Whether other requests wait for an upstream connection now (default: never). */
+  readonly contended?: () => boolean;
 }
+
+/** The rate check's grace while others wait for an upstream connection, ms (at most `timeoutMs`). */
+export const CONTENDED_GRACE_MS = 1000;
 
 /** How often the guard looks at the byte counter, at most; finer for short timeouts (tests). */
 const MAX_CHECK_MS = 1000;
@@ -55,9 +63,10 @@ export class UploadWatch {
       this.lastBytes = bytes;
       this.lastProgressMs = flowing;
     }
-    const { timeoutMs, minRate } = this.options;
+    const { timeoutMs, minRate, contended } = this.options;
     const idle = flowing - this.lastProgressMs >= timeoutMs;
-    const tooSlow = minRate > 0 && flowing > timeoutMs + (bytes * 1000) / minRate;
+    const graceMs = contended !== undefined && contended() ? Math.min(timeoutMs, CONTENDED_GRACE_MS) : timeoutMs;
+    const tooSlow = minRate > 0 && flowing > graceMs + (bytes * 1000) / minRate;
     if (idle || tooSlow) {
       this.stop();
       this.options.onTooSlow();
