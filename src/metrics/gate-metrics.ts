@@ -35,7 +35,7 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT'
 /** Outcomes reported as `error.type`: upstream failures, and the proxy's 503 when saturated and 408 for a slow body. */
 const ERROR_TYPES = new Set(['connect_error', 'reset', 'timeout', 'overloaded', 'body_timeout']);
 /** Reasons of canary_gate_proxy_rejected_total, all exported from the start (at 0) so that rate() sees the first one. */
-const REJECTION_REASONS = ['header_overflow', 'timeout', 'malformed', 'bad_request', 'body_timeout', 'overloaded'];
+const REJECTION_REASONS = ['header_overflow', 'timeout', 'malformed', 'bad_request', 'body_timeout', 'overloaded', 'slow_read'];
 /**
  * Bucket boundaries of canary_gate_proxy_queue_wait_seconds, seconds: from a millisecond (a connection freed at
  * once) to past the default queueTimeout (5 s), where a request is turned away.

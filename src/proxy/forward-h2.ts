@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { endToEndHeaders, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { classifyUpstreamError, errorCodeOf } from './outcome.ts';
+import type { ReadGuard } from './read-guard.ts';
 import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardH2Options extends ForwardOptions {
@@ -66,16 +67,26 @@ function relayH2(
   trailers: () => Record<string, string>,
   now: () => number,
   download: { heldMs: number; endMs: number },
+  guard: ReadGuard | undefined,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    let held = false;
     const onData = (chunk: Buffer): void => {
       if (!res.write(chunk)) {
         body.pause();
         if (download.heldMs < 0) download.heldMs = now();
+        if (guard !== undefined) {
+          held = true;
+          guard.hold(res);
+        }
       }
     };
     const onDrain = (): void => {
       body.resume();
+      if (held) {
+        held = false;
+        guard!.release(res);
+      }
     };
     const onEnd = (): void => {
       download.endMs = now();
@@ -105,6 +116,7 @@ function relayH2(
       res.off('error', onError);
       res.off('finish', onFinish);
       res.off('close', onClose);
+      if (held) guard!.release(res);
     };
     body.on('data', onData);
     body.once('end', onEnd);
@@ -234,7 +246,7 @@ async function forward(
       } else {
         res.writeHead(upstream.statusCode, responseHeaders);
       }
-      await relayH2(body, res, () => ({ ...upstream.trailers }), now, download);
+      await relayH2(body, res, () => ({ ...upstream.trailers }), now, download, options.readGuard);
       const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
       if (!grpc) return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: latencyUs };
       const found = grpcStatusOf(upstream.headers, upstream.trailers);

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex, Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, errorCodeOf, type RequestOutcome } from './outcome.ts';
+import type { ReadGuard } from './read-guard.ts';
 import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardResult {
@@ -49,6 +50,8 @@ export interface ForwardOptions {
   readonly clientBodyMinRate?: number;
   /** Whether other requests wait for an upstream connection now: the rate check's grace then shrinks (UploadWatch). */
   readonly isContended?: () => boolean;
+  /** The slow-read guard, told when a client holds its response back and when it reads again. Default: none. */
+  readonly readGuard?: ReadGuard;
   /** High-resolution clock, ms. Default `performance.now`. */
   readonly now?: () => number;
 }
@@ -193,16 +196,25 @@ interface Download {
  * finishing (the client went away). Lighter than stream.pipeline, which builds and aborts an AbortController per
  * call (about 5 % of the proxy's CPU in a profile at saturation).
  */
-function relay(body: Readable, res: ServerResponse, now: () => number, download: Download): Promise<void> {
+function relay(body: Readable, res: ServerResponse, now: () => number, download: Download, guard: ReadGuard | undefined): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    let held = false;
     const onData = (chunk: Buffer): void => {
       if (!res.write(chunk)) {
         body.pause();
         if (download.heldMs < 0) download.heldMs = now();
+        if (guard !== undefined) {
+          held = true;
+          guard.hold(res);
+        }
       }
     };
     const onDrain = (): void => {
       body.resume();
+      if (held) {
+        held = false;
+        guard!.release(res);
+      }
     };
     const onEnd = (): void => {
       download.endMs = now();
@@ -229,6 +241,7 @@ function relay(body: Readable, res: ServerResponse, now: () => number, download:
       res.off('error', onError);
       res.off('finish', onFinish);
       res.off('close', onClose);
+      if (held) guard!.release(res);
     };
     body.on('data', onData);
     body.once('end', onEnd);
@@ -360,7 +373,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       // connection closes after this answer, or a trickling client would keep it, sending a body nobody reads.
       if (hasBody && !req.complete) responseHeaders.connection = 'close';
       res.writeHead(upstream.statusCode, responseHeaders);
-      await relay(body, res, now, download);
+      await relay(body, res, now, download, options.readGuard);
       return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: appLatencyUs(appEndMs(), uploadWaitMs) };
     } catch (err) {
       const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);

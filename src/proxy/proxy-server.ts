@@ -7,7 +7,9 @@
  *
  * At most `connections` requests run upstream at once; the others wait in a FIFO for at most `queueTimeout` and then
  * get 503 `overloaded` (the sidecar's saturation, never the version's error). A request body slower than
- * `clientBodyTimeout` / `clientBodyMinRate` gets 408 and its connection is closed.
+ * `clientBodyTimeout` / `clientBodyMinRate` gets 408 and its connection is closed. While requests wait, a client that
+ * holds its response back for over a second loses its connection (read-guard.ts), so that slow readers cannot hold the
+ * pool either.
  *
  * Protocols (`proxy.protocol`, `proxy.upstreamProtocol`, chosen once at construction, so that the HTTP/1.1 path does
  * no per-request test for them): HTTP/1.1 with WebSocket upgrades tunnelled on a connection of their own (recorded
@@ -31,7 +33,9 @@ import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from 
 import { forwardH2 } from './forward-h2.ts';
 import { tunnelUpgrade } from './tunnel.ts';
 import { createGrpcClassifier, createStatusClassifier, isErrorOutcome, type RequestOutcome } from './outcome.ts';
+import { ReadGuard } from './read-guard.ts';
 import { createTrustedProxies } from './trusted-proxies.ts';
+import { CONTENDED_GRACE_MS } from './upload-watch.ts';
 import { UpstreamQueue, type Waiter } from './upstream-queue.ts';
 import { listenOn, waitIdle } from './listen.ts';
 
@@ -76,7 +80,9 @@ export interface ProxyStats {
   /**
    * Requests refused rather than forwarded, by reason: by the HTTP parser (`header_overflow`, `timeout`, `malformed`),
    * by the proxy (`bad_request`: two Host headers, a target it cannot forward), turned away after `queueTimeout`
-   * (`overloaded`), or cut for a body slower than `clientBodyTimeout` / `clientBodyMinRate` (`body_timeout`).
+   * (`overloaded`), or cut for a body slower than `clientBodyTimeout` / `clientBodyMinRate` (`body_timeout`); and
+   * responses cut because their client held them back for over a second while others waited for an upstream
+   * connection (`slow_read`: the request is recorded as a client abort).
    */
   readonly rejected: Record<string, number>;
   /** Requests running upstream now (at most `connections`). */
@@ -156,8 +162,14 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     isTrustedProxy: createTrustedProxies(config.trustedProxies),
     clientBodyTimeoutMs: config.clientBodyTimeout,
     clientBodyMinRate: config.clientBodyMinRate,
-    // Read by the body guard's periodic check only, never per request: `queue` exists by the time a body is watched.
+    // Read by the guards' periodic checks only, never per request: `queue` exists by the time either runs.
     isContended: () => queue.queued > 0,
+    readGuard: new ReadGuard({
+      graceMs: CONTENDED_GRACE_MS,
+      contended: () => queue.queued > 0,
+      now,
+      onCut: () => reject('slow_read'),
+    }),
     now,
   };
   const isErrorStatus = createStatusClassifier(config.errorStatuses);
@@ -395,6 +407,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
     // Whatever is left: idle keep-alive connections that finished during the drain, requests past the deadline, tunnels.
     cutAll();
+    forwardOptions.readGuard?.destroy();
     await closed;
     try {
       await pool.close();
@@ -415,6 +428,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     async destroy() {
       draining = true;
       queue.destroy();
+      forwardOptions.readGuard?.destroy();
       const closed = closeServer();
       cutAll();
       await closed;

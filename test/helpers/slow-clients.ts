@@ -101,10 +101,13 @@ export function trickleUpload(port: number, path: string, bodyBytes: number, int
 /**
  * GETs `path` and reads the response slowly: it reads nothing for `stallMs` after the first bytes (the kernel's
  * receive buffer cannot grow while nothing is read, so the sender soon has to wait), then pauses `pauseMs` after
- * each chunk, until the whole body has arrived.
+ * each chunk, until the whole body has arrived, the connection closes, or `giveUp` resolves.
  */
-export function slowRead(port: number, path: string, pauseMs: number, stallMs = pauseMs): Promise<RawAnswer> {
+export function slowRead(port: number, path: string, pauseMs: number, stallMs = pauseMs, giveUp?: Promise<void>): Promise<RawAnswer> {
   const socket = connect(port, '127.0.0.1');
+  // What the proxy already sent stays in the kernel's buffers after it cut the connection: reading that at this pace
+  // could take minutes, so the client may give up (what it got so far is the answer).
+  void giveUp?.then(() => socket.destroy());
   socket.write(`GET ${path} HTTP/1.1\r\nhost: slow.example\r\n\r\n`);
   let first = true;
   return collect(socket, (s) => {

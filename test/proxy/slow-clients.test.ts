@@ -15,6 +15,7 @@ import { startAppProcess } from '../helpers/app-process.ts';
 /** The app's own time for every request, ms: long enough that timer jitter stays well inside 10 %. */
 const SERVICE_MS = 150;
 const LARGE_BYTES = 8 * 1024 * 1024;
+const HELD_BYTES = 32 * 1024 * 1024;
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -333,6 +334,47 @@ describe("the judged latency is the app's, whatever the clients do", () => {
     const served = attacked.records.filter((r) => r.target === '/small');
     for (const r of served) expect(r.queueWaitUs).toBeLessThan(pool.queueTimeout * 1000);
     report('pool held by trickling uploads, guard on (healthy requests, 270)', clean.records, served);
+    expect(judgedP95(served)).toBeGreaterThan(judgedP95(clean.records) * 0.9);
+    expect(judgedP95(served)).toBeLessThan(judgedP95(clean.records) * 1.1);
+  });
+  it('pool exhaustion by slow readers: responses held back while others wait are cut after a second, and the healthy requests queued behind them are served, not turned away', async () => {
+    // 32 MB: more than the loopback socket buffers between the proxy and a client hold, so the proxy has to wait.
+    const app = await startAppProcess(SERVICE_MS, HELD_BYTES);
+    cleanups.push(() => app.close());
+    const pool = { connections: 4, queueTimeout: 5000 };
+    const [clean, attacked] = [await startProxy(app.url, pool), await startProxy(app.url, pool)];
+    await warmUp([clean, attacked]);
+
+    // Three rounds: four clients ask for 8 MB each and read a chunk every 2 s: each holds an upstream connection while
+    // the proxy waits for it to read. Then as in the slow-upload run: 30 healthy requests queue behind them (the clean
+    // proxy's 30 start when the attacked queue starts draining), and 60 more go to both proxies.
+    for (let round = 0; round < 3; round++) {
+      let giveUp = (): void => undefined;
+      const gaveUp = new Promise<void>((resolve) => (giveUp = resolve));
+      const attacks = Array.from({ length: 4 }, () => slowRead(attacked.port, '/large', 2000, 2000, gaveUp));
+      await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4, 'four slow readers upstream');
+      const healthy = Array.from({ length: 30 }, () => send(attacked.url, '/small', 'GET'));
+      await waitFor(() => attacked.proxy.stats.queued === 30, 'the healthy requests to queue');
+      await waitFor(() => attacked.proxy.stats.queued < 30, 'the queue to start draining');
+      const withoutAttack = Array.from({ length: 30 }, () => send(clean.url, '/small', 'GET'));
+      expect(await Promise.all(healthy)).toEqual(Array(30).fill(200));
+      expect(await Promise.all(withoutAttack)).toEqual(Array(30).fill(200));
+      // The slow readers were cut (their records below); they give up reading what the kernel still holds for them.
+      await waitFor(() => (attacked.proxy.stats.rejected.slow_read ?? 0) === 4 * (round + 1), 'the four slow readers cut');
+      giveUp();
+      const answers = await Promise.all(attacks);
+      expect(answers.map((a) => [a.status, a.bytes < HELD_BYTES])).toEqual(Array(4).fill([200, true]));
+      await normalTraffic([clean.url, attacked.url], 60, 10, 'GET');
+    }
+    await waitFor(() => attacked.records.length === 3 * 94 && clean.records.length === 3 * 90, 'every record');
+
+    const cut = attacked.records.filter((r) => r.target === '/large');
+    expect(cut.map((r) => [r.outcome, r.isError])).toEqual(Array(12).fill(['client_abort', false]));
+    expect(attacked.proxy.stats.rejected.slow_read).toBe(12);
+    expect(attacked.proxy.stats.rejected.overloaded).toBeUndefined();
+    const served = attacked.records.filter((r) => r.target === '/small');
+    for (const r of served) expect(r.queueWaitUs).toBeLessThan(pool.queueTimeout * 1000);
+    report('pool held by slow readers (healthy requests, 270)', clean.records, served);
     expect(judgedP95(served)).toBeGreaterThan(judgedP95(clean.records) * 0.9);
     expect(judgedP95(served)).toBeLessThan(judgedP95(clean.records) * 1.1);
   });
