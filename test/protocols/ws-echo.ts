@@ -5,7 +5,7 @@
  * `GET /forbidden` is refused with 403, the way an app turns down a handshake.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -59,13 +59,16 @@ function echo(socket: Duplex): void {
   socket.on('error', () => socket.destroy());
 }
 
-export async function startWsEchoApp(): Promise<WsEchoApp> {
-  const handshakes: IncomingMessage[] = [];
-  const sockets = new Set<Duplex>();
-  const server = createServer((_req, res) => {
+/** Starts the app; plain requests go to `onRequest` (default: 426, a WebSocket is expected). */
+export async function startWsEchoApp(
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
     res.writeHead(426, { upgrade: 'websocket' });
     res.end();
-  });
+  },
+): Promise<WsEchoApp> {
+  const handshakes: IncomingMessage[] = [];
+  const sockets = new Set<Duplex>();
+  const server = createServer(onRequest);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     handshakes.push(req);
     sockets.add(socket);

@@ -1,0 +1,116 @@
+/**
+ * Plain HTTP/2 through an h2c proxy, with Node's http2 client (prior knowledge): to an h2c app with response trailers,
+ * and to an HTTP/1.1 app (the listener's protocol and the upstream's are chosen apart).
+ */
+import { connect, createServer as createH2Server, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/schema.ts';
+import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
+import { silent } from '../helpers/redis.ts';
+import { startUpstream } from '../helpers/upstream.ts';
+import { protocolProxyConfig, waitFor } from './helpers.ts';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const step of cleanups.splice(0).reverse()) await Promise.resolve(step()).catch(() => undefined);
+});
+
+async function startProxy(appUrl: string, overrides: Partial<Config['proxy']>) {
+  const records: ProxiedRequest[] = [];
+  const proxy = createProxyServer({
+    config: protocolProxyConfig(appUrl, overrides),
+    recorder: { record: (r) => void records.push(r) },
+    logger: silent,
+  });
+  const { port } = await proxy.listen();
+  cleanups.push(() => proxy.destroy());
+  return { records, url: `http://127.0.0.1:${port}` };
+}
+
+function session(url: string): ClientHttp2Session {
+  const s = connect(url);
+  s.on('error', () => undefined);
+  cleanups.push(() => s.destroy());
+  return s;
+}
+
+/** One HTTP/2 request; resolves with the response headers, body and trailers. */
+function fetchH2(
+  s: ClientHttp2Session,
+  path: string,
+  body?: string,
+): Promise<{ headers: IncomingHttpHeaders; body: string; trailers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const stream = s.request({ ':path': path, ':method': body === undefined ? 'GET' : 'POST' }, { endStream: body === undefined });
+    if (body !== undefined) stream.end(body);
+    let headers: IncomingHttpHeaders = {};
+    let trailers: IncomingHttpHeaders = {};
+    let text = '';
+    stream.on('response', (h) => (headers = h));
+    stream.on('trailers', (t) => (trailers = t));
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (text += d));
+    stream.on('end', () => resolve({ headers, body: text, trailers }));
+    stream.on('error', reject);
+  });
+}
+
+describe('HTTP/2 through an h2c proxy', () => {
+  it("forwards an h2c app's response trailers, and a request body, recording one request per stream", async () => {
+    const app = createH2Server((req, res) => {
+      let received = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (received += d));
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(`got ${received.length} bytes at ${req.url} for ${req.headers[':authority']}`);
+        res.addTrailers({ 'x-checksum': 'abc123' });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(() => new Promise((resolve) => app.close(resolve)));
+    const { records, url } = await startProxy(`http://127.0.0.1:${(app.address() as AddressInfo).port}`, {
+      protocol: 'h2c',
+      upstreamProtocol: 'h2c',
+    });
+    const s = session(url);
+    const answer = await fetchH2(s, '/sum?x=1', 'y'.repeat(100_000));
+    expect([answer.headers[':status'], answer.body, answer.trailers['x-checksum']]).toEqual([
+      200,
+      `got 100000 bytes at /sum?x=1 for ${url.replace('http://', '')}`,
+      'abc123',
+    ]);
+    await waitFor(() => records.length === 1, 'one record');
+    expect([records[0]!.method, records[0]!.target, records[0]!.status, records[0]!.outcome, records[0]!.grpcStatus]).toEqual([
+      'POST',
+      '/sum?x=1',
+      200,
+      'ok',
+      undefined,
+    ]);
+  });
+
+  it('forwards HTTP/2 clients to an HTTP/1.1 app, statuses classified as usual', async () => {
+    const app = await startUpstream((req, res) => {
+      res.writeHead(req.url === '/broken' ? 503 : 200, {
+        'content-type': 'text/plain',
+        'x-seen-proto': String(req.headers['x-forwarded-proto']),
+      });
+      res.end(`h1 ${req.method} ${req.url}`);
+    });
+    cleanups.push(() => app.close());
+    const { records, url } = await startProxy(app.url, { protocol: 'h2c', upstreamProtocol: 'http1' });
+    const s = session(url);
+    const ok = await fetchH2(s, '/hello');
+    const broken = await fetchH2(s, '/broken');
+    expect([ok.headers[':status'], ok.body, ok.headers['x-seen-proto']]).toEqual([200, 'h1 GET /hello', 'http']);
+    expect(broken.headers[':status']).toBe(503);
+    await waitFor(() => records.length === 2, 'two records');
+    expect(records.map((r) => [r.target, r.status, r.outcome, r.isError])).toEqual([
+      ['/hello', 200, 'ok', false],
+      ['/broken', 503, 'status_error', true],
+    ]);
+  });
+});
