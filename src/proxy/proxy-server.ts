@@ -152,6 +152,15 @@ export function rejectionOf(code: string | undefined): { status: number; reason:
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return { status: 408, reason: 'timeout' };
   return { status: 400, reason: 'malformed' };
 }
+/**
+ * Which Upgrade requests are tunnelled: WebSocket handshakes only (Node asks only for requests that carry Upgrade).
+ * Others (`Upgrade: h2c` from an HTTP/1.1 client) are forwarded as plain requests without the hop-by-hop Upgrade, so
+ * that their bodies are streamed as usual and the app answers them over HTTP/1.1.
+ */
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase().includes('websocket');
+}
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
@@ -357,7 +366,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   const server: Server | Http2Server = h2c
     ? createH2cServer({}, handle as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void)
-    : createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout }, handle);
+    : createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout, shouldUpgradeCallback: isWebSocketUpgrade }, handle);
   server.on('error', (err: Error) => logger.error({ err }, 'proxy server error'));
   if (h2c) {
     server.on('session', (session: Http2Session) => {

@@ -3,6 +3,7 @@
  * HTTP/1.1. The upgrade is tunnelled (the handshake forwarded with the proxy's headers, then bytes both ways) and
  * recorded once, as the handshake: its status and the app's time to answer it, never the connection's lifetime.
  */
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
@@ -35,6 +36,21 @@ function open(url: string): Promise<{ socket: WebSocket; opened: boolean }> {
   return new Promise((resolve) => {
     socket.addEventListener('open', () => resolve({ socket, opened: true }), { once: true });
     socket.addEventListener('error', () => resolve({ socket, opened: false }), { once: true });
+  });
+}
+
+/** Sends `text` on a raw connection to 127.0.0.1:`port` and resolves with everything read until the first answer's end. */
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (/\r\n\r\n[\s\S]*plain/.test(got)) socket.end();
+    });
+    socket.on('close', () => resolve(got));
+    socket.on('error', () => undefined);
+    socket.write(text);
   });
 }
 
@@ -112,5 +128,23 @@ describe('WebSockets through the proxy', () => {
     await proxy.close(60_000);
     await closed;
     expect(socket.readyState).toBe(WebSocket.CLOSED);
+  });
+
+  it('forwards other Upgrade requests (h2c from an HTTP/1.1 client) as plain requests, body included, without the Upgrade', async () => {
+    const app = await startWsEchoApp((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => res.end(`plain ${req.method} ${body} upgrade=${req.headers.upgrade ?? 'none'}`));
+    });
+    cleanups.push(() => app.close());
+    const { records, ws } = await startProxy(app.url);
+    const raw = await rawRequest(
+      Number(new URL(ws).port),
+      'POST /form HTTP/1.1\r\nhost: a\r\nconnection: Upgrade\r\nupgrade: h2c\r\ncontent-length: 3\r\n\r\na=1',
+    );
+    expect(raw).toContain('plain POST a=1 upgrade=none');
+    expect(app.handshakes).toHaveLength(0);
+    await waitFor(() => records.some((r) => r.target === '/form' && !r.upgrade && r.status === 200), 'a plain record');
   });
 });
