@@ -23,6 +23,7 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -118,6 +119,8 @@ export interface ProxyServerOptions {
   readonly now?: () => number;
   /** X-Forwarded-Proto the proxy sets (default `http`). */
   readonly forwardedProto?: string;
+  /** h2c: idle time after which a client session with no open stream is closed, ms (default 65 000, the keep-alive). */
+  readonly sessionIdleMs?: number;
 }
 
 const DEFAULT_DRAIN_MS = 10_000;
@@ -369,10 +372,30 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     : createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout, shouldUpgradeCallback: isWebSocketUpgrade }, handle);
   server.on('error', (err: Error) => logger.error({ err }, 'proxy server error'));
   if (h2c) {
+    /** Open streams per session, so that an idle session is closed and a quiet long stream (gRPC) is not. */
+    const openStreams = new Map<Http2Session, number>();
     server.on('session', (session: Http2Session) => {
       sessions.add(session);
-      session.once('close', () => sessions.delete(session));
+      openStreams.set(session, 0);
+      session.once('close', () => {
+        sessions.delete(session);
+        openStreams.delete(session);
+      });
       session.on('error', (err) => logger.debug({ err }, 'HTTP/2 session error'));
+    });
+    server.on('stream', (stream: ServerHttp2Stream) => {
+      const session = stream.session;
+      if (session === undefined || !openStreams.has(session)) return;
+      openStreams.set(session, openStreams.get(session)! + 1);
+      stream.once('close', () => {
+        if (openStreams.has(session)) openStreams.set(session, openStreams.get(session)! - 1);
+      });
+    });
+    // A session with no stream for the HTTP/1.1 keep-alive time is closed (GOAWAY), as an idle HTTP/1.1 connection is;
+    // with the callback, Node leaves sessions with open streams alone.
+    (server as Http2Server).setTimeout(options.sessionIdleMs ?? SERVER_LIMITS.keepAliveTimeout);
+    server.on('timeout', (session: Http2Session) => {
+      if (openStreams.get(session) === 0) session.close();
     });
   } else {
     server.on('upgrade', upgrade);

@@ -16,12 +16,13 @@ afterEach(async () => {
   for (const step of cleanups.splice(0).reverse()) await Promise.resolve(step()).catch(() => undefined);
 });
 
-async function startProxy(appUrl: string, overrides: Partial<Config['proxy']>) {
+async function startProxy(appUrl: string, overrides: Partial<Config['proxy']>, sessionIdleMs?: number) {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
     config: protocolProxyConfig(appUrl, overrides),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
+    sessionIdleMs,
   });
   const { port } = await proxy.listen();
   cleanups.push(() => proxy.destroy());
@@ -112,5 +113,25 @@ describe('HTTP/2 through an h2c proxy', () => {
       ['/hello', 200, 'ok', false],
       ['/broken', 503, 'status_error', true],
     ]);
+  });
+
+  it('closes a client session idle past sessionIdleMs, but not one whose stream is only quiet', async () => {
+    const app = await startUpstream((req, res) => {
+      // /quiet: nothing for 400 ms, twice the idle time, as a quiet gRPC stream would be.
+      setTimeout(() => res.end('late'), req.url === '/quiet' ? 400 : 0);
+    });
+    cleanups.push(() => app.close());
+    const { url } = await startProxy(app.url, { protocol: 'h2c', upstreamProtocol: 'http1' }, 200);
+    const busy = session(url);
+    const quiet = fetchH2(busy, '/quiet');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Past the idle time, but a stream is open: the session still takes new streams.
+    expect((await fetchH2(busy, '/now')).body).toBe('late');
+    expect((await quiet).body).toBe('late');
+    const idle = session(url);
+    const closed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    await fetchH2(idle, '/now');
+    await closed;
+    expect(idle.closed || idle.destroyed).toBe(true);
   });
 });
