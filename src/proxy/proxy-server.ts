@@ -192,9 +192,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const pool = new Pool(origin, {
     connections: config.connections,
     pipelining: 1,
-    // h2c: HTTP/2 with prior knowledge; one stream per connection at a time, as the
-    // queue allows at most `connections` requests upstream anyway. The Pool reads `useH2c` at its top level for its
-    // connector (undici 8.12: `h2Options.useH2c` reaches only a Client's own connector).
+    // h2c: HTTP/2 with prior knowledge. However undici spreads streams over its sessions, the queue lets at most
+    // `connections` requests upstream at once. The Pool reads `useH2c` at its top level for its connector (undici
+    // 8.12: `h2Options.useH2c` reaches only a Client's own connector).
     ...(config.upstreamProtocol === 'h2c' ? { allowH2: true, useH2c: true } : {}),
     connect: { timeout: config.connectTimeout },
     headersTimeout: config.headersTimeout,
@@ -391,8 +391,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         if (openStreams.has(session)) openStreams.set(session, openStreams.get(session)! - 1);
       });
     });
-    // A session with no stream for the HTTP/1.1 keep-alive time is closed (GOAWAY), as an idle HTTP/1.1 connection is;
-    // with the callback, Node leaves sessions with open streams alone.
+    // A session with no stream for the HTTP/1.1 keep-alive time is closed (GOAWAY), as an idle HTTP/1.1 connection is.
+    // With a 'timeout' listener Node destroys no session itself (without one it would, quiet gRPC streams included).
     (server as Http2Server).setTimeout(options.sessionIdleMs ?? SERVER_LIMITS.keepAliveTimeout);
     server.on('timeout', (session: Http2Session) => {
       if (openStreams.get(session) === 0) session.close();
