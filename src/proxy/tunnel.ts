@@ -94,7 +94,7 @@ export function tunnelUpgrade(
     socket.once('close', onClientClose);
     socket.on('error', () => socket.destroy());
     out.once('timeout', () => out.destroy(Object.assign(new Error('upgrade answer timed out'), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
-    out.once('error', (err) => {
+    out.on('error', (err) => {
       if (settled) return;
       const failure = classifyUpstreamError(err);
       answerRaw(socket, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`);
@@ -128,7 +128,7 @@ export function tunnelUpgrade(
       res.once('end', () => {
         settle({ status: res.statusCode ?? 0, outcome: 'ok', appLatencyUs: latencyUs() });
       });
-      res.once('error', (err) => {
+      res.on('error', (err) => {
         socket.destroy();
         const failure = classifyUpstreamError(err);
         settle({ status: res.statusCode ?? 0, outcome: 'reset', errorCode: failure.code, appLatencyUs: latencyUs() });
