@@ -232,6 +232,8 @@ describe('environment overrides', () => {
     ['CANARY_GATE_EVALUATION_LEASE_TTL', '20000', (c) => c.evaluation.leaseTtl, 20_000],
     ['CANARY_GATE_EVALUATION_ENABLED', 'false', (c) => c.evaluation.enabled, false],
     ['CANARY_GATE_PROXY_ERROR_STATUSES', '5xx, 429', (c) => c.proxy.errorStatuses, ['5xx', '429']],
+    ['CANARY_GATE_PROXY_GRPC_ERROR_CODES', '2, 14', (c) => c.proxy.grpcErrorCodes, [2, 14]],
+    ['CANARY_GATE_PROXY_PROTOCOL', 'h2c', (c) => c.proxy.protocol, 'h2c'],
     ['CANARY_GATE_FLAG_ROLLBACK_VALUE', '10', (c) => c.flag.rollbackValue, '10'],
     ['CANARY_GATE_LOG_LEVEL', 'debug', (c) => c.log.level, 'debug'],
   ])('%s=%s', (name, value, pick, expected) => {
@@ -274,6 +276,11 @@ describe('environment overrides', () => {
     [{ REDIS_URL: 'localhost:6379' }, /^redis\.url: .* \(from REDIS_URL\)$/],
     [{ CANARY_GATE_WINDOW_SLOT: 'soon' }, /^window\.slot: .*"soon".* \(from CANARY_GATE_WINDOW_SLOT\)$/],
     [{ CANARY_GATE_PROXY_ERROR_STATUSES: '5xx,teapot' }, /^proxy\.errorStatuses\.1: .* \(from CANARY_GATE_PROXY_ERROR_STATUSES\)$/],
+    [
+      { CANARY_GATE_PROXY_GRPC_ERROR_CODES: '2,99' },
+      /^proxy\.grpcErrorCodes\.1: must be a gRPC status code .* \(from CANARY_GATE_PROXY_GRPC_ERROR_CODES\)$/,
+    ],
+    [{ CANARY_GATE_PROXY_UPSTREAM_PROTOCOL: 'h3' }, /^proxy\.upstreamProtocol: .* \(from CANARY_GATE_PROXY_UPSTREAM_PROTOCOL\)$/],
     [{ POD_VERSION: 'v3' }, /^pod\.version: must be the baseline .* \(from POD_VERSION\)$/],
     [{ PROXY_PORT: '8081', CANARY_GATE_PROXY_PORT: 'x' }, /^proxy\.port: .* \(from CANARY_GATE_PROXY_PORT\)$/],
     [
