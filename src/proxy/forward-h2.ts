@@ -20,7 +20,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { endToEndHeaders, type ForwardOptions, type ForwardResult } from './forward.ts';
+import { endToEndHeaders, type ForwardOptions, type ForwardResult, UNFORWARDABLE_CODES } from './forward.ts';
 import { classifyUpstreamError, errorCodeOf } from './outcome.ts';
 import type { ReadGuard } from './read-guard.ts';
 import { UploadWatch } from './upload-watch.ts';
@@ -216,6 +216,12 @@ async function forward(
       const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
       if (clientGone)
         return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
+      const code = errorCodeOf(err);
+      if (UNFORWARDABLE_CODES.has(code)) {
+        // undici refused it before sending anything (a method or header it does not support): the client's problem.
+        answerH2(res, 400, 'bad_request', `canary-gate: request cannot be forwarded (${code})\n`);
+        return { status: 400, outcome: 'bad_request', errorCode: code, appLatencyUs: null };
+      }
       const failure = classifyUpstreamError(err);
       answerH2(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`);
       return {

@@ -77,7 +77,7 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
  * undici refuses these before anything is sent (`OPTIONS *`, a header it does not support): the request cannot be
  * forwarded, which is the client's problem (400), not the upstream's.
  */
-const UNFORWARDABLE_CODES: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
+export const UNFORWARDABLE_CODES: ReadonlySet<string> = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED']);
 
 /** The proxy's own codes for requests it refuses. */
 export const ForwardCodes = {

@@ -134,4 +134,20 @@ describe('HTTP/2 through an h2c proxy', () => {
     await closed;
     expect(idle.closed || idle.destroyed).toBe(true);
   });
+
+  it("leaves CONNECT to Node's HTTP/2 server (405), never forwarded nor recorded", async () => {
+    const app = await startUpstream();
+    cleanups.push(() => app.close());
+    const { records, url } = await startProxy(app.url, { protocol: 'h2c', upstreamProtocol: 'http1' });
+    const s = session(url);
+    const status = await new Promise<number>((resolve, reject) => {
+      const stream = s.request({ ':method': 'CONNECT', ':authority': 'elsewhere.example:443' });
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('error', reject);
+    });
+    expect(status).toBe(405);
+    await fetchH2(s, '/after');
+    await waitFor(() => records.length === 1, 'one record');
+    expect(records.map((r) => r.target)).toEqual(['/after']);
+  });
 });
