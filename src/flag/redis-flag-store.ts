@@ -8,8 +8,9 @@
  * decision key, records a `dry_run_rollback` event, and never touches the flag; reset and the latch read the dry-run
  * key. A team measures false rollbacks on real traffic this way before arming the gate.
  *
- * Every key read here may have been written by another client: reads go through {@link BOUNDED_GET}, which returns
- * nothing longer than {@link MAX_DECISION_BYTES} and no other type than a string; a decision record is validated in
+ * Every key read here may have been written by another client: the decision and reset keys are read through
+ * {@link BOUNDED_GET}, which returns nothing longer than {@link MAX_DECISION_BYTES} and no other type than a string (the
+ * flag with a plain GET, which the router's ACL allows; another type there reads as unset); a decision record is validated in
  * full (decision-record.ts) before the evaluator latches on it; a latch key that holds no decision (garbage, another
  * type) does not stop a real rollback from being written over it.
  */
@@ -163,9 +164,22 @@ export class RedisFlagStore implements FlagStore {
     return (typeof text === 'string' ? parseDecision(text) : null) ?? 'corrupt';
   }
 
+  /**
+   * The flag read with a plain GET (the router's ACL user has +get and no scripts): a value of another type than a
+   * string reads as null, never as a failed evaluation.
+   */
+  private async plainFlag(): Promise<string | null> {
+    try {
+      return await this.redis.get(this.options.flagKey);
+    } catch (err) {
+      if ((err as Error).message.startsWith('WRONGTYPE')) return null;
+      throw err;
+    }
+  }
+
   async flagPercent(): Promise<number | null> {
-    const text = await this.boundedGet(this.options.flagKey);
-    if (typeof text !== 'string' || text.trim() === '') return null;
+    const text = await this.plainFlag();
+    if (text === null || text.trim() === '') return null;
     const value = Number(text);
     return Number.isFinite(value) && value >= 0 && value <= 100 ? value : null;
   }
@@ -219,9 +233,8 @@ export class RedisFlagStore implements FlagStore {
     }
   }
 
-  /** The flag's current value, or null when unset, longer than {@link MAX_DECISION_BYTES} or not a string. */
+  /** The flag's current value, or null when unset or not a string. */
   async flag(): Promise<string | null> {
-    const text = await this.boundedGet(this.options.flagKey);
-    return typeof text === 'string' ? text : null;
+    return this.plainFlag();
   }
 }
