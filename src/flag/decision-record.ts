@@ -112,3 +112,31 @@ export function parseDecision(text: string): RollbackDecision | null {
   const parsed = decisionSchema.safeParse(raw);
   return parsed.success ? (parsed.data as RollbackDecision) : null;
 }
+
+/** Cuts a text to at most `max` characters. */
+const cut = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+
+/**
+ * The decision as it is stored: every text within the schema's caps, and within {@link MAX_DECISION_BYTES} (the
+ * checks' evidence is left out when the whole would not fit), so that a decision this sidecar writes always reads
+ * back as one.
+ * @returns the JSON text to store
+ */
+export function storedDecision(decision: RollbackDecision): string {
+  const fitted: RollbackDecision = {
+    ...decision,
+    reason: cut(decision.reason, MAX_REASON),
+    by: cut(decision.by, 300),
+    checks: decision.checks.slice(0, 32).map((c) => ({
+      ...c,
+      reason: cut(c.reason, MAX_REASON),
+      ...(c.evidence === undefined ? {} : { evidence: { ...c.evidence, rule: cut(c.evidence.rule, 1000) } }),
+    })),
+  };
+  const text = JSON.stringify(fitted);
+  if (Buffer.byteLength(text) <= MAX_DECISION_BYTES) return text;
+  return JSON.stringify({
+    ...fitted,
+    checks: fitted.checks.map(({ evidence: _evidence, ...c }) => ({ ...c, reason: cut(c.reason, 500) })),
+  });
+}

@@ -19,7 +19,7 @@ import type { ServiceKeys } from '../core/keys.ts';
 import type { FlagStore, ResetRecord, WriteOutcome } from '../core/ports.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
-import { MAX_DECISION_BYTES, parseDecision } from './decision-record.ts';
+import { MAX_DECISION_BYTES, parseDecision, storedDecision } from './decision-record.ts';
 
 export { parseDecision } from './decision-record.ts';
 
@@ -135,7 +135,7 @@ export class RedisFlagStore implements FlagStore {
       this.options.flagKey,
       fencingToken,
       o.rollbackValue,
-      JSON.stringify(decision),
+      storedDecision(decision),
       k.events,
       o.auditMaxLen,
       decision.by,

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RollbackDecision } from '../../src/core/controller.ts';
 import { explainDecision } from '../../src/core/explain.ts';
-import { MAX_DECISION_BYTES, parseDecision } from '../../src/flag/decision-record.ts';
+import { MAX_DECISION_BYTES, parseDecision, storedDecision } from '../../src/flag/decision-record.ts';
 
 const SEED = 20261202;
 
@@ -156,5 +156,23 @@ describe('fuzz: decision-record reader', () => {
     expect(parseDecision(JSON.stringify({ ...VALID, reason: 'x'.repeat(MAX_DECISION_BYTES) }))).toBeNull();
     expect(parseDecision(JSON.stringify({ ...VALID, by: 'x'.repeat(5000) }))).toBeNull();
     expect(parseDecision(JSON.stringify({ state: 'rolled_back', atMs: 1, reason: 'x' }))).toBeNull();
+  });
+
+  it('stores any decision this sidecar makes so that it reads back as a decision (texts cut, evidence dropped to fit)', () => {
+    fc.assert(
+      fc.property(fc.nat(20_000), fc.nat(40), fc.nat(3000), (reasonLength, checks, ruleLength) => {
+        const check = {
+          ...VALID.checks[0]!,
+          reason: 'r'.repeat(reasonLength),
+          evidence: { ...VALID.checks[0]!.evidence!, rule: 'x'.repeat(ruleLength) },
+        };
+        const decision = { ...VALID, reason: 'y'.repeat(reasonLength), checks: Array.from({ length: checks }, () => check) };
+        const read = parseDecision(storedDecision(decision));
+        expect(read).not.toBeNull();
+        expect(read!.atMs).toBe(VALID.atMs);
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
+    expect(storedDecision(VALID)).toBe(VALID_TEXT);
   });
 });
