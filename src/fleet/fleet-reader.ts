@@ -13,7 +13,8 @@
  * even when a first read of 1000 pods takes seconds.
  *
  * Redis is shared, so what it holds may be hostile: a key of another type at a slot's name (a list) is skipped,
- * counted in {@link FleetReader.keysSkippedTotal} and logged once, and the rest of the window is read as usual; a
+ * counted in {@link FleetReader.keysSkippedTotal} and logged once, and the rest of the window is read as usual (so is
+ * a slot hash with more than {@link MAX_PODS_PER_SLOT} fields, which no fleet writes); a
  * field longer than {@link MAX_SLOT_PAYLOAD_BYTES} never leaves Redis (the fetch script returns its length instead)
  * and counts as one corrupt payload.
  */
@@ -45,6 +46,9 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
 end
 return out
 `;
+
+/** Most fields (pods) one slot hash may hold; a hash with more is skipped like a key of another type. */
+export const MAX_PODS_PER_SLOT = 10_000;
 
 type FetchCommands = { cgSlotFetch(key: string, limit: number): Promise<unknown> };
 
@@ -141,7 +145,7 @@ export class FleetReader implements WindowSource {
     const lengths = await this.exec((pipeline) => {
       for (const c of candidates) pipeline.hlen(c.key);
     });
-    const plan = candidates.filter((c, i) => !this.skipWrongType(c, lengths[i]) && this.fetchedLength.get(c.key)?.length !== lengths[i]);
+    const plan = candidates.filter((c, i) => !this.skipHostile(c, lengths[i]) && this.fetchedLength.get(c.key)?.length !== lengths[i]);
     const replies =
       plan.length === 0
         ? []
@@ -156,7 +160,7 @@ export class FleetReader implements WindowSource {
       const { version, index, key } = plan[i]!;
       const reply = replies[i];
       if (!Array.isArray(reply)) {
-        this.skipWrongType(plan[i]!, reply instanceof Error ? reply : new Error(`WRONGTYPE ${String(reply)}`));
+        this.skipHostile(plan[i]!, reply instanceof Error ? reply : new Error(`WRONGTYPE ${String(reply)}`));
         continue;
       }
       // What the fetch returned, not what HLEN said: a field written between the two is fetched again next time.
@@ -182,15 +186,23 @@ export class FleetReader implements WindowSource {
   }
 
   /**
-   * When `reply` is a WRONGTYPE error (another client wrote something else than a hash at a slot's name): counts the
-   * key and logs it, once while it stays in the window, and answers true (skip it).
+   * When `reply` (HLEN's, or the fetch's) is a WRONGTYPE error (another client wrote something else than a hash at a
+   * slot's name) or a field count past {@link MAX_PODS_PER_SLOT}: counts the key and logs it, once while it stays in
+   * the window, and answers true (skip it).
    */
-  private skipWrongType(c: { index: number; key: string }, reply: unknown): boolean {
-    if (!(reply instanceof Error) || !reply.message.startsWith('WRONGTYPE')) return false;
+  private skipHostile(c: { index: number; key: string }, reply: unknown): boolean {
+    const wrongType = reply instanceof Error && reply.message.startsWith('WRONGTYPE');
+    const tooMany = typeof reply === 'number' && reply > MAX_PODS_PER_SLOT;
+    if (!wrongType && !tooMany) return false;
     if (!this.skippedKeys.has(c.key)) {
       this.skippedKeys.set(c.key, c.index);
       this.keysSkipped++;
-      this.logger?.warn({ key: c.key }, 'fleet read: skipping a slot key that is not a hash (written by another client)');
+      this.logger?.warn(
+        { key: c.key, fields: tooMany ? reply : undefined },
+        tooMany
+          ? `fleet read: skipping a slot hash with more than ${MAX_PODS_PER_SLOT} fields (written by another client)`
+          : 'fleet read: skipping a slot key that is not a hash (written by another client)',
+      );
     }
     return true;
   }

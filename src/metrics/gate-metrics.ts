@@ -196,7 +196,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   );
   const keysSkipped = counter(
     'canary_gate.redis_keys_skipped',
-    'Fleet slot keys skipped because they held another type than a hash (written by another client).',
+    'Fleet slot keys skipped because they held another type than a hash, or more than 10,000 fields (written by another client).',
   );
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');

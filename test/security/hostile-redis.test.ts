@@ -17,7 +17,7 @@ import { maxSlotRequests } from '../../src/core/slot-payload.ts';
 import type { SealedSlot } from '../../src/core/slot-recorder.ts';
 import { MAX_WINDOW_COUNT } from '../../src/core/window.ts';
 import { startRedisServer } from '../../src/demo/find-redis.ts';
-import { FleetReader } from '../../src/fleet/fleet-reader.ts';
+import { FleetReader, MAX_PODS_PER_SLOT } from '../../src/fleet/fleet-reader.ts';
 import { RedisLease } from '../../src/fleet/redis-lease.ts';
 import { RedisSlotStore } from '../../src/fleet/redis-slot-store.ts';
 import { MAX_DECISION_BYTES } from '../../src/flag/decision-record.ts';
@@ -100,6 +100,32 @@ describe('a fleet read next to hostile slot keys', () => {
         .filter((l) => l.includes('not a hash'));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain(keys.slot('v2', last));
+    } finally {
+      r.destroy();
+    }
+  });
+
+  it('skips a slot hash with more fields than any fleet has pods, without fetching it', async () => {
+    service = uniqueService('hostile');
+    keys = serviceKeys(PREFIX, service);
+    const last = 5_500_000;
+    await new RedisSlotStore(redis, keys, 4, SLOT_MS).publish('v1', 'a', sealed(last, [1000]));
+    await redis.eval(
+      "for i = 1, tonumber(ARGV[1]) do redis.call('HSET', KEYS[1], 'pod-' .. i, 'x') end return 1",
+      1,
+      keys.slot('v2', last),
+      MAX_PODS_PER_SLOT + 1,
+    );
+    const logs = captureLogs('warn');
+    const r = reader(redis, { logger: logs.logger });
+    try {
+      const read = await r.read(last);
+      expect(read.baseline.requests).toBe(1);
+      expect(read.corrupt).toBe(0);
+      expect(r.keysSkippedTotal).toBe(1);
+      await r.read(last);
+      expect(r.keysSkippedTotal).toBe(1);
+      expect(logs.text()).toContain(`more than ${MAX_PODS_PER_SLOT} fields`);
     } finally {
       r.destroy();
     }
@@ -258,7 +284,15 @@ describe('a sidecar next to forged decision records', () => {
       expect(pod.sidecar.status().evaluator.holding).toBe(true);
     };
     await holding();
-    return { pod, flagKey, logs, config };
+    // One whole evaluation of ours (evaluateNow returns null while the sidecar's own timer is evaluating).
+    const evaluate = async () => {
+      for (let i = 0; i < 100; i++) {
+        if ((await pod.sidecar.evaluateNow()) !== null) return;
+        await sleep(20);
+      }
+      throw new Error('no evaluation ran');
+    };
+    return { pod, flagKey, logs, config, evaluate };
   };
 
   afterEach(async () => {
@@ -266,9 +300,9 @@ describe('a sidecar next to forged decision records', () => {
   });
 
   it('does not latch on a forged minimal record: reports it, keeps judging, leaves the flag', async () => {
-    const { pod, flagKey } = await podOf('forged-min');
+    const { pod, flagKey, evaluate } = await podOf('forged-min');
     await redis.set(keys.decision, JSON.stringify({ state: 'rolled_back', atMs: Date.now(), reason: 'pwned' }));
-    await pod.sidecar.evaluateNow();
+    await evaluate();
     const status = pod.sidecar.status();
     expect(status.latch).toBe('corrupt');
     expect(status.state.phase).toBe('healthy');
@@ -276,15 +310,15 @@ describe('a sidecar next to forged decision records', () => {
   });
 
   it('latches on a valid foreign record but never writes it back when it vanishes without a reset', async () => {
-    const { pod, flagKey, config } = await podOf('forged-valid');
+    const { pod, flagKey, config, evaluate } = await podOf('forged-valid');
     const forged = foreignDecision('mallory');
     await redis.set(keys.decision, JSON.stringify(forged));
-    await pod.sidecar.evaluateNow();
+    await evaluate();
     expect(pod.sidecar.status()).toMatchObject({ state: { phase: 'rolled_back' }, latchForeign: true });
     expect(forged.configHash).not.toBe(configHash(config));
     await redis.del(keys.decision);
-    await pod.sidecar.evaluateNow();
-    await pod.sidecar.evaluateNow();
+    await evaluate();
+    await evaluate();
     expect(await redis.get(keys.decision)).toBeNull();
     expect(await redis.get(flagKey)).toBe('10');
     expect(await redis.xlen(keys.audit)).toBe(0);
@@ -292,11 +326,11 @@ describe('a sidecar next to forged decision records', () => {
   });
 
   it('keeps a 30 MB record out of /status, the logs and the audit stream', async () => {
-    const { pod, logs } = await podOf('forged-big');
+    const { pod, logs, evaluate } = await podOf('forged-big');
     const reason = 'x'.repeat(30_000_000);
     await redis.set(keys.decision, JSON.stringify({ ...foreignDecision('mallory'), reason }));
-    await pod.sidecar.evaluateNow();
-    await pod.sidecar.evaluateNow();
+    await evaluate();
+    await evaluate();
     const res = await request(`${pod.admin}/status`);
     const body = await res.body.text();
     expect(res.statusCode).toBe(200);
