@@ -23,6 +23,7 @@ import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 import { registerLoadCommand } from '../load/command.ts';
 import { notifySecretsFrom } from '../notify/sinks.ts';
+import { missingOptionalPackage } from './optional.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -302,6 +303,13 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.stderr.write(`${err.message}\n`);
       for (const line of err.details) process.stderr.write(`  ${line}\n`);
       process.exit(exitCodeOf(err));
+    }
+    const optional = missingOptionalPackage(err);
+    if (optional !== null) {
+      process.stderr.write(
+        `canary-gate: this command needs the optional package ${optional}, which the sidecar image leaves out; run it from a clone after npm ci\n`,
+      );
+      process.exit(EXIT_USAGE);
     }
     process.stderr.write(`canary-gate: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(EXIT_FAILURE);

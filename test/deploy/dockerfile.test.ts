@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { describe, expect, it } from 'vitest';
+import { missingOptionalPackage, OPTIONAL_PACKAGES } from '../../src/cli/optional.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const dockerfile = DockerfileParser.parse(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
@@ -143,5 +144,17 @@ describe('the packages of the image', () => {
       expect(optional).toContain(name);
       expect(used.has(name), name).toBe(false);
     }
+  });
+
+  it("names a missing optional package (the image's `demo`) instead of failing with a stack trace", async () => {
+    expect([...OPTIONAL_PACKAGES].sort()).toEqual(Object.keys(pkg.optionalDependencies ?? {}).sort());
+    const absent: string = 'autocannon-is-not-installed';
+    const missing = await import(absent).catch((err: unknown) => err);
+    expect(missingOptionalPackage(missing)).toBeNull();
+    const err = Object.assign(new Error("Cannot find package 'autocannon' imported from /app/dist/load/run.js"), {
+      code: 'ERR_MODULE_NOT_FOUND',
+    });
+    expect(missingOptionalPackage(err)).toBe('autocannon');
+    expect(missingOptionalPackage(new Error('other'))).toBeNull();
   });
 });
