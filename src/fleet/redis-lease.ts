@@ -6,7 +6,9 @@
  *
  * Another client may have written the key: a value without a TTL, or one that is not a lease at all (another shape,
  * another type, oversized), would otherwise keep every pod from the lease forever. The script gives such a key the
- * lease period as its TTL (a malformed one at most that), so it is taken over one lease period later.
+ * lease period as its TTL (a malformed one at most that), so it is taken over one lease period later. A fencing
+ * counter that holds no integer restarts from the clock in ms (far past any token a counter issued), so the fencing
+ * still refuses every earlier holder.
  */
 import type { ServiceKeys } from '../core/keys.ts';
 import type { Lease } from '../core/ports.ts';
@@ -17,7 +19,14 @@ const ACQUIRE = `
 local ttl = tonumber(ARGV[2])
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then
-  local token = redis.call('INCR', KEYS[2])
+  local token = redis.pcall('INCR', KEYS[2])
+  if type(token) == 'table' then
+    -- The fence holds no integer (another client wrote it): restart it from the clock in ms, past any token issued.
+    local now = redis.call('TIME')
+    token = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    redis.call('DEL', KEYS[2])
+    redis.call('SET', KEYS[2], token)
+  end
   redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ttl)
   return token
 end

@@ -3,8 +3,8 @@
  *
  * - An ACL user that may run only the commands canary-gate sends (found in src/fleet, src/flag, src/app: HSET,
  *   PEXPIRE, HGETALL, GET, GETRANGE, SET, MULTI/EXEC, PUBLISH, XRANGE, INFO, and inside its Lua scripts GET, SET, DEL,
- *   EXISTS, INCR, PEXPIRE, XADD, PUBLISH, and TYPE, STRLEN, PTTL, HKEYS, HSTRLEN, HGET to read keys another client may
- *   have written without fetching them whole, through EVALSHA/EVAL) on its own keys (`~<prefix>:*` and the flag key) and channel:
+ *   EXISTS, INCR, PEXPIRE, XADD, PUBLISH, TIME, and TYPE, STRLEN, PTTL, HKEYS, HSTRLEN, HGET to read keys another
+ *   client may have written without fetching them whole, through EVALSHA/EVAL) on its own keys (`~<prefix>:*` and the flag key) and channel:
  *   without the Lua commands, the sidecar still proxies and publishes its slots, and says NOPERM in /status.
  * - `canary-gate run` as a child process over `rediss://user:password@` with the test CA trusted through
  *   NODE_EXTRA_CA_CERTS (read at process start, hence the child): it publishes its slots over TLS; without the CA it
@@ -62,6 +62,7 @@ const LUA = [
   '+hkeys',
   '+hstrlen',
   '+hget',
+  '+time',
 ];
 
 let dir = '';

@@ -236,6 +236,24 @@ describe('a lease written by another client', () => {
     expect(await lease.holder()).toBe('pod-a/1');
   });
 
+  it.each([
+    ['text', (r: Redis, key: string) => r.set(key, 'not a number')],
+    ['a list', (r: Redis, key: string) => r.multi().del(key).rpush(key, 'x').exec()],
+  ])('restarts a fencing counter that holds %s from the clock, past every token issued before', async (_name, write) => {
+    service = uniqueService('hostile');
+    keys = serviceKeys(PREFIX, service);
+    const lease = new RedisLease(redis, keys);
+    const before = await lease.acquire('pod-a/1', TTL_MS);
+    expect(before).toBe(1);
+    await lease.release('pod-a/1');
+    await write(redis, keys.fence);
+    const after = await lease.acquire('pod-b/1', TTL_MS);
+    expect(after).toBeGreaterThan(Date.now() - 60_000);
+    expect(await lease.acquire('pod-b/1', TTL_MS)).toBe(after);
+    await lease.release('pod-b/1');
+    expect(await lease.acquire('pod-c/1', TTL_MS)).toBe(after + 1);
+  });
+
   it('leaves a well-formed lease of another holder alone (its own TTL)', async () => {
     service = uniqueService('hostile');
     keys = serviceKeys(PREFIX, service);

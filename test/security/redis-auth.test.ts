@@ -77,6 +77,7 @@ beforeAll(async () => {
     '+hget',
     '+pttl',
     '+getrange',
+    '+time',
   );
   await admin.call('ACL', 'SETUSER', 'default', 'on', `>${PASSWORD}`);
   // From here on, the default user needs the password too.
