@@ -20,6 +20,7 @@ import type { FlagStore, ResetRecord, WriteOutcome } from '../core/ports.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 import { MAX_DECISION_BYTES, parseDecision, storedDecision } from './decision-record.ts';
+import { cleanText } from '../core/text.ts';
 
 export { parseDecision } from './decision-record.ts';
 
@@ -227,7 +228,9 @@ export class RedisFlagStore implements FlagStore {
     try {
       const r = JSON.parse(text) as Partial<Record<keyof ResetRecord, unknown>>;
       if (typeof r.atMs !== 'number') return null;
-      return { atMs: r.atMs, actor: typeof r.actor === 'string' ? r.actor : '', reason: typeof r.reason === 'string' ? r.reason : '' };
+      // Cleaned again on the way out: another client may have written the key, and notifications carry these texts.
+      const clean = (v: unknown, max: number): string => (typeof v === 'string' ? cleanText(v, max) : '');
+      return { atMs: r.atMs, actor: clean(r.actor, 200), reason: clean(r.reason, 500) };
     } catch {
       return null;
     }
