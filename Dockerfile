@@ -1,5 +1,7 @@
 # canary-gate sidecar image. Build: docker build -t canary-gate .
-# Stage 1 builds dist/ with the dev dependencies; stage 2 runs it with production dependencies only.
+# Stage 1 builds dist/ with the dev dependencies; stage 2 installs the sidecar's production packages only (no dev
+# dependencies, no optional group: the demo's, the load profiles' and the dashboards' packages stay out); stage 3 runs
+# it with no package manager at all.
 
 FROM node:24-slim AS build
 WORKDIR /app
@@ -10,15 +12,23 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:24-slim AS runtime
-ENV NODE_ENV=production
+FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund
+
+FROM node:24-slim AS runtime
+# Nothing installs anything in a running sidecar: npm, npx, corepack (and yarn, where the base image has it) go.
+RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+  /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY config ./config
-# The official image's unprivileged user.
-USER node
+# The official image's unprivileged user `node`, by number: the kubelet can check runAsNonRoot only against a UID.
+USER 1000:1000
 # 8080 proxy (the Service targets it), 9090 admin (probes, /metrics, /status).
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

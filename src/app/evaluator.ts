@@ -8,6 +8,12 @@
  * when it is written (or, written by someone else, when the latch is read), a reset when it is applied or read, and the
  * verdict transitions of each evaluation. The first latch read of a tenure learns what is there and announces nothing:
  * the writer, or the previous holder, announced it.
+ *
+ * Anyone who can write to Redis can write the decision key, so a latch is trusted only as far as it goes: a record
+ * that does not validate (flag store: decision-record.ts) latches nothing and is reported (`latch: 'corrupt'`); a valid
+ * record latches, and is reported as foreign (`latchForeign`) when its configHash is not this config's; when a foreign
+ * record vanishes without a reset it is not written back (no pod of this config decided it), only a decision of this
+ * config is.
  */
 import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
@@ -17,6 +23,7 @@ import type { FlagStore, Lease, ResetRecord, WindowSource } from '../core/ports.
 import { slotIndexAt } from '../core/slot-recorder.ts';
 import { sameDecision, verdictTransitions, type GateEvent } from '../core/transitions.ts';
 import type { Outcome, Verdict } from '../core/verdict.ts';
+import { printable } from '../core/text.ts';
 
 export interface EvaluatorOptions {
   readonly holderId: string;
@@ -53,8 +60,10 @@ export interface EvaluatorStatus {
   /** The fencing token while holding the lease, else 0. */
   readonly fencingToken: number;
   readonly state: ControllerState;
-  /** The decision record found in (or written to) Redis, `corrupt` when it does not parse, null when none. */
+  /** The decision record found in (or written to) Redis, `corrupt` when it does not validate (it latches nothing), null when none. */
   readonly latch: RollbackDecision | 'corrupt' | null;
+  /** Whether the latched record was written with another config hash than this evaluator's (or none): not re-applied if it vanishes. */
+  readonly latchForeign: boolean;
   /** A decision made but not yet in Redis, retried on every evaluation. */
   readonly pending: RollbackDecision | null;
   readonly latest: Verdict | null;
@@ -149,6 +158,7 @@ export class Evaluator {
       fencingToken: holding ? this.token : 0,
       state: this.state,
       latch: this.latch,
+      latchForeign: this.latch !== null && this.latch !== 'corrupt' && !this.writtenByThisConfig(this.latch),
       pending: this.pending,
       latest: this.latest,
       detector: this.detector,
@@ -285,9 +295,13 @@ export class Evaluator {
     const announce = this.syncedToken === this.token;
     this.syncedToken = this.token;
     const previous = this.latch;
-    if (latch !== null && this.state.phase !== 'rolled_back') {
-      this.state = latchedState(latch === 'corrupt' ? this.clock() : latch.atMs);
-      this.logger.warn({ corrupt: latch === 'corrupt' }, 'rollback latched in redis; keeping it');
+    if (latch === 'corrupt' && previous !== 'corrupt') {
+      this.logger.error('the decision key holds no valid decision record (written by another client): not latching on it');
+    }
+    if (latch !== null && latch !== 'corrupt' && this.state.phase !== 'rolled_back') {
+      this.state = latchedState(latch.atMs);
+      const foreign = !this.writtenByThisConfig(latch);
+      this.logger.warn({ foreign, by: printable(latch.by).slice(0, 300) }, 'rollback latched in redis; keeping it');
     } else if (latch === null && this.latch !== null && this.state.phase === 'rolled_back' && this.pending === null) {
       const decidedMs = this.latch === 'corrupt' ? 0 : this.latch.atMs;
       const reset = await this.flags.lastReset();
@@ -296,11 +310,19 @@ export class Evaluator {
         this.detector = EMPTY_DETECTOR;
         this.logger.warn('latch cleared in redis (reset); judging again');
         if (announce) this.emitReset(reset, this.latch);
-      } else if (this.latch !== 'corrupt') {
+      } else if (this.latch !== 'corrupt' && this.writtenByThisConfig(this.latch)) {
         // The latch vanished without a reset: Redis lost its data. Fail safe: write the decision again.
         this.pending = this.latch;
         this.logger.warn('latch vanished from redis without a reset; writing the decision again');
         return;
+      } else if (this.latch !== 'corrupt') {
+        // No pod of this config decided it (a forged or foreign record): writing it back would set the flag on its word.
+        this.state = initialState(this.clock());
+        this.detector = EMPTY_DETECTOR;
+        this.logger.error(
+          { configHash: this.latch.configHash ?? null },
+          'a decision record this config did not write vanished without a reset: not writing it back; judging again',
+        );
       }
     }
     if (
@@ -317,6 +339,11 @@ export class Evaluator {
       this.emit({ kind: 'rolled_back', atMs: latch.atMs, advisory: this.advisory, decision: latch });
     }
     this.latch = latch;
+  }
+
+  /** Whether a decision carries this evaluator's config hash (both absent counts: tests without a hash). */
+  private writtenByThisConfig(decision: RollbackDecision): boolean {
+    return decision.configHash === this.options.configHash;
   }
 
   private get advisory(): boolean {
@@ -380,6 +407,11 @@ export class Evaluator {
       if (outcome === 'already_latched') {
         this.pending = null;
         this.logger.warn('rollback already latched by another writer; nothing written');
+        if (this.latch === 'corrupt') {
+          this.logger.error(
+            'the decision key holds a record that looks like a decision but does not validate: the rollback was not written',
+          );
+        }
       } else {
         // Fenced: another sidecar holds the lease now and judges the same fleet data itself.
         this.pending = null;

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
+import { checkAdminToken } from '../config/admin-token.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
 import { manualDecision, type RollbackDecision } from '../core/controller.ts';
@@ -39,7 +40,10 @@ export interface SidecarDeps {
   /** Wall clock, ms since the epoch. Default Date.now. */
   readonly clock?: () => number;
   readonly logger?: Logger;
-  /** Bearer token of POST /rollback and /reset (the CLI passes CANARY_GATE_ADMIN_TOKEN); absent or empty: both answer 403. */
+  /**
+   * Bearer token of POST /rollback and /reset (the CLI passes CANARY_GATE_ADMIN_TOKEN); absent or empty: both answer
+   * 403; shorter than 32 characters: buildSidecar throws CG_CONFIG_INVALID.
+   */
   readonly adminToken?: string;
   /** Called after every evaluation this sidecar makes as lease holder. */
   readonly onEvaluation?: (event: EvaluationEvent) => void;
@@ -80,6 +84,8 @@ export interface SidecarStatus {
   };
   readonly state: EvaluatorStatus['state'];
   readonly latch: RollbackDecision | 'corrupt' | null;
+  /** The latched record carries another config hash than this sidecar's (or none): shown, never written back. */
+  readonly latchForeign: boolean;
   readonly pendingDecision: RollbackDecision | null;
   readonly latestVerdict: EvaluatorStatus['latest'];
   readonly lastError: string | null;
@@ -98,10 +104,17 @@ export interface SidecarStatus {
     readonly failures: number;
     readonly lastPublishedSlot: number;
   };
-  readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
+  readonly redis: {
+    readonly connection: string;
+    readonly errors: number;
+    readonly corruptPayloads: number;
+    /** Slot keys of another type than a hash, skipped by the fleet read. */
+    readonly keysSkipped: number;
+  };
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
+  checkAdminToken(deps.adminToken);
   initHistograms();
   const clock = deps.clock ?? Date.now;
   const logger =
@@ -119,7 +132,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     config.window.publishBuffer,
     logger,
   );
-  const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots);
+  const reader = new FleetReader(redis, keys, config.versions, slotMs, config.window.slots, { logger });
   const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag, config.policy.advisory));
   const notifier = new Notifier(
     createSinks(deps.notify?.secrets ?? {}),
@@ -213,6 +226,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       },
       state: e.state,
       latch: e.latch,
+      latchForeign: e.latchForeign,
       pendingDecision: e.pending,
       latestVerdict: e.latest,
       lastError: e.lastError,
@@ -225,7 +239,12 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         failures: publisher.failures,
         lastPublishedSlot: publisher.lastPublishedSlot,
       },
-      redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
+      redis: {
+        connection: redis.status,
+        errors: e.redisErrors + publisher.failures,
+        corruptPayloads: reader.corruptTotal,
+        keysSkipped: reader.keysSkippedTotal,
+      },
     };
   };
 
@@ -246,6 +265,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         rollbacks: e.rollbacksWritten,
         redisErrors: e.redisErrors + publisher.failures,
         corruptPayloads: reader.corruptTotal,
+        keysSkipped: reader.keysSkippedTotal,
         slotsDropped: publisher.dropped,
         rejected: proxy.stats.rejected,
         leaseHeld: e.holding,

@@ -16,11 +16,14 @@ import type { Config } from '../config/schema.ts';
 import { CanaryGateError, ErrorCodes, exitCodeOf } from '../core/errors.ts';
 import { serviceKeys } from '../core/keys.ts';
 import { manualDecision } from '../core/controller.ts';
+import { cleanText } from '../core/text.ts';
+import { parseWeight } from '../core/weight.ts';
 import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 import { registerLoadCommand } from '../load/command.ts';
 import { notifySecretsFrom } from '../notify/sinks.ts';
+import { missingOptionalPackage } from './optional.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -60,7 +63,18 @@ async function withFlagStore<T>(config: Config, fn: (flags: RedisFlagStore) => P
   }
 }
 
-const actor = (given: string | undefined): string => given ?? `${process.env.USER ?? 'unknown'}@cli`;
+/** Who, for the audit stream: the given name (control and bidi characters removed, at most 100) or `$USER@cli`. */
+const actor = (given: string | undefined): string =>
+  (given === undefined ? '' : cleanText(given, 100)) || `${cleanText(process.env.USER ?? '', 100) || 'unknown'}@cli`;
+/** Why, for the audit stream: control and bidi characters removed, at most 500 characters. */
+const why = (given: string): string => cleanText(given, 500) || 'no reason given';
+
+/** The --flag option: an integer percentage 0..100 (parseWeight), as the text written to the flag. */
+function weightArg(text: string): string {
+  const weight = parseWeight(text);
+  if (!weight.ok) throw new InvalidArgumentError(weight.reason);
+  return String(weight.weight);
+}
 
 /** SIGTERM and SIGINT drain through `close` and exit 0 (1 if it fails); a second signal exits 1 at once. */
 function drainOnSignals(close: () => Promise<void>): void {
@@ -132,12 +146,12 @@ export function createProgram(): Command {
     .command('reset')
     .description('clear the rollback latch (decision record) and optionally set the flag, recorded in the audit stream')
     .option('-c, --config <file>', 'YAML config file')
-    .option('--flag <value>', "set the flag to this value (e.g. the canary's percentage); left as is without it")
+    .option('--flag <percent>', "set the flag to the canary's percentage, an integer 0..100; left as is without it", weightArg)
     .option('--reason <text>', 'why, for the audit stream', 'reset from the CLI')
     .option('--actor <name>', 'who, for the audit stream (default $USER@cli)')
     .action(async (opts: { config?: string; flag?: string; reason: string; actor?: string }) => {
       const config = load(opts.config);
-      await withFlagStore(config, (flags) => flags.reset(actor(opts.actor), opts.reason, opts.flag ?? null, Date.now()));
+      await withFlagStore(config, (flags) => flags.reset(actor(opts.actor), why(opts.reason), opts.flag ?? null, Date.now()));
       process.stdout.write(
         `reset: latch cleared for ${config.service}${opts.flag === undefined ? '' : `, ${config.flag.key} = ${opts.flag}`}\n`,
       );
@@ -151,7 +165,12 @@ export function createProgram(): Command {
     .option('--actor <name>', 'who (default $USER@cli)')
     .action(async (opts: { config?: string; reason: string; actor?: string }) => {
       const config = load(opts.config);
-      const decision = manualDecision({ reason: opts.reason, by: actor(opts.actor), atMs: Date.now(), configHash: configHash(config) });
+      const decision = manualDecision({
+        reason: why(opts.reason),
+        by: actor(opts.actor),
+        atMs: Date.now(),
+        configHash: configHash(config),
+      });
       const outcome = await withFlagStore(config, (flags) => flags.rollback(decision, 0));
       process.stdout.write(
         outcome === 'written' ? `rolled back: ${config.flag.key} = ${config.flag.rollbackValue}\n` : `nothing written: ${outcome}\n`,
@@ -284,6 +303,13 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.stderr.write(`${err.message}\n`);
       for (const line of err.details) process.stderr.write(`  ${line}\n`);
       process.exit(exitCodeOf(err));
+    }
+    const optional = missingOptionalPackage(err);
+    if (optional !== null) {
+      process.stderr.write(
+        `canary-gate: this command needs the optional package ${optional}, which the sidecar image leaves out; run it from a clone after npm ci\n`,
+      );
+      process.exit(EXIT_USAGE);
     }
     process.stderr.write(`canary-gate: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(EXIT_FAILURE);

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import ms from 'ms';
 import { z } from 'zod';
 import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
+import { parseWeight } from '../core/weight.ts';
 
 /** Reads a positive duration (`5s`, `250ms`, `1m`, or a number of ms) as ms; an issue on `ctx` otherwise. */
 function toMs(input: number | string, ctx: z.RefinementCtx): number {
@@ -155,7 +156,12 @@ export const configSchema = z.strictObject({
   }),
   flag: z.strictObject({
     key: name,
-    rollbackValue: z.union([z.string(), z.number()]).transform(String),
+    rollbackValue: z.union([z.string(), z.number()]).transform((input, ctx) => {
+      const weight = parseWeight(input);
+      if (weight.ok) return String(weight.weight);
+      ctx.issues.push({ code: 'custom', input, message: weight.reason });
+      return z.NEVER;
+    }),
     auditMaxLen: z.number().int().min(1),
   }),
   router: z.strictObject({

@@ -1,10 +1,12 @@
 /**
  * A rollback decision (or a verdict) as a table a person reads in ten seconds: what `canary-gate explain` prints and
  * what a notification carries. Pure formatting of a RollbackDecision (the decision key, or an audit stream entry) or
- * a Verdict; no I/O.
+ * a Verdict; no I/O. Text from the record (who, why, versions, rules) is printed through `printable`: a record written by
+ * someone else cannot move the cursor, clear the terminal or forge a line.
  */
 import type { RollbackDecision } from './controller.ts';
 import { textTable as table } from './text-table.ts';
+import { printable } from './text.ts';
 import { isSequential, type CheckResult, type Verdict, type VersionFigures } from './verdict.ts';
 
 /** A ratio 0..1 as a percentage with two decimals (`1.25 %`), `-` when not a number. */
@@ -16,7 +18,7 @@ const value = (c: CheckResult, v: number): string => (c.unit === 'ms' ? msText(v
 function figuresTable(baseline: VersionFigures, canary: VersionFigures): string {
   const row = (label: string, f: (v: VersionFigures) => string): string[] => [label, f(baseline), f(canary)];
   return table([
-    ['', `baseline (${baseline.version})`, `canary (${canary.version})`],
+    ['', `baseline (${printable(baseline.version)})`, `canary (${printable(canary.version)})`],
     row('requests', (v) => String(v.requests)),
     row('errors', (v) => String(v.errors)),
     row('error ratio', (v) => pct(v.errorRatio)),
@@ -90,7 +92,7 @@ function evidenceLines(
   if (checks.length > 0) {
     const sequential = checks.some((c) => isSequential(c.evidence));
     out.push('', sequential ? sequentialTable(checks, atMs) : windowTable(checks), '');
-    for (const c of checks) out.push(`${c.check}: ${c.evidence ? `${c.evidence.rule}. ` : ''}${c.reason}`);
+    for (const c of checks) out.push(`${c.check}: ${c.evidence ? `${printable(c.evidence.rule)}. ` : ''}${printable(c.reason)}`);
   }
   return out;
 }
@@ -102,8 +104,8 @@ function evidenceLines(
  */
 export function explainDecision(d: RollbackDecision): string {
   const out: string[] = [
-    `${d.trigger} rollback at ${d.at} by ${d.by}${d.configHash ? ` (config ${d.configHash})` : ''}`,
-    `reason: ${d.reason}`,
+    `${d.trigger} rollback at ${printable(d.at)} by ${printable(d.by)}${d.configHash ? ` (config ${d.configHash})` : ''}`,
+    `reason: ${printable(d.reason)}`,
   ];
   if (d.trigger === 'automatic') out.push(`after ${d.consecutiveBreaches} failing evaluations in a row`);
   out.push(...evidenceLines(d.baseline, d.canary, d.checks, d.atMs));
@@ -118,7 +120,7 @@ export function explainDecision(d: RollbackDecision): string {
 export function explainVerdict(v: Verdict): string {
   const out = [
     `${v.outcome} verdict for the window ending ${new Date(v.atMs).toISOString()}`,
-    `reason: ${v.reason}`,
+    `reason: ${printable(v.reason)}`,
     ...evidenceLines(v.baseline, v.canary, v.checks, v.atMs),
   ];
   return `${out.join('\n')}\n`;

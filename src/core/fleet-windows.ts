@@ -78,6 +78,17 @@ export class FleetWindows {
   }
 
   /**
+   * Records one pod's payload for a slot of `version` as corrupt without decoding it (the reader found it too long to
+   * fetch): counted once, like a payload that does not decode.
+   * @throws CanaryGateError CG_INTERNAL when no window of `version` is kept
+   */
+  reject(version: string, slotIndex: number, pod: string): Ingested {
+    const followed = this.followedOf(version);
+    if (followed.window.has(slotIndex, pod) || followed.corrupt.get(slotIndex)?.has(pod)) return 'duplicate';
+    return this.markCorrupt(followed, slotIndex, pod);
+  }
+
+  /**
    * Merges a slot whose histogram the caller owns and keeps (it is not destroyed here).
    * @throws CanaryGateError CG_INTERNAL when no window of `version` is kept
    */

@@ -4,7 +4,7 @@
  * Format (JSON, version 1), for example:
  *   {"v":1,"slot":352112345,"slotMs":5000,"requests":812,"errors":3,"hist":"HISTFAAAA..."}
  * `hist` is the HdrHistogram compressed V2 base64 encoding of the slot's latencies in µs; its total count equals
- * `requests`. Any other shape is corrupt: decoding throws {@link CanaryGateError} `CG_PAYLOAD_CORRUPT`, and the
+ * `requests`, at most {@link maxSlotRequests} (an implausible total is corrupt). Any other shape is corrupt: decoding throws {@link CanaryGateError} `CG_PAYLOAD_CORRUPT`, and the
  * reader skips the field and counts it.
  */
 import { CanaryGateError, ErrorCodes } from './errors.ts';
@@ -13,6 +13,23 @@ import type { SealedSlot } from './slot-recorder.ts';
 import type { SlotHistogram } from './window.ts';
 
 export const PAYLOAD_VERSION = 1;
+
+/**
+ * Largest payload a reader fetches and parses, bytes. The largest valid encoding of the fleet's histogram inflates to
+ * 156,712 bytes (histogram.ts); deflate adds at most a few bytes per 16 KiB block, base64 a third, the JSON around it
+ * about 120 bytes: about 210 KB. Anything longer is not a payload and is skipped before it leaves Redis (the reader's
+ * Lua refuses to return it), so a 200 MB field costs the sidecar nothing.
+ */
+export const MAX_SLOT_PAYLOAD_BYTES = 256 * 1024;
+
+/**
+ * Most requests one pod can plausibly serve per second (a sidecar saturates at a few thousand on two cores; this is
+ * 20x that). A payload claiming more in its slot is corrupt: counts near 2^31 would wrap the window's int32 buckets.
+ */
+export const MAX_POD_REQUESTS_PER_S = 100_000;
+
+/** The most requests a pod-slot payload of `slotMs` may hold ({@link MAX_POD_REQUESTS_PER_S} x the slot's seconds). */
+export const maxSlotRequests = (slotMs: number): number => Math.ceil((MAX_POD_REQUESTS_PER_S * slotMs) / 1000);
 
 /** A decoded fleet payload. The histogram is WebAssembly: the caller owns it and must `destroy()` it. */
 export type DecodedSlot = SlotHistogram;
@@ -56,6 +73,8 @@ export function decodeSlotPayload(text: string, expectedSlotIndex: number, expec
   if (p.slotMs !== expectedSlotMs) throw corrupt(`slotMs ${String(p.slotMs)} differs from ${expectedSlotMs}`);
   if (!isCount(p.requests) || !isCount(p.errors)) throw corrupt('requests and errors must be non-negative integers');
   if (p.errors > p.requests) throw corrupt(`errors ${p.errors} > requests ${p.requests}`);
+  if (p.requests > maxSlotRequests(expectedSlotMs))
+    throw corrupt(`requests ${p.requests} is implausible for one pod in one slot (at most ${maxSlotRequests(expectedSlotMs)})`);
   if (typeof p.hist !== 'string' || p.hist.length === 0) throw corrupt('hist must be a base64 string');
   let histogram: Histogram;
   try {

@@ -68,6 +68,13 @@ export interface SlotHistogram {
   readonly histogram: Histogram;
 }
 
+/**
+ * Most values one window (or one of its slots) holds: the int32 buckets' limit. Past it a bucket would wrap to a
+ * negative count and every quantile read 0. The window saturates there instead: it keeps what it holds and refuses
+ * the payload that would pass it.
+ */
+export const MAX_WINDOW_COUNT = 2 ** 31 - 1;
+
 interface SlotEntry {
   readonly histogram: Histogram;
   requests: number;
@@ -107,10 +114,16 @@ export class FleetWindow {
    * Merges one pod's slot. A second payload from the same pod for the same slot is ignored (publishing is
    * at-least-once). Does not take ownership of `slot.histogram`: the caller destroys it.
    * @returns true when merged, false when it was a duplicate
+   * @throws RangeError when the merge would take the window's or the slot's count past {@link MAX_WINDOW_COUNT} (the
+   *   window is unchanged: it saturates rather than wraps)
    */
   add(pod: string, slot: SlotHistogram): boolean {
     const existing = this.entries.get(slot.slotIndex);
     if (existing?.pods.has(pod)) return false;
+    const count = slot.histogram.totalCount;
+    if (this.merged.totalCount + count > MAX_WINDOW_COUNT || (existing?.histogram.totalCount ?? 0) + count > MAX_WINDOW_COUNT) {
+      throw new RangeError(`merging ${count} values would take the window of ${this.version} past ${MAX_WINDOW_COUNT}`);
+    }
     const entry = existing ?? { histogram: createHistogram(), requests: 0, errors: 0, pods: new Set<string>() };
     // Merge before recording anything else: a histogram that does not fit throws and leaves the window unchanged.
     try {

@@ -7,24 +7,64 @@
  * Advisory mode (policy.advisory): the same script stores the would-be decision under the dry-run key instead of the
  * decision key, records a `dry_run_rollback` event, and never touches the flag; reset and the latch read the dry-run
  * key. A team measures false rollbacks on real traffic this way before arming the gate.
+ *
+ * Every key read here may have been written by another client: the decision and reset keys are read through
+ * {@link BOUNDED_GET}, which returns nothing longer than {@link MAX_DECISION_BYTES} and no other type than a string (the
+ * flag with a plain GET, which the router's ACL allows; another type there reads as unset); a decision record is validated in
+ * full (decision-record.ts) before the evaluator latches on it; a latch key that holds no decision (garbage, another
+ * type) does not stop a real rollback from being written over it.
  */
 import type { RollbackDecision } from '../core/controller.ts';
 import type { ServiceKeys } from '../core/keys.ts';
 import type { FlagStore, ResetRecord, WriteOutcome } from '../core/ports.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
+import { MAX_DECISION_BYTES, parseDecision, storedDecision } from './decision-record.ts';
+import { cleanText } from '../core/text.ts';
+
+export { parseDecision } from './decision-record.ts';
+
+/**
+ * GET that refuses what it should not carry. KEYS: the key; ARGV: the longest value returned, bytes. Returns nil when
+ * absent, the value when a string within the limit, else `['too_large', length]` or `['wrong_type', type]`.
+ */
+const BOUNDED_GET = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return false end
+if kind ~= 'string' then return {'wrong_type', kind} end
+local size = redis.call('STRLEN', KEYS[1])
+if size > tonumber(ARGV[1]) then return {'too_large', size} end
+return redis.call('GET', KEYS[1])
+`;
+
+/** What BOUNDED_GET read: the value, null when absent, or why it refused. */
+type Bounded = string | null | { refused: string };
 
 // KEYS: lease, decision (or dry-run), audit, flag. ARGV: token, flagValue, decisionJson, channel, auditMaxLen, actor,
-// reason, setFlag (1|0), event name
+// reason, setFlag (1|0), event name, max decision bytes.
+// A decision key that holds no decision (not a string, too long, not JSON, or without the fields every decision has)
+// is garbage from another client: it is replaced, so that it cannot block a real rollback. So is an audit key of
+// another type than a stream.
 const ROLLBACK = `
 local token = tonumber(ARGV[1])
 if token > 0 then
+  if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 'fenced' end
   local cur = redis.call('GET', KEYS[1])
-  if not cur then return 'fenced' end
   local sep = string.find(cur, ':', 1, true)
   if not sep or tonumber(string.sub(cur, 1, sep - 1)) ~= token then return 'fenced' end
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'already_latched' end
+local kind = redis.call('TYPE', KEYS[2]).ok
+if kind == 'string' and redis.call('STRLEN', KEYS[2]) <= tonumber(ARGV[10]) then
+  local ok, d = pcall(cjson.decode, redis.call('GET', KEYS[2]))
+  if ok and type(d) == 'table' and d.state == 'rolled_back' and (d.trigger == 'automatic' or d.trigger == 'manual')
+    and type(d.atMs) == 'number' and type(d.reason) == 'string' and type(d.by) == 'string' and type(d.at) == 'string'
+    and type(d.checks) == 'table' then
+    return 'already_latched'
+  end
+end
+if kind ~= 'none' then redis.call('DEL', KEYS[2]) end
+local auditKind = redis.call('TYPE', KEYS[3]).ok
+if auditKind ~= 'none' and auditKind ~= 'stream' then redis.call('DEL', KEYS[3]) end
 if ARGV[8] == '1' then redis.call('SET', KEYS[4], ARGV[2]) end
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[9], 'actor', ARGV[6], 'reason', ARGV[7], 'decision', ARGV[3])
@@ -35,6 +75,8 @@ return 'written'
 // KEYS: decision, audit, flag, reset. ARGV: setFlag (1|0), flagValue, channel, auditMaxLen, actor, reason, resetJson
 const RESET = `
 local had = redis.call('DEL', KEYS[1])
+local auditKind = redis.call('TYPE', KEYS[2]).ok
+if auditKind ~= 'none' and auditKind ~= 'stream' then redis.call('DEL', KEYS[2]) end
 redis.call('SET', KEYS[4], ARGV[7])
 if ARGV[1] == '1' then redis.call('SET', KEYS[3], ARGV[2]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', 'reset', 'actor', ARGV[5], 'reason', ARGV[6], 'flag', ARGV[1] == '1' and ARGV[2] or '')
@@ -45,18 +87,8 @@ return had
 type FlagCommands = {
   cgRollback(lease: string, decision: string, audit: string, flag: string, ...argv: Array<string | number>): Promise<string>;
   cgReset(decision: string, audit: string, flag: string, reset: string, ...argv: Array<string | number>): Promise<number>;
+  cgBoundedGet(key: string, maxBytes: number): Promise<string | null | [string, string | number]>;
 };
-
-/** Parses a stored decision record; null when it is not one (edited by hand, foreign). */
-export function parseDecision(text: string): RollbackDecision | null {
-  try {
-    const d = JSON.parse(text) as Partial<RollbackDecision>;
-    if (d && d.state === 'rolled_back' && typeof d.atMs === 'number' && typeof d.reason === 'string') return d as RollbackDecision;
-  } catch {
-    // fall through: not JSON
-  }
-  return null;
-}
 
 export interface FlagStoreOptions {
   /** The flag key routers read (config flag.key). */
@@ -85,6 +117,7 @@ export class RedisFlagStore implements FlagStore {
     if (!('cgRollback' in redis)) {
       redis.defineCommand('cgRollback', { numberOfKeys: 4, lua: ROLLBACK });
       redis.defineCommand('cgReset', { numberOfKeys: 4, lua: RESET });
+      redis.defineCommand('cgBoundedGet', { numberOfKeys: 1, lua: BOUNDED_GET });
     }
     this.redis = redis as Redis & FlagCommands;
     this.keys = keys;
@@ -103,25 +136,50 @@ export class RedisFlagStore implements FlagStore {
       this.options.flagKey,
       fencingToken,
       o.rollbackValue,
-      JSON.stringify(decision),
+      storedDecision(decision),
       k.events,
       o.auditMaxLen,
       decision.by,
       decision.reason,
       o.advisory ? '0' : '1',
       o.advisory ? 'dry_run_rollback' : 'rollback',
+      MAX_DECISION_BYTES,
     );
     return outcome as WriteOutcome;
   }
 
+  /**
+   * Reads a key that another client may have written, without fetching more than {@link MAX_DECISION_BYTES}.
+   * @throws the Redis error (connection, timeout)
+   */
+  private async boundedGet(key: string): Promise<Bounded> {
+    const reply = await this.redis.cgBoundedGet(key, MAX_DECISION_BYTES);
+    if (reply === null || typeof reply === 'string') return reply;
+    return { refused: `${reply[0]} ${String(reply[1])}` };
+  }
+
+  /** @returns the decision, `corrupt` when the key holds anything else (too long, another type, not a decision), or null */
   async latch(): Promise<RollbackDecision | 'corrupt' | null> {
-    const text = await this.redis.get(this.latchKey);
+    const text = await this.boundedGet(this.latchKey);
     if (text === null) return null;
-    return parseDecision(text) ?? 'corrupt';
+    return (typeof text === 'string' ? parseDecision(text) : null) ?? 'corrupt';
+  }
+
+  /**
+   * The flag read with a plain GET (the router's ACL user has +get and no scripts): a value of another type than a
+   * string reads as null, never as a failed evaluation.
+   */
+  private async plainFlag(): Promise<string | null> {
+    try {
+      return await this.redis.get(this.options.flagKey);
+    } catch (err) {
+      if ((err as Error).message.startsWith('WRONGTYPE')) return null;
+      throw err;
+    }
   }
 
   async flagPercent(): Promise<number | null> {
-    const text = await this.redis.get(this.options.flagKey);
+    const text = await this.plainFlag();
     if (text === null || text.trim() === '') return null;
     const value = Number(text);
     return Number.isFinite(value) && value >= 0 && value <= 100 ? value : null;
@@ -165,19 +223,21 @@ export class RedisFlagStore implements FlagStore {
   }
 
   async lastReset(): Promise<ResetRecord | null> {
-    const text = await this.redis.get(this.keys.reset);
-    if (text === null) return null;
+    const text = await this.boundedGet(this.keys.reset);
+    if (typeof text !== 'string') return null;
     try {
       const r = JSON.parse(text) as Partial<Record<keyof ResetRecord, unknown>>;
       if (typeof r.atMs !== 'number') return null;
-      return { atMs: r.atMs, actor: typeof r.actor === 'string' ? r.actor : '', reason: typeof r.reason === 'string' ? r.reason : '' };
+      // Cleaned again on the way out: another client may have written the key, and notifications carry these texts.
+      const clean = (v: unknown, max: number): string => (typeof v === 'string' ? cleanText(v, max) : '');
+      return { atMs: r.atMs, actor: clean(r.actor, 200), reason: clean(r.reason, 500) };
     } catch {
       return null;
     }
   }
 
-  /** The flag's current value, or null when unset. */
+  /** The flag's current value, or null when unset or not a string. */
   async flag(): Promise<string | null> {
-    return this.redis.get(this.options.flagKey);
+    return this.plainFlag();
   }
 }

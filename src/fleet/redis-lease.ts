@@ -3,24 +3,49 @@
  * Acquire and renew are one Lua script (EVALSHA via ioredis `defineCommand`): when the key is absent it is set
  * (the SET NX PX of the design, done atomically with the INCR of the fencing counter); when the caller already
  * holds it, its TTL is renewed; otherwise 0 is returned.
+ *
+ * Another client may have written the key: a value without a TTL, or one that is not a lease at all (another shape,
+ * another type, oversized), would otherwise keep every pod from the lease forever. The script gives such a key the
+ * lease period as its TTL (a malformed one at most that), so it is taken over one lease period later. A fencing
+ * counter that holds no integer restarts from the clock in ms (far past any token a counter issued), so the fencing
+ * still refuses every earlier holder.
  */
 import type { ServiceKeys } from '../core/keys.ts';
 import type { Lease } from '../core/ports.ts';
 import type { Redis } from './redis-client.ts';
 
+// KEYS: lease, fence. ARGV: holder, ttlMs.
 const ACQUIRE = `
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local sep = string.find(cur, ':', 1, true)
-  if sep and string.sub(cur, sep + 1) == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(string.sub(cur, 1, sep - 1))
+local ttl = tonumber(ARGV[2])
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then
+  local token = redis.pcall('INCR', KEYS[2])
+  if type(token) == 'table' then
+    -- The fence holds no integer (another client wrote it): restart it from the clock in ms, past any token issued.
+    local now = redis.call('TIME')
+    token = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    redis.call('DEL', KEYS[2])
+    redis.call('SET', KEYS[2], token)
   end
-  return 0
+  redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ttl)
+  return token
 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ARGV[2])
-return token
+local wellFormed = false
+if kind == 'string' and redis.call('STRLEN', KEYS[1]) <= 1024 then
+  local cur = redis.call('GET', KEYS[1])
+  local sep = string.find(cur, ':', 1, true)
+  local token = sep and tonumber(string.sub(cur, 1, sep - 1))
+  if token and token >= 1 and token == math.floor(token) and sep < #cur then
+    wellFormed = true
+    if string.sub(cur, sep + 1) == ARGV[1] then
+      redis.call('PEXPIRE', KEYS[1], ttl)
+      return token
+    end
+  end
+end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 or (not wellFormed and left > ttl) then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 0
 `;
 
 const RELEASE = `
@@ -68,7 +93,15 @@ export class RedisLease implements Lease {
     await this.redis.cgLeaseRelease(this.keys.lease, holder);
   }
 
+  /** The holder id (from the first KiB of the lease value), or null when absent, malformed or not a string. */
   async holder(): Promise<string | null> {
-    return parseLeaseValue(await this.redis.get(this.keys.lease))?.holder ?? null;
+    let value: string;
+    try {
+      value = await this.redis.getrange(this.keys.lease, 0, 1023);
+    } catch (err) {
+      if ((err as Error).message.startsWith('WRONGTYPE')) return null;
+      throw err;
+    }
+    return parseLeaseValue(value === '' ? null : value)?.holder ?? null;
   }
 }

@@ -11,18 +11,24 @@
  * A server given no rollback and reset handlers (the router's) answers 404 on both POST routes.
  *
  * Bearer tokens are compared in constant time (SHA-256 digests through timingSafeEqual). Bodies over 16 KiB: 413.
+ * Failed tokens are rate-limited per address (429 with Retry-After once its bucket is empty, auth-limiter.ts) and
+ * their log lines sampled. `reason` and `actor` lose every control and bidirectional-control character before they go
+ * anywhere (src/core/text.ts); the flag of POST /reset is an integer percentage 0..100 (parseWeight) or a 400.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../config/logger.ts';
+import { cleanText } from '../core/text.ts';
+import { parseWeight } from '../core/weight.ts';
+import { AuthLimiter, type AuthLimiterOptions } from './auth-limiter.ts';
 
 const MAX_BODY_BYTES = 16 * 1024;
 
 export interface AdminRequestBody {
   readonly reason: string;
   readonly actor: string;
-  /** POST /reset only: the flag's new value, or null to leave it. */
+  /** POST /reset only: the flag's new value, an integer percentage 0..100 as text, or null to leave it. */
   readonly flag: string | null;
 }
 
@@ -115,18 +121,26 @@ function parseBody(text: string, remote: string): AdminRequestBody | string {
   const b = raw as Record<string, unknown>;
   if (b.reason !== undefined && typeof b.reason !== 'string') return 'reason must be a string';
   if (b.actor !== undefined && typeof b.actor !== 'string') return 'actor must be a string';
-  if (b.flag !== undefined && typeof b.flag !== 'string' && typeof b.flag !== 'number') return 'flag must be a string or a number';
+  const weight = b.flag === undefined ? null : parseWeight(b.flag);
+  if (weight !== null && !weight.ok) return `flag ${weight.reason}`;
   return {
-    reason: ((b.reason as string | undefined) ?? '').slice(0, 500) || 'no reason given',
-    actor: `${((b.actor as string | undefined) ?? 'admin-api').slice(0, 100)}@${remote}`,
-    flag: b.flag === undefined ? null : String(b.flag),
+    reason: cleanText((b.reason as string | undefined) ?? '', 500) || 'no reason given',
+    actor: `${cleanText((b.actor as string | undefined) ?? '', 100) || 'admin-api'}@${remote}`,
+    flag: weight === null ? null : String(weight.weight),
   };
 }
 
 /**
  * @param token bearer token of the mutating endpoints; undefined or empty disables them (403)
+ * @param limits the failed-token limiter's settings (tests use a manual clock)
  */
-export function createAdminServer(handlers: AdminHandlers, token: string | undefined, logger: Logger): AdminServer {
+export function createAdminServer(
+  handlers: AdminHandlers,
+  token: string | undefined,
+  logger: Logger,
+  limits: AuthLimiterOptions = {},
+): AdminServer {
+  const limiter = new AuthLimiter(limits);
   const mutating = async (req: IncomingMessage, res: ServerResponse, action: 'rollback' | 'reset'): Promise<void> => {
     const handler = handlers[action];
     if (handler === undefined) return send(res, 404, { error: `no route /${action}` });
@@ -148,8 +162,19 @@ export function createAdminServer(handlers: AdminHandlers, token: string | undef
       send(res, 403, { error: `${req.method} /${action} is disabled: set CANARY_GATE_ADMIN_TOKEN to enable it` });
       return false;
     }
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const retryAfterS = limiter.retryAfterS(remote);
+    if (retryAfterS > 0) {
+      const skipped = limiter.sample();
+      if (skipped !== null) logger.warn({ action, remote, skipped }, 'admin request refused: too many failed tokens');
+      res.setHeader('retry-after', String(retryAfterS));
+      send(res, 429, { error: `too many failed tokens: retry in ${retryAfterS} s` });
+      return false;
+    }
     if (!bearerMatches(req.headers.authorization, token)) {
-      logger.warn({ action, remote: req.socket.remoteAddress }, 'admin request refused: bad or missing bearer token');
+      limiter.failed(remote);
+      const skipped = limiter.sample();
+      if (skipped !== null) logger.warn({ action, remote, skipped }, 'admin request refused: bad or missing bearer token');
       res.setHeader('www-authenticate', 'Bearer');
       send(res, 401, { error: 'missing or wrong bearer token' });
       return false;

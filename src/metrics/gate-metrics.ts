@@ -57,6 +57,8 @@ export interface GateStats {
   readonly rollbacks: number;
   readonly redisErrors: number;
   readonly corruptPayloads: number;
+  /** Fleet slot keys skipped because another client wrote another type than a hash there. Absent: 0. */
+  readonly keysSkipped?: number;
   readonly slotsDropped: number;
   /** Requests refused rather than forwarded (by the HTTP parser or the proxy), by reason. */
   readonly rejected: Readonly<Record<string, number>>;
@@ -188,7 +190,14 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     'Evaluations that could not read the fleet window from Redis and held without a verdict (policy.noData.redisUnreachable hold).',
   );
   const redisErrors = counter('canary_gate.redis_errors', 'Redis commands or pipelines that failed or timed out.');
-  const corrupt = counter('canary_gate.payloads_corrupt', 'Fleet slot payloads skipped because they did not decode.');
+  const corrupt = counter(
+    'canary_gate.payloads_corrupt',
+    'Fleet slot payloads skipped because they did not decode, were implausible, or were too long to fetch.',
+  );
+  const keysSkipped = counter(
+    'canary_gate.redis_keys_skipped',
+    'Fleet slot keys skipped because they held another type than a hash, or more than 10,000 fields (written by another client).',
+  );
   const dropped = counter('canary_gate.slots_dropped', 'Sealed slots dropped unpublished (buffer full while Redis was away, or expired).');
   const lease = gauge('canary_gate.lease_holder', '1 when this sidecar holds the evaluator lease, else 0.');
   const rejected = counter(
@@ -254,6 +263,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(held, s.redisHolds);
       r.observe(redisErrors, s.redisErrors);
       r.observe(corrupt, s.corruptPayloads);
+      r.observe(keysSkipped, s.keysSkipped ?? 0);
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
       for (const reason of REJECTION_REASONS) r.observe(rejected, s.rejected[reason] ?? 0, { reason });

@@ -2,8 +2,9 @@
  * Redis with credentials and TLS, on a private redis-server (Debian's build has TLS: `--tls-port` is accepted).
  *
  * - An ACL user that may run only the commands canary-gate sends (found in src/fleet, src/flag, src/app: HSET,
- *   PEXPIRE, HGETALL, GET, SET, MULTI/EXEC, PUBLISH, XRANGE, INFO, and inside its Lua scripts GET, SET, DEL, EXISTS,
- *   INCR, PEXPIRE, XADD, PUBLISH through EVALSHA/EVAL) on its own keys (`~<prefix>:*` and the flag key) and channel:
+ *   PEXPIRE, HGETALL, GET, GETRANGE, SET, MULTI/EXEC, PUBLISH, XRANGE, INFO, and inside its Lua scripts GET, SET, DEL,
+ *   EXISTS, INCR, PEXPIRE, XADD, PUBLISH, TIME, and TYPE, STRLEN, PTTL, HKEYS, HSTRLEN, HGET to read keys another
+ *   client may have written without fetching them whole, through EVALSHA/EVAL) on its own keys (`~<prefix>:*` and the flag key) and channel:
  *   without the Lua commands, the sidecar still proxies and publishes its slots, and says NOPERM in /status.
  * - `canary-gate run` as a child process over `rediss://user:password@` with the test CA trusted through
  *   NODE_EXTRA_CA_CERTS (read at process start, hence the child): it publishes its slots over TLS; without the CA it
@@ -45,8 +46,24 @@ const DIRECT = [
   '+exec',
   '+publish',
   '+xrange',
+  '+getrange',
 ];
-const LUA = ['+eval', '+evalsha', '+script|load', '+del', '+exists', '+incr', '+xadd'];
+const LUA = [
+  '+eval',
+  '+evalsha',
+  '+script|load',
+  '+del',
+  '+exists',
+  '+incr',
+  '+xadd',
+  '+type',
+  '+strlen',
+  '+pttl',
+  '+hkeys',
+  '+hstrlen',
+  '+hget',
+  '+time',
+];
 
 let dir = '';
 let server: Awaited<ReturnType<typeof startRedisServer>>;

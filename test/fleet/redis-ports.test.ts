@@ -144,6 +144,9 @@ describe('RedisFlagStore', () => {
     expect(await flags.latch()).toBe('corrupt');
     await redis.set(keys.decision, '{"state":"healthy","atMs":1,"reason":"x"}');
     expect(await flags.latch()).toBe('corrupt');
+    // The forged minimal record of issue 15: the three fields the old reader checked, nothing else.
+    await redis.set(keys.decision, '{"state":"rolled_back","atMs":1,"reason":"x"}');
+    expect(await flags.latch()).toBe('corrupt');
   });
 });
 
@@ -187,11 +190,12 @@ describe('FleetReader over RedisSlotStore', () => {
       await store.publish('v1', 'a', sealed(index, [1000]));
       await store.publish('v2', 'b', sealed(index, [2000]));
     }
-    // Every HGETALL of this service's keys, as Redis itself saw it (MONITOR on a second connection).
+    // Every fetch of this service's slot hashes (the HKEYS the fetch script runs), as Redis itself saw it (MONITOR on a
+    // second connection; it shows the commands scripts run).
     const monitor = await redis.duplicate().monitor();
     const fetched: string[] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[0]?.toLowerCase() === 'hgetall' && args[1]?.includes(`{${service}}`)) fetched.push(args[1]);
+      if (args[0]?.toLowerCase() === 'hkeys' && args[1]?.includes(`{${service}}`)) fetched.push(args[1]);
     });
     const marker = async (): Promise<void> => {
       // MONITOR output trails the replies: an ECHO of our own marks the end of what a read sent.

@@ -11,7 +11,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { client, dropService, REDIS_URL, silent } from './redis.ts';
 import { startUpstream, type Upstream } from './upstream.ts';
 
-export const TOKEN = 'test-admin-token';
+export const TOKEN = 'test-admin-token-0123456789abcdef0123';
 /** What to stop after the test, last in first out: the tests that use these helpers push theirs here too, in order. */
 export const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

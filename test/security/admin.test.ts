@@ -12,7 +12,7 @@ import { startRedisServer } from '../../src/demo/find-redis.ts';
 import { captureLogs } from '../helpers/redis.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
-const TOKEN = 'admin-tok-5d9e2b7c';
+const TOKEN = 'admin-tok-5d9e2b7c-0f1e2d3c4b5a69788796';
 const PASSWORD = 'redis-pw-81c4aa';
 const logs = captureLogs('info');
 let server: Awaited<ReturnType<typeof startRedisServer>>;

@@ -69,6 +69,15 @@ beforeAll(async () => {
     '+eval',
     '+evalsha',
     '+script|load',
+    // What the scripts run to read keys another client may have written without fetching them whole.
+    '+type',
+    '+strlen',
+    '+hkeys',
+    '+hstrlen',
+    '+hget',
+    '+pttl',
+    '+getrange',
+    '+time',
   );
   await admin.call('ACL', 'SETUSER', 'default', 'on', `>${PASSWORD}`);
   // From here on, the default user needs the password too.
