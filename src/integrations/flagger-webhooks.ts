@@ -19,7 +19,7 @@
  *
  * Versions follow Flagger's naming: `<name>-primary` is the baseline, `<name>` the canary (metadata `baseline` and
  * `canary` override them). Answers:
- *   rollback                                          200 when the verdict is fail (a latched rollback is fail), else 403
+ *   rollback                                          200 when the gate decided fail (the latch; on demand: a fail), else 403
  *   confirm-rollout, -traffic-increase, -promotion    200 on pass or warn, else 403 with the explanation
  *   event                                             200; a new checksum clears the previous revision's latch
  * A malformed payload is 400.
@@ -77,15 +77,21 @@ export function pairOf(payload: FlaggerPayload): VersionPair | string {
   return versionNameProblem('baseline', pair.baseline) ?? versionNameProblem('canary', pair.canary) ?? pair;
 }
 
-/** Whether a hook succeeds for a verdict (Flagger reads <= 202 as success). */
+/**
+ * Whether a hook succeeds for a judgement (Flagger reads <= 202 as success). The rollback hook needs a fail the gate
+ * has decided on: the lease holder's latch (after policy.consecutiveBreaches), or a fail judged on demand, where no
+ * controller counts breaches; a first failing evaluation (state breaching) does not roll back yet.
+ */
 export function hookSucceeds(hook: Exclude<FlaggerHook, 'event'>, j: Judgement): boolean {
-  return hook === 'rollback' ? j.verdict === 'fail' : j.verdict === 'pass' || j.verdict === 'warn';
+  if (hook === 'rollback') return j.verdict === 'fail' && (j.state === null || j.state === 'rolled_back');
+  return j.verdict === 'pass' || j.verdict === 'warn';
 }
 
 /** The one line a "no" carries, for Flagger's logs and ours. */
 export function explanation(hook: Exclude<FlaggerHook, 'event'>, j: Judgement): string {
   const what = hook === 'rollback' ? 'no rollback' : `${hook} withheld`;
-  return `canary-gate: ${what}: ${j.canary.version} vs ${j.baseline.version} is ${j.verdict} (${j.source}): ${j.reason}`;
+  const where = j.state === null ? j.source : `${j.source}, ${j.state}`;
+  return `canary-gate: ${what}: ${j.canary.version} vs ${j.baseline.version} is ${j.verdict} (${where}): ${j.reason}`;
 }
 
 /** What the event hook needs from the sidecar: the revision record, the latch and the published verdict. */

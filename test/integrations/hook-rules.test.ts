@@ -1,0 +1,99 @@
+/**
+ * The integration rules as tables, without Redis: which judgement makes which Flagger hook succeed, how Flagger's
+ * payload and Argo's query name the pair, and what is refused.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Phase } from '../../src/core/controller.ts';
+import type { Outcome } from '../../src/core/verdict.ts';
+import { pairFromQuery } from '../../src/integrations/argo-analysis.ts';
+import { explanation, hookSucceeds, pairOf, parsePayload } from '../../src/integrations/flagger-webhooks.ts';
+import type { Judgement } from '../../src/integrations/judgement.ts';
+
+const figures = (version: string) => ({
+  version,
+  requests: 0,
+  errors: 0,
+  errorRatio: 0,
+  p50Ms: 0,
+  p95Ms: 0,
+  p99Ms: 0,
+  requestsPerSecond: 0,
+  pods: 0,
+});
+const judgement = (verdict: Outcome, state: Phase | null): Judgement => ({
+  verdict,
+  state,
+  source: state === null ? 'on_demand' : 'lease_holder',
+  reason: 'why',
+  pair: { baseline: 'app-primary', canary: 'app' },
+  atMs: 0,
+  baseline: figures('app-primary'),
+  canary: figures('app'),
+  checks: [],
+  holder: null,
+  latch: null,
+  advisory: true,
+});
+
+describe('Flagger hook rules', () => {
+  it.each<[Outcome, Phase | null, boolean, boolean]>([
+    // verdict, state, confirm-* succeeds, rollback succeeds
+    ['pass', 'healthy', true, false],
+    ['warn', 'healthy', true, false],
+    ['inconclusive', 'healthy', false, false],
+    ['inconclusive', 'breaching', false, false],
+    ['fail', 'breaching', false, false],
+    ['fail', 'rolled_back', false, true],
+    ['pass', null, true, false],
+    ['warn', null, true, false],
+    ['inconclusive', null, false, false],
+    ['fail', null, false, true],
+  ])('%s in state %s: confirm %s, rollback %s', (verdict, state, confirm, rollback) => {
+    const j = judgement(verdict, state);
+    for (const hook of ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion'] as const)
+      expect(hookSucceeds(hook, j)).toBe(confirm);
+    expect(hookSucceeds('rollback', j)).toBe(rollback);
+  });
+
+  it('explains a refusal with both versions, the verdict, where it came from and why', () => {
+    expect(explanation('confirm-promotion', judgement('inconclusive', 'healthy'))).toBe(
+      'canary-gate: confirm-promotion withheld: app vs app-primary is inconclusive (lease_holder, healthy): why',
+    );
+    expect(explanation('rollback', judgement('pass', null))).toBe('canary-gate: no rollback: app vs app-primary is pass (on_demand): why');
+  });
+
+  it('reads Flagger\u2019s payload and names the pair <name>-primary / <name>, metadata overriding', () => {
+    const p = parsePayload('{"name":"podinfo","namespace":"test","phase":"Progressing","checksum":"85d557f47b"}');
+    expect(p).toEqual({ name: 'podinfo', namespace: 'test', phase: 'Progressing', checksum: '85d557f47b', metadata: {} });
+    expect(pairOf(p as never)).toEqual({ baseline: 'podinfo-primary', canary: 'podinfo' });
+    const q = parsePayload('{"name":"podinfo","metadata":{"baseline":"v1","canary":"v2"}}');
+    expect(pairOf(q as never)).toEqual({ baseline: 'v1', canary: 'v2' });
+  });
+
+  it.each([
+    ['not json', /JSON payload Flagger sends/],
+    ['[]', /JSON object/],
+    ['{"namespace":"test"}', /name \(the Canary name\)/],
+    ['{"name":"a","checksum":5}', /checksum must be a string/],
+    ['{"name":"a","metadata":{"n":1}}', /metadata.n must be a string/],
+  ])('refuses the payload %s', (text, why) => {
+    expect(parsePayload(text)).toMatch(why);
+  });
+});
+
+describe('Argo query rules', () => {
+  const configured = { baseline: 'v1', canary: 'v2' };
+  it.each<[string, ReturnType<typeof pairFromQuery> | RegExp]>([
+    ['', configured],
+    ['service=shop', configured],
+    ['baseline=6d4f8b9c7&canary=5b8c9d7f6', { baseline: '6d4f8b9c7', canary: '5b8c9d7f6' }],
+    ['service=other', /not this sidecar's/],
+    ['canary=5b8c9d7f6', /both baseline and canary/],
+    ['baseline=a%2Fb&canary=c', /baseline must be a version name/],
+    ['baseline=x&canary=x', /nothing to compare/],
+  ])('?%s', (query, expected) => {
+    const pair = pairFromQuery(new URLSearchParams(query), 'shop', configured);
+    if (expected instanceof RegExp) expect(pair).toMatch(expected);
+    else expect(pair).toEqual(expected);
+  });
+});
