@@ -51,6 +51,19 @@ describe('GET /v1/analysis as Argo Rollouts calls it', () => {
     ],
     ['a canary answering 503', 'fail', 'Failed', { canaryErrorEvery: 1, requests: [40, 40] }],
     ['a canary with fewer requests than the minimum', 'inconclusive', 'Inconclusive', { requests: [40, 5] }],
+    // The shipped config's method: the sequential statistics, replayed from the window's first slot on every request.
+    [
+      'a healthy canary, sequential statistics',
+      'pass',
+      'Successful',
+      { requests: [60, 60], env: { CANARY_GATE_POLICY_STATISTICS_ENABLED: 'true' } },
+    ],
+    [
+      'a canary answering 503, sequential statistics',
+      'fail',
+      'Failed',
+      { canaryErrorEvery: 1, requests: [60, 60], env: { CANARY_GATE_POLICY_STATISTICS_ENABLED: 'true' } },
+    ],
   ])('%s: verdict %s, Argo phase %s, the same from both pods', async (_name, verdict, phase, scenario) => {
     const pair = await sidecarPair(uniqueService('argo'), {
       baseline: STABLE,
