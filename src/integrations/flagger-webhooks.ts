@@ -20,7 +20,8 @@
  * Versions follow Flagger's naming: `<name>-primary` is the baseline, `<name>` the canary (metadata `baseline` and
  * `canary` override them). Answers:
  *   rollback                                          200 when the gate decided fail (the latch; on demand: a fail), else 403
- *   confirm-rollout, -traffic-increase, -promotion    200 on pass or warn, else 403 with the explanation
+ *   confirm-traffic-increase, confirm-promotion       200 on pass or warn, else 403 with the explanation
+ *   confirm-rollout                                   200 unless the verdict is fail (no canary pod runs yet), else 403
  *   event                                             200; a new checksum clears the previous revision's latch
  * A malformed payload is 400.
  */
@@ -78,12 +79,18 @@ export function pairOf(payload: FlaggerPayload): VersionPair | string {
 }
 
 /**
- * Whether a hook succeeds for a judgement (Flagger reads <= 202 as success). The rollback hook needs a fail the gate
- * has decided on: the lease holder's latch (after policy.consecutiveBreaches), or a fail judged on demand, where no
- * controller counts breaches; a first failing evaluation (state breaching) does not roll back yet.
+ * Whether a hook succeeds for a judgement (Flagger reads <= 202 as success).
+ * - `rollback` needs a fail the gate has decided on: the lease holder's latch (after policy.consecutiveBreaches), or a
+ *   fail judged on demand, where no controller counts breaches; a first failing evaluation (breaching) does not.
+ * - `confirm-rollout` runs before Flagger scales the canary up (scheduler.go: the gate, then "New revision detected!
+ *   Scaling up"), so there are no canary slots to judge yet and the verdict is inconclusive by construction: it
+ *   succeeds unless the verdict is fail (a latched rollback of the previous revision). Waiting for pass there would
+ *   halt every rollout before its first canary pod.
+ * - `confirm-traffic-increase` and `confirm-promotion` succeed on pass or warn only.
  */
 export function hookSucceeds(hook: Exclude<FlaggerHook, 'event'>, j: Judgement): boolean {
   if (hook === 'rollback') return j.verdict === 'fail' && (j.state === null || j.state === 'rolled_back');
+  if (hook === 'confirm-rollout') return j.verdict !== 'fail';
   return j.verdict === 'pass' || j.verdict === 'warn';
 }
 

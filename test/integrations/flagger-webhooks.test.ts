@@ -84,7 +84,7 @@ describe('Flagger webhooks', () => {
     ['warn', { canaryErrorEvery: 5, requests: [40, 40], env: WARN_ENV }, true, /canary error ratio 20.00 % <= 5.00 %/],
     ['inconclusive', { requests: [40, 5] }, false, /canary has 5 requests in the window, fewer than the minimum 20/],
   ])(
-    'verdict %s: confirm hooks succeed only on pass or warn, the rollback hook does not fire',
+    'verdict %s: traffic increase and promotion confirmed only on pass or warn, the rollout always; no rollback',
     async (verdict, scenario, confirmed, why) => {
       const pair = await sidecarPair(uniqueService(`flagger-${verdict}`), {
         ...FLAGGER,
@@ -93,7 +93,9 @@ describe('Flagger webhooks', () => {
       });
       await Promise.all([load(pair.baseline, scenario.requests[0]), load(pair.canary, scenario.requests[1])]);
       await published(pair, (b) => b.verdict === verdict && b.samples.canary === scenario.requests[1]);
-      for (const type of ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion']) {
+      // No canary pod runs before confirm-rollout succeeds: it refuses only a fail (see the fail test below).
+      for (const a of await callAll(pair, 'confirm-rollout')) expect([a.ok, a.status]).toEqual([true, 200]);
+      for (const type of ['confirm-traffic-increase', 'confirm-promotion']) {
         const answers = await callAll(pair, type);
         for (const a of answers) {
           expect(a.ok, `${type}: ${a.body}`).toBe(confirmed);
@@ -109,9 +111,10 @@ describe('Flagger webhooks', () => {
     },
   );
 
-  it('no data: confirm hooks halt (403, no retry) with the no-data reason; no rollback', async () => {
+  it('no data: traffic increase halts (403, no retry) with the no-data reason; the rollout may start; no rollback', async () => {
     const pair = await sidecarPair(uniqueService('flagger-nodata'), FLAGGER);
     await published(pair, (b) => b.verdict === 'inconclusive');
+    for (const a of await callAll(pair, 'confirm-rollout')) expect(a.ok).toBe(true);
     for (const a of await callAll(pair, 'confirm-traffic-increase')) {
       expect([a.ok, a.status]).toEqual([false, 403]);
       expect(a.body).toMatch(/no traffic to either version in the window: hold \(policy.noData.noTraffic\)/);
@@ -131,7 +134,8 @@ describe('Flagger webhooks', () => {
       'the rollback hook firing on both pods',
     );
     for (const a of answers) expect(JSON.parse(a.body)).toMatchObject({ hook: 'rollback', verdict: 'fail', state: 'rolled_back' });
-    for (const a of await callAll(pair, 'confirm-promotion')) {
+    // A latched revision also keeps the next one from starting until its event clears the latch (test below).
+    for (const a of [...(await callAll(pair, 'confirm-promotion')), ...(await callAll(pair, 'confirm-rollout'))]) {
       expect([a.ok, a.status]).toEqual([false, 403]);
       expect(a.body).toMatch(
         /is fail \(lease_holder, rolled_back\): rollback latched \(advisory: dry run\) by (b1|c1) at .*3 consecutive failing evaluations: canary error ratio/,
@@ -152,7 +156,7 @@ describe('Flagger webhooks', () => {
     await Promise.all([load(pair.baseline, 30), load(pair.canary, 30)]);
     await published(pair, (b) => b.verdict === 'pass');
     await redis.stop();
-    for (const type of ['confirm-rollout', 'confirm-promotion', 'rollback']) {
+    for (const type of ['confirm-traffic-increase', 'confirm-promotion', 'rollback']) {
       for (const a of await callAll(pair, type)) {
         expect([a.ok, a.status], `${type}: ${a.body}`).toEqual([false, 403]);
         expect(a.body).toMatch(/is inconclusive \(redis_unreachable\): Redis unreachable: the fleet window could not be read/);

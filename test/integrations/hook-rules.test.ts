@@ -36,22 +36,22 @@ const judgement = (verdict: Outcome, state: Phase | null): Judgement => ({
 });
 
 describe('Flagger hook rules', () => {
-  it.each<[Outcome, Phase | null, boolean, boolean]>([
-    // verdict, state, confirm-* succeeds, rollback succeeds
-    ['pass', 'healthy', true, false],
-    ['warn', 'healthy', true, false],
-    ['inconclusive', 'healthy', false, false],
-    ['inconclusive', 'breaching', false, false],
-    ['fail', 'breaching', false, false],
-    ['fail', 'rolled_back', false, true],
-    ['pass', null, true, false],
-    ['warn', null, true, false],
-    ['inconclusive', null, false, false],
-    ['fail', null, false, true],
-  ])('%s in state %s: confirm %s, rollback %s', (verdict, state, confirm, rollback) => {
+  it.each<[Outcome, Phase | null, boolean, boolean, boolean]>([
+    // verdict, state, confirm-traffic-increase and -promotion, confirm-rollout, rollback
+    ['pass', 'healthy', true, true, false],
+    ['warn', 'healthy', true, true, false],
+    ['inconclusive', 'healthy', false, true, false],
+    ['inconclusive', 'breaching', false, true, false],
+    ['fail', 'breaching', false, false, false],
+    ['fail', 'rolled_back', false, false, true],
+    ['pass', null, true, true, false],
+    ['warn', null, true, true, false],
+    ['inconclusive', null, false, true, false],
+    ['fail', null, false, false, true],
+  ])('%s in state %s: confirm %s, confirm-rollout %s, rollback %s', (verdict, state, confirm, rollout, rollback) => {
     const j = judgement(verdict, state);
-    for (const hook of ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion'] as const)
-      expect(hookSucceeds(hook, j)).toBe(confirm);
+    for (const hook of ['confirm-traffic-increase', 'confirm-promotion'] as const) expect(hookSucceeds(hook, j)).toBe(confirm);
+    expect(hookSucceeds('confirm-rollout', j)).toBe(rollout);
     expect(hookSucceeds('rollback', j)).toBe(rollback);
   });
 
