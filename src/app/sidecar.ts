@@ -263,6 +263,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         leaseHeld: e.holding,
         latest: e.latest,
         notifications: notifier.stats(),
+        integrations: integrations.counts(),
       };
     },
     { service: config.service, pod: config.pod.name, version: config.pod.version },
@@ -288,6 +289,18 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     return { outcome: 'reset', flag: config.flag.key, value: body.flag };
   };
 
+  const integrations = integrationRoutes({
+    config,
+    policy: judgePolicy,
+    redis,
+    keys,
+    verdicts,
+    latch: () => flags.latch(),
+    reset: async (actor, reason) => void (await reset({ actor, reason, flag: null })),
+    adminToken: deps.adminToken,
+    clock,
+    logger,
+  });
   const admin = createAdminServer(
     {
       ready: () => accepting,
@@ -295,18 +308,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       metrics: (req, res) => metrics.handle(req, res),
       rollback: manualRollback,
       reset,
-      routes: integrationRoutes({
-        config,
-        policy: judgePolicy,
-        redis,
-        keys,
-        verdicts,
-        latch: () => flags.latch(),
-        reset: async (actor, reason) => void (await reset({ actor, reason, flag: null })),
-        adminToken: deps.adminToken,
-        clock,
-        logger,
-      }),
+      routes: integrations.routes,
     },
     deps.adminToken,
     logger,

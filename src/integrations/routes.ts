@@ -30,8 +30,48 @@ export interface IntegrationDeps {
   readonly logger: Logger;
 }
 
+/** Requests answered by one endpoint with one status since start (canary_gate_integration_requests_total). */
+export interface IntegrationCount {
+  readonly endpoint: string;
+  readonly status: number;
+  readonly count: number;
+}
+
+export interface Integrations {
+  readonly routes: readonly AdminRoute[];
+  /** What each endpoint answered, counted; a rejected handler (answered 503 by the admin server) counts as 503. */
+  counts(): IntegrationCount[];
+}
+
+/** Wraps each route so that its answers are counted by endpoint and status. */
+function counted(routes: readonly AdminRoute[]): Integrations {
+  const counts = new Map<string, { endpoint: string; status: number; count: number }>();
+  const bump = (endpoint: string, status: number): void => {
+    const key = `${endpoint} ${status}`;
+    const entry = counts.get(key) ?? { endpoint, status, count: 0 };
+    entry.count++;
+    counts.set(key, entry);
+  };
+  return {
+    routes: routes.map((route) => ({
+      ...route,
+      async handle(request) {
+        try {
+          const reply = await route.handle(request);
+          bump(route.path, reply.status);
+          return reply;
+        } catch (err) {
+          bump(route.path, 503);
+          throw err;
+        }
+      },
+    })),
+    counts: () => [...counts.values()].map((c) => ({ ...c })),
+  };
+}
+
 /** Builds the routes. Every handler resolves (Redis errors become verdicts) except the event hook's, which rejects (503). */
-export function integrationRoutes(deps: IntegrationDeps): AdminRoute[] {
+export function integrationRoutes(deps: IntegrationDeps): Integrations {
   const { config } = deps;
   const options: JudgementOptions = {
     versions: { baseline: config.versions.baseline, canary: config.versions.canary },
@@ -43,7 +83,7 @@ export function integrationRoutes(deps: IntegrationDeps): AdminRoute[] {
   };
   const sources = { readPublished: () => deps.verdicts.read(), judgeOnDemand: onDemandJudge(deps.redis, deps.keys, options) };
   const judge = (pair: VersionPair) => judgePair(options, sources, pair, deps.clock());
-  return [
+  return counted([
     analysisRoute(config.service, options.versions, judge),
     ...flaggerRoutes({
       judge,
@@ -59,5 +99,5 @@ export function integrationRoutes(deps: IntegrationDeps): AdminRoute[] {
         },
       },
     }),
-  ];
+  ]);
 }

@@ -4,6 +4,7 @@
  * headers, the 2xx rule, jsonPath, EvaluateResult over both conditions), with the pair named by pod-template hashes as
  * a Rollout passes them, and both pods (stable and canary) are asked: they must agree.
  */
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { eventually, uniqueService } from '../helpers/redis.ts';
 import { argoMeasure, type ArgoPhase, shippedTemplate } from './controllers.ts';
@@ -127,5 +128,10 @@ describe('GET /v1/analysis as Argo Rollouts calls it', () => {
       expect(answer.status, JSON.stringify(query)).toBe(400);
       expect(answer.body.error).toMatch(error);
     }
+    await analysis(pair.canary, { baseline: STABLE, canary: LATEST });
+    // Counted, as every bad input on the wire is.
+    const metrics = await (await request(`${pair.canary.admin}/metrics`)).body.text();
+    expect(metrics).toMatch(/canary_gate_integration_requests_total\{[^}]*endpoint="\/v1\/analysis"[^}]*status="400"[^}]*\} 4\b/);
+    expect(metrics).toMatch(/canary_gate_integration_requests_total\{[^}]*endpoint="\/v1\/analysis"[^}]*status="200"[^}]*\} 1\b/);
   });
 });
