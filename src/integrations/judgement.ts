@@ -70,9 +70,21 @@ export interface JudgementSources {
   judgeOnDemand(pair: VersionPair, lastSlot: number): Promise<Verdict>;
 }
 
-/** Judges the fleet's slots of `pair` in Redis (see the module): a fresh reader and empty statistics per call. */
+/** On-demand judgements one sidecar runs at once; more wait their turn (each decodes a whole window on the event loop). */
+export const ON_DEMAND_CONCURRENCY = 2;
+
+/**
+ * Judges the fleet's slots of `pair` in Redis (see the module): a fresh reader and empty statistics per window.
+ * Requests for the same pair and window while one is being judged share its verdict, and at most
+ * {@link ON_DEMAND_CONCURRENCY} windows are decoded at once, so that callers on the admin port cannot crowd out the proxy.
+ */
 export function onDemandJudge(redis: Redis, keys: ServiceKeys, options: JudgementOptions): JudgementSources['judgeOnDemand'] {
-  return async (pair, lastSlot) => {
+  const inFlight = new Map<string, Promise<Verdict>>();
+  const waiting: Array<() => void> = [];
+  let running = 0;
+  const judgeWindow = async (pair: VersionPair, lastSlot: number): Promise<Verdict> => {
+    if (running >= ON_DEMAND_CONCURRENCY) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
     const reader = new FleetReader(redis, keys, pair, options.slotMs, options.slots);
     try {
       const read = await reader.read(lastSlot);
@@ -81,7 +93,17 @@ export function onDemandJudge(redis: Redis, keys: ServiceKeys, options: Judgemen
       return evaluateWindow(options.policy, EMPTY_DETECTOR, read.baseline, read.canary, slots, null).verdict;
     } finally {
       reader.destroy();
+      running--;
+      waiting.shift()?.();
     }
+  };
+  return (pair, lastSlot) => {
+    const key = `${pair.baseline}\n${pair.canary}\n${lastSlot}`;
+    const shared = inFlight.get(key);
+    if (shared !== undefined) return shared;
+    const verdict = judgeWindow(pair, lastSlot).finally(() => inFlight.delete(key));
+    inFlight.set(key, verdict);
+    return verdict;
   };
 }
 
