@@ -21,9 +21,16 @@
  * `canary` override them). Answers:
  *   rollback                                          200 when the gate decided fail (the latch; on demand: a fail), else 403
  *   confirm-traffic-increase, confirm-promotion       200 on pass or warn, else 403 with the explanation
- *   confirm-rollout                                   200 unless the verdict is fail (no canary pod runs yet), else 403
+ *   confirm-rollout                                   200 unless the gate cannot judge (Redis unreachable), else 403
  *   event                                             200; a new checksum clears the previous revision's latch
  * A malformed payload is 400.
+ *
+ * Revisions: every hook carries the checksum, and the one stored under `<prefix>:{<service>}:revision` is the
+ * revision the latch belongs to. A hook whose checksum differs records it when nothing is latched; while something is,
+ * the latch is the previous revision's and does not apply to this one (no rollback on it; the confirm hooks follow the
+ * judge's own outcome) until the event hook clears it (with the admin token) or a person resets it. Flagger updates the
+ * checksum only after confirm-rollout succeeds (scheduler.go, checkCanaryStatus: SyncStatus after the gate), so
+ * confirm-rollout still carries the previous revision's checksum and must not wait on its latch.
  */
 import type { AdminReply, AdminRoute, AdminRouteRequest } from '../metrics/admin-server.ts';
 import { bearerMatches } from '../metrics/admin-server.ts';
@@ -80,25 +87,33 @@ export function pairOf(payload: FlaggerPayload): VersionPair | string {
 
 /**
  * Whether a hook succeeds for a judgement (Flagger reads <= 202 as success).
- * - `rollback` needs a fail the gate has decided on: the lease holder's latch (after policy.consecutiveBreaches), or a
- *   fail judged on demand, where no controller counts breaches; a first failing evaluation (breaching) does not.
+ * - `rollback` needs a fail the gate has decided on: for a pair a lease holder controls, its latch of this revision
+ *   (after policy.consecutiveBreaches), not a first failing evaluation (breaching), not an on-demand fail while no
+ *   fresh record is published, not a latch of the previous revision; for a pair no controller judges, a fail; with
+ *   Redis unreachable, the fail policy.noData.redisUnreachable rollback gives (nobody can read a latch then).
  * - `confirm-rollout` runs before Flagger scales the canary up (scheduler.go: the gate, then "New revision detected!
- *   Scaling up"), so there are no canary slots to judge yet and the verdict is inconclusive by construction: it
- *   succeeds unless the verdict is fail (a latched rollback of the previous revision). Waiting for pass there would
- *   halt every rollout before its first canary pod.
+ *   Scaling up"): there are no canary slots to judge yet, and the latch, if any, is the previous revision's. It
+ *   succeeds unless the gate cannot judge: Redis unreachable, unless policy.noData.redisUnreachable is pass.
  * - `confirm-traffic-increase` and `confirm-promotion` succeed on pass or warn only.
+ * @param latchApplies false when the latch belongs to a previous revision (see the module): the judge's own outcome counts
  */
-export function hookSucceeds(hook: Exclude<FlaggerHook, 'event'>, j: Judgement): boolean {
-  if (hook === 'rollback') return j.verdict === 'fail' && (j.state === null || j.state === 'rolled_back');
-  if (hook === 'confirm-rollout') return j.verdict !== 'fail';
-  return j.verdict === 'pass' || j.verdict === 'warn';
+export function hookSucceeds(hook: Exclude<FlaggerHook, 'event'>, j: Judgement, latchApplies = true): boolean {
+  const verdict = latchApplies ? j.verdict : j.judged;
+  if (hook === 'rollback') {
+    const decided = !j.controlled || j.source === 'redis_unreachable' || (j.state === 'rolled_back' && latchApplies);
+    return verdict === 'fail' && decided;
+  }
+  if (hook === 'confirm-rollout') return j.source !== 'redis_unreachable' || j.verdict === 'pass' || j.verdict === 'warn';
+  return verdict === 'pass' || verdict === 'warn';
 }
 
-/** The one line a "no" carries, for Flagger's logs and ours. */
-export function explanation(hook: Exclude<FlaggerHook, 'event'>, j: Judgement): string {
+/** The one line a "no" carries, for Flagger's logs and ours. @param stale the previous revision, when its latch does not apply */
+export function explanation(hook: Exclude<FlaggerHook, 'event'>, j: Judgement, stale: string | null = null): string {
   const what = hook === 'rollback' ? 'no rollback' : `${hook} withheld`;
   const where = j.state === null ? j.source : `${j.source}, ${j.state}`;
-  return `canary-gate: ${what}: ${j.canary.version} vs ${j.baseline.version} is ${j.verdict} (${where}): ${j.reason}`;
+  const verdict = stale === null ? j.verdict : j.judged;
+  const reason = stale === null ? j.reason : `the latch is revision ${stale}'s, not this one's; judged: ${j.judgedReason}`;
+  return `canary-gate: ${what}: ${j.canary.version} vs ${j.baseline.version} is ${verdict} (${where}): ${reason}`;
 }
 
 /** What the event hook needs from the sidecar: the revision record, the latch and the published verdict. */
@@ -121,19 +136,49 @@ export interface FlaggerOptions {
   readonly logger: Logger;
 }
 
+/**
+ * Records a hook's revision when nothing is latched. @returns the stored (previous) revision when the latch belongs to
+ * it rather than to the payload's, else null. A Redis error leaves it to the judgement (answered as Redis unreachable).
+ */
+async function staleRevision(payload: FlaggerPayload, options: FlaggerOptions): Promise<string | null> {
+  if (payload.checksum === '') return null;
+  try {
+    const current = await options.revisions.currentRevision();
+    if (current === payload.checksum) return null;
+    if (!(await options.revisions.latched())) {
+      await options.revisions.swapRevision(payload.checksum);
+      return null;
+    }
+    return current;
+  } catch {
+    return null;
+  }
+}
+
 async function answerJudged(hook: Exclude<FlaggerHook, 'event'>, request: AdminRouteRequest, options: FlaggerOptions): Promise<AdminReply> {
   const payload = parsePayload(request.body);
   if (typeof payload === 'string') return { status: 400, body: payload };
   const pair = pairOf(payload);
   if (typeof pair === 'string') return { status: 400, body: pair };
-  const j = await options.judge(pair);
-  if (hookSucceeds(hook, j)) {
+  const [stale, j] = await Promise.all([staleRevision(payload, options), options.judge(pair)]);
+  // A latch recorded for no known revision (current null) applies: it can only be this revision's or older.
+  const latchApplies = stale === null || j.state !== 'rolled_back';
+  if (hookSucceeds(hook, j, latchApplies)) {
+    const verdict = latchApplies ? j.verdict : j.judged;
     return {
       status: 200,
-      body: { hook, verdict: j.verdict, state: j.state, source: j.source, reason: j.reason, checks: checkRows(j.checks) },
+      body: {
+        hook,
+        verdict,
+        state: j.state,
+        source: j.source,
+        latchApplies,
+        reason: latchApplies ? j.reason : j.judgedReason,
+        checks: checkRows(j.checks),
+      },
     };
   }
-  const line = explanation(hook, j);
+  const line = explanation(hook, j, latchApplies ? null : stale);
   options.logger.info({ hook, canary: `${payload.namespace}/${payload.name}`, verdict: j.verdict }, line);
   return { status: 403, body: `${line}\n` };
 }

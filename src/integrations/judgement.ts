@@ -31,8 +31,16 @@ export type JudgementSource = 'lease_holder' | 'on_demand' | 'redis_unreachable'
 export interface Judgement {
   /** The verdict: the judge's outcome, or `fail` while a rollback is latched. */
   readonly verdict: Outcome;
+  /** The judge's own outcome and reason for the window, latch or not. */
+  readonly judged: Outcome;
+  readonly judgedReason: string;
   /** The lease holder's controller phase; null when judged on demand or Redis is unreachable. */
   readonly state: Phase | null;
+  /**
+   * Whether a lease holder decides this pair's rollback (the configured pair, evaluation.enabled): then only its latch
+   * is a decision, and an on-demand fail (no fresh record yet) is not. False for pairs only the caller judges.
+   */
+  readonly controlled: boolean;
   readonly source: JudgementSource;
   /** One line: the reasons of the checks that set the verdict, or the latched decision's. */
   readonly reason: string;
@@ -61,6 +69,8 @@ export interface JudgementOptions {
   readonly slots: number;
   /** evaluation.delay, ms: an on-demand judgement reads the window the holder would (pods publish just after a boundary). */
   readonly delayMs: number;
+  /** evaluation.enabled: a lease holder judges and publishes the configured pair. */
+  readonly evaluates: boolean;
 }
 
 export interface JudgementSources {
@@ -110,9 +120,12 @@ export function onDemandJudge(redis: Redis, keys: ServiceKeys, options: Judgemen
 const latchReason = (latch: RollbackDecision, advisory: boolean): string =>
   `rollback latched${advisory ? ' (advisory: dry run)' : ''} by ${latch.by} at ${latch.at}: ${latch.reason}`;
 
-function fromVerdict(verdict: Verdict, pair: VersionPair, source: JudgementSource, advisory: boolean): Judgement {
+function fromVerdict(verdict: Verdict, pair: VersionPair, source: JudgementSource, advisory: boolean, controlled: boolean): Judgement {
   return {
+    controlled,
     verdict: verdict.outcome,
+    judged: verdict.outcome,
+    judgedReason: verdict.reason,
     state: null,
     source,
     reason: verdict.reason,
@@ -136,7 +149,7 @@ function fromRecord(record: PublishedVerdict, pair: VersionPair): Judgement {
       ? latchReason(latch, record.advisory)
       : 'rollback latched (decision record unreadable)';
   return {
-    ...fromVerdict(record.verdict, pair, 'lease_holder', record.advisory),
+    ...fromVerdict(record.verdict, pair, 'lease_holder', record.advisory, true),
     verdict: rolledBack ? 'fail' : record.verdict.outcome,
     state: record.state.phase,
     reason,
@@ -156,15 +169,17 @@ export async function judgePair(
   nowMs: number,
 ): Promise<Judgement> {
   const lastSlot = slotIndexAt(nowMs - options.delayMs, options.slotMs) - 1;
+  const configured = pair.baseline === options.versions.baseline && pair.canary === options.versions.canary;
+  const controlled = configured && options.evaluates;
   try {
-    if (pair.baseline === options.versions.baseline && pair.canary === options.versions.canary) {
+    if (configured) {
       const record = await sources.readPublished();
       if (record !== null && record.baseline === pair.baseline && record.canary === pair.canary) return fromRecord(record, pair);
     }
-    return fromVerdict(await sources.judgeOnDemand(pair, lastSlot), pair, 'on_demand', options.advisory);
+    return fromVerdict(await sources.judgeOnDemand(pair, lastSlot), pair, 'on_demand', options.advisory, controlled);
   } catch (err) {
     const verdict = unreadableVerdict(options.policy, (lastSlot + 1) * options.slotMs, (err as Error).message);
-    return fromVerdict(verdict, pair, 'redis_unreachable', options.advisory);
+    return fromVerdict(verdict, pair, 'redis_unreachable', options.advisory, controlled);
   }
 }
 

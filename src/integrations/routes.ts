@@ -80,6 +80,7 @@ export function integrationRoutes(deps: IntegrationDeps): Integrations {
     slotMs: config.window.slot,
     slots: config.window.slots,
     delayMs: config.evaluation.delay,
+    evaluates: config.evaluation.enabled,
   };
   const sources = { readPublished: () => deps.verdicts.read(), judgeOnDemand: onDemandJudge(deps.redis, deps.keys, options) };
   const judge = (pair: VersionPair) => judgePair(options, sources, pair, deps.clock());

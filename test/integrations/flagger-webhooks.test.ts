@@ -93,7 +93,7 @@ describe('Flagger webhooks', () => {
       });
       await Promise.all([load(pair.baseline, scenario.requests[0]), load(pair.canary, scenario.requests[1])]);
       await published(pair, (b) => b.verdict === verdict && b.samples.canary === scenario.requests[1]);
-      // No canary pod runs before confirm-rollout succeeds: it refuses only a fail (see the fail test below).
+      // No canary pod runs before confirm-rollout succeeds: it refuses only when the gate cannot judge (Redis down).
       for (const a of await callAll(pair, 'confirm-rollout')) expect([a.ok, a.status]).toEqual([true, 200]);
       for (const type of ['confirm-traffic-increase', 'confirm-promotion']) {
         const answers = await callAll(pair, type);
@@ -134,8 +134,9 @@ describe('Flagger webhooks', () => {
       'the rollback hook firing on both pods',
     );
     for (const a of answers) expect(JSON.parse(a.body)).toMatchObject({ hook: 'rollback', verdict: 'fail', state: 'rolled_back' });
-    // A latched revision also keeps the next one from starting until its event clears the latch (test below).
-    for (const a of [...(await callAll(pair, 'confirm-promotion')), ...(await callAll(pair, 'confirm-rollout'))]) {
+    // The next revision may start: Flagger asks confirm-rollout with this revision's checksum, before it updates it.
+    for (const a of await callAll(pair, 'confirm-rollout')) expect([a.ok, a.status]).toEqual([true, 200]);
+    for (const a of await callAll(pair, 'confirm-promotion')) {
       expect([a.ok, a.status]).toEqual([false, 403]);
       expect(a.body).toMatch(
         /is fail \(lease_holder, rolled_back\): rollback latched \(advisory: dry run\) by (b1|c1) at .*3 consecutive failing evaluations: canary error ratio/,
@@ -156,7 +157,7 @@ describe('Flagger webhooks', () => {
     await Promise.all([load(pair.baseline, 30), load(pair.canary, 30)]);
     await published(pair, (b) => b.verdict === 'pass');
     await redis.stop();
-    for (const type of ['confirm-traffic-increase', 'confirm-promotion', 'rollback']) {
+    for (const type of ['confirm-rollout', 'confirm-traffic-increase', 'confirm-promotion', 'rollback']) {
       for (const a of await callAll(pair, type)) {
         expect([a.ok, a.status], `${type}: ${a.body}`).toEqual([false, 403]);
         expect(a.body).toMatch(/is inconclusive \(redis_unreachable\): Redis unreachable: the fleet window could not be read/);
@@ -181,7 +182,12 @@ describe('Flagger webhooks', () => {
     const first = await flaggerCall(shippedWebhooks(pair.canary.admin).event!.url, event('rev-a'));
     expect(JSON.parse(first.body)).toMatchObject({ revision: 'rev-a', previous: null, newRevision: false, latchCleared: false });
     await Promise.all([load(pair.baseline, 40), load(pair.canary, 40)]);
-    await eventually(async () => ((await callAll(pair, 'rollback')).every((a) => a.ok) ? true : undefined), 8000, 'the latch');
+    const hookOf = (checksum: string) => payload('Progressing', checksum);
+    await eventually(
+      async () => ((await callAll(pair, 'rollback', hookOf('rev-a'))).every((a) => a.ok) ? true : undefined),
+      8000,
+      'the latch',
+    );
 
     // The next revision is healthy. Its pods serve a window's worth of traffic before Flagger announces it, so the
     // failing revision's slots have left the window (README, "Flagger": what a new revision does not clear).
@@ -193,7 +199,15 @@ describe('Flagger webhooks', () => {
     const refused = await flaggerCall(url, event('rev-b'));
     expect([refused.ok, refused.status]).toEqual([false, 403]);
     expect(refused.body).toMatch(/needs metadata.token/);
-    expect((await callAll(pair, 'rollback')).every((a) => a.ok)).toBe(true);
+    expect((await callAll(pair, 'rollback', hookOf('rev-a'))).every((a) => a.ok)).toBe(true);
+    // Hooks of the new revision do not act on the previous revision's latch, cleared or not.
+    for (const a of await callAll(pair, 'rollback', hookOf('rev-b'))) {
+      expect([a.ok, a.status]).toEqual([false, 403]);
+      expect(a.body).toMatch(/the latch is revision rev-a's, not this one's; judged: all checks pass/);
+    }
+    for (const a of await callAll(pair, 'confirm-traffic-increase', hookOf('rev-b'))) {
+      expect(JSON.parse(a.body)).toMatchObject({ verdict: 'pass', state: 'rolled_back', latchApplies: false });
+    }
 
     // Both pods get the event at once (the Service may send retries anywhere): exactly one clears the latch.
     const both = await callAll(pair, 'event', event('rev-b', TOKEN));
@@ -213,6 +227,6 @@ describe('Flagger webhooks', () => {
     }
     // The holder reads the reset, judges the healthy revision afresh, and publishes it: the rollback hook stays quiet.
     await published(pair, (b) => b.state === 'healthy' && b.verdict === 'pass');
-    for (const a of await callAll(pair, 'rollback')) expect(a.ok).toBe(false);
+    for (const a of await callAll(pair, 'rollback', hookOf('rev-b'))) expect(a.ok).toBe(false);
   });
 });

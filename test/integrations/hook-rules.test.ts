@@ -20,10 +20,13 @@ const figures = (version: string) => ({
   requestsPerSecond: 0,
   pods: 0,
 });
-const judgement = (verdict: Outcome, state: Phase | null): Judgement => ({
+const judgement = (verdict: Outcome, state: Phase | null, source?: Judgement['source'], judged: Outcome = verdict): Judgement => ({
   verdict,
+  judged,
+  judgedReason: 'judged why',
   state,
-  source: state === null ? 'on_demand' : 'lease_holder',
+  controlled: state !== null,
+  source: source ?? (state === null ? 'on_demand' : 'lease_holder'),
   reason: 'why',
   pair: { baseline: 'app-primary', canary: 'app' },
   atMs: 0,
@@ -36,23 +39,51 @@ const judgement = (verdict: Outcome, state: Phase | null): Judgement => ({
 });
 
 describe('Flagger hook rules', () => {
-  it.each<[Outcome, Phase | null, boolean, boolean, boolean]>([
-    // verdict, state, confirm-traffic-increase and -promotion, confirm-rollout, rollback
-    ['pass', 'healthy', true, true, false],
-    ['warn', 'healthy', true, true, false],
-    ['inconclusive', 'healthy', false, true, false],
-    ['inconclusive', 'breaching', false, true, false],
-    ['fail', 'breaching', false, false, false],
-    ['fail', 'rolled_back', false, false, true],
-    ['pass', null, true, true, false],
-    ['warn', null, true, true, false],
-    ['inconclusive', null, false, true, false],
-    ['fail', null, false, false, true],
-  ])('%s in state %s: confirm %s, confirm-rollout %s, rollback %s', (verdict, state, confirm, rollout, rollback) => {
-    const j = judgement(verdict, state);
+  it.each<[Outcome, Phase | null, Judgement['source'] | undefined, boolean, boolean, boolean]>([
+    // verdict, state, source (default: lease_holder, or on_demand without a state),
+    // then: confirm-traffic-increase and -promotion, confirm-rollout, rollback
+    ['pass', 'healthy', undefined, true, true, false],
+    ['warn', 'healthy', undefined, true, true, false],
+    ['inconclusive', 'healthy', undefined, false, true, false],
+    ['inconclusive', 'breaching', undefined, false, true, false],
+    ['fail', 'breaching', undefined, false, true, false],
+    ['fail', 'rolled_back', undefined, false, true, true],
+    ['pass', null, undefined, true, true, false],
+    ['warn', null, undefined, true, true, false],
+    ['inconclusive', null, undefined, false, true, false],
+    ['fail', null, undefined, false, true, true],
+    // Redis unreachable: the verdict policy.noData.redisUnreachable gives; the rollout starts only on pass.
+    ['inconclusive', null, 'redis_unreachable', false, false, false],
+    ['fail', null, 'redis_unreachable', false, false, true],
+    ['pass', null, 'redis_unreachable', true, true, false],
+  ])('%s in state %s from %s: confirm %s, confirm-rollout %s, rollback %s', (verdict, state, source, confirm, rollout, rollback) => {
+    const j = judgement(verdict, state, source);
     for (const hook of ['confirm-traffic-increase', 'confirm-promotion'] as const) expect(hookSucceeds(hook, j)).toBe(confirm);
     expect(hookSucceeds('confirm-rollout', j)).toBe(rollout);
     expect(hookSucceeds('rollback', j)).toBe(rollback);
+  });
+
+  it('the configured pair judged on demand (no fresh record): its fail is not the holder\u2019s decision, no rollback', () => {
+    const j = { ...judgement('fail', null), controlled: true };
+    expect(hookSucceeds('rollback', j)).toBe(false);
+    expect(hookSucceeds('confirm-promotion', j)).toBe(false);
+    // Redis unreachable under policy.noData.redisUnreachable rollback: nobody can read a latch; the policy decides.
+    expect(hookSucceeds('rollback', { ...judgement('fail', null, 'redis_unreachable'), controlled: true })).toBe(true);
+  });
+
+  it.each<[Outcome, boolean, boolean]>([
+    // the judge's own outcome under a previous revision's latch, then: confirm-traffic-increase, rollback
+    ['pass', true, false],
+    ['inconclusive', false, false],
+    ['fail', false, false],
+  ])('a previous revision\u2019s latch does not apply: judged %s, confirm %s, rollback %s', (judged, confirm, rollback) => {
+    const j = judgement('fail', 'rolled_back', 'lease_holder', judged);
+    expect(hookSucceeds('confirm-traffic-increase', j, false)).toBe(confirm);
+    expect(hookSucceeds('rollback', j, false)).toBe(rollback);
+    expect(hookSucceeds('rollback', j, true)).toBe(true);
+    expect(explanation('rollback', j, 'rev-a')).toBe(
+      `canary-gate: no rollback: app vs app-primary is ${judged} (lease_holder, rolled_back): the latch is revision rev-a's, not this one's; judged: judged why`,
+    );
   });
 
   it('explains a refusal with both versions, the verdict, where it came from and why', () => {

@@ -46,6 +46,7 @@ const options = {
   slotMs: 1000,
   slots: 4,
   delayMs: 100,
+  evaluates: false,
 };
 
 it('shares one read among requests for the same pair and window', async () => {
