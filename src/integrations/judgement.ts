@@ -6,7 +6,8 @@
  * - any other pair (Argo Rollouts names its stable and canary pod-template hashes), or the configured pair when no
  *   fresh verdict is published: judged on demand from the fleet's slots in Redis, with the same judge and policy. The
  *   sequential statistics start empty and replay the window's slots, so every pod asked about the same window gives
- *   the same verdict; no controller runs for such a pair (state null): the caller owns the decision;
+ *   the same verdict. State is null: for another pair no controller runs and the caller owns the decision; for the
+ *   configured pair with evaluation.enabled the lease holder still owns it (`controlled`), its record is just late;
  * - Redis unreachable: the verdict policy.noData.redisUnreachable gives (hold: inconclusive), never an exception.
  */
 import type { Phase, RollbackDecision } from '../core/controller.ts';
