@@ -6,6 +6,8 @@
  *   app       composes everything above; cli, demo, load, replay and dashboards sit outside it
  *   router    composes the proxy's forwarding, the Redis client, the flag store and metrics into canary-gate route;
  *             a sibling of app (neither imports the other), run by the CLI and, later, the demo
+ *   integrations  the admin routes of Argo Rollouts and Flagger: core, config, the fleet reader and the admin server's
+ *             route types; the sidecar composition (app) registers them, never the reverse
  * Paths match `src/<layer>/` anywhere in the path, so that test/layers.test.ts can prove each rule fires on a fixture.
  */
 const layer = (name) => `(^|/)src/${name}/`;
@@ -47,6 +49,13 @@ module.exports = {
       severity: 'error',
       from: { path: layer('router') },
       to: { path: '(^|/)src/(app|cli|demo|load|replay|dashboards)/' },
+    },
+    {
+      name: 'integrations-are-routes',
+      comment: 'src/integrations answers Argo Rollouts and Flagger from core, config, the fleet reader and the admin server; app registers its routes, never the reverse.',
+      severity: 'error',
+      from: { path: layer('integrations') },
+      to: { path: '(^|/)src/(?!integrations/|core/|config/|fleet/|metrics/)' },
     },
     {
       name: 'no-circular',

@@ -34,6 +34,7 @@ it('flags each broken rule in the fixture tree, and only those', async () => {
     `config-imports-core-only: ${F}/config/reaches-out.ts -> ${F}/proxy/thing.ts`,
     `core-is-pure: ${F}/core/impure.ts -> http`,
     `core-is-pure: ${F}/core/impure.ts -> ${F}/fleet/thing.ts`,
+    `integrations-are-routes: ${F}/integrations/reaches-out.ts -> ${F}/proxy/thing.ts`,
     `no-circular: ${F}/app/uses-cli.ts -> ${F}/cli/main.ts`,
     `proxy-is-an-adapter: ${F}/proxy/thing.ts -> ${F}/fleet/thing.ts`,
     `router-is-a-composition: ${F}/router/reaches-out.ts -> ${F}/cli/main.ts`,

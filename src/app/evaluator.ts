@@ -14,6 +14,9 @@
  * record latches, and is reported as foreign (`latchForeign`) when its configHash is not this config's; when a foreign
  * record vanishes without a reset it is not written back (no pod of this config decided it), only a decision of this
  * config is.
+ *
+ * After each evaluation the holder publishes its verdict and state to `verdicts` (fenced, with a TTL of a few slots),
+ * so that every sidecar answers the integrations (src/integrations) with the fleet's judgement.
  */
 import type { Logger } from '../config/logger.ts';
 import { initialState, latchedState, step, type ControllerState, type RollbackDecision } from '../core/controller.ts';
@@ -24,6 +27,7 @@ import { slotIndexAt } from '../core/slot-recorder.ts';
 import { sameDecision, verdictTransitions, type GateEvent } from '../core/transitions.ts';
 import type { Outcome, Verdict } from '../core/verdict.ts';
 import { printable } from '../core/text.ts';
+import type { VerdictSink } from '../integrations/verdict-store.ts';
 
 export interface EvaluatorOptions {
   readonly holderId: string;
@@ -93,6 +97,7 @@ export class Evaluator {
   private readonly clock: () => number;
   private readonly logger: Logger;
   private readonly notify: (event: GateEvent) => void;
+  private readonly verdicts: VerdictSink | null;
   private token = 0;
   /** The tenure (fencing token) of the last latch read: a read in a new tenure learns, the next ones announce. */
   private syncedToken = 0;
@@ -118,6 +123,7 @@ export class Evaluator {
    * @param source the fleet's windows (FleetReader on Redis)
    * @param clock wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it
    * @param notify takes each transition this lease holder makes; must return at once and never throw (a Notifier)
+   * @param verdicts where each evaluation's verdict is published for the other sidecars; null: not published
    */
   constructor(
     options: EvaluatorOptions,
@@ -127,6 +133,7 @@ export class Evaluator {
     clock: () => number,
     logger: Logger,
     notify: (event: GateEvent) => void = () => undefined,
+    verdicts: VerdictSink | null = null,
   ) {
     this.options = options;
     this.lease = lease;
@@ -135,6 +142,7 @@ export class Evaluator {
     this.clock = clock;
     this.logger = logger;
     this.notify = notify;
+    this.verdicts = verdicts;
     this.state = initialState(clock());
   }
 
@@ -286,7 +294,21 @@ export class Evaluator {
       this.logger.info({ verdict: verdict.outcome, reason: verdict.reason, breaches: this.state.consecutiveBreaches }, 'evaluation');
     }
     const written = await this.writePending();
+    await this.publishVerdict(verdict);
     return { verdict, error: null, state: this.state, decisionWritten: written };
+  }
+
+  /** Publishes the verdict with the state and latch it left, while holding the lease. Never throws. */
+  private async publishVerdict(verdict: Verdict): Promise<void> {
+    if (this.verdicts === null || !this.holding()) return;
+    try {
+      const held = { holder: this.options.holderId, fencingToken: this.token, state: this.state, latch: this.latch, verdict };
+      await this.verdicts.publish(held);
+      this.cleared('verdict publish:');
+    } catch (err) {
+      this.redisErrors++;
+      this.failed(`verdict publish: ${(err as Error).message}`);
+    }
   }
 
   /** Reads the latch: a decision in Redis latches this controller; its disappearance (a reset) unlatches it. */

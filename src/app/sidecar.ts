@@ -26,6 +26,8 @@ import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.
 import { RedisLease } from '../fleet/redis-lease.ts';
 import { RedisSlotStore } from '../fleet/redis-slot-store.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
+import { integrationRoutes } from '../integrations/routes.ts';
+import { RedisVerdictStore, verdictTtlMs } from '../integrations/verdict-store.ts';
 import { createAdminServer, type AdminRequestBody } from '../metrics/admin-server.ts';
 import { createGateMetrics } from '../metrics/gate-metrics.ts';
 import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
@@ -140,6 +142,15 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     logger,
     deps.notify?.options,
   );
+  // The lease holder's verdicts, published so that every pod answers the integrations (src/integrations) alike.
+  const verdicts = new RedisVerdictStore(
+    redis,
+    keys,
+    { service: config.service, baseline: config.versions.baseline, canary: config.versions.canary, advisory: config.policy.advisory },
+    verdictTtlMs(slotMs, config.evaluation.leaseTtl, config.evaluation.delay),
+    clock,
+  );
+  const judgePolicy = judgePolicyOf(config);
   const evaluator = new Evaluator(
     {
       holderId,
@@ -147,7 +158,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       slotMs,
       slots: config.window.slots,
       leaseTtlMs: config.evaluation.leaseTtl,
-      policy: judgePolicyOf(config),
+      policy: judgePolicy,
       consecutiveBreaches: config.policy.consecutiveBreaches,
       consecutiveNoData: config.policy.consecutiveNoData,
       configHash: configHash(config),
@@ -159,6 +170,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     clock,
     logger,
     (event) => notifier.notify(event),
+    verdicts,
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
@@ -271,6 +283,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         leaseHeld: e.holding,
         latest: e.latest,
         notifications: notifier.stats(),
+        integrations: integrations.counts(),
       };
     },
     { service: config.service, pod: config.pod.name, version: config.pod.version },
@@ -296,8 +309,27 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     return { outcome: 'reset', flag: config.flag.key, value: body.flag };
   };
 
+  const integrations = integrationRoutes({
+    config,
+    policy: judgePolicy,
+    redis,
+    keys,
+    verdicts,
+    latch: () => flags.latch(),
+    reset: async (actor, reason) => void (await reset({ actor, reason, flag: null })),
+    adminToken: deps.adminToken,
+    clock,
+    logger,
+  });
   const admin = createAdminServer(
-    { ready: () => accepting, status, metrics: (req, res) => metrics.handle(req, res), rollback: manualRollback, reset },
+    {
+      ready: () => accepting,
+      status,
+      metrics: (req, res) => metrics.handle(req, res),
+      rollback: manualRollback,
+      reset,
+      routes: integrations.routes,
+    },
     deps.adminToken,
     logger,
   );

@@ -20,6 +20,8 @@ export const DEFAULTS = {
   versions: {
     baseline: 'v1',
     canary: 'v2',
+    /** Versions named by each GET /v1/analysis request (Argo Rollouts' pod-template hashes); pod.version may be any name. */
+    namedByRequest: false,
   },
   proxy: {
     host: '0.0.0.0',

@@ -164,12 +164,19 @@ export function loadConfig(options: LoadOptions = {}): Config {
   } else {
     const c = parsed.data;
     if (c.versions.baseline === c.versions.canary) problem('versions.canary', 'must differ from versions.baseline', 'versions.baseline');
-    if (c.pod.version !== c.versions.baseline && c.pod.version !== c.versions.canary) {
+    if (!c.versions.namedByRequest && c.pod.version !== c.versions.baseline && c.pod.version !== c.versions.canary) {
       problem(
         'pod.version',
         `must be the baseline (${c.versions.baseline}) or the canary (${c.versions.canary}), got ${JSON.stringify(c.pod.version)}`,
         'versions.baseline',
         'versions.canary',
+      );
+    }
+    if (c.versions.namedByRequest && !c.policy.advisory) {
+      problem(
+        'policy.advisory',
+        'must be true when versions.namedByRequest is (Argo Rollouts owns the weights and the abort)',
+        'versions.namedByRequest',
       );
     }
     if (c.evaluation.delay >= c.window.slot)

@@ -76,7 +76,7 @@ const tokenOrOff = z
 export const configSchema = z.strictObject({
   service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, dot, dash or underscore'),
   pod: z.strictObject({ name: z.string(), version: name }),
-  versions: z.strictObject({ baseline: name, canary: name }),
+  versions: z.strictObject({ baseline: name, canary: name, namedByRequest: z.boolean() }),
   proxy: z.strictObject({
     host: name,
     port,

@@ -11,6 +11,9 @@
  *   <prefix>:{<service>}:reset                        string, JSON of the last reset {atMs, actor, reason}
  *   <prefix>:{<service>}:audit                        stream of rollback / reset entries (capped)
  *   <prefix>:{<service>}:events                       pub/sub channel, one JSON message per rollback or reset
+ *   <prefix>:{<service>}:verdict                      string, JSON of the lease holder's latest verdict and state, PX = a few
+ *                                                     slots (src/integrations/verdict-store.ts): what every pod answers
+ *   <prefix>:{<service>}:revision                     string, the checksum of the rollout revision Flagger last announced
  */
 export interface ServiceKeys {
   slot(version: string, slotIndex: number): string;
@@ -21,6 +24,8 @@ export interface ServiceKeys {
   readonly reset: string;
   readonly audit: string;
   readonly events: string;
+  readonly verdict: string;
+  readonly revision: string;
 }
 
 /** Key names for `service` under `prefix` (config: redis.keyPrefix, service). */
@@ -35,5 +40,7 @@ export function serviceKeys(prefix: string, service: string): ServiceKeys {
     reset: `${base}:reset`,
     audit: `${base}:audit`,
     events: `${base}:events`,
+    verdict: `${base}:verdict`,
+    revision: `${base}:revision`,
   };
 }

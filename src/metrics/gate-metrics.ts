@@ -69,6 +69,8 @@ export interface GateStats {
   readonly pod: WindowSnapshot | null;
   /** Each configured notification sink's counters (none configured: empty or absent). */
   readonly notifications?: readonly NotificationStats[];
+  /** Answers of the integration endpoints (src/integrations) by endpoint path and HTTP status, since start. */
+  readonly integrations?: readonly { readonly endpoint: string; readonly status: number; readonly count: number }[];
 }
 
 /** One notification sink's counters since start (the shape of src/notify's SinkStats). */
@@ -214,6 +216,10 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     'Notifications given up, by sink and reason (queue_full, rejected, retries_exhausted, shutdown).',
   );
   const notifyQueued = gauge('canary_gate.notifications.queued', "Notifications waiting in a sink's queue, by sink.");
+  const integration = counter(
+    'canary_gate.integration.requests',
+    'Requests to the Argo Rollouts and Flagger endpoints, by endpoint and answered status (400: a malformed request).',
+  );
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -274,6 +280,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
         r.observe(notifyQueued, n.queued, sink);
         for (const [reason, count] of Object.entries(n.dropped)) r.observe(notifyDropped, count, { ...sink, reason });
       }
+      for (const i of s.integrations ?? []) r.observe(integration, i.count, { endpoint: i.endpoint, status: String(i.status) });
     },
     [
       requests,
@@ -304,6 +311,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       notifyFailed,
       notifyDropped,
       notifyQueued,
+      integration,
     ],
   );
 
