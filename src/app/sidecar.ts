@@ -30,6 +30,8 @@ import { createGateMetrics } from '../metrics/gate-metrics.ts';
 import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
 import { createSinks, type NotifySecrets } from '../notify/sinks.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
+import { createRolloutParts } from '../rollout/compose.ts';
+import type { RolloutDriverStatus } from '../rollout/driver.ts';
 import { createRouteMatcher } from '../metrics/routes.ts';
 import { Evaluator, type EvaluationEvent, type EvaluatorStatus } from './evaluator.ts';
 import { SlotPublisher } from './publisher.ts';
@@ -99,6 +101,8 @@ export interface SidecarStatus {
     readonly lastPublishedSlot: number;
   };
   readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
+  /** The rollout as this sidecar last read it (lease holder); GET /rollout/status reads Redis. */
+  readonly rollout: RolloutDriverStatus;
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
@@ -127,6 +131,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     logger,
     deps.notify?.options,
   );
+  // The rollout: the lease holder steps it after each evaluation; operators drive it through /rollout/* and the CLI.
+  const rollout = createRolloutParts(config, redis, keys, clock, logger, (event) => notifier.notify(event));
   const evaluator = new Evaluator(
     {
       holderId,
@@ -146,6 +152,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     clock,
     logger,
     (event) => notifier.notify(event),
+    (held) => rollout.driver.afterEvaluation(held),
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
@@ -226,6 +233,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         lastPublishedSlot: publisher.lastPublishedSlot,
       },
       redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
+      rollout: rollout.driver.status(),
     };
   };
 
@@ -251,6 +259,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         leaseHeld: e.holding,
         latest: e.latest,
         notifications: notifier.stats(),
+        rollout: rollout.stats(e.holding),
       };
     },
     { service: config.service, pod: config.pod.name, version: config.pod.version },
@@ -277,7 +286,14 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
   };
 
   const admin = createAdminServer(
-    { ready: () => accepting, status, metrics: (req, res) => metrics.handle(req, res), rollback: manualRollback, reset },
+    {
+      ready: () => accepting,
+      status,
+      metrics: (req, res) => metrics.handle(req, res),
+      rollback: manualRollback,
+      reset,
+      routes: rollout.routes,
+    },
     deps.adminToken,
     logger,
   );

@@ -9,8 +9,9 @@
  *   <prefix>:{<service>}:decision                     string, JSON decision record (the latch)
  *   <prefix>:{<service>}:dry-run                      string, JSON would-be decision in advisory mode (its latch)
  *   <prefix>:{<service>}:reset                        string, JSON of the last reset {atMs, actor, reason}
- *   <prefix>:{<service>}:audit                        stream of rollback / reset entries (capped)
- *   <prefix>:{<service>}:events                       pub/sub channel, one JSON message per rollback or reset
+ *   <prefix>:{<service>}:rollout                      string, JSON rollout state (status, stage, weight, evidence; src/core/rollout.ts)
+ *   <prefix>:{<service>}:audit                        stream of rollback / reset / rollout_* entries (capped)
+ *   <prefix>:{<service>}:events                       pub/sub channel, one JSON message per rollback, reset or rollout transition
  */
 export interface ServiceKeys {
   slot(version: string, slotIndex: number): string;
@@ -19,6 +20,7 @@ export interface ServiceKeys {
   readonly decision: string;
   readonly dryRun: string;
   readonly reset: string;
+  readonly rollout: string;
   readonly audit: string;
   readonly events: string;
 }
@@ -33,6 +35,7 @@ export function serviceKeys(prefix: string, service: string): ServiceKeys {
     decision: `${base}:decision`,
     dryRun: `${base}:dry-run`,
     reset: `${base}:reset`,
+    rollout: `${base}:rollout`,
     audit: `${base}:audit`,
     events: `${base}:events`,
   };

@@ -67,6 +67,21 @@ export interface GateStats {
   readonly pod: WindowSnapshot | null;
   /** Each configured notification sink's counters (none configured: empty or absent). */
   readonly notifications?: readonly NotificationStats[];
+  /** The rollout as the lease holder last read it (absent elsewhere, or when none was ever started). */
+  readonly rollout?: RolloutStats;
+}
+
+/** The rollout's figures on the lease holder (src/rollout/driver.ts). */
+export interface RolloutStats {
+  /** One of ROLLOUT_STATUSES (progressing, paused, completed, rolled_back, aborted). */
+  readonly status: string;
+  /** 1-based step of the plan, and the canary's weight, percent 0..100. */
+  readonly step: number;
+  readonly weightPercent: number;
+  /** Canary requests still needed before the next promotion (absent when unknown or not reachable at this traffic). */
+  readonly requestsNeeded: number | null;
+  /** Promotions and completions this sidecar wrote since start. */
+  readonly promotions: number;
 }
 
 /** One notification sink's counters since start (the shape of src/notify's SinkStats). */
@@ -205,6 +220,20 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     'Notifications given up, by sink and reason (queue_full, rejected, retries_exhausted, shutdown).',
   );
   const notifyQueued = gauge('canary_gate.notifications.queued', "Notifications waiting in a sink's queue, by sink.");
+  const rolloutWeight = gauge('canary_gate.rollout.weight_percent', "The rollout's canary weight, percent 0..100 (lease holder).");
+  const rolloutStep = gauge('canary_gate.rollout.step', "The rollout's 1-based step in its plan (lease holder).");
+  const rolloutStatus = gauge(
+    'canary_gate.rollout.status',
+    "1 for the rollout's current status, 0 for the others (progressing, paused, completed, rolled_back, aborted; lease holder).",
+  );
+  const rolloutNeeded = gauge(
+    'canary_gate.rollout.requests_needed',
+    'Canary requests still needed at this weight before the next promotion (absent when they cannot be gathered at this traffic).',
+  );
+  const rolloutPromotions = counter(
+    'canary_gate.rollout.promotions',
+    'Rollout promotions (and completions) this sidecar wrote as lease holder.',
+  );
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -264,6 +293,14 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
         r.observe(notifyQueued, n.queued, sink);
         for (const [reason, count] of Object.entries(n.dropped)) r.observe(notifyDropped, count, { ...sink, reason });
       }
+      if (s.rollout !== undefined) {
+        r.observe(rolloutWeight, s.rollout.weightPercent);
+        r.observe(rolloutStep, s.rollout.step);
+        for (const status of ['progressing', 'paused', 'completed', 'rolled_back', 'aborted'])
+          r.observe(rolloutStatus, s.rollout.status === status ? 1 : 0, { status });
+        if (s.rollout.requestsNeeded !== null) r.observe(rolloutNeeded, s.rollout.requestsNeeded);
+        r.observe(rolloutPromotions, s.rollout.promotions);
+      }
     },
     [
       requests,
@@ -294,6 +331,11 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       notifyFailed,
       notifyDropped,
       notifyQueued,
+      rolloutWeight,
+      rolloutStep,
+      rolloutStatus,
+      rolloutNeeded,
+      rolloutPromotions,
     ],
   );
 
