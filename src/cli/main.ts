@@ -21,6 +21,9 @@ import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 import { registerLoadCommand } from '../load/command.ts';
 import { notifySecretsFrom } from '../notify/sinks.ts';
+import { parseWeight } from '../core/weight.ts';
+import { stagesOf, rolloutStoreOf } from '../rollout/compose.ts';
+import { ROLLOUT_COMMANDS, RolloutControl, viewLines, type RolloutCommand } from '../rollout/control.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -57,6 +60,69 @@ async function withFlagStore<T>(config: Config, fn: (flags: RedisFlagStore) => P
     );
   } finally {
     redis.disconnect();
+  }
+}
+
+/** `canary-gate rollout start|status|promote|pause|resume|abort`: the operator controls, straight on Redis. */
+function registerRolloutCommand(program: Command): void {
+  const rollout = program
+    .command('rollout')
+    .description('drive a rollout that advances itself on evidence: start, status, promote [--full], pause, resume, abort');
+  const withControl = async <T>(file: string | undefined, fn: (control: RolloutControl, config: Config) => Promise<T>): Promise<T> => {
+    const config = load(file);
+    const redis = createRedisClient(config.redis, createLogger('silent'));
+    try {
+      await waitReady(redis, config.redis.connectTimeout + 1000);
+      const keys = serviceKeys(config.redis.keyPrefix, config.service);
+      return await fn(new RolloutControl(rolloutStoreOf(config, redis, keys), stagesOf(config)), config);
+    } finally {
+      redis.disconnect();
+    }
+  };
+  rollout
+    .command('status')
+    .description('print the step, weight, time at the weight, the evidence so far and what the next promotion waits for')
+    .option('-c, --config <file>', 'YAML config file')
+    .option('--json', 'print the status as JSON', false)
+    .action(async (opts: { config?: string; json: boolean }) => {
+      const view = await withControl(opts.config, (control) => control.view());
+      process.stdout.write(opts.json ? `${JSON.stringify(view, null, 2)}\n` : `${viewLines(view).join('\n')}\n`);
+    });
+  const parseWeightArg = (text: string): number => {
+    const w = parseWeight(text);
+    if (!w.ok) throw new InvalidArgumentError(w.reason);
+    return w.weight;
+  };
+  for (const command of ROLLOUT_COMMANDS) {
+    const descriptions: Record<RolloutCommand, string> = {
+      start: "start a rollout at the plan's first weight (refused while one is under way or the rollback latch is set)",
+      promote: 'go to the next weight now, whatever the evidence (--full: to 100 %; --weight: to that weight of the plan)',
+      pause: 'stop promotions; the weight stays',
+      resume: 'let a paused rollout go on (sets the flag to its weight again)',
+      abort: 'end the rollout and set the weight to 0',
+    };
+    const sub = rollout
+      .command(command)
+      .description(descriptions[command])
+      .option('-c, --config <file>', 'YAML config file')
+      .requiredOption('--reason <text>', 'why, for the audit stream')
+      .requiredOption('--actor <name>', 'who, for the audit stream');
+    if (command === 'promote')
+      sub
+        .option('--full', 'promote to 100 % at once', false)
+        .option('--weight <percent>', 'promote to this weight of the plan', parseWeightArg);
+    sub.action(async (opts: { config?: string; reason: string; actor: string; full?: boolean; weight?: number }) => {
+      const result = await withControl(opts.config, (control) =>
+        control.apply(command, { actor: opts.actor, reason: opts.reason, full: opts.full, toWeight: opts.weight }),
+      );
+      if (result.outcome === 'refused') {
+        process.stderr.write(`rollout ${command} refused: ${result.reason}\n`);
+        process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      const flag = result.flag === null ? 'flag unchanged' : `flag = ${result.flag}`;
+      process.stdout.write(`rollout ${result.record.kind}: ${result.state.status} at ${result.state.weight} % (${flag})\n`);
+    });
   }
 }
 
@@ -271,6 +337,7 @@ export function createProgram(): Command {
     });
 
   registerLoadCommand(program);
+  registerRolloutCommand(program);
   return program;
 }
 
