@@ -317,17 +317,19 @@ export function createProgram(): Command {
 
   program
     .command('demo')
-    .description('run the demo: two apps, two sidecars, a router and load; v2 regresses and gets rolled back')
-    .option('--healthy', 'do not regress v2; succeed when no rollback happens', false)
+    .description(
+      'run the demo: two apps, two sidecars, canary-gate route and load; a rollout 5 -> 25 -> 50 -> 100 % advances on evidence, v2 regresses at 25 % and is rolled back',
+    )
+    .option('--healthy', 'do not regress v2; succeed when the rollout completes at 100 %', false)
     .option('--duration <s>', 'seconds of load at most', positive, DEMO_DEFAULTS.durationS)
-    .option('--regress-at <s>', 'seconds into the load when v2 regresses', positive, DEMO_DEFAULTS.regressAtS)
+    .option('--regress-at-weight <percent>', 'the rollout weight at which v2 regresses', positive, DEMO_DEFAULTS.regressAtWeight)
     .option('--rate <rps>', 'offered load, requests per second', positive, DEMO_DEFAULTS.rate)
-    .action(async (opts: { healthy: boolean; duration: number; regressAt: number; rate: number }) => {
+    .action(async (opts: { healthy: boolean; duration: number; regressAtWeight: number; rate: number }) => {
       const { runDemo } = await import('../demo/scenario.ts'); // the demo's apps and autocannon stay out of a sidecar's memory
       const code = await runDemo({
         healthy: opts.healthy,
         durationS: opts.duration,
-        regressAtS: opts.regressAt,
+        regressAtWeight: opts.regressAtWeight,
         rate: opts.rate,
         startPercentage: DEMO_DEFAULTS.startPercentage,
         env: process.env,
