@@ -80,8 +80,8 @@ export interface RolloutStats {
   readonly weightPercent: number;
   /** Canary requests still needed before the next promotion (absent when unknown or not reachable at this traffic). */
   readonly requestsNeeded: number | null;
-  /** Promotions and completions this sidecar wrote since start. */
-  readonly promotions: number;
+  /** Transitions this sidecar wrote or read as lease holder, by kind (started, promoted, ...), since start. */
+  readonly transitions: Readonly<Record<string, number>>;
 }
 
 /** One notification sink's counters since start (the shape of src/notify's SinkStats). */
@@ -230,9 +230,9 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     'canary_gate.rollout.requests_needed',
     'Canary requests still needed at this weight before the next promotion (absent when they cannot be gathered at this traffic).',
   );
-  const rolloutPromotions = counter(
-    'canary_gate.rollout.promotions',
-    'Rollout promotions (and completions) this sidecar wrote as lease holder.',
+  const rolloutTransitions = counter(
+    'canary_gate.rollout.transitions',
+    "Rollout transitions this sidecar wrote or read as lease holder (an operator's), by kind: started, promoted, paused, resumed, completed, aborted, rolled_back.",
   );
 
   meter.addBatchObservableCallback(
@@ -299,7 +299,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
         for (const status of ['progressing', 'paused', 'completed', 'rolled_back', 'aborted'])
           r.observe(rolloutStatus, s.rollout.status === status ? 1 : 0, { status });
         if (s.rollout.requestsNeeded !== null) r.observe(rolloutNeeded, s.rollout.requestsNeeded);
-        r.observe(rolloutPromotions, s.rollout.promotions);
+        for (const [kind, count] of Object.entries(s.rollout.transitions)) r.observe(rolloutTransitions, count, { kind });
       }
     },
     [
@@ -335,7 +335,7 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       rolloutStep,
       rolloutStatus,
       rolloutNeeded,
-      rolloutPromotions,
+      rolloutTransitions,
     ],
   );
 

@@ -64,14 +64,14 @@ export function createRolloutParts(
     control,
     routes: rolloutRoutes(control),
     stats(holding) {
-      const { state, promotions } = driver.status();
+      const { state, transitions } = driver.status();
       if (!holding || state === null) return undefined;
       return {
         status: state.status,
         step: state.stage + 1,
         weightPercent: state.weight,
         requestsNeeded: state.evidence?.stillNeeded ?? null,
-        promotions,
+        transitions,
       };
     },
   };

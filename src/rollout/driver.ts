@@ -11,7 +11,15 @@
  */
 import type { Logger } from '../config/logger.ts';
 import type { RolloutStage } from '../core/rollout-plan.ts';
-import { rolloutStep, type RolloutRecord, type RolloutResult, type RolloutState, type SlotCount } from '../core/rollout.ts';
+import {
+  ROLLOUT_TRANSITIONS,
+  rolloutStep,
+  type RolloutRecord,
+  type RolloutResult,
+  type RolloutState,
+  type RolloutTransitionKind,
+  type SlotCount,
+} from '../core/rollout.ts';
 import type { GateEvent } from '../core/transitions.ts';
 import type { Verdict } from '../core/verdict.ts';
 import { parseWeight } from '../core/weight.ts';
@@ -40,8 +48,8 @@ export interface RolloutDriverOptions {
 /** What the driver knows, for /status and the metrics. */
 export interface RolloutDriverStatus {
   readonly state: RolloutState | null;
-  /** Promotions (and completions) this holder wrote. */
-  readonly promotions: number;
+  /** Transitions this sidecar wrote or, as lease holder, read (an operator's), by kind, since start. */
+  readonly transitions: Readonly<Record<RolloutTransitionKind, number>>;
   readonly lastError: string | null;
 }
 
@@ -53,7 +61,9 @@ export class RolloutDriver {
   private readonly notify: (event: GateEvent) => void;
   private seen: { token: number; revision: number } | null = null;
   private state: RolloutState | null = null;
-  private promotions = 0;
+  private readonly transitions: Record<RolloutTransitionKind, number> = Object.fromEntries(
+    ROLLOUT_TRANSITIONS.map((k) => [k, 0]),
+  ) as Record<RolloutTransitionKind, number>;
   private lastError: string | null = null;
 
   /** @param notify takes each transition; must return at once and never throw (a Notifier) */
@@ -72,7 +82,7 @@ export class RolloutDriver {
   }
 
   status(): RolloutDriverStatus {
-    return { state: this.state, promotions: this.promotions, lastError: this.lastError };
+    return { state: this.state, transitions: { ...this.transitions }, lastError: this.lastError };
   }
 
   /**
@@ -112,7 +122,6 @@ export class RolloutDriver {
         if (outcome === 'written') {
           this.state = result.state;
           this.seen = { token: held.fencingToken, revision: result.state.revision };
-          if (result.record.kind === 'promoted' || result.record.kind === 'completed') this.promotions++;
           this.logger.warn(
             { rollout: result.record.kind, from: result.record.fromWeight, to: result.record.toWeight },
             result.record.reason,
@@ -144,6 +153,7 @@ export class RolloutDriver {
   }
 
   private announce(state: RolloutState, record: RolloutRecord): void {
+    this.transitions[record.kind]++;
     try {
       this.notify({
         kind: `rollout_${record.kind}`,
