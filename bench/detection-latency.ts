@@ -36,6 +36,7 @@ for (const c of CASES) {
         healthy: false,
         durationS: SMOKE ? 25 : 45,
         regressAtS: SMOKE ? 3 : 12,
+        regressAtWeight: 100,
         rate: c.rate,
         startPercentage: c.percentage,
         env: { ...process.env, ...env, CANARY_GATE_LOG_LEVEL: 'silent' },

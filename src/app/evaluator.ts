@@ -28,6 +28,17 @@ import { sameDecision, verdictTransitions, type GateEvent } from '../core/transi
 import type { Outcome, Verdict } from '../core/verdict.ts';
 import { printable } from '../core/text.ts';
 import type { VerdictSink } from '../integrations/verdict-store.ts';
+import type { SlotCount } from '../core/rollout.ts';
+
+/** One evaluation this lease holder judged from a window it read: what a rollout needs to step (src/rollout/driver.ts). */
+export interface HeldEvaluation {
+  readonly verdict: Verdict;
+  readonly fencingToken: number;
+  /** The window's slots with their canary requests, oldest first. */
+  readonly slots: readonly SlotCount[];
+  /** Now, ms since the epoch. */
+  readonly nowMs: number;
+}
 
 export interface EvaluatorOptions {
   readonly holderId: string;
@@ -98,6 +109,7 @@ export class Evaluator {
   private readonly logger: Logger;
   private readonly notify: (event: GateEvent) => void;
   private readonly verdicts: VerdictSink | null;
+  private readonly afterHeld: (held: HeldEvaluation) => Promise<unknown>;
   private token = 0;
   /** The tenure (fencing token) of the last latch read: a read in a new tenure learns, the next ones announce. */
   private syncedToken = 0;
@@ -124,6 +136,8 @@ export class Evaluator {
    * @param clock wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it
    * @param notify takes each transition this lease holder makes; must return at once and never throw (a Notifier)
    * @param verdicts where each evaluation's verdict is published for the other sidecars; null: not published
+   * @param afterHeld runs after each evaluation judged from a window read while holding the lease, before the next
+   *   one starts (the rollout driver); must never reject
    */
   constructor(
     options: EvaluatorOptions,
@@ -134,7 +148,9 @@ export class Evaluator {
     logger: Logger,
     notify: (event: GateEvent) => void = () => undefined,
     verdicts: VerdictSink | null = null,
+    afterHeld: (held: HeldEvaluation) => Promise<unknown> = async () => undefined,
   ) {
+    this.afterHeld = afterHeld;
     this.options = options;
     this.lease = lease;
     this.flags = flags;
@@ -248,10 +264,14 @@ export class Evaluator {
     const lastSlot = slotIndexAt(this.clock(), this.options.slotMs) - 1;
     const atMs = (lastSlot + 1) * this.options.slotMs;
     let verdict: Verdict;
+    let slotCounts: SlotCount[] | null = null;
     try {
       await this.syncLatch();
       const [read, flagPercent] = await Promise.all([this.source.read(lastSlot), this.flags.flagPercent()]);
       const slots = { firstSlot: lastSlot - this.options.slots + 1, lastSlot, slotMs: this.options.slotMs, slotsOf: read.slotCounts };
+      slotCounts = [];
+      for (let slot = slots.firstSlot; slot <= lastSlot; slot++)
+        slotCounts.push({ slot, startMs: slot * this.options.slotMs, canaryRequests: read.slotCounts(slot).canary?.requests ?? 0 });
       const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent);
       verdict = evaluated.verdict;
       this.detector = evaluated.detector;
@@ -295,6 +315,8 @@ export class Evaluator {
     }
     const written = await this.writePending();
     await this.publishVerdict(verdict);
+    if (slotCounts !== null && this.holding())
+      await this.afterHeld({ verdict, fencingToken: this.token, slots: slotCounts, nowMs: this.clock() });
     return { verdict, error: null, state: this.state, decisionWritten: written };
   }
 

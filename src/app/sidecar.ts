@@ -33,6 +33,8 @@ import { createGateMetrics } from '../metrics/gate-metrics.ts';
 import { Notifier, type NotifierOptions } from '../notify/notifier.ts';
 import { createSinks, type NotifySecrets } from '../notify/sinks.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
+import { createRolloutParts } from '../rollout/compose.ts';
+import type { RolloutDriverStatus } from '../rollout/driver.ts';
 import { createRouteMatcher } from '../metrics/routes.ts';
 import { Evaluator, type EvaluationEvent, type EvaluatorStatus } from './evaluator.ts';
 import { SlotPublisher } from './publisher.ts';
@@ -113,6 +115,8 @@ export interface SidecarStatus {
     /** Slot keys of another type than a hash, skipped by the fleet read. */
     readonly keysSkipped: number;
   };
+  /** The rollout as this sidecar last read it (lease holder); GET /rollout/status reads Redis. */
+  readonly rollout: RolloutDriverStatus;
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
@@ -151,6 +155,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     clock,
   );
   const judgePolicy = judgePolicyOf(config);
+  // The rollout: the lease holder steps it after each evaluation; operators drive it through /rollout/* and the CLI.
+  const rollout = createRolloutParts(config, redis, keys, clock, logger, (event) => notifier.notify(event));
   const evaluator = new Evaluator(
     {
       holderId,
@@ -171,6 +177,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     logger,
     (event) => notifier.notify(event),
     verdicts,
+    (held) => rollout.driver.afterEvaluation(held),
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.
@@ -257,6 +264,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         corruptPayloads: reader.corruptTotal,
         keysSkipped: reader.keysSkippedTotal,
       },
+      rollout: rollout.driver.status(),
     };
   };
 
@@ -284,6 +292,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         latest: e.latest,
         notifications: notifier.stats(),
         integrations: integrations.counts(),
+        rollout: rollout.stats(e.holding),
       };
     },
     { service: config.service, pod: config.pod.name, version: config.pod.version },
@@ -328,7 +337,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       metrics: (req, res) => metrics.handle(req, res),
       rollback: manualRollback,
       reset,
-      routes: integrations.routes,
+      routes: [...integrations.routes, ...rollout.routes],
     },
     deps.adminToken,
     logger,

@@ -24,6 +24,8 @@ import { DEMO_DEFAULTS } from '../demo/defaults.ts';
 import { registerLoadCommand } from '../load/command.ts';
 import { notifySecretsFrom } from '../notify/sinks.ts';
 import { missingOptionalPackage } from './optional.ts';
+import { stagesOf, rolloutStoreOf } from '../rollout/compose.ts';
+import { ROLLOUT_COMMANDS, RolloutControl, viewLines, type RolloutCommand } from '../rollout/control.ts';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -74,6 +76,68 @@ function weightArg(text: string): string {
   const weight = parseWeight(text);
   if (!weight.ok) throw new InvalidArgumentError(weight.reason);
   return String(weight.weight);
+}
+/** `canary-gate rollout start|status|promote|pause|resume|abort`: the operator controls, straight on Redis. */
+function registerRolloutCommand(program: Command): void {
+  const rollout = program
+    .command('rollout')
+    .description('drive a rollout that advances itself on evidence: start, status, promote [--full], pause, resume, abort');
+  const withControl = async <T>(file: string | undefined, fn: (control: RolloutControl, config: Config) => Promise<T>): Promise<T> => {
+    const config = load(file);
+    const redis = createRedisClient(config.redis, createLogger('silent'));
+    try {
+      await waitReady(redis, config.redis.connectTimeout + 1000);
+      const keys = serviceKeys(config.redis.keyPrefix, config.service);
+      return await fn(new RolloutControl(rolloutStoreOf(config, redis, keys), stagesOf(config)), config);
+    } finally {
+      redis.disconnect();
+    }
+  };
+  rollout
+    .command('status')
+    .description('print the step, weight, time at the weight, the evidence so far and what the next promotion waits for')
+    .option('-c, --config <file>', 'YAML config file')
+    .option('--json', 'print the status as JSON', false)
+    .action(async (opts: { config?: string; json: boolean }) => {
+      const view = await withControl(opts.config, (control) => control.view());
+      process.stdout.write(opts.json ? `${JSON.stringify(view, null, 2)}\n` : `${viewLines(view).join('\n')}\n`);
+    });
+  const parseWeightArg = (text: string): number => {
+    const w = parseWeight(text);
+    if (!w.ok) throw new InvalidArgumentError(w.reason);
+    return w.weight;
+  };
+  for (const command of ROLLOUT_COMMANDS) {
+    const descriptions: Record<RolloutCommand, string> = {
+      start: "start a rollout at the plan's first weight (refused while one is under way or the rollback latch is set)",
+      promote: 'go to the next weight now, whatever the evidence (--full: to 100 %; --weight: to that weight of the plan)',
+      pause: 'stop promotions; the weight stays',
+      resume: 'let a paused rollout go on (sets the flag to its weight again)',
+      abort: 'end the rollout and set the weight to 0',
+    };
+    const sub = rollout
+      .command(command)
+      .description(descriptions[command])
+      .option('-c, --config <file>', 'YAML config file')
+      .requiredOption('--reason <text>', 'why, for the audit stream')
+      .requiredOption('--actor <name>', 'who, for the audit stream');
+    if (command === 'promote')
+      sub
+        .option('--full', 'promote to 100 % at once', false)
+        .option('--weight <percent>', 'promote to this weight of the plan', parseWeightArg);
+    sub.action(async (opts: { config?: string; reason: string; actor: string; full?: boolean; weight?: number }) => {
+      const result = await withControl(opts.config, (control) =>
+        control.apply(command, { actor: actor(opts.actor), reason: why(opts.reason), full: opts.full, toWeight: opts.weight }),
+      );
+      if (result.outcome === 'refused') {
+        process.stderr.write(`rollout ${command} refused: ${result.reason}\n`);
+        process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      const flag = result.flag === null ? 'flag unchanged' : `flag = ${result.flag}`;
+      process.stdout.write(`rollout ${result.record.kind}: ${result.state.status} at ${result.state.weight} % (${flag})\n`);
+    });
+  }
 }
 
 /** SIGTERM and SIGINT drain through `close` and exit 0 (1 if it fails); a second signal exits 1 at once. */
@@ -270,17 +334,19 @@ export function createProgram(): Command {
 
   program
     .command('demo')
-    .description('run the demo: two apps, two sidecars, a router and load; v2 regresses and gets rolled back')
-    .option('--healthy', 'do not regress v2; succeed when no rollback happens', false)
+    .description(
+      'run the demo: two apps, two sidecars, canary-gate route and load; a rollout 5 -> 25 -> 50 -> 100 % advances on evidence, v2 regresses at 25 % and is rolled back',
+    )
+    .option('--healthy', 'do not regress v2; succeed when the rollout completes at 100 %', false)
     .option('--duration <s>', 'seconds of load at most', positive, DEMO_DEFAULTS.durationS)
-    .option('--regress-at <s>', 'seconds into the load when v2 regresses', positive, DEMO_DEFAULTS.regressAtS)
+    .option('--regress-at-weight <percent>', 'the rollout weight at which v2 regresses', positive, DEMO_DEFAULTS.regressAtWeight)
     .option('--rate <rps>', 'offered load, requests per second', positive, DEMO_DEFAULTS.rate)
-    .action(async (opts: { healthy: boolean; duration: number; regressAt: number; rate: number }) => {
+    .action(async (opts: { healthy: boolean; duration: number; regressAtWeight: number; rate: number }) => {
       const { runDemo } = await import('../demo/scenario.ts'); // the demo's apps and autocannon stay out of a sidecar's memory
       const code = await runDemo({
         healthy: opts.healthy,
         durationS: opts.duration,
-        regressAtS: opts.regressAt,
+        regressAtWeight: opts.regressAtWeight,
         rate: opts.rate,
         startPercentage: DEMO_DEFAULTS.startPercentage,
         env: process.env,
@@ -290,6 +356,7 @@ export function createProgram(): Command {
     });
 
   registerLoadCommand(program);
+  registerRolloutCommand(program);
   return program;
 }
 

@@ -177,6 +177,17 @@ export const DEFAULTS = {
     /** Or this cookie's value (the header wins when both are present); empty: off. */
     stickyCookie: '',
   },
+  /**
+   * `canary-gate rollout start`: the weights a rollout steps through, in Argo Rollouts' vocabulary (`{setWeight: 5}`,
+   * `{pause: {duration: 10m}}`, `{pause: {}}` = wait for a person). The lease holder promotes to the next weight only
+   * on evidence: at least minStepTime (or the step's pause) at the weight, a `pass` verdict, and enough canary
+   * requests that the sequential checks would have detected the configured regressions at this traffic.
+   */
+  rollout: {
+    steps: [{ setWeight: 1 }, { setWeight: 5 }, { setWeight: 25 }, { setWeight: 50 }, { setWeight: 100 }] as unknown[],
+    /** Least time at each weight before a promotion, whatever the evidence (a pause with a duration lengthens it). */
+    minStepTime: '5m' as number | string,
+  },
   log: {
     level: 'info',
   },

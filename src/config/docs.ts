@@ -78,7 +78,10 @@ const ENV_LINE = /^Env:\s*/;
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function showValue(value: unknown): string {
-  if (Array.isArray(value)) return `\`${value.map(String).join(', ')}\``;
+  // A list of maps (rollout.steps) reads as YAML flow maps: `{setWeight: 1}`.
+  const item = (v: unknown): string =>
+    typeof v === 'object' && v !== null ? JSON.stringify(v).replace(/"/g, '').replace(/:/g, ': ') : String(v);
+  if (Array.isArray(value)) return `\`${value.map(item).join(', ')}\``;
   if (value === '') return '`""` (empty)';
   return `\`${String(value)}\``;
 }

@@ -7,12 +7,19 @@ import ms from 'ms';
 import { z } from 'zod';
 import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
 import { parseWeight } from '../core/weight.ts';
+import type { RolloutStep } from '../core/rollout-plan.ts';
+
+/** A positive duration (`5s`, `250ms`, `1m`, or a number of ms) as ms; undefined when it is not one. */
+function durationMs(input: number | string): number | undefined {
+  // `ms('')` throws instead of returning undefined: an empty string must become an issue, not an exception.
+  const value = typeof input === 'number' ? input : input.trim() === '' ? undefined : ms(input as ms.StringValue);
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
+}
 
 /** Reads a positive duration (`5s`, `250ms`, `1m`, or a number of ms) as ms; an issue on `ctx` otherwise. */
 function toMs(input: number | string, ctx: z.RefinementCtx): number {
-  // `ms('')` throws instead of returning undefined: an empty string must become an issue, not an exception.
-  const value = typeof input === 'number' ? input : input.trim() === '' ? undefined : ms(input as ms.StringValue);
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+  const value = durationMs(input);
+  if (value === undefined) {
     ctx.issues.push({ code: 'custom', input, message: `must be a positive duration such as 5s or 250ms (got ${JSON.stringify(input)})` });
     return z.NEVER;
   }
@@ -72,6 +79,59 @@ const httpUrl = z.string().refine((u) => /^https?:\/\//.test(u) && URL.canParse(
 const tokenOrOff = z
   .string()
   .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/, 'must be a header or cookie name (letters, digits, - _ . and the like), or empty for off');
+
+/**
+ * One rollout step in Argo Rollouts' vocabulary: `{setWeight: 5}`, `{pause: {duration: 10m}}` or `{pause: {}}` (wait for
+ * a person). The environment (a comma-separated list) writes the same steps as text: `5`, `pause 10m`, `pause`.
+ * Output: a {@link RolloutStep}.
+ */
+const rolloutStep = z.union([z.string(), z.number(), z.record(z.string(), z.unknown())]).transform((input, ctx): RolloutStep => {
+  const fail = (message: string): RolloutStep => {
+    ctx.issues.push({ code: 'custom', input, message });
+    return z.NEVER;
+  };
+  const pause = (text: unknown): RolloutStep => {
+    if (text === undefined || text === null) return { pause: { durationMs: null } };
+    const value = typeof text === 'number' || typeof text === 'string' ? durationMs(text) : undefined;
+    if (value === undefined) return fail(`pause.duration must be a positive duration such as 10m (got ${JSON.stringify(text)})`);
+    return { pause: { durationMs: value } };
+  };
+  const weight = (value: unknown): RolloutStep => {
+    const parsed = parseWeight(value);
+    return parsed.ok ? { setWeight: parsed.weight } : fail(`setWeight ${parsed.reason}`);
+  };
+  if (typeof input === 'number') return weight(input);
+  if (typeof input === 'string') {
+    const text = input.trim();
+    if (/^pause\b/.test(text)) return pause(text.slice(5).trim() || undefined);
+    return weight(text.replace(/%$/, '').replace(/^setWeight:?\s*/, ''));
+  }
+  const keys = Object.keys(input);
+  if (keys.length === 1 && keys[0] === 'setWeight') return weight(input.setWeight);
+  if (keys.length === 1 && keys[0] === 'pause') {
+    const p = input.pause;
+    if (p === null || p === undefined) return pause(undefined);
+    if (typeof p !== 'object' || Array.isArray(p) || Object.keys(p).some((k) => k !== 'duration'))
+      return fail('pause must be {} (wait for a person) or {duration: 10m}');
+    return pause((p as { duration?: unknown }).duration);
+  }
+  return fail('must be {setWeight: 5}, {pause: {duration: 10m}} or {pause: {}}');
+});
+
+/** The steps as a whole: at least one setWeight, the first step a setWeight, weights rising. */
+const rolloutSteps = z.array(rolloutStep).superRefine((steps, ctx) => {
+  let last = 0;
+  steps.forEach((step, i) => {
+    if ('pause' in step && i === 0) ctx.addIssue({ code: 'custom', path: [i], message: 'the first step must be a setWeight' });
+    if ('setWeight' in step) {
+      if (step.setWeight === 0) ctx.addIssue({ code: 'custom', path: [i], message: 'setWeight must be at least 1 (abort sets 0)' });
+      else if (step.setWeight <= last)
+        ctx.addIssue({ code: 'custom', path: [i], message: `weights must rise: ${step.setWeight} after ${last}` });
+      last = step.setWeight;
+    }
+  });
+  if (steps.length === 0) ctx.addIssue({ code: 'custom', message: 'must hold at least one setWeight step' });
+});
 
 export const configSchema = z.strictObject({
   service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, dot, dash or underscore'),
@@ -174,6 +234,10 @@ export const configSchema = z.strictObject({
     pollInterval: duration,
     stickyHeader: tokenOrOff,
     stickyCookie: tokenOrOff,
+  }),
+  rollout: z.strictObject({
+    steps: rolloutSteps,
+    minStepTime: duration,
   }),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),

@@ -9,8 +9,9 @@
  *   <prefix>:{<service>}:decision                     string, JSON decision record (the latch)
  *   <prefix>:{<service>}:dry-run                      string, JSON would-be decision in advisory mode (its latch)
  *   <prefix>:{<service>}:reset                        string, JSON of the last reset {atMs, actor, reason}
- *   <prefix>:{<service>}:audit                        stream of rollback / reset entries (capped)
- *   <prefix>:{<service>}:events                       pub/sub channel, one JSON message per rollback or reset
+ *   <prefix>:{<service>}:rollout                      string, JSON rollout state (status, stage, weight, evidence; src/core/rollout.ts)
+ *   <prefix>:{<service>}:audit                        stream of rollback / reset / rollout_* entries (capped)
+ *   <prefix>:{<service>}:events                       pub/sub channel, one JSON message per rollback, reset or rollout transition
  *   <prefix>:{<service>}:verdict                      string, JSON of the lease holder's latest verdict and state, PX = a few
  *                                                     slots (src/integrations/verdict-store.ts): what every pod answers
  *   <prefix>:{<service>}:revision                     string, the checksum of the rollout revision Flagger last announced
@@ -22,6 +23,7 @@ export interface ServiceKeys {
   readonly decision: string;
   readonly dryRun: string;
   readonly reset: string;
+  readonly rollout: string;
   readonly audit: string;
   readonly events: string;
   readonly verdict: string;
@@ -38,6 +40,7 @@ export function serviceKeys(prefix: string, service: string): ServiceKeys {
     decision: `${base}:decision`,
     dryRun: `${base}:dry-run`,
     reset: `${base}:reset`,
+    rollout: `${base}:rollout`,
     audit: `${base}:audit`,
     events: `${base}:events`,
     verdict: `${base}:verdict`,

@@ -9,12 +9,15 @@
  *   breaching         a failing evaluation that has not rolled back yet (healthy -> breaching)
  *   recovered         breaching -> healthy: the streak ended before it rolled back
  *
- * Rollouts (issue 13: started, promoted, paused, resumed, completed, aborted) join the union as further kinds with
- * their own fields: the sinks switch on `kind` exhaustively, so the compiler names every place a new kind must be
- * handled, and a receiver of the JSON webhook can pass over kinds it does not know.
+ *   rollout_started, rollout_promoted, rollout_paused, rollout_resumed, rollout_completed, rollout_aborted,
+ *   rollout_rolled_back   a rollout transition (src/core/rollout.ts), with the rollout and the transition's record
+ *
+ * The sinks switch on `kind` exhaustively, so the compiler names every place a new kind must be handled, and a
+ * receiver of the JSON webhook can pass over kinds it does not know.
  * Time is a parameter here (`atMs`, ms since the epoch): nothing reads a clock.
  */
 import type { ControllerState, RollbackDecision } from './controller.ts';
+import { ROLLOUT_TRANSITIONS, type RolloutRecord, type RolloutState, type RolloutTransitionKind } from './rollout.ts';
 import type { Verdict } from './verdict.ts';
 
 interface EventBase {
@@ -50,7 +53,17 @@ export interface BreachingEvent extends VerdictEvent<'breaching'> {
   readonly consecutiveBreaches: number;
 }
 
+/** A rollout transition: what the audit stream records, with the rollout after it. */
+export interface RolloutEvent extends EventBase {
+  readonly kind: `rollout_${RolloutTransitionKind}`;
+  /** The rollout after the transition: id (the notifications' dedup key carries it), status, stage, weight. */
+  readonly rollout: Pick<RolloutState, 'id' | 'status' | 'stage' | 'weight' | 'revision'>;
+  /** Who, why, from and to which weight, and the evidence at the weight that was left. */
+  readonly record: RolloutRecord;
+}
+
 export type GateEvent =
+  | RolloutEvent
   | RolledBackEvent
   | ResetEvent
   | VerdictEvent<'warning_started'>
@@ -68,6 +81,7 @@ export const GATE_EVENT_KINDS: readonly GateEventKind[] = [
   'warning_ended',
   'breaching',
   'recovered',
+  ...ROLLOUT_TRANSITIONS.map((kind) => `rollout_${kind}` as const),
 ];
 
 export interface VerdictTransitions {

@@ -2,7 +2,8 @@
  * The canary overview dashboard: what an operator watches while a rollout runs. Traffic split and rate per version,
  * p95/p99 per version with the policy's thresholds, error ratio per version with its thresholds, the gate's exact
  * fleet p95 beside Prometheus' bucket estimate, the controller's state and checks over time, rollback annotations,
- * consecutive breaches and the lease holder.
+ * consecutive breaches and the lease holder; and the rollout's progress (weight and step over time, status, the canary
+ * requests still needed, promotions and rollbacks as annotations).
  */
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
@@ -12,6 +13,7 @@ import {
   POLICY,
   POWER_MAPPINGS,
   RESULT_MAPPINGS,
+  ROLLOUT_MAPPINGS,
   STATE_MAPPINGS,
   THRESHOLD_LINE,
   dashboardBase,
@@ -90,6 +92,33 @@ function rollbackAnnotation(): dashboard.AnnotationQueryBuilder {
     .step('10s');
 }
 
+/** Rollout transitions (promotions, pauses, completions, the end of a rolled-back one) as annotations, by kind. */
+function promotionAnnotation(): dashboard.AnnotationQueryBuilder {
+  const expr = `sum by (kind, pod) (${increase('canary_gate_rollout_transitions_total')}) > 0`;
+  return new dashboard.AnnotationQueryBuilder()
+    .name('Rollout transitions')
+    .datasource(DATASOURCE)
+    .enable(true)
+    .iconColor('blue')
+    .target(new prometheus.DataqueryBuilder().refId('Anno').expr(expr))
+    .expr(expr)
+    .titleFormat('rollout {{kind}}')
+    .textFormat('rollout {{kind}} ({{pod}})')
+    .step('10s');
+}
+
+/**
+ * The status whose series is 1, as its index in ROLLOUT_STATUSES (0 progressing .. 4 aborted): one series for a state
+ * timeline instead of five.
+ */
+const ROLLOUT_STATUS = `max (
+  (${holder('canary_gate_rollout_status', 'status="progressing"')}) * 0
+  or (${holder('canary_gate_rollout_status', 'status="paused"')}) * 1
+  or (${holder('canary_gate_rollout_status', 'status="completed"')}) * 2
+  or (${holder('canary_gate_rollout_status', 'status="rolled_back"')}) * 3
+  or (${holder('canary_gate_rollout_status', 'status="aborted"')}) * 4
+)`;
+
 /** The canary overview dashboard, ready to build. */
 export function canaryOverview(): dashboard.DashboardBuilder {
   return dashboardBase(
@@ -99,6 +128,40 @@ export function canaryOverview(): dashboard.DashboardBuilder {
       "holder's series carry the fleet verdict.",
   )
     .annotation(rollbackAnnotation())
+    .annotation(promotionAnnotation())
+    .withRow(row('Rollout progress'))
+    .withPanel(
+      timeseriesPanel(
+        'Rollout weight and step',
+        "The rollout's canary weight (percent, the flag it wrote) and its step in the plan, on the lease holder. " +
+          'Rollout transitions (blue: promoted, paused, completed, ...) and rollbacks (red) are annotations.',
+        'none',
+      )
+        .min(0)
+        .withTarget(query('A', `max (${holder('canary_gate_rollout_weight_percent')})`, 'weight %'))
+        .withTarget(query('B', `max (${holder('canary_gate_rollout_step')})`, 'step')),
+    )
+    .withPanel(
+      stateTimelinePanel(
+        'Rollout status',
+        'progressing (the lease holder promotes on evidence), paused (a person or a pause step), completed, rolled back ' +
+          '(the latch ended it; a reset does not restart it) or aborted.',
+        'none',
+      )
+        .mappings(ROLLOUT_MAPPINGS)
+        .withTarget(query('A', ROLLOUT_STATUS, 'status')),
+    )
+    .withPanel(
+      timeseriesPanel(
+        'Evidence still needed to promote',
+        'Canary requests the current weight still needs before the next promotion: enough that each check would have ' +
+          'detected its configured regression at this traffic. Absent when the checks cannot gather it at this traffic ' +
+          '(underpowered).',
+        'none',
+      )
+        .min(0)
+        .withTarget(query('A', `max (${holder('canary_gate_rollout_requests_needed')})`, 'canary requests needed')),
+    )
     .withRow(row('Verdict'))
     .withPanel(
       stateTimelinePanel(

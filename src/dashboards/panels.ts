@@ -199,6 +199,15 @@ export const RESULT_MAPPINGS = valueMappings([0, 'pass', 'green'], [1, 'warn', '
 /** canary_gate_check_underpowered: 1 when the check is blind to its configured regression at this traffic. */
 export const POWER_MAPPINGS = valueMappings([0, 'sees', 'green'], [1, 'blind', 'purple']);
 
+/** canary_gate_rollout_status: the status whose series is 1 (ROLLOUT_STATUSES order, 0-based), as the row's query numbers it. */
+export const ROLLOUT_MAPPINGS = valueMappings(
+  [0, 'progressing', 'blue'],
+  [1, 'paused', 'yellow'],
+  [2, 'completed', 'green'],
+  [3, 'rolled back', 'red'],
+  [4, 'aborted', 'orange'],
+);
+
 /** canary_gate_lease_holder: 1 on the evaluator. */
 export const LEASE_MAPPINGS = valueMappings([0, 'follower', 'transparent'], [1, 'lease holder', 'blue']);
 

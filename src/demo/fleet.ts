@@ -19,7 +19,10 @@ import { createRedisClient, waitReady } from '../fleet/redis-client.ts';
 import { newest } from '../load/monitor.ts';
 import { createDemoApp, HEALTHY, REGRESSED } from './demo-app.ts';
 import { findRedis, type FoundRedis } from './find-redis.ts';
-import { createDemoRouter } from './router.ts';
+import { buildRouter } from '../router/router.ts';
+import type { RolloutState } from '../core/rollout.ts';
+import { rolloutStoreOf, stagesOf } from '../rollout/compose.ts';
+import { RolloutControl, type ControlResult, type RolloutView } from '../rollout/control.ts';
 
 /** The config every demo sidecar loads (the embedded default). */
 export const DEMO_CONFIG = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
@@ -54,6 +57,12 @@ export interface DemoFleet {
   latestVerdict(): Verdict | null;
   /** Requests the router sent to each version so far. */
   routed(): { baseline: number; canary: number };
+  /** Starts a rollout of the demo's plan, as `canary-gate rollout start` would. */
+  startRollout(actor: string, reason: string): Promise<ControlResult>;
+  /** The rollout as the lease holder last wrote it (null before a start is seen). */
+  rollout(): RolloutState | null;
+  /** The rollout as `canary-gate rollout status` shows it (reads Redis). */
+  rolloutView(): Promise<RolloutView>;
   /** Stops the router, the sidecars (draining), the apps and a private Redis; safe to call twice. */
   close(): Promise<void>;
 }
@@ -83,12 +92,13 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
     );
 
     // The policy may be tried from the environment (CANARY_GATE_POLICY_*); everything else is the demo's own.
-    const policyEnv = Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('CANARY_GATE_POLICY_')));
-    const configFor = (version: 'v1' | 'v2'): Config =>
+    const policyEnv = Object.fromEntries(Object.entries(env).filter(([name]) => /^CANARY_GATE_(POLICY|ROLLOUT)_/.test(name)));
+    const configFor = (version: 'v1' | 'v2', extra: Record<string, string> = {}): Config =>
       loadConfig({
         file: DEMO_CONFIG,
         env: {
           ...policyEnv,
+          ...extra,
           CANARY_GATE_LOG_LEVEL: env.CANARY_GATE_LOG_LEVEL ?? 'error',
           REDIS_URL: found.url,
           POD_NAME: `demo-${version}-0`,
@@ -108,7 +118,7 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
     await waitReady(control, config.redis.connectTimeout);
     const stale = await control.keys(`${config.redis.keyPrefix}:{${config.service}}:slot:*`);
     if (stale.length > 0) await control.del(...stale);
-    await control.del(keys.lease);
+    await control.del(keys.lease, keys.rollout);
     await new RedisFlagStore(control, keys, flagOptionsOf(config.flag)).reset(
       options.actor,
       `${options.actor} starts a rollout`,
@@ -127,9 +137,22 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
       cleanup.push(() => sidecar.close());
       ports[version] = (await sidecar.start()).proxyPort;
     }
-    const router = createDemoRouter(control, config.flag.key, `http://127.0.0.1:${ports.v1}`, `http://127.0.0.1:${ports.v2}`);
-    const routerPort = await router.listen();
+    // canary-gate route, as a user without a mesh runs it: follows the flag by the gate's events and a poll.
+    const router = buildRouter(
+      configFor('v1', {
+        CANARY_GATE_ROUTER_HOST: '127.0.0.1',
+        CANARY_GATE_ROUTER_PORT: '0',
+        CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1',
+        CANARY_GATE_ROUTER_ADMIN_PORT: '0',
+        CANARY_GATE_ROUTER_BASELINE_UPSTREAM: `http://127.0.0.1:${ports.v1}`,
+        CANARY_GATE_ROUTER_CANARY_UPSTREAM: `http://127.0.0.1:${ports.v2}`,
+        CANARY_GATE_ROUTER_POLL_INTERVAL: '200ms',
+      }),
+      { logger: logger.child({ pod: 'demo-router' }) },
+    );
+    const routerPort = (await router.start()).port;
     cleanup.push(() => router.close());
+    const rolloutControl = new RolloutControl(rolloutStoreOf(config, control, keys), stagesOf(config));
 
     return {
       url: `http://127.0.0.1:${routerPort}`,
@@ -144,7 +167,16 @@ export async function startDemoFleet(options: DemoFleetOptions): Promise<DemoFle
       },
       readDecision: () => control.get(keys.decision),
       latestVerdict: () => newest(sidecars.map((s) => s.status().latestVerdict)),
-      routed: () => ({ ...router.routed }),
+      routed: () => {
+        const s = router.status();
+        return { baseline: s.baseline.requests, canary: s.canary.requests };
+      },
+      startRollout: (actor, reason) => rolloutControl.apply('start', { actor, reason }),
+      rollout: () =>
+        sidecars
+          .map((s) => s.status().rollout.state)
+          .reduce<RolloutState | null>((a, b) => (b !== null && (a === null || b.revision > a.revision) ? b : a), null),
+      rolloutView: () => rolloutControl.view(),
       close,
     };
   } catch (err) {

@@ -71,6 +71,21 @@ export interface GateStats {
   readonly notifications?: readonly NotificationStats[];
   /** Answers of the integration endpoints (src/integrations) by endpoint path and HTTP status, since start. */
   readonly integrations?: readonly { readonly endpoint: string; readonly status: number; readonly count: number }[];
+  /** The rollout as the lease holder last read it (absent elsewhere, or when none was ever started). */
+  readonly rollout?: RolloutStats;
+}
+
+/** The rollout's figures on the lease holder (src/rollout/driver.ts). */
+export interface RolloutStats {
+  /** One of ROLLOUT_STATUSES (progressing, paused, completed, rolled_back, aborted). */
+  readonly status: string;
+  /** 1-based step of the plan, and the canary's weight, percent 0..100. */
+  readonly step: number;
+  readonly weightPercent: number;
+  /** Canary requests still needed before the next promotion (absent when unknown or not reachable at this traffic). */
+  readonly requestsNeeded: number | null;
+  /** Transitions this sidecar wrote or read as lease holder, by kind (started, promoted, ...), since start. */
+  readonly transitions: Readonly<Record<string, number>>;
 }
 
 /** One notification sink's counters since start (the shape of src/notify's SinkStats). */
@@ -220,6 +235,20 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     'canary_gate.integration.requests',
     'Requests to the Argo Rollouts and Flagger endpoints, by endpoint and answered status (400: a malformed request).',
   );
+  const rolloutWeight = gauge('canary_gate.rollout.weight_percent', "The rollout's canary weight, percent 0..100 (lease holder).");
+  const rolloutStep = gauge('canary_gate.rollout.step', "The rollout's 1-based step in its plan (lease holder).");
+  const rolloutStatus = gauge(
+    'canary_gate.rollout.status',
+    "1 for the rollout's current status, 0 for the others (progressing, paused, completed, rolled_back, aborted; lease holder).",
+  );
+  const rolloutNeeded = gauge(
+    'canary_gate.rollout.requests_needed',
+    'Canary requests still needed at this weight before the next promotion (absent when they cannot be gathered at this traffic).',
+  );
+  const rolloutTransitions = counter(
+    'canary_gate.rollout.transitions',
+    "Rollout transitions this sidecar wrote or read as lease holder (an operator's), by kind: started, promoted, paused, resumed, completed, aborted, rolled_back.",
+  );
 
   meter.addBatchObservableCallback(
     (r) => {
@@ -281,6 +310,14 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
         for (const [reason, count] of Object.entries(n.dropped)) r.observe(notifyDropped, count, { ...sink, reason });
       }
       for (const i of s.integrations ?? []) r.observe(integration, i.count, { endpoint: i.endpoint, status: String(i.status) });
+      if (s.rollout !== undefined) {
+        r.observe(rolloutWeight, s.rollout.weightPercent);
+        r.observe(rolloutStep, s.rollout.step);
+        for (const status of ['progressing', 'paused', 'completed', 'rolled_back', 'aborted'])
+          r.observe(rolloutStatus, s.rollout.status === status ? 1 : 0, { status });
+        if (s.rollout.requestsNeeded !== null) r.observe(rolloutNeeded, s.rollout.requestsNeeded);
+        for (const [kind, count] of Object.entries(s.rollout.transitions)) r.observe(rolloutTransitions, count, { kind });
+      }
     },
     [
       requests,
@@ -312,6 +349,11 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       notifyDropped,
       notifyQueued,
       integration,
+      rolloutWeight,
+      rolloutStep,
+      rolloutStatus,
+      rolloutNeeded,
+      rolloutTransitions,
     ],
   );
 

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { explainDecision, explainVerdict } from '../core/explain.ts';
 import type { RollbackDecision } from '../core/controller.ts';
-import type { GateEvent } from '../core/transitions.ts';
+import type { GateEvent, RolloutEvent } from '../core/transitions.ts';
 import type { Verdict, VersionFigures } from '../core/verdict.ts';
 
 export interface Notification {
@@ -27,6 +27,14 @@ function identity(event: GateEvent): string {
       return `${event.decision.trigger}|${event.decision.by}`;
     case 'reset':
       return event.decision === null ? '' : String(event.decision.atMs);
+    case 'rollout_started':
+    case 'rollout_promoted':
+    case 'rollout_paused':
+    case 'rollout_resumed':
+    case 'rollout_completed':
+    case 'rollout_aborted':
+    case 'rollout_rolled_back':
+      return `${event.rollout.id}|${event.rollout.revision}`;
     default:
       return '';
   }
@@ -48,6 +56,11 @@ export function decisionOf(event: GateEvent): RollbackDecision | null {
 /** The verdict an event is about (warning, breach, recovery); null for rollbacks and resets. */
 export function verdictOf(event: GateEvent): Verdict | null {
   return 'verdict' in event ? event.verdict : null;
+}
+
+/** Whether an event is a rollout transition. */
+export function isRolloutEvent(event: GateEvent): event is RolloutEvent {
+  return event.kind.startsWith('rollout_');
 }
 
 /** Both versions' figures as the event knows them (the decision's or the verdict's), or null. */
@@ -82,7 +95,17 @@ export function titleOf(n: Notification): string {
       return `${n.service}: ${canary} breaching${dryRun}`;
     case 'recovered':
       return `${n.service}: ${canary} recovered${dryRun}`;
+    default:
+      return rolloutTitle(n.service, e);
   }
+}
+
+/** `checkout: rollout promoted 5 % -> 25 %`. */
+function rolloutTitle(service: string, e: RolloutEvent): string {
+  const r = e.record;
+  const words = e.kind.slice('rollout_'.length).replace('_', ' ');
+  const weights = r.fromWeight === null || r.fromWeight === r.toWeight ? `at ${r.toWeight} %` : `${r.fromWeight} % -> ${r.toWeight} %`;
+  return `${service}: rollout ${words} ${weights}`;
 }
 
 /** Why, in one line: the decision's or verdict's reason, or who reset and why. */
@@ -97,8 +120,10 @@ export function reasonOf(e: GateEvent): string {
     case 'warning_ended':
     case 'recovered':
       return `${e.verdict.outcome} verdict${e.verdict.reason ? `: ${e.verdict.reason}` : ''}`;
-    default:
+    case 'warning_started':
       return e.verdict.reason;
+    default:
+      return `${e.record.actor}: ${e.record.reason}`;
   }
 }
 

@@ -2,8 +2,9 @@
  * The compose stack (deploy/compose/compose.yaml). No Docker engine here: the file is parsed with `yaml` and checked
  * for what `docker compose up` needs (services, ports, bind mounts that exist, depends_on, Grafana's provisioning
  * paths, Prometheus's targets against the sidecars' admin ports, the sidecars' config as canary-gate loads it), by a
- * checker that a broken copy shows can fail. The stack's own scripts (demo app, router) run here for real with Node
- * 24 against the machine's Redis, with the environment the compose file gives them.
+ * checker that a broken copy shows can fail. The stack's demo app script and its router (canary-gate route on the
+ * stack's config) run here for real with Node 24 against the machine's Redis, with the environment the compose file
+ * gives them.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { parse } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import { promtool } from '../helpers/prometheus.ts';
+import { binomialInterval } from '../helpers/binomial.ts';
 import { eventually, REDIS_URL, uniqueService } from '../helpers/redis.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -30,6 +32,7 @@ interface Service {
   volumes?: Array<string | { type: string; source: string; target: string }>;
   ports?: string[];
   depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test?: string[]; disable?: boolean };
 }
 interface Compose {
   services: Record<string, Service>;
@@ -156,28 +159,46 @@ function problemsOf(c: Compose): string[] {
   }
   if (new Set([...admin.values()].map((a) => a.version)).size !== admin.size) problems.push('the sidecars do not run one version each');
 
-  // Router: to each sidecar's proxy port, the baseline's as BASELINE_URL, reading the flag the sidecars write.
+  // Router (canary-gate route): to each sidecar's proxy port, the baseline's as baselineUpstream, following the flag
+  // the sidecars write, listening where its port is published and checked.
   const router = c.services.router;
-  if (router === undefined) problems.push('no router service');
+  if (router === undefined || router.command?.[0] !== 'route') problems.push('no router service running canary-gate route');
   else {
-    for (const [variable, baseline] of [
-      ['BASELINE_URL', true],
-      ['CANARY_URL', false],
-    ] as const) {
-      const url = new URL(router.environment?.[variable] ?? 'http://missing');
-      const target = admin.get(url.hostname);
-      if (target === undefined) problems.push(`router: ${variable} ${url.href} is no sidecar`);
-      else {
-        if (Number(url.port) !== target.proxyPort)
-          problems.push(`router: ${variable} port ${url.port} but ${url.hostname} proxies on ${target.proxyPort}`);
-        if ((target.version === target.baseline) !== baseline)
-          problems.push(`router: ${variable} points at ${url.hostname}, which runs ${target.version}`);
-      }
+    let config: ReturnType<typeof sidecarConfig> | undefined;
+    try {
+      config = sidecarConfig(router);
+    } catch (err) {
+      problems.push(`router: config refused: ${(err as Error).message} ${((err as { details?: string[] }).details ?? []).join('; ')}`);
     }
-    for (const a of admin.values())
-      if (router.environment?.FLAG_KEY !== a.flagKey)
-        problems.push(`router: FLAG_KEY ${router.environment?.FLAG_KEY} but the sidecars write ${a.flagKey}`);
+    if (config !== undefined) {
+      for (const [field, baseline] of [
+        ['baselineUpstream', true],
+        ['canaryUpstream', false],
+      ] as const) {
+        const url = new URL(config.router[field]);
+        const target = admin.get(url.hostname);
+        if (target === undefined) problems.push(`router: router.${field} ${url.href} is no sidecar`);
+        else {
+          if (Number(url.port) !== target.proxyPort)
+            problems.push(`router: router.${field} port ${url.port} but ${url.hostname} proxies on ${target.proxyPort}`);
+          if ((target.version === target.baseline) !== baseline)
+            problems.push(`router: router.${field} points at ${url.hostname}, which runs ${target.version}`);
+          if (!(url.hostname in (router.depends_on ?? {}))) problems.push(`router: does not depend on ${url.hostname}`);
+        }
+      }
+      for (const a of admin.values())
+        if (config.flag.key !== a.flagKey) problems.push(`router: flag.key ${config.flag.key} but the sidecars write ${a.flagKey}`);
+      if (!portsOf(router).some((p) => p.container === config.router.port))
+        problems.push(`router: router.port ${config.router.port} is not published`);
+      if (!router.healthcheck?.test?.join(' ').includes(`:${config.router.adminPort}/readyz`))
+        problems.push(`router: the healthcheck does not read /readyz on router.adminPort ${config.router.adminPort}`);
+    }
   }
+  // The rollout: canary-gate rollout start on the same config, before the router takes traffic.
+  const rollout = c.services.rollout;
+  if (rollout?.command?.slice(0, 2).join(' ') !== 'rollout start') problems.push('rollout: does not run canary-gate rollout start');
+  else if (router?.depends_on?.rollout?.condition !== 'service_completed_successfully')
+    problems.push('router: does not wait for the rollout to start');
 
   // Prometheus: its config where --config.file says, its rule files next to it, one target per sidecar admin port.
   const prometheus = c.services.prometheus;
@@ -315,14 +336,27 @@ describe('deploy/compose/compose.yaml', () => {
     ],
     [
       'the router reading another flag',
-      (c) => (c.services.router!.environment!.FLAG_KEY = 'flag'),
-      /router: FLAG_KEY flag but the sidecars write feature:v2_traffic_percentage/,
+      (c) => (c.services.router!.environment!.CANARY_GATE_FLAG_KEY = 'flag'),
+      /router: flag\.key flag but the sidecars write /,
     ],
     [
       'baseline and canary swapped in the router',
       (c) =>
-        Object.assign(c.services.router!.environment!, { BASELINE_URL: 'http://sidecar-v2:8080', CANARY_URL: 'http://sidecar-v1:8080' }),
-      /router: BASELINE_URL points at sidecar-v2, which runs v2/,
+        Object.assign(c.services.router!.environment!, {
+          CANARY_GATE_ROUTER_BASELINE_UPSTREAM: 'http://sidecar-v2:8080',
+          CANARY_GATE_ROUTER_CANARY_UPSTREAM: 'http://sidecar-v1:8080',
+        }),
+      /router: router\.baselineUpstream points at sidecar-v2, which runs v2/,
+    ],
+    [
+      'a router whose port is not published',
+      (c) => (c.services.router!.environment!.CANARY_GATE_ROUTER_PORT = '8001'),
+      /router: router\.port 8001 is not published/,
+    ],
+    [
+      'a router that takes traffic before the rollout started',
+      (c) => delete c.services.router!.depends_on!.rollout,
+      /router: does not wait for the rollout to start/,
     ],
     [
       'a port published to every interface',
@@ -336,8 +370,8 @@ describe('deploy/compose/compose.yaml', () => {
     ],
     [
       'a script that is not mounted',
-      (c) => (c.services.router!.volumes = c.services.router!.volumes!.filter((v) => !String(v).includes('router.ts'))),
-      /router: deploy\/compose\/router\.ts is not mounted/,
+      (c) => (c.services['app-v1']!.volumes = c.services['app-v1']!.volumes!.filter((v) => !String(v).includes('demo-app.ts'))),
+      /app-v1: deploy\/compose\/demo-app\.ts is not mounted/,
     ],
   ])('the checker finds %s', (_name, breakIt, problem) => {
     const broken = readCompose();
@@ -404,10 +438,31 @@ async function runScript(
   return { child, firstLine, output: () => out };
 }
 
+/** Runs the router service's command (`canary-gate route --config <mounted config>`) with its environment and `extra`. */
+async function runRoute(extra: Record<string, string>): Promise<{ child: ChildProcess; firstLine: string }> {
+  const s = readCompose().services.router!;
+  const command = s.command!;
+  const config = hostPathOf(s, command[command.indexOf('--config') + 1]!)!;
+  const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), command[0]!, '--config', config], {
+    env: { PATH: process.env.PATH ?? '', ...s.environment, ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const firstLine = await eventually(
+    () => (out.includes('\n') ? out.split('\n')[0] : child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : undefined),
+    10_000,
+    'the router to start',
+  );
+  return { child, firstLine };
+}
+
 const portOf = (line: string): number => Number(/:(\d+)(?::|$)/.exec(line)?.[1]);
 
 describe('the stack scripts, run with the compose environment', () => {
-  it('demo apps answer as their version; v2 regresses on SIGUSR2; the router splits by the flag and falls back to v1 at 0', async () => {
+  it('demo apps answer as their version; v2 regresses on SIGUSR2; canary-gate route splits by the flag and falls back to v1 at 0', async () => {
     const redis = new Redis(REDIS_URL);
     clients.push(redis);
     const flagKey = `${uniqueService('compose')}:flag`;
@@ -422,17 +477,21 @@ describe('the stack scripts, run with the compose environment', () => {
     await redis.set(flagKey, '50');
     try {
       // The sidecars' place is taken by the apps themselves: the router's split is what is under test here.
-      const router = await runScript('router', {
-        PORT: '0',
-        HOST: '127.0.0.1',
+      const router = await runRoute({
+        CANARY_GATE_ROUTER_HOST: '127.0.0.1',
+        CANARY_GATE_ROUTER_PORT: '0',
+        CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1',
+        CANARY_GATE_ROUTER_ADMIN_PORT: '0',
+        CANARY_GATE_ROUTER_POLL_INTERVAL: '50ms',
+        CANARY_GATE_ROUTER_BASELINE_UPSTREAM: `http://127.0.0.1:${apps['app-v1']}`,
+        CANARY_GATE_ROUTER_CANARY_UPSTREAM: `http://127.0.0.1:${apps['app-v2']}`,
+        CANARY_GATE_FLAG_KEY: flagKey,
+        CANARY_GATE_LOG_LEVEL: 'warn',
         REDIS_URL,
-        FLAG_KEY: flagKey,
-        POLL_MS: '50',
-        BASELINE_URL: `http://127.0.0.1:${apps['app-v1']}`,
-        CANARY_URL: `http://127.0.0.1:${apps['app-v2']}`,
       });
-      expect(router.firstLine).toContain(`${flagKey} = 50`);
-      const url = `http://127.0.0.1:${portOf(router.firstLine)}`;
+      expect(router.firstLine).toContain('weight 50 %');
+      const url = `http://127.0.0.1:${/ :(\d+) -> /.exec(router.firstLine)?.[1]}`;
+      const admin = `http://127.0.0.1:${/admin :(\d+)/.exec(router.firstLine)?.[1]}`;
       const versions = async (n: number): Promise<Record<string, number>> => {
         const seen: Record<string, number> = {};
         for (let i = 0; i < n; i++) {
@@ -442,16 +501,24 @@ describe('the stack scripts, run with the compose environment', () => {
         }
         return seen;
       };
-      expect(await versions(40)).toEqual({ v1: 20, v2: 20 });
+      // 80 draws at 50 %: each version's count inside its 99.9 % binomial bounds.
+      const [low, high] = binomialInterval(80, 0.5);
+      const split = await versions(80);
+      expect(split.v1! + split.v2!).toBe(80);
+      expect(split.v2).toBeGreaterThanOrEqual(low);
+      expect(split.v2).toBeLessThanOrEqual(high);
       await redis.set(flagKey, '0');
       await eventually(
-        async () => ((await (await request(`${url}/__router`)).body.json()) as { percentage: number }).percentage === 0 || undefined,
+        async () => ((await (await request(`${admin}/status`)).body.json()) as { weightPercent: number }).weightPercent === 0 || undefined,
         5000,
         'the router to read 0',
       );
       expect(await versions(20)).toEqual({ v1: 20 });
-      const state = (await (await request(`${url}/__router`)).body.json()) as { routed: { baseline: number; canary: number } };
-      expect(state.routed).toEqual({ baseline: 40, canary: 20 });
+      const state = (await (await request(`${admin}/status`)).body.json()) as {
+        baseline: { requests: number };
+        canary: { requests: number };
+      };
+      expect([state.baseline.requests, state.canary.requests]).toEqual([split.v1! + 20, split.v2]);
 
       v2.child.kill('SIGUSR2');
       await eventually(

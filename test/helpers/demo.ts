@@ -2,7 +2,11 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { loadConfig } from '../../src/config/load.ts';
+import { serviceKeys } from '../../src/core/keys.ts';
+import type { RolloutState } from '../../src/core/rollout.ts';
 import { startRedisServer } from '../../src/demo/find-redis.ts';
+import { DEMO_CONFIG } from '../../src/demo/fleet.ts';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
@@ -12,6 +16,10 @@ export interface DemoRun {
   readonly stderr: string;
   /** The flag's value in the demo's Redis after the run. */
   readonly flag: string | null;
+  /** The flag key of the demo's config (never hard-coded: the config names it). */
+  readonly flagKey: string;
+  /** The rollout in the demo's Redis after the run, or null. */
+  readonly rollout: RolloutState | null;
 }
 
 export async function runDemoProcess(args: string[], timeoutMs: number): Promise<DemoRun> {
@@ -28,10 +36,19 @@ export async function runDemoProcess(args: string[], timeoutMs: number): Promise
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     clearTimeout(timer);
+    const config = loadConfig({ file: DEMO_CONFIG, env: {} });
     const client = new Redis(redis.url);
-    const flag = await client.get('feature:v2_traffic_percentage');
+    const flag = await client.get(config.flag.key);
+    const rollout = await client.get(serviceKeys(config.redis.keyPrefix, config.service).rollout);
     client.disconnect();
-    return { code, stdout, stderr, flag };
+    return {
+      code,
+      stdout,
+      stderr,
+      flag,
+      flagKey: config.flag.key,
+      rollout: rollout === null ? null : (JSON.parse(rollout) as RolloutState),
+    };
   } finally {
     await redis.stop();
   }

@@ -1,5 +1,6 @@
 /** One gate event of every kind, with a hand-made verdict and the decision the controller makes of it. */
 import { initialState, manualDecision, step, type RollbackDecision } from '../../src/core/controller.ts';
+import type { RolloutStatus, RolloutTransitionKind } from '../../src/core/rollout.ts';
 import type { GateEvent } from '../../src/core/transitions.ts';
 import type { Outcome, Verdict, VersionFigures } from '../../src/core/verdict.ts';
 
@@ -69,5 +70,26 @@ export function everyKind(): GateEvent[] {
     { kind: 'rolled_back', atMs: decision.atMs, advisory: false, decision },
     { kind: 'reset', atMs: T0 + 40_000, advisory: false, actor: 'bob', reason: 'v2.0.1 fixes it', decision },
     { kind: 'rolled_back', atMs: manual.atMs, advisory: false, decision: manual },
+    ...rolloutEvents(T0 + 100_000),
   ];
+}
+
+/** One rollout event of each kind, a second apart from `atMs`. */
+export function rolloutEvents(atMs: number): GateEvent[] {
+  const steps: Array<[RolloutTransitionKind, RolloutStatus, number | null, number]> = [
+    ['started', 'progressing', null, 5],
+    ['promoted', 'progressing', 5, 25],
+    ['paused', 'paused', 25, 25],
+    ['resumed', 'progressing', 25, 25],
+    ['completed', 'completed', 25, 100],
+    ['aborted', 'aborted', 25, 0],
+    ['rolled_back', 'rolled_back', 25, 25],
+  ];
+  return steps.map(([kind, status, fromWeight, toWeight], i) => ({
+    kind: `rollout_${kind}` as const,
+    atMs: atMs + i * 1000,
+    advisory: false,
+    rollout: { id: String(atMs), status, stage: 1, weight: toWeight, revision: i + 1 },
+    record: { kind, atMs: atMs + i * 1000, actor: 'alice@cli', reason: `ticket ${i}`, fromWeight, toWeight, evidence: null },
+  }));
 }

@@ -47,8 +47,8 @@ describe('every transition, to every sink', () => {
     expect(slack.received).toHaveLength(events.length);
     expect(pagerduty.received.map((r) => r.body.event_action)).toEqual(['trigger', 'resolve', 'trigger']);
     expect(notifier.stats()).toEqual([
-      { sink: 'webhook', queued: 0, sent: 7, failed: 0, dropped: { queue_full: 0, rejected: 0, retries_exhausted: 0, shutdown: 0 } },
-      { sink: 'slack', queued: 0, sent: 7, failed: 0, dropped: { queue_full: 0, rejected: 0, retries_exhausted: 0, shutdown: 0 } },
+      { sink: 'webhook', queued: 0, sent: 14, failed: 0, dropped: { queue_full: 0, rejected: 0, retries_exhausted: 0, shutdown: 0 } },
+      { sink: 'slack', queued: 0, sent: 14, failed: 0, dropped: { queue_full: 0, rejected: 0, retries_exhausted: 0, shutdown: 0 } },
       { sink: 'pagerduty', queued: 0, sent: 3, failed: 0, dropped: { queue_full: 0, rejected: 0, retries_exhausted: 0, shutdown: 0 } },
     ]);
     // Every request carries its notification's id as the idempotency key, a JSON content type and our user agent.

@@ -19,6 +19,9 @@ import { parse } from 'yaml';
 import { buildSidecar } from '../../src/app/sidecar.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { panelExpressions } from '../../src/dashboards/index.ts';
+import { serviceKeys } from '../../src/core/keys.ts';
+import { rolloutStoreOf, stagesOf } from '../../src/rollout/compose.ts';
+import { RolloutControl } from '../../src/rollout/control.ts';
 import { freePort } from '../../src/demo/find-redis.ts';
 import { CONFIG_DIR, type PodTarget, promtool, type RunningPrometheus, startPrometheus } from '../helpers/prometheus.ts';
 import { client, dropService, eventually, REDIS_URL, silent, sleep, uniqueService } from '../helpers/redis.ts';
@@ -136,6 +139,10 @@ beforeAll(async () => {
     for (const service of Object.values(services)) await dropService(redis, 'cg-prom', service, `cg-prom:flag:{${service}}`);
     redis.disconnect();
   });
+  // checkout runs a rollout (its lease holder exports the rollout row's series), which the rollback ends.
+  const checkout = sidecarConfig(services.checkout, 'operator', 'v1', healthy.url);
+  const rollout = new RolloutControl(rolloutStoreOf(checkout, redis, serviceKeys('cg-prom', services.checkout)), stagesOf(checkout));
+  expect((await rollout.apply('start', { actor: 'test', reason: 'the rollout row has series' })).outcome).toBe('written');
 
   prom = await startPrometheus(targets, '1s');
   cleanups.push(() => prom.stop());
@@ -150,7 +157,11 @@ beforeAll(async () => {
       await sleep(5);
     }
   });
-  await sleep(8000);
+  await sleep(4000);
+  // An operator promotes (the traffic goes to the pods directly, so the flag's share never matches and the evidence
+  // never holds): the rollout row then shows a second weight and step.
+  expect((await rollout.apply('promote', { actor: 'test', reason: 'a promotion to annotate' })).outcome).toBe('written');
+  await sleep(4000);
   regressed = true;
   await eventually(
     async () => ((await prom.query('canary_gate_state == 2')).length > 0 ? true : undefined),
