@@ -4,9 +4,12 @@
  * "regressed by the threshold" (H1). The judge, the detector, `explain`, the metrics and the dashboards iterate it.
  *
  * Hypotheses per row (README, "How the gate decides"; sizes from the policy):
- * - latency_pNN_relative: the share of canary requests slower than the baseline's pNN. H0: the canary is like the
- *   baseline (share 1 - NN %); H1: the canary is `threshold` times slower (share = the baseline's own share slower
- *   than pNN / threshold, read from the baseline's merged histogram, so no latency shape is assumed but a scale).
+ * - latency_pNN_relative: conditional on a slot's requests slower than the baseline's pNN (both versions'), the
+ *   canary's share of them (statistics.conditionalShare, as for errors). H0: the canary is like the baseline (its share
+ *   of the slow requests is its share of all requests); H1: the canary is `threshold` times slower, so it is slow as
+ *   often as the baseline is slower than pNN / threshold (read from the baseline's merged histogram: no latency shape
+ *   is assumed but a scale). Comparing within the slot makes a slowdown both versions share (a node's pause, a
+ *   slow dependency) cancel out, and makes H0 exact whatever the noise of the baseline's pNN.
  * - error_ratio_relative: conditional on a slot's errors, the canary's share of them (statistics.conditionalShare).
  *   H0: canary rate = baseline rate; H1: canary rate = threshold² x baseline rate, which puts the break-even rate at
  *   about threshold x baseline (2.16 x for 2). A baseline below `baselineFloor` counts as at the floor.
@@ -107,26 +110,34 @@ function relativeLatency(name: SequentialCheckName, quantile: number, pick: (t: 
     unit: 'ms',
     needsBaseline: true,
     threshold: pick,
-    statistic: `share of canary requests slower than the baseline's ${label}`,
+    statistic: `canary's share of both versions' requests slower than the baseline's ${label}, conditional on them`,
     model(t, baseline, canary) {
       const ratio = pick(t);
       const indicatorUs = baseline.quantileUs(quantile);
       if (!Number.isFinite(indicatorUs)) return `the baseline's ${label} is not a number (${baseline.requests} requests)`;
-      const p0 = 1 - quantile;
-      // A canary `ratio` times slower is slower than the baseline's pNN as often as the baseline is slower than pNN / ratio.
-      const p1 = clampRate(Math.max(p0 * 1.05, shareAbove(baseline.quantileUs, indicatorUs / ratio)));
+      const tail = 1 - quantile;
+      // A canary `ratio` times slower is slower than the baseline's pNN as often as the baseline is slower than pNN / ratio:
+      // that many times more often than the baseline itself (`slower`, > 1).
+      const slower = Math.max(1.05, shareAbove(baseline.quantileUs, indicatorUs / ratio) / tail);
+      const p0 = conditionalShare(1, canary.requests, baseline.requests);
+      const p1 = clampRate(conditionalShare(slower, canary.requests, baseline.requests));
+      const canarySlow = canary.requests > 0 ? shareAbove(canary.quantileUs, indicatorUs) * canary.requests : 0;
+      const baselineSlow = shareAbove(baseline.quantileUs, indicatorUs) * baseline.requests;
+      const trials = canarySlow + baselineSlow;
       return {
-        rule: `canary requests slower than the baseline's ${label} ${ms(indicatorUs)}: ${pct(p0)} if healthy, ${pct(p1)} if ${ratio} x slower`,
-        slot: (_b, c) =>
-          c === null || c.requests === 0
-            ? null
-            : { events: c.countAbove(indicatorUs), trials: c.requests, p0, p1, canaryRequests: c.requests },
-        rates: {
-          trialsPerS: canary.requests / seconds(canary),
-          p0,
-          p1,
-          observed: canary.requests > 0 ? shareAbove(canary.quantileUs, indicatorUs) : Number.NaN,
+        rule: `canary's share of the requests slower than the baseline's ${label} ${ms(indicatorUs)}: ${pct(p0)} if healthy (its share of all requests), ${pct(p1)} if ${ratio} x slower`,
+        slot(b, c) {
+          if (b === null || c === null || b.requests === 0 || c.requests === 0) return null;
+          const events = c.countAbove(indicatorUs);
+          return {
+            events,
+            trials: events + b.countAbove(indicatorUs),
+            p0: conditionalShare(1, c.requests, b.requests),
+            p1: clampRate(conditionalShare(slower, c.requests, b.requests)),
+            canaryRequests: c.requests,
+          };
         },
+        rates: { trialsPerS: trials / seconds(canary), p0, p1, observed: trials > 0 ? canarySlow / trials : Number.NaN },
         observed: canary.quantileUs(quantile) / 1000,
         threshold: (ratio * indicatorUs) / 1000,
         latencyThresholdMs: indicatorUs / 1000,

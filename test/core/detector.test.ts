@@ -200,7 +200,7 @@ describe('sequential judge: policy', () => {
     expect(v.outcome).toBe('inconclusive');
     expect(v.underpowered).toContain('latency_p95_relative');
     expect(checkOf(v, 'latency_p95_relative')!.reason).toMatch(
-      /underpowered: at 0\.05 trials\/s a regression of the configured size would take .* to detect, longer than the 10 min horizon/,
+      /underpowered: at 5\.00 trials\/s a regression of the configured size would take .* to detect, longer than the 10 min horizon/,
     );
   });
 
