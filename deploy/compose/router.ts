@@ -4,7 +4,7 @@
  * the demo's router (src/demo/router.ts), on a fixed port of its container; it stands in for the ingress rule or
  * Istio weight a real rollout drives from the same Redis key. GET /__router answers its state as JSON.
  *
- * Environment: REDIS_URL (redis://redis:6379), FLAG_KEY (feature:v2_traffic_percentage), BASELINE_URL, CANARY_URL,
+ * Environment: REDIS_URL (redis://redis:6379), FLAG_KEY (feature:{demo-api}:v2_traffic_percentage, the compose service's flag), BASELINE_URL, CANARY_URL,
  * PORT (8000), HOST (0.0.0.0), POLL_MS (200). Run with Node 24: node deploy/compose/router.ts
  */
 import { createServer } from 'node:http';
@@ -14,7 +14,7 @@ import { Pool } from 'undici';
 import { forwardRequest } from '../../src/proxy/forward.ts';
 
 const env = process.env;
-const flagKey = env.FLAG_KEY ?? 'feature:v2_traffic_percentage';
+const flagKey = env.FLAG_KEY ?? 'feature:{demo-api}:v2_traffic_percentage';
 const baselineUrl = env.BASELINE_URL ?? 'http://sidecar-v1:8080';
 const canaryUrl = env.CANARY_URL ?? 'http://sidecar-v2:8080';
 const pools = { baseline: new Pool(baselineUrl, { connections: 32 }), canary: new Pool(canaryUrl, { connections: 32 }) };

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import ms from 'ms';
 import { z } from 'zod';
 import { SEQUENTIAL_CHECKS, type SequentialCheckName } from '../core/checks.ts';
+import { REDIS_MODES } from './redis-target.ts';
 
 /** Reads a positive duration (`5s`, `250ms`, `1m`, or a number of ms) as ms; an issue on `ctx` otherwise. */
 function toMs(input: number | string, ctx: z.RefinementCtx): number {
@@ -44,7 +45,10 @@ const routeTemplate = z
       return false;
     }
   }, 'must be a URLPattern pathname such as /users/:id');
-const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
+/** The scheme only: hosts, database and master name are read by readRedisTarget (src/config/redis-target.ts) at load. */
+const redisUrl = z
+  .string()
+  .refine((u) => /^rediss?(\+sentinel)?:\/\/[^\s]+$/.test(u), 'must be a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL');
 /** An IPv4 or IPv6 address (`10.0.0.7`) or a CIDR range (`10.0.0.0/8`, `fd00::/8`). */
 const ipOrRange = z.string().refine((entry) => {
   const [address = '', prefix, ...rest] = entry.split('/');
@@ -83,7 +87,10 @@ export const configSchema = z.strictObject({
   }),
   admin: z.strictObject({ host: name, port }),
   redis: z.strictObject({
+    mode: z.enum(REDIS_MODES),
     url: redisUrl,
+    nodes: z.array(z.string()),
+    masterName: z.string(),
     keyPrefix: name,
     commandTimeout: duration,
     connectTimeout: duration,

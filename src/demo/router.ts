@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:http';
 import { Pool } from 'undici';
-import type { Redis } from 'ioredis';
+import type { Redis } from '../fleet/redis-client.ts';
 import { forwardRequest } from '../proxy/forward.ts';
 import { closeServer, listen } from './demo-app.ts';
 

@@ -6,9 +6,9 @@ it('npm run demo: v2 regresses, the flag goes to 0 in Redis, the decision record
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
   expect(run.flag).toBe('0');
-  expect(run.stdout).toContain('rollout started: feature:v2_traffic_percentage = 10');
+  expect(run.stdout).toContain('rollout started: feature:{demo-api}:v2_traffic_percentage = 10');
   expect(run.stdout).toContain('>>> v2 regresses now');
-  expect(run.stdout).toContain('ROLLED BACK: feature:v2_traffic_percentage = 0 in redis');
+  expect(run.stdout).toContain('ROLLED BACK: feature:{demo-api}:v2_traffic_percentage = 0 in redis');
   expect(run.stdout).toMatch(/"trigger": "automatic"/);
   const seconds = Number(/seconds from regression to flag: ([0-9.]+)/.exec(run.stdout)?.[1]);
   expect(seconds).toBeGreaterThan(0);

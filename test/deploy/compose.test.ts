@@ -316,7 +316,7 @@ describe('deploy/compose/compose.yaml', () => {
     [
       'the router reading another flag',
       (c) => (c.services.router!.environment!.FLAG_KEY = 'flag'),
-      /router: FLAG_KEY flag but the sidecars write feature:v2_traffic_percentage/,
+      /router: FLAG_KEY flag but the sidecars write feature:\{demo-api\}:v2_traffic_percentage/,
     ],
     [
       'baseline and canary swapped in the router',

@@ -29,7 +29,7 @@ export async function runDemoProcess(args: string[], timeoutMs: number): Promise
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     clearTimeout(timer);
     const client = new Redis(redis.url);
-    const flag = await client.get('feature:v2_traffic_percentage');
+    const flag = await client.get('feature:{demo-api}:v2_traffic_percentage');
     client.disconnect();
     return { code, stdout, stderr, flag };
   } finally {

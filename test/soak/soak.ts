@@ -22,7 +22,6 @@ import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const FLAG_KEY = 'feature:v2_traffic_percentage';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Redis with persistence
@@ -503,6 +502,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const redis = await startPersistentRedis();
   const [v1App, v2App] = [await startSoakApp(), await startSoakApp()];
   const service = `soak-${process.pid}`;
+  const FLAG_KEY = `feature:{${service}}:v2_traffic_percentage`;
   const sidecars: SidecarProcess[] = [];
   const client = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
   client.on('error', () => undefined);
