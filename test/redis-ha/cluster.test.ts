@@ -12,17 +12,20 @@ import { createRedisClient, waitReady, type Redis } from '../../src/fleet/redis-
 import { RedisLease } from '../../src/fleet/redis-lease.ts';
 import { eventually, silent, uniqueService } from '../helpers/redis.ts';
 import { startCluster, type TestCluster } from '../helpers/redis-ha.ts';
-import { haConfig, startHaFleet, startLoad, verdictAfter, type HaFleet } from './ha-fleet.ts';
+import { failoverUnderLoad, haConfig, startHaFleet, type HaFleet } from './ha-fleet.ts';
+import type { Router } from '../../src/router/router.ts';
 
 let cluster: TestCluster;
 const clients: Redis[] = [];
 let fleet: HaFleet | undefined;
+let router: Router | undefined;
 
 beforeAll(async () => {
   cluster = await startCluster();
 }, 30_000);
 
 afterAll(async () => {
+  await router?.destroy();
   await fleet?.stop();
   for (const c of clients) c.disconnect();
   await cluster?.stop();
@@ -102,47 +105,26 @@ it('takes the lease, fences a stale holder, latches once and publishes events to
 
 it('judges, survives a failover of the service primary under load with no failed request, and rolls back exactly once', async () => {
   const service = uniqueService('ha-cluster');
-  fleet = await startHaFleet(service, { REDIS_URL: cluster.url, CANARY_GATE_REDIS_MODE: 'cluster' });
-  const redis = await clusterClient();
-  const keys = serviceKeys('canary-gate', service);
-  await redis.set(fleet.config.flag.key, '30');
-  // A router's subscription to the gate's events, on whichever node the Cluster client picked.
-  const subscriber = await clusterClient();
-  const events: string[] = [];
-  subscriber.on('message', (_channel: string, message: string) => events.push(JSON.parse(message).event));
-  await subscriber.subscribe(keys.events);
-  const load = startLoad(fleet.proxies);
-
-  // Publish and judge: the fleet's slots are read back and the canary passes.
-  await eventually(() => fleet!.evaluations.find((e) => e.event.verdict?.outcome === 'pass'), 10_000, 'a passing verdict');
-
-  // Kill the primary that serves the service's slot; its replica takes over.
-  const primary = await cluster.primaryOf(keys.lease);
-  const before = load.statuses.length;
-  const killedMs = Date.now();
-  await primary.kill();
-  const next = await eventually(() => verdictAfter(fleet!.evaluations, killedMs), 20_000, 'a verdict after the failover');
-  const secondsToVerdict = (next.atMs - killedMs) / 1000;
-  expect(await cluster.primaryOf(keys.lease)).not.toBe(primary);
-  await eventually(() => (load.statuses.length > before + 100 ? true : undefined), 10_000, 'requests after the failover');
-  const during = load.statuses.slice(before);
-  const failed = during.filter((s) => s !== 200).length;
-
-  // The canary regresses after the failover: the gate rolls back once, on the new primary.
-  fleet.canaryApp.handle((_req, res) => {
-    res.writeHead(500);
-    res.end('boom');
-  });
-  await eventually(async () => ((await redis.get(fleet!.config.flag.key)) === '0' ? true : undefined), 15_000, 'the rollback');
-  const statuses = await load.stop();
-  const audit = await redis.xrange(keys.audit, '-', '+');
-  const rollbacks = audit.filter(([, fields]) => fields[fields.indexOf('event') + 1] === 'rollback');
-  console.log(
-    `cluster failover: ${during.length} requests from the kill to the next verdict and after, ${failed} failed; next verdict ${secondsToVerdict.toFixed(2)} s after the kill; ${statuses.length} requests in all; rollbacks in the audit stream: ${rollbacks.length}`,
+  const redisEnv = { REDIS_URL: cluster.url, CANARY_GATE_REDIS_MODE: 'cluster' };
+  fleet = await startHaFleet(service, redisEnv);
+  const primary = await cluster.primaryOf(serviceKeys('canary-gate', service).lease);
+  const run = await failoverUnderLoad(
+    fleet,
+    await clusterClient(),
+    await clusterClient(),
+    redisEnv,
+    () => primary.kill(),
+    (r) => (router = r),
   );
-  expect(failed).toBe(0);
-  expect(rollbacks).toHaveLength(1);
-  await eventually(() => (events.includes('rollback') ? true : undefined), 5000, 'the rollback event after the failover');
-  expect(events).toEqual(['rollback']);
+  console.log(
+    `cluster failover: ${run.requestsDuring} requests from the kill to 100 after the next verdict, ${run.failedDuring} failed; next verdict ${run.secondsToVerdict.toFixed(2)} s after the kill; ${run.rps.toFixed(0)} requests/s; rollbacks in the audit stream: ${run.rollbacks}`,
+  );
+  expect(await cluster.primaryOf(serviceKeys('canary-gate', service).lease)).not.toBe(primary);
+  expect(run.failedDuring).toBe(0);
+  expect(run.rollbacks).toBe(1);
+  expect(run.events).toEqual(['rollback']);
+  // The router's subscription survived the failover: the rollback reached it as an event, not by polling.
+  expect(run.routerWeight).toBe(0);
+  expect(run.routerEventReads).toBeGreaterThan(0);
   expect(fleet.sidecars.filter((s) => s.status().evaluator.holding)).toHaveLength(1);
 }, 50_000);

@@ -1,14 +1,18 @@
 /**
  * A gate on a Redis Cluster or a Sentinel-managed primary, as the HA tests run it: two baseline sidecars and a canary
  * sidecar with real proxies and upstreams, short slots and thresholds only (three failing evaluations roll back), the
- * default flag key (`feature:{<service>}:v2_traffic_percentage`), and a load loop that records every status.
+ * default flag key (`feature:{<service>}:v2_traffic_percentage`), a load loop that records every status, a router
+ * that follows the flag, and the failover scenario both HA tests run.
  */
 import { request } from 'undici';
 import { buildSidecar, type Sidecar } from '../../src/app/sidecar.ts';
 import type { EvaluationEvent } from '../../src/app/evaluator.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { silent, sleep } from '../helpers/redis.ts';
+import { buildRouter, type Router } from '../../src/router/router.ts';
+import { serviceKeys } from '../../src/core/keys.ts';
+import type { Redis } from '../../src/fleet/redis-client.ts';
+import { eventually, silent, sleep } from '../helpers/redis.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 /** One evaluation a sidecar made as lease holder, with when it ended (ms since the epoch). */
@@ -122,4 +126,107 @@ export function startLoad(proxies: readonly string[], concurrency = 4): { status
 /** The first evaluation after `sinceMs` that judged (a verdict, not a Redis hold). */
 export function verdictAfter(evaluations: readonly TimedEvaluation[], sinceMs: number): TimedEvaluation | undefined {
   return evaluations.find((e) => e.atMs > sinceMs && e.event.verdict !== null && e.event.error === null);
+}
+
+/**
+ * `canary-gate route` in front of the fleet: the baseline's traffic to pod a, the canary's to pod c, by the flag. It
+ * polls the flag only once a minute, so a change within a test reaches it through the gate's events (pub/sub).
+ */
+export async function startHaRouter(fleet: HaFleet, redisEnv: Record<string, string>): Promise<{ router: Router; url: string }> {
+  const config = loadConfig({
+    env: {
+      SERVICE_NAME: fleet.config.service,
+      CANARY_GATE_ROUTER_HOST: '127.0.0.1',
+      CANARY_GATE_ROUTER_PORT: '0',
+      CANARY_GATE_ROUTER_ADMIN_HOST: '127.0.0.1',
+      CANARY_GATE_ROUTER_ADMIN_PORT: '0',
+      CANARY_GATE_ROUTER_BASELINE_UPSTREAM: fleet.proxies[0]!,
+      CANARY_GATE_ROUTER_CANARY_UPSTREAM: fleet.proxies[2]!,
+      CANARY_GATE_ROUTER_POLL_INTERVAL: '60s',
+      CANARY_GATE_REDIS_COMMAND_TIMEOUT: '300ms',
+      CANARY_GATE_REDIS_CONNECT_TIMEOUT: '500ms',
+      CANARY_GATE_LOG_LEVEL: 'silent',
+      ...redisEnv,
+    },
+    hostname: 'router',
+  });
+  const router = buildRouter(config, { logger: silent });
+  const { port } = await router.start();
+  return { router, url: `http://127.0.0.1:${port}` };
+}
+
+/** What a failover under load did, as the tests assert and print it. */
+export interface FailoverRun {
+  /** Requests answered from the kill until 100 requests after the next verdict, and how many of them were not 200. */
+  readonly requestsDuring: number;
+  readonly failedDuring: number;
+  /** Seconds from the kill to the first evaluation after it that judged (a verdict, not a Redis hold). */
+  readonly secondsToVerdict: number;
+  /** Requests per second through the router over the whole run. */
+  readonly rps: number;
+  /** Rollback entries in the service's audit stream once the flag is 0. */
+  readonly rollbacks: number;
+  /** Rollback events a subscriber saw, and the router's weight and event-triggered flag reads at the end. */
+  readonly events: readonly string[];
+  readonly routerWeight: number | null;
+  readonly routerEventReads: number;
+}
+
+/**
+ * A rollout under load through a router (30 % to the canary, 70 % to pod a): waits for a passing verdict, runs `kill`
+ * (the primary's death), waits for the next verdict, then makes the canary fail and waits until the flag is 0.
+ * @param redis a client of the same Redis, for the flag, the audit stream and a subscription to the events
+ */
+export async function failoverUnderLoad(
+  fleet: HaFleet,
+  redis: Redis,
+  subscriber: Redis,
+  redisEnv: Record<string, string>,
+  kill: () => Promise<void>,
+  onRouter: (router: Router) => void,
+): Promise<FailoverRun> {
+  const keys = serviceKeys('canary-gate', fleet.config.service);
+  await redis.set(fleet.config.flag.key, '30');
+  const events: string[] = [];
+  subscriber.on('message', (_channel: string, message: string) => events.push(JSON.parse(message).event));
+  await subscriber.subscribe(keys.events);
+  const { router, url } = await startHaRouter(fleet, redisEnv);
+  onRouter(router);
+  const startedMs = Date.now();
+  // Only through the router, so the canary's share of requests is the flag's (the traffic-share check agrees).
+  const load = startLoad([url]);
+  try {
+    await eventually(() => fleet.evaluations.find((e) => e.event.verdict?.outcome === 'pass'), 10_000, 'a passing verdict');
+    const before = load.statuses.length;
+    const killedMs = Date.now();
+    await kill();
+    const next = await eventually(() => verdictAfter(fleet.evaluations, killedMs), 30_000, 'a verdict after the failover');
+    const answered = load.statuses.length;
+    await eventually(() => (load.statuses.length > answered + 100 ? true : undefined), 10_000, 'requests after the failover');
+    const during = load.statuses.slice(before);
+    fleet.canaryApp.handle((_req, res) => {
+      res.writeHead(500);
+      res.end('boom');
+    });
+    await eventually(
+      async () => ((await redis.get(fleet.config.flag.key).catch(() => null)) === '0' ? true : undefined),
+      15_000,
+      'the rollback',
+    );
+    await eventually(() => (router.status().weightPercent === 0 ? true : undefined), 5000, 'the router at 0 %');
+    const statuses = await load.stop();
+    const audit = await redis.xrange(keys.audit, '-', '+');
+    return {
+      requestsDuring: during.length,
+      failedDuring: during.filter((s) => s !== 200).length,
+      secondsToVerdict: (next.atMs - killedMs) / 1000,
+      rps: statuses.length / ((Date.now() - startedMs) / 1000),
+      rollbacks: audit.filter(([, fields]) => fields[fields.indexOf('event') + 1] === 'rollback').length,
+      events,
+      routerWeight: router.status().weightPercent,
+      routerEventReads: router.status().reads.event ?? 0,
+    };
+  } finally {
+    await load.stop();
+  }
 }
