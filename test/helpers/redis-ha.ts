@@ -76,6 +76,8 @@ export interface TestCluster {
   readonly url: string;
   /** The node that serves `key`'s slot as primary now. */
   primaryOf(key: string): Promise<HaNode>;
+  /** Replicas connected to `node` now (INFO replication, connected_slaves). */
+  replicasOf(node: HaNode): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -148,6 +150,9 @@ export async function startCluster(): Promise<TestCluster> {
       const node = nodes.find((n) => n.port === Number(range?.[2][1]));
       if (node === undefined) throw new Error(`no primary serves slot ${slot}`);
       return node;
+    },
+    async replicasOf(node) {
+      return Number(/connected_slaves:(\d+)/.exec(String(await ask(node.port, 'INFO', 'replication')))?.[1] ?? 0);
     },
     stop,
   };

@@ -12,7 +12,7 @@ import { createRedisClient, waitReady, type Redis } from '../../src/fleet/redis-
 import { RedisLease } from '../../src/fleet/redis-lease.ts';
 import { eventually, silent, uniqueService } from '../helpers/redis.ts';
 import { startCluster, type TestCluster } from '../helpers/redis-ha.ts';
-import { failoverUnderLoad, haConfig, startHaFleet, type HaFleet } from './ha-fleet.ts';
+import { failoverUnderLoad, haConfig, startHaFleet, startLoad, type HaFleet } from './ha-fleet.ts';
 import type { Router } from '../../src/router/router.ts';
 
 let cluster: TestCluster;
@@ -127,4 +127,51 @@ it('judges, survives a failover of the service primary under load with no failed
   expect(run.routerWeight).toBe(0);
   expect(run.routerEventReads).toBeGreaterThan(0);
   expect(fleet.sidecars.filter((s) => s.status().evaluator.holding)).toHaveLength(1);
+}, 50_000);
+
+it('writes a rollback decided while the primary fails over exactly once, on the promoted replica', async () => {
+  await fleet?.stop();
+  await router?.destroy();
+  router = undefined;
+  // A service whose slot is served by a primary that still has its replica (the test above used up one shard's).
+  let service = uniqueService('ha-decide');
+  while ((await cluster.replicasOf(await cluster.primaryOf(serviceKeys('canary-gate', service).lease))) === 0)
+    service = uniqueService('ha-decide');
+  const keys = serviceKeys('canary-gate', service);
+  fleet = await startHaFleet(service, { REDIS_URL: cluster.url, CANARY_GATE_REDIS_MODE: 'cluster' });
+  const redis = await clusterClient();
+  await redis.set(fleet.config.flag.key, '30');
+  const load = startLoad(fleet.proxies);
+  try {
+    await eventually(() => fleet!.evaluations.find((e) => e.event.verdict?.outcome === 'pass'), 10_000, 'a passing verdict');
+    // The canary starts failing; at its first failing evaluation (one of the three a rollback needs) the primary dies.
+    const failingFrom = Date.now();
+    fleet.canaryApp.handle((_req, res) => {
+      res.writeHead(500);
+      res.end('boom');
+    });
+    await eventually(
+      () => fleet!.evaluations.find((e) => e.atMs > failingFrom && e.event.verdict?.outcome === 'fail'),
+      10_000,
+      'a failing verdict',
+    );
+    const primary = await cluster.primaryOf(keys.lease);
+    const before = load.statuses.length;
+    await primary.kill();
+    await eventually(
+      async () => ((await redis.get(fleet!.config.flag.key).catch(() => null)) === '0' ? true : undefined),
+      20_000,
+      'the rollback',
+    );
+    const statuses = (await load.stop()).slice(before);
+    const audit = await redis.xrange(keys.audit, '-', '+');
+    const rollbacks = audit.filter(([, fields]) => fields[fields.indexOf('event') + 1] === 'rollback');
+    const proxyFailures = statuses.filter((s) => s === 0 || (s >= 502 && s <= 504)).length;
+    expect(await cluster.primaryOf(keys.lease)).not.toBe(primary);
+    expect(proxyFailures).toBe(0);
+    expect(rollbacks).toHaveLength(1);
+    expect(fleet.evaluations.filter((e) => e.event.decisionWritten !== null)).toHaveLength(1);
+  } finally {
+    await load.stop();
+  }
 }, 50_000);
