@@ -98,7 +98,13 @@ export interface SidecarStatus {
     readonly failures: number;
     readonly lastPublishedSlot: number;
   };
-  readonly redis: { readonly connection: string; readonly errors: number; readonly corruptPayloads: number };
+  readonly redis: {
+    /** redis.mode: standalone, cluster or sentinel. */
+    readonly mode: string;
+    readonly connection: string;
+    readonly errors: number;
+    readonly corruptPayloads: number;
+  };
 }
 
 export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
@@ -225,7 +231,12 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         failures: publisher.failures,
         lastPublishedSlot: publisher.lastPublishedSlot,
       },
-      redis: { connection: redis.status, errors: e.redisErrors + publisher.failures, corruptPayloads: reader.corruptTotal },
+      redis: {
+        mode: config.redis.mode,
+        connection: redis.status,
+        errors: e.redisErrors + publisher.failures,
+        corruptPayloads: reader.corruptTotal,
+      },
     };
   };
 

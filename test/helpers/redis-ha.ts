@@ -26,7 +26,15 @@ export interface HaNode {
   kill(): Promise<void>;
 }
 
+/** Every process started here and not yet gone: killed when the test worker exits, should a test leave any behind. */
+const running = new Set<Server['process']>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 function nodeOf(server: Server): HaNode {
+  running.add(server.process);
+  server.process.once('exit', () => running.delete(server.process));
   return {
     port: server.port,
     server,

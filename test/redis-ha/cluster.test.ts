@@ -121,6 +121,9 @@ it('judges, survives a failover of the service primary under load with no failed
   );
   expect(await cluster.primaryOf(serviceKeys('canary-gate', service).lease)).not.toBe(primary);
   expect(run.failedDuring).toBe(0);
+  expect(fleet.sidecars.map((s) => s.status().redis)).toEqual(
+    Array(3).fill(expect.objectContaining({ mode: 'cluster', connection: 'ready' })),
+  );
   expect(run.rollbacks).toBe(1);
   expect(run.events).toEqual(['rollback']);
   // The router's subscription survived the failover: the rollback reached it as an event, not by polling.

@@ -94,6 +94,9 @@ it('survives a failover of the primary under load with no failed request, judges
   );
   expect(await setup.primaryPort()).toBe(setup.replica.port);
   expect(run.failedDuring).toBe(0);
+  expect(fleet.sidecars.map((s) => s.status().redis)).toEqual(
+    Array(3).fill(expect.objectContaining({ mode: 'sentinel', connection: 'ready' })),
+  );
   expect(run.rollbacks).toBe(1);
   expect(run.events).toEqual(['rollback']);
   expect(run.routerWeight).toBe(0);
