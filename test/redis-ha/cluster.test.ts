@@ -4,6 +4,8 @@
  * through MOVED redirections, events reach a Cluster subscriber, and a failover of the service's primary in the middle
  * of a rollout under load fails no request and ends with the rollback written exactly once.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { RollbackDecision } from '../../src/core/controller.ts';
 import { serviceKeys } from '../../src/core/keys.ts';
@@ -15,6 +17,7 @@ import { startCluster, type TestCluster } from '../helpers/redis-ha.ts';
 import { failoverUnderLoad, haConfig, startHaFleet, startLoad, type HaFleet } from './ha-fleet.ts';
 import type { Router } from '../../src/router/router.ts';
 
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 let cluster: TestCluster;
 const clients: Redis[] = [];
 let fleet: HaFleet | undefined;
@@ -101,6 +104,23 @@ it('takes the lease, fences a stale holder, latches once and publishes events to
   expect(await cluster.primaryOf(config.flag.key)).toBe(primary);
   expect(await cluster.primaryOf(keys.slot('v2', 123))).toBe(primary);
   await redis.del(keys.lease, keys.fence, keys.decision, keys.reset, keys.audit, config.flag.key);
+});
+
+it('runs the CLI against the Cluster: rollback, explain and reset with the seed nodes in REDIS_URL', async () => {
+  const service = uniqueService('ha-cli');
+  const env = { PATH: process.env.PATH ?? '', REDIS_URL: cluster.url, CANARY_GATE_REDIS_MODE: 'cluster', SERVICE_NAME: service };
+  const cli = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 20_000, env });
+  const rollback = cli('rollback', '--reason', 'pages at 3am', '--actor', 'alice');
+  expect(rollback.stdout, rollback.stderr).toBe(`rolled back: feature:{${service}}:v2_traffic_percentage = 0\n`);
+  const explain = cli('explain');
+  expect(explain.status, explain.stderr).toBe(0);
+  expect(explain.stdout).toContain('pages at 3am');
+  const reset = cli('reset', '--flag', '10', '--reason', 'fixed', '--actor', 'bob');
+  expect(reset.stdout, reset.stderr).toBe(`reset: latch cleared for ${service}, feature:{${service}}:v2_traffic_percentage = 10\n`);
+  const redis = await clusterClient();
+  expect(await redis.get(`feature:{${service}}:v2_traffic_percentage`)).toBe('10');
+  const keys = serviceKeys('canary-gate', service);
+  await redis.del(keys.decision, keys.reset, keys.audit, `feature:{${service}}:v2_traffic_percentage`);
 });
 
 it('judges, survives a failover of the service primary under load with no failed request, and rolls back exactly once', async () => {
