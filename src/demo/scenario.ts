@@ -7,6 +7,7 @@
  * With `healthy`, nothing regresses and success is the absence of a rollback for the whole duration.
  */
 import type { EvaluationEvent } from '../app/evaluator.ts';
+import { withoutCredentials } from '../config/logger.ts';
 import { profileFrom, type LoadProfile } from '../load/profile.ts';
 import { runProfile } from '../load/run.ts';
 import { fixed } from '../load/table.ts';
@@ -63,7 +64,7 @@ function startLines(fleet: DemoFleet, options: DemoOptions): string[] {
   const { consecutiveBreaches: n } = config.policy;
   const rule = n === 1 ? 'the first failing evaluation rolls back' : `${n} consecutive breaches roll back`;
   return [
-    `redis: ${fleet.redisUrl} (${fleet.redisOrigin})`,
+    `redis: ${withoutCredentials(fleet.redisUrl)} (${fleet.redisOrigin})`,
     `rollout started: ${config.flag.key} = ${options.startPercentage} (service ${config.service}, slot ${config.window.slot} ms x ${config.window.slots}, ${rule})`,
     `demo apps behind sidecars: v1 :${ports.v1}, v2 :${ports.v2}; router :${ports.router}; load ${options.rate} rps for at most ${options.durationS} s`,
   ];
