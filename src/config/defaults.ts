@@ -64,6 +64,8 @@ export const DEFAULTS = {
     nodes: [] as string[],
     /** Sentinel mode: the primary's name at the Sentinels; empty: the path of a redis+sentinel:// URL. */
     masterName: '',
+    /** Sentinel mode: the Sentinels' own password (`requirepass` in sentinel.conf); empty: they are asked without one. */
+    sentinelPassword: '',
     /** Prefix of every key canary-gate writes (the flag key excepted). */
     keyPrefix: 'canary-gate',
     commandTimeout: '500ms',

@@ -1,6 +1,6 @@
 /**
  * Where Redis is: one server, a Redis Cluster, or a primary that Sentinels manage. Read from `redis.mode`,
- * `redis.url`, `redis.nodes` and `redis.masterName` once, at config load, so that a wrong combination fails at
+ * `redis.url`, `redis.nodes`, `redis.masterName` and `redis.sentinelPassword` once, at config load, so that a wrong combination fails at
  * start-up with the field's path (exit 2), and the client (src/fleet/redis-client.ts) only translates the result into
  * ioredis options.
  *
@@ -10,7 +10,7 @@
  *   sentinel    redis+sentinel://[user:password@]host:26379[,host:26379...]/<masterName>[/db]
  *                                                                      rediss+sentinel:// for TLS
  * A `redis+sentinel://` URL selects the sentinel mode by itself. User and password authenticate to the data nodes
- * (the primary and its replicas, or every Cluster node); the Sentinels are asked without them.
+ * (the primary and its replicas, or every Cluster node); the Sentinels get `redis.sentinelPassword`, if any.
  */
 
 /** One `host:port`. */
@@ -26,6 +26,8 @@ export interface RedisTarget {
   readonly nodes: readonly RedisAddress[];
   /** sentinel only: the name the Sentinels monitor the primary under. */
   readonly masterName: string;
+  /** sentinel only: the Sentinels' own password, or undefined. */
+  readonly sentinelPassword: string | undefined;
   readonly username: string | undefined;
   readonly password: string | undefined;
   /** Database number (standalone and sentinel; a Cluster has only database 0). */
@@ -42,6 +44,8 @@ export interface RedisTargetFields {
   readonly url: string;
   readonly nodes: readonly string[];
   readonly masterName: string;
+  /** Absent or empty: the Sentinels are asked without a password. */
+  readonly sentinelPassword?: string;
 }
 
 /** A config problem: the field's path and the reason. */
@@ -132,8 +136,11 @@ export function readRedisTarget(fields: RedisTargetFields): RedisTarget | RedisT
     problems.push({ path: 'redis.masterName', reason: 'must name the primary the Sentinels monitor (or end redis.url in /<masterName>)' });
   if (mode !== 'sentinel' && fields.masterName !== '')
     problems.push({ path: 'redis.masterName', reason: `is only read in sentinel mode (mode is ${mode})` });
+  const sentinelPassword = fields.sentinelPassword === undefined || fields.sentinelPassword === '' ? undefined : fields.sentinelPassword;
+  if (mode !== 'sentinel' && sentinelPassword !== undefined)
+    problems.push({ path: 'redis.sentinelPassword', reason: `is only read in sentinel mode (mode is ${mode})` });
   if (problems.length > 0) return problems;
-  return { mode, nodes, masterName, username, password, db: Number.isNaN(db) ? 0 : db, tls: m[1] === 'rediss' };
+  return { mode, nodes, masterName, sentinelPassword, username, password, db: Number.isNaN(db) ? 0 : db, tls: m[1] === 'rediss' };
 }
 
 /**

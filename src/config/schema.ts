@@ -91,6 +91,7 @@ export const configSchema = z.strictObject({
     url: redisUrl,
     nodes: z.array(z.string()),
     masterName: z.string(),
+    sentinelPassword: z.string(),
     keyPrefix: name,
     commandTimeout: duration,
     connectTimeout: duration,

@@ -28,6 +28,8 @@ export interface RedisClientOptions {
   readonly nodes?: readonly string[];
   /** Sentinel mode: the primary's name at the Sentinels; empty or absent: the path of a redis+sentinel:// URL. */
   readonly masterName?: string;
+  /** Sentinel mode: the Sentinels' own password; empty or absent: none. */
+  readonly sentinelPassword?: string;
   /** Per-command timeout, ms. */
   readonly commandTimeout: number;
   /** Connect timeout, ms. */
@@ -47,6 +49,7 @@ export function createRedisClient(options: RedisClientOptions, logger: Logger): 
     url: options.url,
     nodes: options.nodes ?? [],
     masterName: options.masterName ?? '',
+    sentinelPassword: options.sentinelPassword ?? '',
   });
   if (Array.isArray(target)) throw new Error(`redis: ${target.map((p) => `${p.path}: ${p.reason}`).join('; ')}`);
   const failFast = {
@@ -77,6 +80,7 @@ export function createRedisClient(options: RedisClientOptions, logger: Logger): 
       ...auth,
       sentinels: target.nodes.map((n) => ({ host: n.host, port: n.port })),
       name: target.masterName,
+      ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
       db: target.db,
       enableOfflineQueue: false,
       retryStrategy: backoff,

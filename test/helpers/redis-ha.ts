@@ -58,11 +58,15 @@ async function until<T>(check: () => Promise<T | undefined>, timeoutMs: number, 
   }
 }
 
+/** Passwords of the servers started here that require one, by port. */
+const passwords = new Map<number, string>();
+
 /** One-shot command to 127.0.0.1:`port` on a plain client that gives up fast. */
 async function ask(port: number, ...args: string[]): Promise<unknown> {
   const c = new Redis({
     port,
     host: '127.0.0.1',
+    password: passwords.get(port),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     connectTimeout: 500,
@@ -178,8 +182,11 @@ export interface TestSentinel {
   stop(): Promise<void>;
 }
 
-/** A primary, a replica in sync with it, and one Sentinel (quorum 1) that knows both. */
-export async function startSentinel(masterName = 'cg-primary'): Promise<TestSentinel> {
+/**
+ * A primary, a replica in sync with it, and one Sentinel (quorum 1) that knows both.
+ * @param sentinelPassword the Sentinel's `requirepass`, or none
+ */
+export async function startSentinel(masterName = 'cg-primary', sentinelPassword?: string): Promise<TestSentinel> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-sentinel-'));
   const nodes: HaNode[] = [];
   const stop = async (): Promise<void> => {
@@ -199,6 +206,7 @@ export async function startSentinel(masterName = 'cg-primary'): Promise<TestSent
       'the replica in sync',
     );
     const port = await freePort();
+    if (sentinelPassword !== undefined) passwords.set(port, sentinelPassword);
     const conf = join(dir, 'sentinel.conf');
     writeFileSync(
       conf,
@@ -210,6 +218,7 @@ export async function startSentinel(masterName = 'cg-primary'): Promise<TestSent
         `sentinel down-after-milliseconds ${masterName} ${HA_TIMEOUT_MS}`,
         `sentinel failover-timeout ${masterName} 5000`,
         `sentinel parallel-syncs ${masterName} 1`,
+        ...(sentinelPassword === undefined ? [] : [`requirepass ${sentinelPassword}`]),
         '',
       ].join('\n'),
     );
