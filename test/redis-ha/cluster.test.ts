@@ -69,9 +69,18 @@ it('reads the cluster mode and the seed nodes from the config, and refuses a fla
 
 it('takes the lease, fences a stale holder, latches once and publishes events to a Cluster subscriber', async () => {
   const service = uniqueService('ha-ports');
-  const redis = await clusterClient();
   const keys = serviceKeys('canary-gate', service);
-  const config = haConfig(service, 'a', 'v1', 'http://127.0.0.1:1', { REDIS_URL: cluster.url, CANARY_GATE_REDIS_MODE: 'cluster' });
+  // Seeds from redis.nodes (a comma-separated list in the environment), two of six: the client discovers the rest.
+  const seeds = cluster.nodes.slice(0, 2).map((n) => `127.0.0.1:${n.port}`);
+  const config = haConfig(service, 'a', 'v1', 'http://127.0.0.1:1', {
+    REDIS_URL: 'redis://seeds-from-redis-nodes',
+    CANARY_GATE_REDIS_MODE: 'cluster',
+    CANARY_GATE_REDIS_NODES: seeds.join(','),
+  });
+  expect(config.redis.nodes).toEqual(seeds);
+  const redis = createRedisClient(config.redis, silent);
+  clients.push(redis);
+  await waitReady(redis, 5000);
   const flags = new RedisFlagStore(redis, keys, flagOptionsOf(config.flag));
   const lease = new RedisLease(redis, keys);
   const subscriber = await clusterClient();
