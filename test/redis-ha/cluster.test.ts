@@ -177,6 +177,7 @@ it('writes a rollback decided while the primary fails over exactly once, on the 
   try {
     await eventually(() => fleet!.evaluations.find((e) => e.event.verdict?.outcome === 'pass'), 10_000, 'a passing verdict');
     // The canary starts failing; at its first failing evaluation (one of the three a rollback needs) the primary dies.
+    const primary = await cluster.primaryOf(keys.lease);
     const failingFrom = Date.now();
     fleet.canaryApp.handle((_req, res) => {
       res.writeHead(500);
@@ -187,7 +188,6 @@ it('writes a rollback decided while the primary fails over exactly once, on the 
       10_000,
       'a failing verdict',
     );
-    const primary = await cluster.primaryOf(keys.lease);
     const before = load.statuses.length;
     await primary.kill();
     await eventually(
