@@ -14,7 +14,7 @@ import { createRedisClient, waitReady, type Redis } from '../../src/fleet/redis-
 import { RedisLease } from '../../src/fleet/redis-lease.ts';
 import { eventually, silent, uniqueService } from '../helpers/redis.ts';
 import { startCluster, type TestCluster } from '../helpers/redis-ha.ts';
-import { failoverUnderLoad, haConfig, startHaFleet, startLoad, type HaFleet } from './ha-fleet.ts';
+import { failoverUnderLoad, haConfig, passingVerdict, startHaFleet, startLoad, type HaFleet } from './ha-fleet.ts';
 import type { Router } from '../../src/router/router.ts';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
@@ -175,7 +175,7 @@ it('writes a rollback decided while the primary fails over exactly once, on the 
   await redis.set(fleet.config.flag.key, '30');
   const load = startLoad(fleet.proxies);
   try {
-    await eventually(() => fleet!.evaluations.find((e) => e.event.verdict?.outcome === 'pass'), 10_000, 'a passing verdict');
+    await passingVerdict(fleet);
     // The canary starts failing; at its first failing evaluation (one of the three a rollback needs) the primary dies.
     const primary = await cluster.primaryOf(keys.lease);
     const failingFrom = Date.now();

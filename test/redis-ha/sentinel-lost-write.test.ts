@@ -11,7 +11,7 @@ import { serviceKeys } from '../../src/core/keys.ts';
 import { createRedisClient, waitReady, type Redis } from '../../src/fleet/redis-client.ts';
 import { eventually, silent, uniqueService } from '../helpers/redis.ts';
 import { startSentinel, type TestSentinel } from '../helpers/redis-ha.ts';
-import { startHaFleet, startLoad, type HaFleet } from './ha-fleet.ts';
+import { passingVerdict, startHaFleet, startLoad, type HaFleet } from './ha-fleet.ts';
 
 let setup: TestSentinel;
 let fleet: HaFleet | undefined;
@@ -37,7 +37,7 @@ it('writes the rollback again on a promoted replica that never received it, once
   await redis.set(fleet.config.flag.key, '30');
   const load = startLoad(fleet.proxies);
   try {
-    await eventually(() => fleet!.evaluations.find((e) => e.event.verdict?.outcome === 'pass'), 10_000, 'a passing verdict');
+    await passingVerdict(fleet);
 
     // The replica stops, and the primary drops its replication link: the gate rolls back on the primary alone.
     setup.replica.server.process.kill('SIGSTOP');
