@@ -12,6 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
+import { DEFAULTS } from '../config/defaults.ts';
+import { SERVICE_PLACEHOLDER } from '../config/load.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
 import { manualDecision, type RollbackDecision } from '../core/controller.ts';
@@ -24,6 +26,7 @@ import { FleetReader } from '../fleet/fleet-reader.ts';
 import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.ts';
 import { RedisLease } from '../fleet/redis-lease.ts';
 import { RedisSlotStore } from '../fleet/redis-slot-store.ts';
+import { warnOnLegacyFlag } from '../flag/legacy-flag.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { createAdminServer, type AdminRequestBody } from '../metrics/admin-server.ts';
 import { createGateMetrics } from '../metrics/gate-metrics.ts';
@@ -310,6 +313,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       await waitReady(redis, config.redis.connectTimeout).catch((err: Error) =>
         logger.warn({ err: err.message }, 'starting without redis'),
       );
+      if (config.flag.key === DEFAULTS.flag.key.replaceAll(SERVICE_PLACEHOLDER, config.service))
+        await warnOnLegacyFlag(redis, config.flag.key, logger);
       const adminAddress = await admin.listen(config.admin.port, config.admin.host);
       const proxyAddress = await proxy.listen();
       accepting = true;
