@@ -158,6 +158,7 @@ it('judges, survives a failover of the service primary under load with no failed
   // The router's subscription survived the failover: the rollback reached it as an event, not by polling.
   expect(run.routerWeight).toBe(0);
   expect(run.routerEventReads).toBeGreaterThan(0);
+  expect(run.routerRedis).toEqual({ mode: 'cluster', connection: 'ready' });
   expect(fleet.sidecars.filter((s) => s.status().evaluator.holding)).toHaveLength(1);
 }, 50_000);
 

@@ -199,6 +199,7 @@ export interface FailoverRun {
   readonly events: readonly string[];
   readonly routerWeight: number | null;
   readonly routerEventReads: number;
+  readonly routerRedis: { readonly mode: string; readonly connection: string };
 }
 
 /**
@@ -258,6 +259,7 @@ export async function failoverUnderLoad(
       events,
       routerWeight: router.status().weightPercent,
       routerEventReads: router.status().reads.event ?? 0,
+      routerRedis: router.status().redis,
     };
   } finally {
     await load.stop();

@@ -101,4 +101,5 @@ it('survives a failover of the primary under load with no failed request, judges
   expect(run.events).toEqual(['rollback']);
   expect(run.routerWeight).toBe(0);
   expect(run.routerEventReads).toBeGreaterThan(0);
+  expect(run.routerRedis).toEqual({ mode: 'sentinel', connection: 'ready' });
 }, 55_000);
