@@ -13,6 +13,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../config/logger.ts';
 import { createLogger } from '../config/logger.ts';
 import { checkAdminToken } from '../config/admin-token.ts';
+import { DEFAULTS } from '../config/defaults.ts';
+import { SERVICE_PLACEHOLDER } from '../config/load.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
 import type { Config } from '../config/schema.ts';
 import { manualDecision, type RollbackDecision } from '../core/controller.ts';
@@ -25,6 +27,7 @@ import { FleetReader } from '../fleet/fleet-reader.ts';
 import { createRedisClient, waitReady, type Redis } from '../fleet/redis-client.ts';
 import { RedisLease } from '../fleet/redis-lease.ts';
 import { RedisSlotStore } from '../fleet/redis-slot-store.ts';
+import { warnOnLegacyFlag } from '../flag/legacy-flag.ts';
 import { flagOptionsOf, RedisFlagStore } from '../flag/redis-flag-store.ts';
 import { integrationRoutes } from '../integrations/routes.ts';
 import { RedisVerdictStore, verdictTtlMs } from '../integrations/verdict-store.ts';
@@ -109,6 +112,8 @@ export interface SidecarStatus {
     readonly lastPublishedSlot: number;
   };
   readonly redis: {
+    /** redis.mode: standalone, cluster or sentinel. */
+    readonly mode: string;
     readonly connection: string;
     readonly errors: number;
     readonly corruptPayloads: number;
@@ -259,6 +264,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         lastPublishedSlot: publisher.lastPublishedSlot,
       },
       redis: {
+        mode: config.redis.mode,
         connection: redis.status,
         errors: e.redisErrors + publisher.failures,
         corruptPayloads: reader.corruptTotal,
@@ -360,6 +366,8 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       await waitReady(redis, config.redis.connectTimeout).catch((err: Error) =>
         logger.warn({ err: err.message }, 'starting without redis'),
       );
+      if (config.flag.key === DEFAULTS.flag.key.replaceAll(SERVICE_PLACEHOLDER, config.service))
+        await warnOnLegacyFlag(redis, config.flag.key, logger);
       const adminAddress = await admin.listen(config.admin.port, config.admin.host);
       const proxyAddress = await proxy.listen();
       accepting = true;

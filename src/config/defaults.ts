@@ -75,7 +75,15 @@ export const DEFAULTS = {
     port: 9090,
   },
   redis: {
+    /** `standalone` (one server), `cluster` (a Redis Cluster) or `sentinel` (a primary that Sentinels manage). */
+    mode: 'standalone' as 'standalone' | 'cluster' | 'sentinel',
     url: 'redis://127.0.0.1:6379',
+    /** Cluster seed nodes or Sentinels as host:port; empty: the hosts of `url`. */
+    nodes: [] as string[],
+    /** Sentinel mode: the primary's name at the Sentinels; empty: the path of a redis+sentinel:// URL. */
+    masterName: '',
+    /** Sentinel mode: the Sentinels' own password (`requirepass` in sentinel.conf); empty: they are asked without one. */
+    sentinelPassword: '',
     /** Prefix of every key canary-gate writes (the flag key excepted). */
     keyPrefix: 'canary-gate',
     commandTimeout: '500ms',
@@ -151,8 +159,11 @@ export const DEFAULTS = {
     },
   },
   flag: {
-    /** The key traffic routers read: the canary's traffic percentage. */
-    key: 'feature:v2_traffic_percentage',
+    /**
+     * The key traffic routers read: the canary's traffic percentage. `<service>` stands for the service's name, so each
+     * service has its own flag in its own hash slot; `feature:v2_traffic_percentage` was the default before.
+     */
+    key: 'feature:{<service>}:v2_traffic_percentage',
     /** Value written on rollback. */
     rollbackValue: '0',
     /** Entries kept in the audit stream (approximate, XADD MAXLEN ~). */

@@ -7,7 +7,11 @@ import { hostname } from 'node:os';
 import { parse as parseYaml, parseDocument, YAMLParseError } from 'yaml';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { DEFAULTS, ENV_ALIASES } from './defaults.ts';
+import { hashTagOf, readRedisTarget } from './redis-target.ts';
 import { configSchema, type Config } from './schema.ts';
+
+/** Stands for the service's name in flag.key (`feature:{<service>}:v2_traffic_percentage`). */
+export const SERVICE_PLACEHOLDER = '<service>';
 
 type Tree = Record<string, unknown>;
 const isTree = (x: unknown): x is Tree => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -195,6 +199,22 @@ export function loadConfig(options: LoadOptions = {}): Config {
         `must be below policy.errors.absoluteRatio (${c.policy.errors.warnRatio} >= ${c.policy.errors.absoluteRatio})`,
         'policy.errors.absoluteRatio',
       );
+    }
+    // `<service>` in the flag key is the service's name: one flag per service, in the service's hash slot.
+    c.flag.key = c.flag.key.replaceAll(SERVICE_PLACEHOLDER, c.service);
+    const target = readRedisTarget(c.redis);
+    if (Array.isArray(target)) {
+      for (const p of target) problem(p.path, p.reason);
+    } else {
+      c.redis.mode = target.mode;
+      // The rollback and reset scripts write the flag with the service's keys: on a Cluster they must share a slot.
+      if (target.mode === 'cluster' && hashTagOf(c.flag.key) !== c.service) {
+        problem(
+          'flag.key',
+          `must carry the service's hash tag {${c.service}} on a Redis Cluster (got ${JSON.stringify(c.flag.key)}), e.g. feature:{<service>}:v2_traffic_percentage`,
+          'redis.mode',
+        );
+      }
     }
     if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) {
       problem(

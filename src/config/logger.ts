@@ -17,7 +17,10 @@ const URL_FIELDS = ['upstream', 'url', '*.upstream', '*.url'];
 export function withoutCredentials(value: unknown): unknown {
   if (typeof value !== 'string' || !value.includes('@')) return value;
   const url = URL.parse(value);
-  if (url === null || (url.username === '' && url.password === '')) return value;
+  // A URL the WHATWG parser refuses (a Redis Cluster's or Sentinels' host list, `redis://u:p@a:1,b:2`) still loses
+  // whatever stands between the scheme and the last `@` of its authority.
+  if (url === null) return value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1***@');
+  if (url.username === '' && url.password === '') return value;
   url.username = '***';
   url.password = '';
   return url.href;

@@ -15,6 +15,7 @@ function durationMs(input: number | string): number | undefined {
   const value = typeof input === 'number' ? input : input.trim() === '' ? undefined : ms(input as ms.StringValue);
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
 }
+import { REDIS_MODES } from './redis-target.ts';
 
 /** Reads a positive duration (`5s`, `250ms`, `1m`, or a number of ms) as ms; an issue on `ctx` otherwise. */
 function toMs(input: number | string, ctx: z.RefinementCtx): number {
@@ -64,7 +65,10 @@ const routeTemplate = z
       return false;
     }
   }, 'must be a URLPattern pathname such as /users/:id');
-const redisUrl = z.string().refine((u) => /^rediss?:\/\//.test(u) && URL.canParse(u), 'must be a redis:// or rediss:// URL');
+/** The scheme only: hosts, database and master name are read by readRedisTarget (src/config/redis-target.ts) at load. */
+const redisUrl = z
+  .string()
+  .refine((u) => /^rediss?(\+sentinel)?:\/\/[^\s]+$/.test(u), 'must be a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL');
 /** An IPv4 or IPv6 address (`10.0.0.7`) or a CIDR range (`10.0.0.0/8`, `fd00::/8`). */
 const ipOrRange = z.string().refine((entry) => {
   const [address = '', prefix, ...rest] = entry.split('/');
@@ -159,7 +163,11 @@ export const configSchema = z.strictObject({
   }),
   admin: z.strictObject({ host: name, port }),
   redis: z.strictObject({
+    mode: z.enum(REDIS_MODES),
     url: redisUrl,
+    nodes: z.array(z.string()),
+    masterName: z.string(),
+    sentinelPassword: z.string(),
     keyPrefix: name,
     commandTimeout: duration,
     connectTimeout: duration,

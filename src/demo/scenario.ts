@@ -11,6 +11,7 @@
  */
 import type { EvaluationEvent } from '../app/evaluator.ts';
 import type { RolloutState } from '../core/rollout.ts';
+import { withoutCredentials } from '../config/logger.ts';
 import { profileFrom, type LoadProfile } from '../load/profile.ts';
 import { runProfile } from '../load/run.ts';
 import { fixed } from '../load/table.ts';
@@ -94,7 +95,7 @@ function startLines(fleet: DemoFleet, options: DemoOptions): string[] {
   const rule = n === 1 ? 'the first failing evaluation rolls back' : `${n} consecutive breaches roll back`;
   const regress = options.healthy ? 'v2 stays healthy' : `v2 regresses at the ${options.regressAtWeight} % step`;
   return [
-    `redis: ${fleet.redisUrl} (${fleet.redisOrigin})`,
+    `redis: ${withoutCredentials(fleet.redisUrl)} (${fleet.redisOrigin})`,
     `service ${config.service}: slot ${config.window.slot} ms x ${config.window.slots}, ${rule}; flag ${config.flag.key}`,
     `demo apps behind sidecars: v1 :${ports.v1}, v2 :${ports.v2}; canary-gate route :${ports.router}; load ${options.rate} rps for at most ${options.durationS} s; ${regress}`,
   ];

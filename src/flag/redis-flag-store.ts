@@ -17,7 +17,7 @@
 import type { RollbackDecision } from '../core/controller.ts';
 import type { ServiceKeys } from '../core/keys.ts';
 import type { FlagStore, ResetRecord, WriteOutcome } from '../core/ports.ts';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis as IORedis } from 'ioredis';
 import type { Config } from '../config/schema.ts';
 import { MAX_DECISION_BYTES, parseDecision, storedDecision } from './decision-record.ts';
 import { cleanText } from '../core/text.ts';
@@ -83,6 +83,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', 'reset', 'acto
 redis.call('PUBLISH', ARGV[3], cjson.encode({event = 'reset', actor = ARGV[5], reason = ARGV[6]}))
 return had
 `;
+
+/** A single server's client (standalone, sentinel) or a Cluster's, as src/fleet/redis-client.ts makes them. */
+type Redis = IORedis | Cluster;
 
 type FlagCommands = {
   cgRollback(lease: string, decision: string, audit: string, flag: string, ...argv: Array<string | number>): Promise<string>;

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { DEFAULTS } from '../config/defaults.ts';
+import { SERVICE_PLACEHOLDER } from '../config/load.ts';
 import { duration } from '../config/schema.ts';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { DEMO_DEFAULTS } from '../demo/defaults.ts';
@@ -29,7 +30,8 @@ export const PROFILE_DEFAULTS = {
   versionJsonField: 'version',
   /** Steps of a ramp stage when `steps` is left out. */
   rampSteps: 10,
-  flagKey: DEFAULTS.flag.key,
+  /** The demo service's flag (flag.key's default for service demo-api). */
+  flagKey: DEFAULTS.flag.key.replaceAll(SERVICE_PLACEHOLDER, DEFAULTS.service),
   rollbackValue: DEFAULTS.flag.rollbackValue,
   /** Canary share the demo fleet's rollout starts at, percent. */
   demoStartPercentage: DEMO_DEFAULTS.startPercentage,

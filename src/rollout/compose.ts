@@ -9,11 +9,14 @@ import type { ServiceKeys } from '../core/keys.ts';
 import { rolloutStages, type RolloutStage } from '../core/rollout-plan.ts';
 import type { GateEvent } from '../core/transitions.ts';
 import type { RolloutStats } from '../metrics/gate-metrics.ts';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis as IORedis } from 'ioredis';
 import { rolloutRoutes } from './admin-routes.ts';
 import { RolloutControl } from './control.ts';
 import { RolloutDriver } from './driver.ts';
 import { RedisRolloutStore } from './redis-rollout-store.ts';
+
+/** A single server's client (standalone, sentinel) or a Cluster's, as src/fleet/redis-client.ts makes them. */
+type Redis = IORedis | Cluster;
 
 /** The plan of the config's rollout section. */
 export function stagesOf(config: Config): RolloutStage[] {

@@ -9,9 +9,12 @@
  * router re-reads the flag on every event). A progress update (the evidence counted at an evaluation) is a second
  * script that stores the state only, fenced and compared the same way.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis as IORedis } from 'ioredis';
 import type { ServiceKeys } from '../core/keys.ts';
 import type { RolloutRecord, RolloutState } from '../core/rollout.ts';
+
+/** A single server's client (standalone, sentinel) or a Cluster's, as src/fleet/redis-client.ts makes them. */
+type Redis = IORedis | Cluster;
 
 // KEYS: lease, rollout, decision (latch), audit, flag.
 // ARGV: token, expected revision, state JSON, flag value ('' = leave), channel, auditMaxLen, event, actor, reason,

@@ -35,7 +35,8 @@ export interface RouterStatus extends WeightSourceStatus {
   readonly baseline: RoutedVersion & { readonly upstream: string };
   readonly canary: RoutedVersion & { readonly upstream: string };
   readonly sticky: { readonly header: string; readonly cookie: string };
-  readonly redis: { readonly connection: string };
+  /** redis.mode (standalone, cluster or sentinel) and the client's state. */
+  readonly redis: { readonly mode: string; readonly connection: string };
 }
 
 export interface Router {
@@ -89,7 +90,7 @@ export function buildRouter(config: Config, deps: RouterDeps = {}): Router {
     baseline: { ...server.routed('baseline'), upstream: r.baselineUpstream },
     canary: { ...server.routed('canary'), upstream: r.canaryUpstream },
     sticky: { header: r.stickyHeader, cookie: r.stickyCookie },
-    redis: { connection: redis.status },
+    redis: { mode: config.redis.mode, connection: redis.status },
   });
 
   const metrics = createRouterMetrics(

@@ -95,6 +95,15 @@ describe('values the schema reads', () => {
     ['an unquoted rollback value (a YAML number)', 'flag:\n  rollbackValue: 0\n', (c) => c.flag.rollbackValue, '0'],
     ['a boolean', 'evaluation:\n  enabled: false\n', (c) => c.evaluation.enabled, false],
     ['a ratio at its bound', 'policy:\n  errors:\n    absoluteRatio: 1\n', (c) => c.policy.errors.absoluteRatio, 1],
+    ['the default flag key, one per service', 'service: checkout\n', (c) => c.flag.key, 'feature:{checkout}:v2_traffic_percentage'],
+    [
+      'the global flag key of before 0.2',
+      'flag:\n  key: feature:v2_traffic_percentage\n',
+      (c) => c.flag.key,
+      'feature:v2_traffic_percentage',
+    ],
+    ['a redis+sentinel:// URL (sentinel mode)', 'redis:\n  url: redis+sentinel://s1:26379,s2/primary/1\n', (c) => c.redis.mode, 'sentinel'],
+    ['Cluster seed nodes', 'redis:\n  mode: cluster\n  url: redis://:pw@a:7000,b:7001\n', (c) => c.redis.mode, 'cluster'],
   ])('%s', (_name, yaml, pick, expected) => {
     expect(pick(load({ file: fixture(yaml) }))).toEqual(expected);
   });
@@ -170,7 +179,46 @@ describe('values the schema refuses', () => {
       'proxy:\n  errorStatuses: [5xx, teapot]\n',
       'proxy.errorStatuses.1: must be a status class such as 5xx or a code such as 429',
     ],
-    ['a URL that is not Redis', 'redis:\n  url: http://127.0.0.1:6379\n', 'redis.url: must be a redis:// or rediss:// URL'],
+    [
+      'a URL that is not Redis',
+      'redis:\n  url: http://127.0.0.1:6379\n',
+      'redis.url: must be a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL',
+    ],
+    [
+      'several hosts for one server',
+      'redis:\n  url: redis://a:6379,b:6379\n',
+      'redis.url: lists 2 hosts: set redis.mode to cluster (seed nodes of a Redis Cluster) or sentinel (Sentinels)',
+    ],
+    [
+      'a host without a port number',
+      'redis:\n  mode: cluster\n  nodes: ["a:63x9"]\n  url: redis://a\n',
+      'redis.nodes: "a:63x9" is not a host:port',
+    ],
+    [
+      'a database on a Cluster',
+      'redis:\n  mode: cluster\n  url: redis://a:6379,b:6379/2\n',
+      'redis.url: names database 2: a Redis Cluster has only database 0',
+    ],
+    [
+      'sentinels without a master name',
+      'redis:\n  mode: sentinel\n  url: redis://s1:26379,s2:26379\n',
+      'redis.masterName: must name the primary the Sentinels monitor (or end redis.url in /<masterName>)',
+    ],
+    [
+      'a sentinel URL in cluster mode',
+      'redis:\n  mode: cluster\n  url: redis+sentinel://s1/m\n',
+      'redis.mode: is cluster, but redis.url is a redis+sentinel:// URL',
+    ],
+    [
+      'a master name outside sentinel mode',
+      'redis:\n  masterName: m\n',
+      'redis.masterName: is only read in sentinel mode (mode is standalone)',
+    ],
+    [
+      'a global flag key on a Cluster',
+      'redis:\n  mode: cluster\n  url: redis://a:6379\nflag:\n  key: feature:v2_traffic_percentage\n',
+      'flag.key: must carry the service\'s hash tag {demo-api} on a Redis Cluster (got "feature:v2_traffic_percentage"), e.g. feature:{<service>}:v2_traffic_percentage',
+    ],
     [
       'an unknown log level',
       'log:\n  level: verbose\n',

@@ -213,9 +213,9 @@ describe('Kubernetes manifests: safe defaults', () => {
     try {
       await gate.ping();
       await anonymous.connect().catch(() => undefined);
-      await expect(anonymous.get('feature:v2_traffic_percentage')).rejects.toThrow(/NOAUTH/);
+      await expect(anonymous.get('feature:{sample-api}:v2_traffic_percentage')).rejects.toThrow(/NOAUTH/);
       const keys = serviceKeys('canary-gate', 'sample-api');
-      const options = { flagKey: 'feature:v2_traffic_percentage', rollbackValue: '0', auditMaxLen: 100 };
+      const options = { flagKey: 'feature:{sample-api}:v2_traffic_percentage', rollbackValue: '0', auditMaxLen: 100 };
       const h = createHistogram();
       recordLatency(h, 1000);
       const encoded = encodeHistogram(h);

@@ -191,7 +191,7 @@ describe('an evaluator process paused past its lease (SIGSTOP), then resumed', (
     expect((await status(other))?.evaluator.holding).toBe(true);
     const flags = await import('ioredis').then(({ Redis }) => new Redis(redisServer.url));
     cleanups.push(async () => flags.disconnect());
-    expect(await flags.get('feature:v2_traffic_percentage')).toBe('10');
+    expect(await flags.get(`feature:{${service}}:v2_traffic_percentage`)).toBe('10');
     const audit = await flags.xrange(`canary-gate:{${service}}:audit`, '-', '+');
     // One rollback, by the new holder, then the reset: nothing from the resumed evaluator.
     expect(audit.map(([, f]) => `${f[1]} ${f[3]}`)).toEqual([`rollback ${other === pods[0] ? 'a' : 'b'}`, 'reset test']);

@@ -17,7 +17,7 @@ import { startLoad, startPersistentRedis, startSoakApp, type LoadTarget, type Pe
 const OUTAGE_MS = 20_000;
 const PUBLISH_BUFFER = 10;
 const SERVICE = `outage-long-${process.pid}`;
-const FLAG_KEY = 'feature:v2_traffic_percentage';
+const FLAG_KEY = `feature:{${SERVICE}}:v2_traffic_percentage`;
 const keys = serviceKeys('canary-gate', SERVICE);
 
 let redis: PersistentRedis;

@@ -47,6 +47,8 @@ const DIRECT = [
   '+publish',
   '+xrange',
   '+getrange',
+  '+mget',
+  '+xrevrange',
 ];
 const LUA = [
   '+eval',

@@ -1,6 +1,7 @@
 /** Test helpers for a real Redis: the machine's 127.0.0.1:6379 (or REDIS_URL), and unique service names per test. */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Redis as IORedis } from 'ioredis';
+import type { Redis } from '../../src/fleet/redis-client.ts';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/config/logger.ts';
 import { createRedisClient } from '../../src/fleet/redis-client.ts';
@@ -26,11 +27,11 @@ export function uniqueService(label = 't'): string {
   return `${label}-${randomBytes(5).toString('hex')}`;
 }
 
-/** A fail-fast client as the sidecar builds it, ready. */
-export async function client(url = REDIS_URL): Promise<Redis> {
+/** A fail-fast client as the sidecar builds it, ready. A standalone URL makes a single server's client. */
+export async function client(url = REDIS_URL): Promise<IORedis> {
   const redis = createRedisClient({ url, commandTimeout: 1000, connectTimeout: 1000 }, silent);
   await waitReady(redis, 3000);
-  return redis;
+  return redis as IORedis;
 }
 
 /** Deletes every key of a service (cleanup). */

@@ -83,7 +83,7 @@ it('sends a profile without a demo section to a demo fleet with --demo, v2 healt
     const out = await load(file, '--demo', '--out', dir, '--no-progress');
     expect(out).toMatch(/^v1 +\d+/m);
     expect(out).toMatch(/^v2 +\d+/m);
-    expect(out).toContain('flag feature:v2_traffic_percentage: 10 at start, 10 at end');
+    expect(out).toContain('flag feature:{demo-api}:v2_traffic_percentage: 10 at start, 10 at end');
     expect(out).toMatch(/demo: v2 did not regress; router sent v1 \d+, v2 [1-9]\d*/);
     await expect(load(file, '--demo', '--target', upstream.url, '--out', dir)).rejects.toThrow(/starts its own demo fleet/);
   } finally {

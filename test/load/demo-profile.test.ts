@@ -47,7 +47,7 @@ it('regresses v2 on cue and records when', () => {
 });
 
 it("watches the rollout's flag and the gate's verdicts", () => {
-  expect(result.flag).toMatchObject({ key: 'feature:v2_traffic_percentage', rollbackValue: '0', first: '20' });
+  expect(result.flag).toMatchObject({ key: 'feature:{demo-api}:v2_traffic_percentage', rollbackValue: '0', first: '20' });
   expect(result.timeline.every((p) => p.flag !== undefined)).toBe(true);
   const gate = result.timeline.map((p) => p.gate).filter((g) => g);
   expect(gate.length).toBeGreaterThan(0);

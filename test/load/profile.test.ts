@@ -35,7 +35,7 @@ describe('bundled profiles', () => {
     expect(p.requests.map((r) => `${r.method} ${r.path} x${r.weight}`)).toEqual(['GET /api/items x3', 'POST /api/items x1']);
     expect(p.requests[1]!.body).toBe('{"name":"widget","quantity":1}');
     expect(p.requests[1]!.headers['content-type']).toBe('application/json');
-    expect(p.monitor.redis?.flagKey).toBe('feature:v2_traffic_percentage');
+    expect(p.monitor.redis?.flagKey).toBe('feature:{demo-api}:v2_traffic_percentage');
   });
 
   it('spike goes 100 -> 500 -> 100 rps, 30 s each', () => {

@@ -8,7 +8,7 @@ import { startRedisServer } from '../../src/demo/find-redis.ts';
 import { eventually } from '../helpers/redis.ts';
 import { split, startRouter, type RouterUnderTest } from '../helpers/router.ts';
 
-const FLAG = 'feature:v2_traffic_percentage';
+const FLAG = 'feature:{acl}:v2_traffic_percentage';
 let redis: Awaited<ReturnType<typeof startRedisServer>>;
 let admin: Redis;
 let r: RouterUnderTest;

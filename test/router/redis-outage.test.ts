@@ -12,7 +12,7 @@ import { client, eventually } from '../helpers/redis.ts';
 import { binomialInterval } from '../helpers/binomial.ts';
 import { scrape, split, startRouter, type RouterUnderTest } from '../helpers/router.ts';
 
-const FLAG = 'feature:v2_traffic_percentage';
+const FLAG = 'feature:{outage}:v2_traffic_percentage';
 /** Fast polls and a fail-fast client, so that the outage shows within a fraction of a second. */
 const FAST = {
   CANARY_GATE_ROUTER_POLL_INTERVAL: '100ms',

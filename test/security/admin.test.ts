@@ -67,17 +67,17 @@ it('refuses a change without the token or with a wrong one, and changes nothing'
   for (const authorization of [undefined, 'Bearer wrong-token', `Bearer ${TOKEN}x`, `Basic ${TOKEN}`, TOKEN]) {
     expect((await post('/rollback', { reason: 'try' }, authorization)).status).toBe(401);
   }
-  expect(await redis.get('feature:v2_traffic_percentage')).toBeNull();
+  expect(await redis.get('feature:{admin-sec}:v2_traffic_percentage')).toBeNull();
   expect(logs.text()).toMatch(/admin request refused: bad or missing bearer token/);
 });
 
 it('logs and audits each change with who asked and why', async () => {
   const rollback = await post('/rollback', { reason: 'p99 pages at 3am', actor: 'alice' }, `Bearer ${TOKEN}`);
   expect(rollback.status).toBe(200);
-  expect(await redis.get('feature:v2_traffic_percentage')).toBe('0');
+  expect(await redis.get('feature:{admin-sec}:v2_traffic_percentage')).toBe('0');
   const reset = await post('/reset', { reason: 'fix deployed', actor: 'bob', flag: '5' }, `Bearer ${TOKEN}`);
   expect(reset.status).toBe(200);
-  expect(await redis.get('feature:v2_traffic_percentage')).toBe('5');
+  expect(await redis.get('feature:{admin-sec}:v2_traffic_percentage')).toBe('5');
 
   const lines = logs
     .text()

@@ -77,6 +77,8 @@ beforeAll(async () => {
     '+hget',
     '+pttl',
     '+getrange',
+    '+mget',
+    '+xrevrange',
     '+time',
   );
   await admin.call('ACL', 'SETUSER', 'default', 'on', `>${PASSWORD}`);

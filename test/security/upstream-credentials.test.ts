@@ -87,6 +87,8 @@ describe('withoutCredentials', () => {
     ['https://only-user@app.internal/base', 'https://***@app.internal/base'],
     ['http://127.0.0.1:3000', 'http://127.0.0.1:3000'],
     ['not a url @ all', 'not a url @ all'],
+    ['redis://gate:pw@node1:6379,node2:6379', 'redis://***@node1:6379,node2:6379'],
+    ['redis+sentinel://:p@ss@s1:26379,s2:26379/primary', 'redis+sentinel://***@s1:26379,s2:26379/primary'],
     [42, 42],
   ])('%s -> %s', (value, expected) => {
     expect(withoutCredentials(value)).toBe(expected);

@@ -22,7 +22,6 @@ import { startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const FLAG_KEY = 'feature:v2_traffic_percentage';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Redis with persistence
@@ -503,6 +502,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const redis = await startPersistentRedis();
   const [v1App, v2App] = [await startSoakApp(), await startSoakApp()];
   const service = `soak-${process.pid}`;
+  const flagKey = `feature:{${service}}:v2_traffic_percentage`;
   const sidecars: SidecarProcess[] = [];
   const client = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
   client.on('error', () => undefined);
@@ -642,7 +642,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     log('regression started');
     let rollbackAfterS: number | null = null;
     await waitFor(
-      async () => ((await client.get(FLAG_KEY).catch(() => null)) === '0' ? true : undefined),
+      async () => ((await client.get(flagKey).catch(() => null)) === '0' ? true : undefined),
       regressionMs,
       'the rollback flag',
     ).then(
@@ -656,7 +656,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await sampler;
     const rollbacks = await rollbackEntries();
     const rollbacksAfterRegression = rollbacks.length - rollbacksBeforeRegression;
-    const flag = await client.get(FLAG_KEY);
+    const flag = await client.get(flagKey);
 
     const endMs = Date.now();
     // RSS and lag "at the start": the samples of the 30 s after the process settled (a third of the run, 20 s..4 min).
