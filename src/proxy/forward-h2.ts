@@ -20,9 +20,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { endToEndHeaders, type ForwardOptions, type ForwardResult, UNFORWARDABLE_CODES } from './forward.ts';
+import { type Download, endToEndHeaders, type ForwardOptions, type ForwardResult, relay, UNFORWARDABLE_CODES } from './forward.ts';
 import { classifyUpstreamError, errorCodeOf } from './outcome.ts';
-import type { ReadGuard } from './read-guard.ts';
 import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardH2Options extends ForwardOptions {
@@ -54,78 +53,6 @@ function answerH2(res: Http2ServerResponse, status: number, errorHeader: string,
   if (res.headersSent || res.stream.destroyed) return;
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-canary-gate-error': errorHeader });
   res.end(text);
-}
-
-/**
- * Streams `body` into `res` with backpressure, sets `trailers()` as the response's trailers at the body's end, and
- * notes when the client first held the response back. Settles when the response has finished; rejects on the
- * body's error or when the stream closes before finishing.
- */
-function relayH2(
-  body: Readable,
-  res: Http2ServerResponse,
-  trailers: () => Record<string, string>,
-  now: () => number,
-  download: { heldMs: number; endMs: number },
-  guard: ReadGuard | undefined,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let held = false;
-    const onData = (chunk: Buffer): void => {
-      if (!res.write(chunk)) {
-        body.pause();
-        if (download.heldMs < 0) download.heldMs = now();
-        if (guard !== undefined) {
-          held = true;
-          guard.hold(res);
-        }
-      }
-    };
-    const onDrain = (): void => {
-      body.resume();
-      if (held) {
-        held = false;
-        guard!.release(res);
-      }
-    };
-    const onEnd = (): void => {
-      download.endMs = now();
-      const t = trailers();
-      for (const name in t) if (name.charCodeAt(0) === 0x3a /* : */) delete t[name];
-      if (Object.keys(t).length > 0) res.addTrailers(t);
-      res.end();
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onFinish = (): void => {
-      cleanup();
-      resolve();
-    };
-    const onClose = (): void => {
-      if (res.writableFinished) return;
-      cleanup();
-      reject(new Error('response closed before it finished'));
-    };
-    const cleanup = (): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      res.off('drain', onDrain);
-      res.off('error', onError);
-      res.off('finish', onFinish);
-      res.off('close', onClose);
-      if (held) guard!.release(res);
-    };
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-    res.on('drain', onDrain);
-    res.once('error', onError);
-    res.once('finish', onFinish);
-    res.once('close', onClose);
-  });
 }
 
 /**
@@ -237,7 +164,7 @@ async function forward(
     body.once('error', () => {
       if (!clientGone) upstreamBrokeFirst = true;
     });
-    const download = { heldMs: -1, endMs: -1 };
+    const download: Download = { heldMs: -1, endMs: -1 };
     const appEndMs = (): number => (download.heldMs >= 0 ? download.heldMs : download.endMs >= 0 ? download.endMs : now());
     const grpc = isGrpcContentType(upstream.headers['content-type']);
     try {
@@ -252,7 +179,7 @@ async function forward(
       } else {
         res.writeHead(upstream.statusCode, responseHeaders);
       }
-      await relayH2(body, res, () => ({ ...upstream.trailers }), now, download, options.readGuard);
+      await relay(body, res, now, download, options.readGuard, () => ({ ...upstream.trailers }));
       const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
       if (!grpc) return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: latencyUs };
       const found = grpcStatusOf(upstream.headers, upstream.trailers);

@@ -53,3 +53,24 @@ export async function runDemoProcess(args: string[], timeoutMs: number): Promise
     await redis.stop();
   }
 }
+
+/** How long a test lets the demo run, ms. */
+const DEMO_TIMEOUT_MS = 150_000;
+
+/**
+ * Runs the demo with `args` ({@link runDemoProcess}) and, when it did not exit 0, prints its key lines (steps,
+ * rollbacks, timing) so that the test's log says why; `seconds` is the wall time of the whole run.
+ */
+export async function runDemo(args: string[]): Promise<DemoRun & { readonly seconds: number }> {
+  const started = Date.now();
+  const run = await runDemoProcess(args, DEMO_TIMEOUT_MS);
+  const seconds = (Date.now() - started) / 1000;
+  if (run.code !== 0)
+    console.log(
+      run.stdout
+        .split('\n')
+        .filter((l) => /(>>>|ROLL|time per|no rollback)/.test(l))
+        .join('\n'),
+    );
+  return { ...run, seconds };
+}

@@ -3,9 +3,10 @@
  * evaluators on it, and moving the clock to judge a given slot. Shared by the evaluator's unit tests.
  */
 import { afterEach } from 'vitest';
-import { Evaluator, type EvaluatorOptions } from '../../src/app/evaluator.ts';
+import { Evaluator, type EvaluatorOptions, type HeldEvaluation } from '../../src/app/evaluator.ts';
 import { createLogger } from '../../src/config/logger.ts';
 import type { GateEvent } from '../../src/core/transitions.ts';
+import type { VerdictSink } from '../../src/integrations/verdict-store.ts';
 import { MemoryFlagStore } from './memory-flag-store.ts';
 import { MemoryLease } from './memory-lease.ts';
 import { MemoryWindowSource, type PodSlot } from './memory-window-source.ts';
@@ -63,12 +64,19 @@ export function traffic(s: Store, from: number, to: number, canary: PodSlot = HE
   }
 }
 
-/** An evaluator on the store; `notify` takes the transitions it announces. */
+/** What an evaluator hands on besides its transitions: the published verdict and the rollout driver's step. */
+export interface EvaluatorSinks {
+  readonly verdicts?: VerdictSink | null;
+  readonly afterHeld?: (held: HeldEvaluation) => Promise<unknown>;
+}
+
+/** An evaluator on the store; `notify` takes the transitions it announces, `sinks` what it publishes and hands on. */
 export function evaluatorOf(
   s: Store,
   holderId = 'a/1',
   options: Partial<EvaluatorOptions> = {},
   notify?: (event: GateEvent) => void,
+  sinks: EvaluatorSinks = {},
 ): Evaluator {
   return new Evaluator(
     {
@@ -87,6 +95,8 @@ export function evaluatorOf(
     clock,
     silent,
     notify,
+    sinks.verdicts,
+    sinks.afterHeld,
   );
 }
 

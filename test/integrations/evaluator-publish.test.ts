@@ -4,11 +4,9 @@
  * that refuses is counted, never thrown.
  */
 import { expect, it } from 'vitest';
-import { Evaluator } from '../../src/app/evaluator.ts';
-import { createLogger } from '../../src/config/logger.ts';
+import type { Evaluator } from '../../src/app/evaluator.ts';
 import type { HeldVerdict, VerdictSink } from '../../src/integrations/verdict-store.ts';
-import { after, FAILING, LEASE_TTL_MS, S, SLOT_MS, SLOTS, store, type Store, time, traffic } from '../helpers/evaluator-fixture.ts';
-import { THRESHOLDS_ONLY } from '../helpers/snapshots.ts';
+import { evaluateAt, evaluatorOf, FAILING, S, SLOTS, type Store, store, traffic } from '../helpers/evaluator-fixture.ts';
 
 class RecordingSink implements VerdictSink {
   readonly published: HeldVerdict[] = [];
@@ -21,31 +19,7 @@ class RecordingSink implements VerdictSink {
 }
 
 function evaluator(s: Store, holderId: string, sink: VerdictSink): Evaluator {
-  const options = {
-    holderId,
-    pod: holderId.split('/')[0]!,
-    slotMs: SLOT_MS,
-    slots: SLOTS,
-    leaseTtlMs: LEASE_TTL_MS,
-    policy: THRESHOLDS_ONLY,
-    consecutiveBreaches: 1,
-  };
-  return new Evaluator(
-    options,
-    s.lease,
-    s.flags,
-    s.source,
-    () => time.now,
-    createLogger('silent'),
-    () => undefined,
-    sink,
-  );
-}
-
-async function evaluateAt(e: Evaluator, slot: number) {
-  after(slot);
-  await e.renewLease();
-  return e.evaluate();
+  return evaluatorOf(s, holderId, {}, undefined, { verdicts: sink });
 }
 
 it('publishes every verdict of the holder with its token and the state after the step; a non-holder publishes nothing', async () => {

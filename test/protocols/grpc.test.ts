@@ -13,7 +13,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
 import { silent, uniqueService } from '../helpers/redis.ts';
 import { configFor, startPod, TOKEN } from '../helpers/sidecar-fleet.ts';
-import { protocolProxyConfig, waitFor } from './helpers.ts';
+import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
 
 interface Note {
   text: string;
@@ -74,7 +74,7 @@ function clientFor(address: string): EchoClient {
 async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = {}) {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: protocolProxyConfig(appUrl, { protocol: 'h2c', upstreamProtocol: 'h2c', ...overrides }),
+    config: loopbackProxyConfig(appUrl, { protocol: 'h2c', upstreamProtocol: 'h2c', ...overrides }),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
   });

@@ -9,7 +9,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
 import { silent } from '../helpers/redis.ts';
 import { startUpstream } from '../helpers/upstream.ts';
-import { protocolProxyConfig, waitFor } from './helpers.ts';
+import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -19,7 +19,7 @@ afterEach(async () => {
 async function startProxy(appUrl: string, overrides: Partial<Config['proxy']>, sessionIdleMs?: number) {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: protocolProxyConfig(appUrl, overrides),
+    config: loopbackProxyConfig(appUrl, overrides),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
     sessionIdleMs,

@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { uniqueService } from '../helpers/redis.ts';
 import { cleanups, configFor, startPod, TOKEN } from '../helpers/sidecar-fleet.ts';
-import { waitFor } from './helpers.ts';
+import { waitFor } from '../helpers/proxy-config.ts';
 import { startWsEchoApp } from './ws-echo.ts';
 
 describe('protocols through a sidecar', () => {

@@ -17,7 +17,7 @@ import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
 import { silent } from '../helpers/redis.ts';
-import { protocolProxyConfig, waitFor } from './helpers.ts';
+import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
 import { startProxyProcess } from './proxy-process.ts';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -46,7 +46,7 @@ async function startApp(handler: (req: IncomingMessage, res: ServerResponse) => 
 async function startProxy(appUrl: string) {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: protocolProxyConfig(appUrl),
+    config: loopbackProxyConfig(appUrl),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
   });
@@ -141,7 +141,7 @@ describe('1 GiB through a proxy in its own process', () => {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
       bytes(size).pipe(res);
     });
-    const proxy = await startProxyProcess(protocolProxyConfig(app.url, { clientBodyMinRate: 0 }));
+    const proxy = await startProxyProcess(loopbackProxyConfig(app.url, { clientBodyMinRate: 0 }));
     cleanups.push(() => proxy.close());
 
     // Warm up: a few small transfers each way, so that the baseline includes the proxy's code paths and buffers.

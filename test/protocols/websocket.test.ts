@@ -9,7 +9,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
 import { silent } from '../helpers/redis.ts';
 import { closedPort } from '../helpers/upstream.ts';
-import { protocolProxyConfig, waitFor } from './helpers.ts';
+import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
 import { startWsEchoApp } from './ws-echo.ts';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -20,7 +20,7 @@ afterEach(async () => {
 async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = {}) {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: protocolProxyConfig(appUrl, overrides),
+    config: loopbackProxyConfig(appUrl, overrides),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
   });

@@ -9,6 +9,7 @@ import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxiedRequest, type ProxyServer } from '../../src/proxy/proxy-server.ts';
+import { loopbackProxyConfig } from '../helpers/proxy-config.ts';
 import { silent } from '../helpers/redis.ts';
 import { trickleUpload } from '../helpers/slow-clients.ts';
 import { startUpstream, type Upstream } from '../helpers/upstream.ts';
@@ -45,27 +46,7 @@ async function setup(overrides: Partial<Config['proxy']>, readAfterMs = 0): Prom
   cleanups.push(() => app.close());
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: {
-      host: '127.0.0.1',
-      port: 0,
-      upstream: app.url,
-      upstreamProtocol: 'http1',
-      protocol: 'http1',
-      connections: 8,
-      connectTimeout: 1000,
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-      keepAliveTimeout: 4000,
-      clientHeadersTimeout: 10_000,
-      queueTimeout: 5000,
-      clientBodyTimeout: 10_000,
-      clientBodyMinRate: 0,
-      trustedProxies: [],
-      errorStatuses: ['5xx', '4xx'],
-      grpcErrorCodes: [2, 4, 12, 13, 14, 15],
-      routes: [],
-      ...overrides,
-    },
+    config: loopbackProxyConfig(app.url, { connections: 8, clientBodyMinRate: 0, errorStatuses: ['5xx', '4xx'], ...overrides }),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
   });

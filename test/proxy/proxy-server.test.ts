@@ -9,6 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/config/logger.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { createProxyServer, type ProxiedRequest, type ProxyServer } from '../../src/proxy/proxy-server.ts';
+import { loopbackProxyConfig } from '../helpers/proxy-config.ts';
 import { closedPort, leaveMidResponse, ok200, startUpstream, type Upstream } from '../helpers/upstream.ts';
 
 /** What a test looks at of a recorded request: the judged latency and whether it was an error. */
@@ -26,28 +27,16 @@ afterEach(async () => {
 const client = new Agent({ keepAliveTimeout: 1000 });
 afterAll(() => client.close());
 
+/** Shorter timeouts than the shared loopback config, and no minimum body rate. */
 function proxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {}): Config['proxy'] {
-  return {
-    host: '127.0.0.1',
-    port: 0,
-    protocol: 'http1',
-    upstream,
-    upstreamProtocol: 'http1',
-    connections: 16,
-    connectTimeout: 1000,
+  return loopbackProxyConfig(upstream, {
     headersTimeout: 5000,
     bodyTimeout: 5000,
     clientHeadersTimeout: 5000,
-    queueTimeout: 5000,
     clientBodyTimeout: 5000,
     clientBodyMinRate: 0,
-    trustedProxies: [],
-    keepAliveTimeout: 4000,
-    errorStatuses: ['5xx'],
-    grpcErrorCodes: [2, 4, 12, 13, 14, 15],
-    routes: [],
     ...overrides,
-  };
+  });
 }
 
 interface Setup {

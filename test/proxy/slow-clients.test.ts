@@ -11,6 +11,7 @@ import { createProxyServer, type ProxiedRequest, type ProxyServer } from '../../
 import { silent } from '../helpers/redis.ts';
 import { quantile, slowRead, trickleUpload, type RawAnswer } from '../helpers/slow-clients.ts';
 import { startAppProcess } from '../helpers/app-process.ts';
+import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
 
 /** The app's own time for every request, ms: long enough that timer jitter stays well inside 10 %. */
 const SERVICE_MS = 150;
@@ -46,41 +47,13 @@ async function warmUp(setups: readonly Setup[]): Promise<void> {
 async function startProxy(appUrl: string, overrides: Partial<Config['proxy']> = {}): Promise<Setup> {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: {
-      host: '127.0.0.1',
-      port: 0,
-      upstream: appUrl,
-      upstreamProtocol: 'http1',
-      protocol: 'http1',
-      connections: 64,
-      connectTimeout: 1000,
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-      keepAliveTimeout: 4000,
-      clientHeadersTimeout: 10_000,
-      queueTimeout: 5000,
-      clientBodyTimeout: 10_000,
-      clientBodyMinRate: 500,
-      trustedProxies: [],
-      errorStatuses: ['5xx'],
-      grpcErrorCodes: [2, 4, 12, 13, 14, 15],
-      routes: [],
-      ...overrides,
-    },
+    config: loopbackProxyConfig(appUrl, { connections: 64, ...overrides }),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
   });
   const { port } = await proxy.listen();
   cleanups.push(() => proxy.destroy());
   return { port, url: `http://127.0.0.1:${port}`, proxy, records };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** Sends `count` requests to each of `urls` (at once) through `workers` keep-alive clients: `GET /small`, or a POST of 3 bytes. */

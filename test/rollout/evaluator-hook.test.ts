@@ -4,33 +4,15 @@
  * sidecar holds the lease, and never on an evaluation that could not read the window (no verdict, no evidence).
  */
 import { describe, expect, it } from 'vitest';
-import { Evaluator, type HeldEvaluation } from '../../src/app/evaluator.ts';
-import { createLogger } from '../../src/config/logger.ts';
-import { after, evaluateAt, LEASE_TTL_MS, S, SLOT_MS, SLOTS, store, time, traffic, type Store } from '../helpers/evaluator-fixture.ts';
-import { THRESHOLDS_ONLY } from '../helpers/snapshots.ts';
+import type { Evaluator, HeldEvaluation } from '../../src/app/evaluator.ts';
+import { after, evaluateAt, evaluatorOf, S, SLOT_MS, type Store, store, time, traffic } from '../helpers/evaluator-fixture.ts';
 
 function withHook(s: Store, holderId: string, seen: HeldEvaluation[]): Evaluator {
-  return new Evaluator(
-    {
-      holderId,
-      pod: holderId.split('/')[0]!,
-      slotMs: SLOT_MS,
-      slots: SLOTS,
-      leaseTtlMs: LEASE_TTL_MS,
-      policy: THRESHOLDS_ONLY,
-      consecutiveBreaches: 1,
-    },
-    s.lease,
-    s.flags,
-    s.source,
-    () => time.now,
-    createLogger('silent'),
-    () => undefined,
-    null,
-    async (held) => {
+  return evaluatorOf(s, holderId, {}, undefined, {
+    afterHeld: async (held) => {
       seen.push(held);
     },
-  );
+  });
 }
 
 describe('the evaluator steps the rollout', () => {

@@ -1,8 +1,8 @@
-/** What the protocol tests share: a proxy config for loopback tests and a wait for a condition. */
+/** What the proxy and protocol tests share: a proxy config for loopback tests and a wait for a condition. */
 import type { Config } from '../../src/config/schema.ts';
 
 /** The proxy's config in front of `upstream` on a free loopback port, generous timeouts, `overrides` on top. */
-export function protocolProxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {}): Config['proxy'] {
+export function loopbackProxyConfig(upstream: string, overrides: Partial<Config['proxy']> = {}): Config['proxy'] {
   return {
     host: '127.0.0.1',
     port: 0,
