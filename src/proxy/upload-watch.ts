@@ -65,7 +65,7 @@ export class UploadWatch {
     }
     const { timeoutMs, minRate, contended } = this.options;
     const idle = flowing - this.lastProgressMs >= timeoutMs;
-    const graceMs = contended !== undefined && contended() ? Math.min(timeoutMs, CONTENDED_GRACE_MS) : timeoutMs;
+    const graceMs = contended?.() ? Math.min(timeoutMs, CONTENDED_GRACE_MS) : timeoutMs;
     const tooSlow = minRate > 0 && flowing > graceMs + (bytes * 1000) / minRate;
     if (idle || tooSlow) {
       this.stop();
