@@ -130,6 +130,8 @@ export class Evaluator {
   private rollbacksWritten = 0;
   private warnings = 0;
   private redisErrors = 0;
+  /** The flag as last read, and the newest slot already closed when it was first read so (the sample-ratio test waits for a window under one weight). */
+  private flagSeen: { readonly percent: number | null; readonly sinceSlot: number } | null = null;
 
   /**
    * @param source the fleet's windows (FleetReader on Redis)
@@ -272,7 +274,10 @@ export class Evaluator {
       slotCounts = [];
       for (let slot = slots.firstSlot; slot <= lastSlot; slot++)
         slotCounts.push({ slot, startMs: slot * this.options.slotMs, canaryRequests: read.slotCounts(slot).canary?.requests ?? 0 });
-      const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent);
+      if (this.flagSeen === null || this.flagSeen.percent !== flagPercent)
+        this.flagSeen = { percent: flagPercent, sinceSlot: this.flagSeen === null ? Number.NEGATIVE_INFINITY : lastSlot };
+      const flagSteady = this.flagSeen.sinceSlot < slots.firstSlot;
+      const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent, flagSteady);
       verdict = evaluated.verdict;
       this.detector = evaluated.detector;
       this.cleared('evaluation:');

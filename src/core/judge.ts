@@ -145,6 +145,11 @@ export const DEFAULT_JUDGE_POLICY: JudgePolicy = {
 export interface JudgeContext {
   /** The canary's traffic percentage from the flag key, 0..100; null when unknown (unset, unparsable, unread). */
   readonly flagPercent: number | null;
+  /**
+   * False when the flag changed within the window (a promotion, a manual change): the window's requests were split
+   * under two weights, so the sample-ratio test against the current one is skipped. Absent: steady.
+   */
+  readonly flagSteady?: boolean;
   /** The sequential statistics after the window's newest slot (sequential method; absent: nothing observed yet). */
   readonly detector?: DetectorState;
   /** The check plans of this window, when the caller already made them (evaluateWindow); made here when absent. */
@@ -302,13 +307,15 @@ export function evaluateWindow(
   canary: WindowSnapshot,
   slots: WindowSlots,
   flagPercent: number | null,
+  flagSteady = true,
 ): { verdict: Verdict; detector: DetectorState } {
   const atMs = (slots.lastSlot + 1) * slots.slotMs;
-  if (!isSequentialPolicy(policy)) return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, detector }), detector };
+  if (!isSequentialPolicy(policy))
+    return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, flagSteady, detector }), detector };
   // The plans serve both the observation and the judging: the window's quantile reads and shares are made once.
   const plans = checkPlans(sequentialPolicyOf(policy), baseline, canary, flagPercent);
   const next = observeSlots(plans, detector, slots.firstSlot, slots.lastSlot, slots.slotMs, slots.slotsOf);
-  return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, detector: next, plans }), detector: next };
+  return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, flagSteady, detector: next, plans }), detector: next };
 }
 
 /** The checks of the policy's method, before any traffic rule. */
@@ -336,7 +343,10 @@ const RELATIVE: ReadonlySet<string> = new Set(CHECK_TABLE.filter((row) => row.ne
  *   unset or unreadable, no rollout is under way: only no_data, held whatever the action;
  * - no baseline pod reported: the relative checks give way to no_data (baselineMissing), the absolute ones judge;
  * - the observed canary share contradicts the flag's (sample-ratio mismatch): the relative checks are inconclusive
- *   and a traffic_share check says why; the absolute checks judge, since they do not compare the versions.
+ *   and a traffic_share check says why; the absolute checks judge, since they do not compare the versions. Not tested
+ *   while the flag changed within the window (`flagSteady: false`): the share then mixes two weights, and holding the
+ *   relative checks would blind the gate for a window after every promotion. The sequential checks stay exact
+ *   across a weight change, since they condition on each slot's requests of both versions.
  */
 function trafficChecks(
   policy: JudgePolicy,
@@ -361,7 +371,7 @@ function trafficChecks(
     return [noDataCheck(policy, 'canaryMissing', ` (flag ${flag} %)`)];
   }
   if (baseline.slotsReported === 0) return [noDataCheck(policy, 'baselineMissing'), ...judged().filter((c) => !RELATIVE.has(c.check))];
-  if (policy.trafficShareAlpha > 0 && flag !== null && flag > 0 && flag < 100) {
+  if (policy.trafficShareAlpha > 0 && flag !== null && flag > 0 && flag < 100 && context.flagSteady !== false) {
     const total = baseline.requests + canary.requests;
     const p = sampleRatioPValue(canary.requests, total, flag / 100);
     if (p < policy.trafficShareAlpha) {

@@ -302,3 +302,35 @@ describe('Evaluator: fencing', () => {
     expect(s.flags.written).toHaveLength(0);
   });
 });
+
+describe('Evaluator: the traffic share across a weight change', () => {
+  const split = (s: ReturnType<typeof store>, from: number, to: number, baseline: number, canary: number): void => {
+    for (let slot = from; slot <= to; slot++) {
+      s.source.put('v1', 'v1-a', slot, { ...HEALTHY, requests: baseline });
+      s.source.put('v2', 'v2-a', slot, { ...HEALTHY, requests: canary });
+    }
+  };
+  const shareCheck = async (e: ReturnType<typeof evaluatorOf>, slot: number) => {
+    const event = await evaluateAt(e, slot);
+    expect(event?.verdict).toBeTruthy(); // held the lease and judged
+    return event!.verdict!.checks.find((c) => c.check === 'traffic_share');
+  };
+
+  it('tests the share only over windows under one weight, and still catches a router that does not follow the flag', async () => {
+    const s = store(); // flag 50 %
+    split(s, S, S + 5, 200, 200);
+    const e = evaluatorOf(s, 'a/1', { policy: DEFAULT_JUDGE_POLICY });
+    for (let slot = S + 3; slot <= S + 5; slot++) expect(await shareCheck(e, slot)).toBeUndefined();
+    // A promotion... the other way round: the weight goes to 20 % and the router follows from the next slot.
+    s.flags.flag = '20';
+    split(s, S + 6, S + 9, 320, 80);
+    // Windows that mix 50 % and 20 % slots (a share of 27-42 % against the flag's 20 %) are not held as a mismatch.
+    for (let slot = S + 5; slot <= S + 9; slot++) expect(await shareCheck(e, slot)).toBeUndefined();
+    // The router stops following the flag: 50 % while the flag says 20 %, over a whole window.
+    split(s, S + 10, S + 13, 200, 200);
+    for (let slot = S + 10; slot <= S + 12; slot++) await evaluateAt(e, slot);
+    const mismatch = await shareCheck(e, S + 13);
+    expect(mismatch?.outcome).toBe('inconclusive');
+    expect(mismatch?.reason).toMatch(/sample-ratio mismatch: the canary has 50\.0+ ?% of 1600 requests, the flag gives it 20 %/);
+  });
+});
