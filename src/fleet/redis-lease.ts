@@ -6,9 +6,13 @@
  *
  * Another client may have written the key: a value without a TTL, or one that is not a lease at all (another shape,
  * another type, oversized), would otherwise keep every pod from the lease forever. The script gives such a key the
- * lease period as its TTL (a malformed one at most that), so it is taken over one lease period later. A fencing
- * counter that holds no integer restarts from the clock in ms (far past any token a counter issued), so the fencing
- * still refuses every earlier holder.
+ * lease period as its TTL (a malformed one at most that), so it is taken over one lease period later.
+ *
+ * Fencing token: max(INCR of the counter, the Redis server's clock in ms). The clock part closes the gap of a failover
+ * that loses the last INCR (asynchronous replication): the promoted replica's counter would hand the same token to a
+ * second holder, and a paused first holder could then pass the fence once; its clock, at least a failover later, is
+ * past that token (assuming the servers' clocks agree to within the failover time). A counter that holds no integer
+ * restarts from the clock too. Tokens are therefore about 1.7e12, exact in a double.
  */
 import type { ServiceKeys } from '../core/keys.ts';
 import type { Lease } from '../core/ports.ts';
@@ -20,10 +24,14 @@ local ttl = tonumber(ARGV[2])
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then
   local token = redis.pcall('INCR', KEYS[2])
-  if type(token) == 'table' then
-    -- The fence holds no integer (another client wrote it): restart it from the clock in ms, past any token issued.
-    local now = redis.call('TIME')
-    token = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  -- The token is at least the server's clock in ms. A fence that holds no integer (another client wrote it) restarts
+  -- from there, past any token issued; and after a failover that lost the last INCR (the old primary issued a token
+  -- its replica never saw), the new primary's counter would issue that token again, to a second holder: the clock,
+  -- seconds later, is past it.
+  local now = redis.call('TIME')
+  local clockMs = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  if type(token) == 'table' or token < clockMs then
+    token = clockMs
     redis.call('DEL', KEYS[2])
     redis.call('SET', KEYS[2], token)
   end

@@ -96,7 +96,7 @@ it('takes the lease, fences a stale holder, latches once and publishes events to
   expect(await lease.acquire('pod-b/1', 1000)).toBe(0);
   await lease.release('pod-a/1');
   const second = await lease.acquire('pod-b/1', 1000);
-  expect(second).toBe(first + 1);
+  expect(second).toBeGreaterThan(first);
   // The old holder's token is stale: its write is refused, nothing changes.
   expect(await flags.rollback(decision(1), first)).toBe('fenced');
   expect(await redis.get(config.flag.key)).toBe('10');

@@ -56,7 +56,7 @@ it('takes the lease, fences a stale holder and latches once on the primary the S
   expect(await lease.acquire('pod-b/1', 1000)).toBe(0);
   await lease.release('pod-a/1');
   const second = await lease.acquire('pod-b/1', 1000);
-  expect(second).toBe(first + 1);
+  expect(second).toBeGreaterThan(first);
   const decision = {
     state: 'rolled_back',
     trigger: 'manual',
