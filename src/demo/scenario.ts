@@ -1,7 +1,7 @@
 /**
  * The demo: the load runner (src/load/run.ts) on a profile like loadtests/canary-regression.yaml, and a printer. The
  * runner starts the demo fleet (v1 healthy, v2 that regresses on cue, a sidecar in front of each, `canary-gate route`
- * splitting traffic by the flag); the demo then starts a rollout of the demo's short plan (5 -> 25 -> 50 -> 100 %) as
+ * splitting traffic by the flag); the demo then starts a rollout of the demo's short plan (10 -> 25 -> 50 -> 100 %) as
  * an operator would with `canary-gate rollout start`, and the lease holder promotes it on evidence.
  *
  * By default v2 regresses when the rollout reaches `regressAtWeight` (25 %): the gate rolls it back, the rollout is
