@@ -3,7 +3,8 @@ import type { Verdict, VersionFigures } from '../../src/core/verdict.ts';
 
 export const SLOT_MS = 5_000;
 
-const figures = (version: string): VersionFigures => ({
+/** One version's figures in the fixtures' verdicts: 600 requests, no errors, p95 40 ms. */
+export const figures = (version: string): VersionFigures => ({
   version,
   requests: 600,
   errors: 0,

@@ -7,6 +7,7 @@ import { rolloutStages, type RolloutStage } from '../../src/core/rollout-plan.ts
 import { promotionEvidence, requiredCanaryRequests } from '../../src/core/rollout-evidence.ts';
 import { rolloutStep, type RolloutInput, type RolloutResult, type RolloutState, type RolloutStatus } from '../../src/core/rollout.ts';
 import type { CheckResult, Outcome, SequentialEvidence, Verdict } from '../../src/core/verdict.ts';
+import { figures } from './fixtures.ts';
 
 const T0 = 1_700_000_000_000;
 const MIN_MS = 60_000;
@@ -40,17 +41,6 @@ function verdict(
   outcome: Outcome = 'pass',
   options: { extra?: CheckResult[]; secondsToDetect?: number | null; underpowered?: boolean } = {},
 ): Verdict {
-  const figures = (version: string) => ({
-    version,
-    requests: 600,
-    errors: 0,
-    errorRatio: 0,
-    p50Ms: 20,
-    p95Ms: 40,
-    p99Ms: 60,
-    requestsPerSecond: 10,
-    pods: 1,
-  });
   const check: CheckResult = {
     check: 'latency_p95_relative',
     outcome,
