@@ -225,11 +225,12 @@ describe('Kubernetes manifests: safe defaults', () => {
       expect((await reader.read(9)).canary.requests).toBe(1);
       reader.destroy();
       const lease = new RedisLease(gate, keys);
-      expect(await lease.acquire('pod-a/1', 3000)).toBe(1);
+      const token = await lease.acquire('pod-a/1', 3000);
+      expect(token).toBeGreaterThan(0);
       expect(await lease.holder()).toBe('pod-a/1');
       const flags = new RedisFlagStore(gate, keys, options);
       const decision = manualDecision({ reason: 'manifest test', by: 'test', atMs: 1_700_000_000_000 });
-      expect(await flags.rollback(decision, 1)).toBe('written');
+      expect(await flags.rollback(decision, token)).toBe('written');
       expect(await flags.latch()).toEqual(decision);
       expect(await flags.flagPercent()).toBe(0);
       await flags.reset('test', 'done', '10', 1_700_000_001_000);
