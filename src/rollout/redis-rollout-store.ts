@@ -16,10 +16,9 @@ import type { RolloutRecord, RolloutState } from '../core/rollout.ts';
 /** A single server's client (standalone, sentinel) or a Cluster's, as src/fleet/redis-client.ts makes them. */
 type Redis = IORedis | Cluster;
 
-// KEYS: lease, rollout, decision (latch), audit, flag.
-// ARGV: token, expected revision, state JSON, flag value ('' = leave), channel, auditMaxLen, event, actor, reason,
-// refuse if latched (1|0), record JSON
-const TRANSITION = `
+// The start of both scripts: KEYS[1] is the lease, ARGV[1] the writer's fencing token (0: an operator, not fenced);
+// a token that is not the current lease's returns 'fenced' before anything is read or written.
+const FENCED_BY_LEASE = `
 local token = tonumber(ARGV[1])
 if token > 0 then
   local cur = redis.call('GET', KEYS[1])
@@ -27,7 +26,12 @@ if token > 0 then
   local sep = string.find(cur, ':', 1, true)
   if not sep or tonumber(string.sub(cur, 1, sep - 1)) ~= token then return 'fenced' end
 end
-local stored = redis.call('GET', KEYS[2])
+`;
+
+// KEYS: lease, rollout, decision (latch), audit, flag.
+// ARGV: token, expected revision, state JSON, flag value ('' = leave), channel, auditMaxLen, event, actor, reason,
+// refuse if latched (1|0), record JSON
+const TRANSITION = `${FENCED_BY_LEASE}local stored = redis.call('GET', KEYS[2])
 local revision = 0
 if stored then
   local ok, state = pcall(cjson.decode, stored)
@@ -43,15 +47,7 @@ return 'written'
 `;
 
 // KEYS: lease, rollout. ARGV: token, expected revision, state JSON
-const PROGRESS = `
-local token = tonumber(ARGV[1])
-if token > 0 then
-  local cur = redis.call('GET', KEYS[1])
-  if not cur then return 'fenced' end
-  local sep = string.find(cur, ':', 1, true)
-  if not sep or tonumber(string.sub(cur, 1, sep - 1)) ~= token then return 'fenced' end
-end
-local stored = redis.call('GET', KEYS[2])
+const PROGRESS = `${FENCED_BY_LEASE}local stored = redis.call('GET', KEYS[2])
 if not stored then return 'stale' end
 local ok, state = pcall(cjson.decode, stored)
 if not ok or type(state) ~= 'table' or tonumber(state.revision) ~= tonumber(ARGV[2]) then return 'stale' end
