@@ -162,6 +162,7 @@ function problemsOf(c: Compose): string[] {
   // Router (canary-gate route): to each sidecar's proxy port, the baseline's as baselineUpstream, following the flag
   // the sidecars write, listening where its port is published and checked.
   const router = c.services.router;
+  let routerAdmin: string | undefined;
   if (router === undefined || router.command?.[0] !== 'route') problems.push('no router service running canary-gate route');
   else {
     let config: ReturnType<typeof sidecarConfig> | undefined;
@@ -190,6 +191,7 @@ function problemsOf(c: Compose): string[] {
         if (config.flag.key !== a.flagKey) problems.push(`router: flag.key ${config.flag.key} but the sidecars write ${a.flagKey}`);
       if (!portsOf(router).some((p) => p.container === config.router.port))
         problems.push(`router: router.port ${config.router.port} is not published`);
+      routerAdmin = `router:${config.router.adminPort}`;
       if (!router.healthcheck?.test?.join(' ').includes(`:${config.router.adminPort}/readyz`))
         problems.push(`router: the healthcheck does not read /readyz on router.adminPort ${config.router.adminPort}`);
     }
@@ -219,7 +221,10 @@ function problemsOf(c: Compose): string[] {
     for (const job of promConfig.scrape_configs)
       for (const group of job.static_configs ?? []) for (const t of group.targets) scraped.set(t, group.labels ?? {});
     const expected = new Set([...admin].map(([name, a]) => `${name}:${a.port}`));
-    for (const target of scraped.keys()) if (!expected.has(target)) problems.push(`prometheus: target ${target} is no sidecar admin port`);
+    if (routerAdmin !== undefined) expected.add(routerAdmin);
+    for (const target of scraped.keys()) if (!expected.has(target)) problems.push(`prometheus: target ${target} is no admin port`);
+    // The router's own metrics (canary_gate_router_*): what it routed to each version after the flag changed.
+    if (routerAdmin !== undefined && !scraped.has(routerAdmin)) problems.push(`prometheus: the router's admin port ${routerAdmin} is not scraped`);
     for (const [name, a] of admin) {
       const labels = scraped.get(`${name}:${a.port}`);
       if (labels === undefined) problems.push(`prometheus: sidecar ${name} admin port ${a.port} is not scraped`);
@@ -322,7 +327,12 @@ describe('deploy/compose/compose.yaml', () => {
     [
       'a sidecar admin port Prometheus does not scrape',
       (c) => (c.services['sidecar-v2']!.environment!.ADMIN_PORT = '9100'),
-      /prometheus: target sidecar-v2:9090 is no sidecar admin port[\s\S]*sidecar-v2 admin port 9100 is not scraped/,
+      /prometheus: target sidecar-v2:9090 is no admin port[\s\S]*sidecar-v2 admin port 9100 is not scraped/,
+    ],
+    [
+      'a router admin port Prometheus does not scrape',
+      (c) => (c.services.router!.environment!.CANARY_GATE_ROUTER_ADMIN_PORT = '9199'),
+      /prometheus: target router:9093 is no admin port[\s\S]*router's admin port router:9199 is not scraped/,
     ],
     [
       'a sidecar config canary-gate refuses',
