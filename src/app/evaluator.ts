@@ -29,6 +29,7 @@ import type { Outcome, Verdict } from '../core/verdict.ts';
 import { printable } from '../core/text.ts';
 import type { VerdictSink } from '../integrations/verdict-store.ts';
 import type { SlotCount } from '../core/rollout.ts';
+import { observeWeight, weightSteadySince, type WeightSeen } from '../core/weight.ts';
 
 /** One evaluation this lease holder judged from a window it read: what a rollout needs to step (src/rollout/driver.ts). */
 export interface HeldEvaluation {
@@ -131,7 +132,7 @@ export class Evaluator {
   private warnings = 0;
   private redisErrors = 0;
   /** The flag as last read, and the newest slot already closed when it was first read so (the sample-ratio test waits for a window under one weight). */
-  private flagSeen: { readonly percent: number | null; readonly sinceSlot: number } | null = null;
+  private flagSeen: WeightSeen | null = null;
 
   /**
    * @param source the fleet's windows (FleetReader on Redis)
@@ -274,9 +275,8 @@ export class Evaluator {
       slotCounts = [];
       for (let slot = slots.firstSlot; slot <= lastSlot; slot++)
         slotCounts.push({ slot, startMs: slot * this.options.slotMs, canaryRequests: read.slotCounts(slot).canary?.requests ?? 0 });
-      if (this.flagSeen === null || this.flagSeen.percent !== flagPercent)
-        this.flagSeen = { percent: flagPercent, sinceSlot: this.flagSeen === null ? Number.NEGATIVE_INFINITY : lastSlot };
-      const flagSteady = this.flagSeen.sinceSlot < slots.firstSlot;
+      this.flagSeen = observeWeight(this.flagSeen, flagPercent, lastSlot);
+      const flagSteady = weightSteadySince(this.flagSeen, slots.firstSlot);
       const evaluated = evaluateWindow(this.options.policy, this.detector, read.baseline, read.canary, slots, flagPercent, flagSteady);
       verdict = evaluated.verdict;
       this.detector = evaluated.detector;

@@ -23,3 +23,30 @@ export function parseWeight(input: unknown): WeightResult {
   if (weight > 100) return { ok: false, reason: `must be an integer percentage 0..100 (got ${weight})` };
   return { ok: true, weight };
 }
+
+/** The flag's weight as an evaluator last read it, and the slot from which it has held that value. */
+export interface WeightSeen {
+  /** Percent 0..100, or null when the flag was unset or unreadable. */
+  readonly percent: number | null;
+  /** First slot read with this value; -Infinity for the first value ever read (its start is unknown: taken as steady). */
+  readonly sinceSlot: number;
+}
+
+/**
+ * Follows the weight from one evaluation to the next, so that a window mixing two weights is known as such.
+ * @param seen the previous state, or null before the first read
+ * @param percent the weight read for `slot`
+ * @param slot the evaluated (last) slot of the window
+ * @returns the same state while the weight is unchanged, else a new one starting at `slot`
+ */
+export function observeWeight(seen: WeightSeen | null, percent: number | null, slot: number): WeightSeen {
+  if (seen !== null && seen.percent === percent) return seen;
+  return { percent, sinceSlot: seen === null ? Number.NEGATIVE_INFINITY : slot };
+}
+
+/**
+ * Whether the whole window ran under the weight now read: the judge's `flagSteady` (the traffic-share check holds a
+ * share against the weight only then).
+ * @param firstSlot the window's first slot
+ */
+export const weightSteadySince = (seen: WeightSeen, firstSlot: number): boolean => seen.sinceSlot < firstSlot;

@@ -12,6 +12,7 @@ import { evaluateWindow, type JudgePolicy } from '../core/judge.ts';
 import { FleetWindows } from '../core/fleet-windows.ts';
 import type { Verdict } from '../core/verdict.ts';
 import type { Recording } from './recording.ts';
+import { observeWeight, weightSteadySince, type WeightSeen } from '../core/weight.ts';
 
 export interface ReplayPolicy {
   readonly judge: JudgePolicy;
@@ -61,6 +62,7 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
   let decision: RollbackDecision | null = null;
   let rollbackSlot: number | null = null;
   let flag: number | null = null;
+  let weight: WeightSeen | null = null;
   try {
     if (indexes.length === 0)
       return { recording: recording.name, evaluations, outcomes, decision, rollbackSlot, rollbackAfterS: null, corrupt: 0, transitions };
@@ -75,7 +77,16 @@ export function replay(recording: Recording, policy: ReplayPolicy): ReplayResult
       if (flags.has(index)) flag = flags.get(index) ?? null;
       const read = windows.read(baseline, canary);
       const slots = { firstSlot: index - policy.slots + 1, lastSlot: index, slotMs, slotsOf: read.slotCounts };
-      const evaluated = evaluateWindow(policy.judge, detector, read.baseline, read.canary, slots, flag);
+      weight = observeWeight(weight, flag, index);
+      const evaluated = evaluateWindow(
+        policy.judge,
+        detector,
+        read.baseline,
+        read.canary,
+        slots,
+        flag,
+        weightSteadySince(weight, slots.firstSlot),
+      );
       const verdict = evaluated.verdict;
       detector = evaluated.detector;
       evaluations++;

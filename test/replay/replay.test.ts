@@ -43,6 +43,8 @@ interface Synthetic {
   readonly regressedErrorRatio?: number;
   readonly regressedSlowdown?: number;
   readonly flag?: number;
+  /** From this slot on (0-based) the flag reads `step.flag` and the canary gets `step.canaryPerSlot` requests. */
+  readonly step?: { readonly at: number; readonly flag: number; readonly canaryPerSlot: number; readonly baselinePerSlot: number };
   readonly seed: number;
 }
 
@@ -57,9 +59,10 @@ function synthetic(name: string, s: Synthetic): string {
   for (let i = 0; i < s.slots; i++) {
     const slot = first + i;
     const regressed = s.regressAt !== undefined && i >= s.regressAt;
+    const stepped = s.step !== undefined && i >= s.step.at;
     for (const [version, n] of [
-      ['v1', s.baselinePerSlot],
-      ['v2', s.canaryPerSlot],
+      ['v1', stepped ? s.step!.baselinePerSlot : s.baselinePerSlot],
+      ['v2', stepped ? s.step!.canaryPerSlot : s.canaryPerSlot],
     ] as const) {
       const recorder = new SlotRecorder(slotMs, slot * slotMs);
       const bad = version === 'v2' && regressed;
@@ -69,7 +72,7 @@ function synthetic(name: string, s: Synthetic): string {
         recordingLine({ kind: 'slot', version, slot, pod: `${version}-a`, payload: encodeSlotPayload(recorder.seal((slot + 1) * slotMs)) }),
       );
     }
-    lines.push(recordingLine({ kind: 'flag', slot, percent: s.flag ?? 1 }));
+    lines.push(recordingLine({ kind: 'flag', slot, percent: stepped ? s.step!.flag : (s.flag ?? 1) }));
   }
   const path = join(dir, name);
   writeFileSync(path, lines.join(''));
@@ -109,6 +112,29 @@ describe('replay', () => {
     expect(result.rollbackAfterS).toBeGreaterThan(20 * 5);
     expect(result.decision!.reason).toMatch(/^3 consecutive failing evaluations: .*error_ratio/);
     expect(result.transitions.at(-1)).toMatch(/ROLLBACK/);
+  });
+
+  it('holds the traffic share against the weight only over windows that ran under it, as the evaluator does', async () => {
+    // 5 % of 500 requests per slot, then the rollout steps to 50 % at slot 30 and the router follows: the 12 windows that
+    // straddle the step mix both weights, which is no sample-ratio mismatch. A router that ignores the step is one.
+    const before = { slots: 60, baselinePerSlot: 475, canaryPerSlot: 25, errorRatio: 0.005, flag: 5, seed: 11 };
+    const followed = replay(
+      await readRecording(
+        synthetic('step-followed.ndjson', { ...before, step: { at: 30, flag: 50, canaryPerSlot: 250, baselinePerSlot: 250 } }),
+      ),
+      base,
+    );
+    expect(followed.transitions.join('\n')).not.toMatch(/sample-ratio mismatch/);
+    expect(followed.decision).toBeNull();
+    const ignored = replay(
+      await readRecording(
+        synthetic('step-ignored.ndjson', { ...before, step: { at: 30, flag: 50, canaryPerSlot: 25, baselinePerSlot: 475 } }),
+      ),
+      base,
+    );
+    expect(ignored.transitions.join('\n')).toMatch(
+      /sample-ratio mismatch: the canary has 5\.\d+ % of \d+ requests, the flag gives it 50 %/,
+    );
   });
 
   it('skips and counts a corrupt payload, and names the line of a broken recording', () => {
