@@ -224,7 +224,8 @@ function problemsOf(c: Compose): string[] {
     if (routerAdmin !== undefined) expected.add(routerAdmin);
     for (const target of scraped.keys()) if (!expected.has(target)) problems.push(`prometheus: target ${target} is no admin port`);
     // The router's own metrics (canary_gate_router_*): what it routed to each version after the flag changed.
-    if (routerAdmin !== undefined && !scraped.has(routerAdmin)) problems.push(`prometheus: the router's admin port ${routerAdmin} is not scraped`);
+    if (routerAdmin !== undefined && !scraped.has(routerAdmin))
+      problems.push(`prometheus: the router's admin port ${routerAdmin} is not scraped`);
     for (const [name, a] of admin) {
       const labels = scraped.get(`${name}:${a.port}`);
       if (labels === undefined) problems.push(`prometheus: sidecar ${name} admin port ${a.port} is not scraped`);
