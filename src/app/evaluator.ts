@@ -101,6 +101,26 @@ export interface EvaluatorStatus {
   readonly redisErrors: number;
 }
 
+/** What an evaluator talks to: the Redis ports (or in-memory ones in tests), time, logs and its listeners. */
+export interface EvaluatorPorts {
+  readonly lease: Lease;
+  readonly flags: FlagStore;
+  /** The fleet's windows (FleetReader on Redis). */
+  readonly source: WindowSource;
+  /** Wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it. */
+  readonly clock: () => number;
+  readonly logger: Logger;
+  /** Takes each transition this lease holder makes; must return at once and never throw (a Notifier). Default: none. */
+  readonly notify?: (event: GateEvent) => void;
+  /** Where each evaluation's verdict is published for the other sidecars. Default: not published. */
+  readonly verdicts?: VerdictSink | null;
+  /**
+   * Runs after each evaluation judged from a window read while holding the lease, before the next one starts (the
+   * rollout driver); must never reject. Default: nothing.
+   */
+  readonly afterHeld?: (held: HeldEvaluation) => Promise<unknown>;
+}
+
 export class Evaluator {
   private readonly options: EvaluatorOptions;
   private readonly lease: Lease;
@@ -135,34 +155,20 @@ export class Evaluator {
   private flagSeen: WeightSeen | null = null;
 
   /**
-   * @param source the fleet's windows (FleetReader on Redis)
-   * @param clock wall clock, ms since the epoch: slot boundaries, lease validity and decision times come from it
-   * @param notify takes each transition this lease holder makes; must return at once and never throw (a Notifier)
-   * @param verdicts where each evaluation's verdict is published for the other sidecars; null: not published
-   * @param afterHeld runs after each evaluation judged from a window read while holding the lease, before the next
-   *   one starts (the rollout driver); must never reject
+   * @param options what to judge and how (config-derived, frozen)
+   * @param ports the evaluator's collaborators, {@link EvaluatorPorts}
    */
-  constructor(
-    options: EvaluatorOptions,
-    lease: Lease,
-    flags: FlagStore,
-    source: WindowSource,
-    clock: () => number,
-    logger: Logger,
-    notify: (event: GateEvent) => void = () => undefined,
-    verdicts: VerdictSink | null = null,
-    afterHeld: (held: HeldEvaluation) => Promise<unknown> = async () => undefined,
-  ) {
-    this.afterHeld = afterHeld;
+  constructor(options: EvaluatorOptions, ports: EvaluatorPorts) {
     this.options = options;
-    this.lease = lease;
-    this.flags = flags;
-    this.source = source;
-    this.clock = clock;
-    this.logger = logger;
-    this.notify = notify;
-    this.verdicts = verdicts;
-    this.state = initialState(clock());
+    this.lease = ports.lease;
+    this.flags = ports.flags;
+    this.source = ports.source;
+    this.clock = ports.clock;
+    this.logger = ports.logger;
+    this.notify = ports.notify ?? (() => undefined);
+    this.verdicts = ports.verdicts ?? null;
+    this.afterHeld = ports.afterHeld ?? (async () => undefined);
+    this.state = initialState(ports.clock());
   }
 
   /** Records a failing operation's error (also kept in lastErrorSeen with its time). */

@@ -175,14 +175,16 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       configHash: configHash(config),
       advisory: config.policy.advisory,
     },
-    new RedisLease(redis, keys),
-    flags,
-    reader,
-    clock,
-    logger,
-    (event) => notifier.notify(event),
-    verdicts,
-    (held) => rollout.driver.afterEvaluation(held),
+    {
+      lease: new RedisLease(redis, keys),
+      flags,
+      source: reader,
+      clock,
+      logger,
+      notify: (event) => notifier.notify(event),
+      verdicts,
+      afterHeld: (held) => rollout.driver.afterEvaluation(held),
+    },
   );
   const role = config.pod.version === config.versions.baseline ? 'baseline' : 'canary';
   // This pod's own rolling window, for the scope="pod" figures every sidecar exports.

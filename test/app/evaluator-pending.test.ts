@@ -38,11 +38,13 @@ function evaluator(holderId: string): Evaluator {
       policy: judgePolicyOf(config),
       consecutiveBreaches: 3,
     },
-    new RedisLease(redis, keys),
-    new RedisFlagStore(redis, keys, flagOptionsOf(config.flag)),
-    new FleetReader(redis, keys, config.versions, config.window.slot, config.window.slots),
-    () => Date.now(),
-    silent,
+    {
+      lease: new RedisLease(redis, keys),
+      flags: new RedisFlagStore(redis, keys, flagOptionsOf(config.flag)),
+      source: new FleetReader(redis, keys, config.versions, config.window.slot, config.window.slots),
+      clock: () => Date.now(),
+      logger: silent,
+    },
   );
 }
 

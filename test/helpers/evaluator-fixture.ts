@@ -89,14 +89,16 @@ export function evaluatorOf(
       consecutiveBreaches: 1,
       ...options,
     },
-    s.lease,
-    s.flags,
-    s.source,
-    clock,
-    silent,
-    notify,
-    sinks.verdicts,
-    sinks.afterHeld,
+    {
+      lease: s.lease,
+      flags: s.flags,
+      source: s.source,
+      clock,
+      logger: silent,
+      notify,
+      verdicts: sinks.verdicts,
+      afterHeld: sinks.afterHeld,
+    },
   );
 }
 

@@ -121,12 +121,7 @@ describe('nothing blocks', () => {
     }
     const evaluator = new Evaluator(
       { holderId: 'a/1', pod: 'a', slotMs: 1000, slots: 4, leaseTtlMs: 3000, policy: THRESHOLDS_ONLY, consecutiveBreaches: 1 },
-      lease,
-      flags,
-      source,
-      clock,
-      silent,
-      (e) => notifier.notify(e),
+      { lease, flags, source, clock, logger: silent, notify: (e) => notifier.notify(e) },
     );
     await evaluator.renewLease();
     const event = await evaluator.evaluate();
