@@ -3,6 +3,8 @@
  * The `canary-gate` command. The only code that reads argv and the environment, handles signals and sets exit codes:
  *   0 success; 1 runtime failure (or the demo saw no rollback in time); 2 bad config, bad usage, or no Redis for the demo.
  */
+// First: V8 flags that must be set before the module graph below allocates (src/cli/runtime-flags.ts).
+import './runtime-flags.ts';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { buildSidecar } from '../app/sidecar.ts';
 import { configHash, judgePolicyOf } from '../config/policy.ts';
