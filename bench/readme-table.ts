@@ -87,7 +87,7 @@ function proxyOverheadTables(r: Result): string {
   const flags = r.params.gateNodeFlags ? `${r.params.gateNodeFlags} ` : '';
   const targets = (r.targets ?? []).map(
     (t) =>
-      `| ${t.target} | ${fmt(t.canaryGate)} ${t.unit} | ${fmt(t.limit)} ${t.unit}${t.limitFrom ? ` (${t.limitFrom})` : ''} | ${t.met === true ? 'met' : t.met === false ? 'not met' : '-'} |`,
+      `| ${t.target} | ${fmt(t.canaryGate)} ${t.unit} | ${fmt(t.limit)} ${t.unit}${t.limitFrom ? ` (${t.limitFrom})` : ''} | ${t.met === true ? 'met' : t.met === false ? 'not met' : `inconclusive: ${t.inconclusive ?? 'not measured'}`} |`,
   );
   return [
     header(r),

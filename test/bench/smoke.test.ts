@@ -68,9 +68,14 @@ describe('benchmarks at smoke size', () => {
           'nginx',
           'HAProxy',
         ]);
-        // The targets are computed from the figures: one per target, each met or not.
+        // The targets are computed from the figures: one per target, each met or not, or inconclusive with a reason
+        // (a smoke run on a busy machine may be).
         expect(result.targets).toHaveLength(4);
-        for (const t of result.targets) expect(typeof t.met, t.target).toBe('boolean');
+        for (const t of result.targets) {
+          if (t.met === null) expect(t.inconclusive, t.target).toMatch(/late/);
+          else expect(typeof t.met, t.target).toBe('boolean');
+        }
+        expect(result.targets[0].met).toBe(result.targets[0].canaryGate <= 80);
       }
     },
     150_000,
