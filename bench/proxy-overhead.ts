@@ -86,6 +86,16 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`nothing listens on 127.0.0.1:${port}`);
 }
 
+/** Waits for `ready`; when it fails, stops `child` first so that no contender outlives a failed start. */
+async function readyOrStop(child: ChildProcess, ready: Promise<void>): Promise<void> {
+  try {
+    await ready;
+  } catch (err) {
+    await stop(child);
+    throw err;
+  }
+}
+
 async function waitForHttp(url: string): Promise<void> {
   for (let i = 0; i < 400; i++) {
     const ok = await request(url).then(
@@ -118,7 +128,7 @@ http {
 `,
   );
   const child = spawnPinned(CORES.system, 'nginx', ['-c', conf, '-p', dir, '-e', join(dir, 'nginx-error.log')]);
-  await waitForPort(port);
+  await readyOrStop(child, waitForPort(port));
   return { name: 'nginx', url: `http://127.0.0.1:${port}/`, child };
 }
 
@@ -148,7 +158,7 @@ backend app
 `,
   );
   const child = spawnPinned(CORES.system, 'haproxy', ['-f', conf, '-db']);
-  await waitForPort(port);
+  await readyOrStop(child, waitForPort(port));
   return { name: 'HAProxy', url: `http://127.0.0.1:${port}/`, child };
 }
 
@@ -185,7 +195,7 @@ async function startCanaryGate(upstreamPort: number): Promise<Contender> {
   };
   const child = spawnPinned(CORES.system, NODE, [...GATE.nodeFlags, join(ROOT, GATE.entry), 'run'], env);
   // Readiness on the admin port: no request goes through the proxy before the idle RSS is read.
-  await waitForHttp(`http://127.0.0.1:${adminPort}/readyz`);
+  await readyOrStop(child, waitForHttp(`http://127.0.0.1:${adminPort}/readyz`));
   return { name: 'canary-gate', url: `http://127.0.0.1:${proxyPort}/`, child };
 }
 
