@@ -1,11 +1,13 @@
 /**
  * Shared parts of the benchmarks: where results go, what they record about the machine, medians, pinning processes
- * to cores with taskset, child processes that announce their port, and /proc readings of CPU time and RSS.
+ * to cores with taskset, child processes that announce their port, /proc readings of CPU time and RSS, and the load
+ * generators: autocannon (a Node child), wrk (closed loop, `--latency` output parsed) and the C open-loop client
+ * (bench/servers/open-loop.c, compiled with cc).
  *
  * Every benchmark runs its contenders side by side in one process tree and writes `bench/results/<name>.json`
  * (or `$BENCH_RESULTS_DIR/<name>.json`). `BENCH_SMOKE=1` shrinks every size so that the smoke test keeps them from rotting.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -36,15 +38,21 @@ export function machine(): Record<string, unknown> {
 }
 
 /**
- * Writes `<results>/<name>.json` with the machine, the parameters and the figures.
+ * Writes `<results>/<name>.json` with the machine, the parameters, the figures and any `extra` top-level blocks
+ * (e.g. proxy-overhead's `targets`).
  * @returns the path written
  */
-export async function writeResult(name: string, params: Record<string, unknown>, figures: unknown): Promise<string> {
+export async function writeResult(
+  name: string,
+  params: Record<string, unknown>,
+  figures: unknown,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   await mkdir(RESULTS, { recursive: true });
   const path = join(RESULTS, `${name}.json`);
   await writeFile(
     path,
-    `${JSON.stringify({ name, at: new Date().toISOString(), smoke: SMOKE, machine: machine(), params, figures }, null, 2)}\n`,
+    `${JSON.stringify({ name, at: new Date().toISOString(), smoke: SMOKE, machine: machine(), params, figures, ...extra }, null, 2)}\n`,
   );
   return path;
 }
@@ -76,7 +84,7 @@ export function spawnPinned(core: string, command: string, args: readonly string
     : spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   // Say which process ended and how, so that a contender dying mid-run is named rather than a later /proc read failing.
   child.once('exit', (code, signal) =>
-    console.error(`bench: pid ${child.pid} (${args.find((a) => a.endsWith('.ts')) ?? command}) exited, code ${code}, signal ${signal}`),
+    console.error(`bench: pid ${child.pid} (${args.find((a) => /\.[jt]s$/.test(a)) ?? command}) exited, code ${code}, signal ${signal}`),
   );
   return child;
 }
@@ -144,11 +152,112 @@ export const load = (options: { url: string; connections: number; durationS: num
   loadChild('load.ts', options);
 
 /**
- * Runs the open-loop generator (bench/servers/open-loop.ts) in a child pinned to the load core: latency at a fixed
- * offered rate, measured from each request's due time.
+ * The Debian package of every command a benchmark needs that is missing from PATH, as one message, or null when all
+ * are there. `needs`: command name -> Debian package (e.g. `{ wrk: 'wrk', cc: 'gcc' }`).
  */
-export const openLoop = (options: { url: string; rate: number; durationS: number; connections?: number }): Promise<OpenLoopSummary> =>
-  loadChild('open-loop.ts', options);
+export function missingCommands(needs: Readonly<Record<string, string>>): string | null {
+  const missing = Object.entries(needs).filter(([command]) => commandPath(command) === null);
+  if (missing.length === 0) return null;
+  return `missing ${missing.map(([c]) => c).join(', ')}: apt-get install ${[...new Set(missing.map(([, pkg]) => pkg))].join(' ')}`;
+}
+
+/** Absolute path of `command` on PATH, or null. */
+export function commandPath(command: string): string | null {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs `command args` pinned to `core` and resolves to its stdout.
+ * @throws when it exits non-zero (the message carries its stderr)
+ */
+export function runPinned(core: string, command: string, args: readonly string[]): Promise<string> {
+  const [cmd, argv] = HAS_TASKSET ? ['taskset', ['-c', core, command, ...args]] : [command, [...args]];
+  return new Promise((res, rej) =>
+    execFile(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 20 }, (err, stdout, stderr) =>
+      err ? rej(new Error(`${command} ${args.join(' ')} failed: ${stderr || err.message}`)) : res(stdout),
+    ),
+  );
+}
+
+/** What wrk reports for one run at saturation (closed loop). */
+export interface WrkSummary {
+  readonly requests: number;
+  /** Achieved requests/s over the run. */
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Socket errors (connect, read, write, timeout) plus non-2xx/3xx responses. */
+  readonly errors: number;
+}
+
+/**
+ * Runs wrk (Debian package `wrk`) pinned to the load core: one thread, `connections` keep-alive connections for
+ * `durationS` seconds, closed loop (throughput at saturation).
+ */
+export async function wrk(options: { url: string; connections: number; durationS: number }): Promise<WrkSummary> {
+  const out = await runPinned(CORES.load, 'wrk', ['-t1', `-c${options.connections}`, `-d${options.durationS}s`, '--latency', options.url]);
+  return parseWrk(out);
+}
+
+/**
+ * Parses `wrk --latency` output: `N requests in Xs`, `Requests/sec:`, the 50 % and 99 % rows of the latency
+ * distribution (units us, ms, s, m), `Socket errors:` and `Non-2xx or 3xx responses:`.
+ * @throws when the request count or rate is missing (the text is in the message)
+ */
+export function parseWrk(text: string): WrkSummary {
+  const requests = /(\d+) requests in /.exec(text);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  if (!requests || !rps) throw new Error(`unexpected wrk output:\n${text}`);
+  const toMs: Record<string, number> = { us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+  const quantileMs = (q: string): number => {
+    const m = new RegExp(`^\\s+${q}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, 'm').exec(text);
+    return m ? Number(m[1]) * toMs[m[2]!]! : Number.NaN;
+  };
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  return {
+    requests: Number(requests[1]),
+    rps: Number(rps[1]),
+    p50Ms: quantileMs('50'),
+    p99Ms: quantileMs('99'),
+    errors: (socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0),
+  };
+}
+
+/**
+ * Compiles the C open-loop generator (bench/servers/open-loop.c) with `cc -O2` into `dir`.
+ * @returns the path of the binary
+ * @throws when cc is missing or the compile fails
+ */
+export function compileOpenLoop(dir: string): string {
+  const bin = join(dir, 'open-loop');
+  execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(ROOT, 'bench/servers/open-loop.c')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return bin;
+}
+
+/**
+ * Runs the C open-loop generator `bin` (see compileOpenLoop) pinned to the load core: latency at a fixed offered rate
+ * (requests/s), measured from each request's due time, over `connections` keep-alive connections (default 32).
+ */
+export async function openLoop(
+  bin: string,
+  options: { url: string; rate: number; durationS: number; connections?: number },
+): Promise<OpenLoopSummary> {
+  const u = new URL(options.url);
+  const out = await runPinned(CORES.load, bin, [
+    u.hostname,
+    u.port,
+    u.pathname + u.search,
+    String(options.rate),
+    String(options.durationS),
+    String(options.connections ?? 32),
+  ]);
+  return JSON.parse(out) as OpenLoopSummary;
+}
 
 /** What the open-loop generator prints: counts, rates (requests/s) and latencies (ms, from due time to response end). */
 export interface OpenLoopSummary {
@@ -160,9 +269,10 @@ export interface OpenLoopSummary {
   readonly p99Ms: number;
   readonly p999Ms: number;
   readonly maxMs: number;
+  /** Requests that failed or were never answered. */
   readonly errors: number;
   readonly non2xx: number;
-  /** Requests sent more than 1 ms after their due time (a generator that could not keep up). */
+  /** Requests sent more than 1 ms after their due time (a generator that could not keep up, or every connection busy). */
   readonly late: number;
 }
 

@@ -15,6 +15,8 @@ interface Result {
   readonly machine: { cpu: string; cores: number; node: string; commit: string };
   readonly params: Record<string, unknown>;
   readonly figures: Array<Record<string, unknown>>;
+  /** proxy-overhead only: issue 14's per-pod targets with canary-gate's figures (bench/proxy-overhead.ts). */
+  readonly targets?: Array<Record<string, unknown>>;
 }
 
 const read = (name: string, dir = join(ROOT, 'bench/results')): Result | null => {
@@ -33,6 +35,10 @@ export function benchTables(dir?: string): string {
       out.push(`**${name}**: not run yet (\`npm run bench -- ${name}\`).`, '');
       continue;
     }
+    if (name === 'proxy-overhead' && r.targets) {
+      out.push(proxyOverheadTables(r));
+      continue;
+    }
     const columns = Object.keys(r.figures[0] ?? {});
     out.push(
       header(r),
@@ -44,6 +50,59 @@ export function benchTables(dir?: string): string {
     );
   }
   return out.join('\n');
+}
+
+/**
+ * The per-pod cost tables from bench/results/proxy-overhead.json: one row per contender (saturation, CPU per request,
+ * latency at each offered rate and what it adds to direct, RSS), then the targets with canary-gate's figures.
+ */
+function proxyOverheadTables(r: Result): string {
+  const rates = (r.params.rates as number[] | undefined) ?? [1000, 2000];
+  const ms = (v: unknown): string => (typeof v === 'number' ? fmt(v) : '-');
+  const signed = (v: unknown): string => (typeof v === 'number' ? `${v >= 0 ? '+' : ''}${fmt(v)} ms` : '-');
+  const rows = r.figures.map((f) => {
+    const direct = f.contender === 'direct';
+    const cpu = [f.cpuUsPerRequest, ...rates.map((rate) => f[`cpuUsPerRequestAt${rate}`])];
+    const cells = [
+      String(f.contender),
+      `${fmt(f.rps)} (${fmt(f.ratioToDirect)}x)`,
+      cpu.every((v) => typeof v !== 'number') ? '-' : cpu.map(fmt).join(' · '),
+      ...rates.flatMap((rate) => [
+        [f[`p50MsAt${rate}`], f[`p99MsAt${rate}`], f[`p999MsAt${rate}`]].map(ms).join(' / '),
+        direct
+          ? '-'
+          : `${signed(f[`addedP99MsAt${rate}`])}${typeof f[`addedP99MsVsBareAt${rate}`] === 'number' ? ` (${signed(f[`addedP99MsVsBareAt${rate}`])} vs bare)` : ''}`,
+      ]),
+      typeof f.rssIdleMiB === 'number' ? `${fmt(f.rssIdleMiB)} / ${fmt(f.rssAfterLoadMiB)}` : '-',
+    ];
+    return `| ${cells.join(' | ')} |`;
+  });
+  const columns = [
+    'contender',
+    `saturation rps (vs direct), ${r.params.wrkConnections ?? 16} conns`,
+    `CPU µs/request: saturation · ${rates.map((rate) => `${rate}`).join(' · ')} rps`,
+    ...rates.flatMap((rate) => [`p50 / p99 / p99.9 at ${rate} rps, ms`, `added p99 at ${rate} rps`]),
+    'RSS idle / after load, MiB',
+  ];
+  const flags = r.params.gateNodeFlags ? `${r.params.gateNodeFlags} ` : '';
+  const targets = (r.targets ?? []).map(
+    (t) =>
+      `| ${t.target} | ${fmt(t.canaryGate)} ${t.unit} | ${fmt(t.limit)} ${t.unit}${t.limitFrom ? ` (${t.limitFrom})` : ''} | ${t.met === true ? 'met' : t.met === false ? 'not met' : `inconclusive: ${t.inconclusive ?? 'not measured'}`} |`,
+  );
+  return [
+    header(r),
+    '',
+    `canary-gate ran \`node ${flags}${r.params.gateEntry ?? 'src/cli/main.ts'} run\`; medians over ${r.params.rounds} round${r.params.rounds === 1 ? '' : 's'}.`,
+    '',
+    `| ${columns.join(' | ')} |`,
+    `| ${columns.map(() => '---').join(' | ')} |`,
+    ...rows,
+    '',
+    '| target (issue 14) | canary-gate | limit | met |',
+    '| --- | --- | --- | --- |',
+    ...targets,
+    '',
+  ].join('\n');
 }
 
 /** Header line of a result: when, where, at which commit, and whether it is a smoke run. */

@@ -22,15 +22,19 @@ const expected: Record<string, string[]> = {
     'contender',
     'rps',
     'ratioToDirect',
-    'offeredRps',
-    'achievedRps',
-    'lateSends',
-    'p90Ms',
-    'addedP50Ms',
-    'addedP90Ms',
-    'addedP99Ms',
-    'cpuSecondsPer10k',
-    'rssMiB',
+    'cpuUsPerRequest',
+    'rssIdleMiB',
+    'rssAfterLoadMiB',
+    ...[1000, 2000].flatMap((rate) => [
+      `p50MsAt${rate}`,
+      `p99MsAt${rate}`,
+      `p999MsAt${rate}`,
+      `addedP99MsAt${rate}`,
+      `addedP99MsVsBareAt${rate}`,
+      `cpuUsPerRequestAt${rate}`,
+      `lateSendsAt${rate}`,
+      `errorsAt${rate}`,
+    ]),
   ],
   'detection-latency': ['canaryRps', 'policy', 'secondsToFlag'],
   memory: ['requests', 'rssMiB'],
@@ -51,6 +55,28 @@ describe('benchmarks at smoke size', () => {
       expect(result).toMatchObject({ name, smoke: true, machine: { cores: expect.any(Number), node: process.version } });
       expect(result.figures.length).toBeGreaterThan(0);
       for (const figure of result.figures) expect(Object.keys(figure)).toEqual(expect.arrayContaining(expected[name]!));
+      if (name === 'proxy-overhead') {
+        // Every contender answered every request, and every proxy's CPU and memory were read from /proc.
+        for (const figure of result.figures) {
+          expect(figure, figure.contender).toMatchObject({ saturationErrors: 0, errorsAt1000: 0, errorsAt2000: 0 });
+          if (figure.contender !== 'direct') expect(figure.rssIdleMiB, figure.contender).toBeGreaterThan(0);
+        }
+        expect(result.figures.map((f: { contender: string }) => f.contender)).toEqual([
+          'direct',
+          'canary-gate',
+          'bare undici proxy',
+          'nginx',
+          'HAProxy',
+        ]);
+        // The targets are computed from the figures: one per target, each met or not, or inconclusive with a reason
+        // (a smoke run on a busy machine may be).
+        expect(result.targets).toHaveLength(4);
+        for (const t of result.targets) {
+          if (t.met === null) expect(t.inconclusive, t.target).toMatch(/late/);
+          else expect(typeof t.met, t.target).toBe('boolean');
+        }
+        expect(result.targets[0].met).toBe(result.targets[0].canaryGate <= 80);
+      }
     },
     150_000,
   );
