@@ -13,18 +13,19 @@
  * reversed every other round; medians over rounds. The result carries a targets block: issue 14's per-pod targets
  * with canary-gate's figures and whether each is met, computed from the figures.
  *
- * canary-gate runs `node $BENCH_GATE_NODE_FLAGS $BENCH_GATE_ENTRY run` (default entry dist/cli/bin.js, the image's;
- * `npm run build` runs first when dist/ is missing or older than src/). BENCH_GATE_ENTRY=src/cli/main.ts runs the
+ * canary-gate runs `node $BENCH_GATE_NODE_FLAGS $BENCH_GATE_ENTRY run` (default: what the image runs, the Dockerfile
+ * ENTRYPOINT's node flags and dist/cli/bin.js; `npm run build` runs first when dist/ is missing or older than src/).
+ * BENCH_GATE_VARIANTS adds more canary-gate contenders (see VARIANTS). BENCH_GATE_ENTRY=src/cli/main.ts runs the
  * sources with type stripping, as before. Environment: BENCH_ROUNDS (default 3), BENCH_DURATION_S (each wrk run,
  * default 8), BENCH_LATENCY_S (each open-loop run, default 10), BENCH_SMOKE=1 (tiny durations, one round).
  *
  * @throws (exits non-zero) when wrk, haproxy, nginx or cc is missing, naming the Debian package to install
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { freePort } from '../src/demo/find-redis.ts';
 import {
@@ -58,10 +59,35 @@ const P = {
   openLoopConnections: 32,
   rates: RATES,
 };
-const GATE = {
+/** How one canary-gate contender runs: its entry (relative to the repository or absolute) and its node flags. */
+interface GateRun {
+  readonly name: string;
+  readonly entry: string;
+  readonly nodeFlags: readonly string[];
+}
+/** The node flags of the image's ENTRYPOINT (`["node", <flags>..., "dist/cli/bin.js"]`): what production runs. */
+function imageNodeFlags(): string[] {
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1];
+  const args = entry === undefined ? [] : (JSON.parse(entry) as string[]);
+  return args.slice(1, Math.max(1, args.indexOf('dist/cli/bin.js')));
+}
+const GATE: GateRun = {
+  name: 'canary-gate',
   entry: process.env.BENCH_GATE_ENTRY ?? 'dist/cli/bin.js',
-  nodeFlags: (process.env.BENCH_GATE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
+  nodeFlags:
+    process.env.BENCH_GATE_NODE_FLAGS !== undefined ? process.env.BENCH_GATE_NODE_FLAGS.split(/\s+/).filter(Boolean) : imageNodeFlags(),
 };
+/**
+ * More canary-gate contenders beside the one the targets judge, for a before/after in one run:
+ * BENCH_GATE_VARIANTS='[{"name":"before","entry":"/path/to/old/src/cli/main.ts","nodeFlags":[]}]'. Each row is named
+ * `canary-gate (<name>)`.
+ */
+const VARIANTS: GateRun[] = (JSON.parse(process.env.BENCH_GATE_VARIANTS ?? '[]') as Array<Partial<GateRun>>).map((v, i) => ({
+  name: `canary-gate (${v.name ?? `variant ${i + 1}`})`,
+  entry: v.entry ?? GATE.entry,
+  nodeFlags: v.nodeFlags ?? [],
+}));
+const isGate = (name: string): boolean => name === GATE.name || name.startsWith(`${GATE.name} (`);
 const MiB = 2 ** 20;
 /** Share of direct's open-loop requests (0..1) that may leave more than 1 ms late before a run's latency targets are not judged. */
 const MAX_DIRECT_LATE_SHARE = 0.01;
@@ -178,14 +204,14 @@ function buildIfStale(): boolean {
   return true;
 }
 
-async function startCanaryGate(upstreamPort: number): Promise<Contender> {
+async function startCanaryGate(upstreamPort: number, gate: GateRun): Promise<Contender> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const env = {
     ...process.env,
     UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}`,
     PROXY_PORT: String(proxyPort),
     ADMIN_PORT: String(adminPort),
-    SERVICE_NAME: `bench-${process.pid}`,
+    SERVICE_NAME: `bench-${process.pid}-${proxyPort}`,
     POD_NAME: 'bench-0',
     POD_VERSION: 'v2',
     CANARY_GATE_PROXY_HOST: '127.0.0.1',
@@ -193,10 +219,10 @@ async function startCanaryGate(upstreamPort: number): Promise<Contender> {
     CANARY_GATE_LOG_LEVEL: 'error',
     CANARY_GATE_REDIS_KEY_PREFIX: 'cg-bench',
   };
-  const child = spawnPinned(CORES.system, NODE, [...GATE.nodeFlags, join(ROOT, GATE.entry), 'run'], env);
+  const child = spawnPinned(CORES.system, NODE, [...gate.nodeFlags, resolve(ROOT, gate.entry), 'run'], env);
   // Readiness on the admin port: no request goes through the proxy before the idle RSS is read.
   await readyOrStop(child, waitForHttp(`http://127.0.0.1:${adminPort}/readyz`));
-  return { name: 'canary-gate', url: `http://127.0.0.1:${proxyPort}/`, child };
+  return { name: gate.name, url: `http://127.0.0.1:${proxyPort}/`, child };
 }
 
 /** Every reading of one contender, one entry per round (per rate for the open-loop runs). */
@@ -221,7 +247,8 @@ const upstream = await startServer('upstream.ts');
 const contenders: Contender[] = [{ name: 'direct', url: `http://127.0.0.1:${upstream.port}/`, child: null }];
 const notes: string[] = [];
 try {
-  contenders.push(await startCanaryGate(upstream.port));
+  contenders.push(await startCanaryGate(upstream.port, GATE));
+  for (const variant of VARIANTS) contenders.push(await startCanaryGate(upstream.port, variant));
   const bare = await startServer('bare-proxy.ts', [`http://127.0.0.1:${upstream.port}`]);
   contenders.push({ name: 'bare undici proxy', url: `http://127.0.0.1:${bare.port}/`, child: bare.child });
   contenders.push(await startNginx(upstream.port, dir));
@@ -269,7 +296,7 @@ try {
   const targets = targetsOf(figures);
   const path = await writeResult(
     'proxy-overhead',
-    { ...P, gateEntry: GATE.entry, gateNodeFlags: GATE.nodeFlags.join(' '), gateBuilt: built, cores: CORES, notes },
+    { ...P, gateEntry: GATE.entry, gateNodeFlags: GATE.nodeFlags.join(' '), gateVariants: VARIANTS, gateBuilt: built, cores: CORES, notes },
     figures,
     { targets },
   );
@@ -335,7 +362,7 @@ function summarize(readings: Map<string, Readings>): Array<Record<string, string
           3,
         ),
         [`addedP99MsAt${rate}`]: round(p99(r, rate) - p99(direct, rate), 3),
-        [`addedP99MsVsBareAt${rate}`]: name === 'canary-gate' ? round(p99(r, rate) - p99(bare, rate), 3) : null,
+        [`addedP99MsVsBareAt${rate}`]: isGate(name) ? round(p99(r, rate) - p99(bare, rate), 3) : null,
         [`cpuUsPerRequestAt${rate}`]: round(medianOr(cpuUs), 1),
         [`achievedRpsAt${rate}`]: Math.round(m((s) => s.rps)),
         [`lateSendsAt${rate}`]: Math.round(m((s) => s.late)),
