@@ -8,7 +8,7 @@
  * (or `$BENCH_RESULTS_DIR/<name>.json`). `BENCH_SMOKE=1` shrinks every size so that the smoke test keeps them from rotting.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -286,3 +286,26 @@ export interface LoadSummary {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The node flags of the image's ENTRYPOINT (`["node", <flags>..., "dist/cli/bin.js"]`): what production runs. */
+export function imageNodeFlags(): string[] {
+  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1];
+  const args = entry === undefined ? [] : (JSON.parse(entry) as string[]);
+  return args.slice(1, Math.max(1, args.indexOf('dist/cli/bin.js')));
+}
+
+/** Runs `npm run build` when dist/cli/bin.js is missing or older than src/ (or tsconfig.json). @returns whether it built */
+export function buildIfStale(): boolean {
+  const built = join(ROOT, 'dist/cli/bin.js');
+  const newestSourceMs = (dir: string): number =>
+    Math.max(
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newestSourceMs(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
+      ),
+    );
+  const sourceMs = Math.max(newestSourceMs(join(ROOT, 'src')), statSync(join(ROOT, 'tsconfig.json')).mtimeMs);
+  if (existsSync(built) && statSync(built).mtimeMs >= sourceMs) return false;
+  console.error('bench: dist/ is missing or older than src/: npm run build');
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  return true;
+}

@@ -1,16 +1,35 @@
 /**
  * Memory: RSS of a canary-gate sidecar (child process, pinned) after N1 and N2 proxied requests, to show it stays
  * flat. Defaults 1 M and 5 M; BENCH_MEMORY_REQUESTS="1000000,2000000" to choose. Load from autocannon on the other core.
+ * The sidecar runs what the image runs: `node <the Dockerfile ENTRYPOINT's flags> dist/cli/bin.js run` (built first
+ * when dist/ is stale); BENCH_GATE_NODE_FLAGS overrides the flags.
  */
 import { join } from 'node:path';
 import { request } from 'undici';
 import { freePort } from '../src/demo/find-redis.ts';
-import { CORES, load, NODE, ROOT, rssBytes, SMOKE, sleep, spawnPinned, startServer, stop, writeResult } from './lib.ts';
+import {
+  buildIfStale,
+  CORES,
+  imageNodeFlags,
+  load,
+  NODE,
+  ROOT,
+  rssBytes,
+  SMOKE,
+  sleep,
+  spawnPinned,
+  startServer,
+  stop,
+  writeResult,
+} from './lib.ts';
 
 const CHECKPOINTS = SMOKE ? [2000, 4000] : (process.env.BENCH_MEMORY_REQUESTS ?? '1000000,5000000').split(',').map(Number);
+const nodeFlags =
+  process.env.BENCH_GATE_NODE_FLAGS !== undefined ? process.env.BENCH_GATE_NODE_FLAGS.split(/\s+/).filter(Boolean) : imageNodeFlags();
+buildIfStale();
 const upstream = await startServer('upstream.ts');
 const [proxyPort, adminPort] = [await freePort(), await freePort()];
-const sidecar = spawnPinned(CORES.system, NODE, [join(ROOT, 'src/cli/main.ts'), 'run'], {
+const sidecar = spawnPinned(CORES.system, NODE, [...nodeFlags, join(ROOT, 'dist/cli/bin.js'), 'run'], {
   ...process.env,
   UPSTREAM_URL: `http://127.0.0.1:${upstream.port}`,
   PROXY_PORT: String(proxyPort),
@@ -50,6 +69,6 @@ try {
   await stop(sidecar);
   await stop(upstream.child);
 }
-const path = await writeResult('memory', { checkpoints: CHECKPOINTS }, figures);
+const path = await writeResult('memory', { checkpoints: CHECKPOINTS, entry: 'dist/cli/bin.js', nodeFlags: nodeFlags.join(' ') }, figures);
 console.table(figures);
 console.log(`wrote ${path}`);

@@ -21,18 +21,20 @@
  *
  * @throws (exits non-zero) when wrk, haproxy, nginx or cc is missing, naming the Debian package to install
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
 import { freePort } from '../src/demo/find-redis.ts';
 import {
+  buildIfStale,
   CORES,
   compileOpenLoop,
   cpuSeconds,
   HAS_TASKSET,
+  imageNodeFlags,
   median,
   missingCommands,
   NODE,
@@ -64,12 +66,6 @@ interface GateRun {
   readonly name: string;
   readonly entry: string;
   readonly nodeFlags: readonly string[];
-}
-/** The node flags of the image's ENTRYPOINT (`["node", <flags>..., "dist/cli/bin.js"]`): what production runs. */
-function imageNodeFlags(): string[] {
-  const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1];
-  const args = entry === undefined ? [] : (JSON.parse(entry) as string[]);
-  return args.slice(1, Math.max(1, args.indexOf('dist/cli/bin.js')));
 }
 const GATE: GateRun = {
   name: 'canary-gate',
@@ -188,22 +184,6 @@ backend app
   return { name: 'HAProxy', url: `http://127.0.0.1:${port}/`, child };
 }
 
-/** Runs `npm run build` when dist/ is missing or older than src/ (or tsconfig.json). @returns whether it built */
-function buildIfStale(): boolean {
-  const built = join(ROOT, GATE.entry);
-  const newestSourceMs = (dir: string): number =>
-    Math.max(
-      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-        e.isDirectory() ? newestSourceMs(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-      ),
-    );
-  const sourceMs = Math.max(newestSourceMs(join(ROOT, 'src')), statSync(join(ROOT, 'tsconfig.json')).mtimeMs);
-  if (existsSync(built) && statSync(built).mtimeMs >= sourceMs) return false;
-  console.error(`bench: ${GATE.entry} is missing or older than src/: npm run build`);
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  return true;
-}
-
 async function startCanaryGate(upstreamPort: number, gate: GateRun): Promise<Contender> {
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
   const env = {
@@ -240,7 +220,7 @@ if (missing !== null) {
   console.error(`proxy-overhead: ${missing}`);
   process.exit(1);
 }
-const built = GATE.entry.startsWith('dist/') ? buildIfStale() : false;
+const built = [GATE, ...VARIANTS].some((g) => g.entry.startsWith('dist/')) ? buildIfStale() : false;
 const dir = mkdtempSync(join(tmpdir(), 'cg-bench-cost-'));
 const openLoopBin = compileOpenLoop(dir);
 const upstream = await startServer('upstream.ts');
