@@ -175,6 +175,17 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade;
   return typeof upgrade === 'string' && upgrade.toLowerCase().includes('websocket');
 }
+/**
+ * HTTP/2: once an answer is sent before the request body has ended (a 408 for a body too slow, a 503, an app that
+ * answered early), asks the client to stop sending with RST_STREAM NO_ERROR (RFC 9113 section 8.1). Without it the
+ * stream stays open, half-closed, for as long as the client keeps sending into a body nobody reads, and the request is
+ * neither recorded nor drained.
+ */
+function refuseRestOfBody(res: Http2ServerResponse): void {
+  const stream = res.stream;
+  // With NO_ERROR on a stream whose answer is ending, Node sends the RST_STREAM only once the answer is flushed.
+  if (!stream.destroyed && !stream.closed) stream.close(0 /* NO_ERROR */);
+}
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /**
@@ -298,6 +309,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const settle = (r: ForwardResult): void => {
       result = r;
       if (totalUs >= 0) done(req, res, totalUs, queueWaitUs, r);
+      else if (h2 && !req.complete) refuseRestOfBody(res as unknown as Http2ServerResponse);
     };
     res.once('close', () => {
       totalUs = (now() - arrivalMs) * 1000;
