@@ -281,6 +281,19 @@ describe('the TLS port', () => {
     expect(records.map((r) => r.outcome)).toEqual(['ok']);
   });
 
+  it('closes an HTTP/2 session idle past sessionIdleMs, as on the h2c port', async () => {
+    const { port } = await startTlsProxy(await startApp(), {}, 200);
+    const session = connect(`https://127.0.0.1:${port}`, { ca: cert.ca, servername: 'localhost' });
+    cleanups.push(() => session.destroy());
+    const closed = new Promise((resolve) => session.once('close', resolve));
+    const stream = session.request({ ':path': '/hello' });
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    // The client keeps the session; the proxy sends GOAWAY once it has had no stream for 200 ms.
+    await closed;
+    expect(session.alpnProtocol).toBe('h2');
+  });
+
   it('drains: a request in flight on each protocol finishes, then the port closes', async () => {
     const { proxy, records, port } = await startTlsProxy(await startApp());
     const h2 = getH2(port, '/slow');
