@@ -183,8 +183,10 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
  */
 function refuseRestOfBody(res: Http2ServerResponse): void {
   const stream = res.stream;
+  // A request without a body (its HEADERS ended the stream) closes by itself once answered: no RST_STREAM for it.
+  if (stream.endAfterHeaders || stream.destroyed || stream.closed) return;
   // With NO_ERROR on a stream whose answer is ending, Node sends the RST_STREAM only once the answer is flushed.
-  if (!stream.destroyed && !stream.closed) stream.close(0 /* NO_ERROR */);
+  stream.close(0 /* NO_ERROR */);
 }
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
