@@ -196,8 +196,15 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
     podSnapshot = podWindow.snapshot(config.pod.version);
   };
   // Filled in below, once the metrics exist; the proxy records into both the slot and the duration histogram.
-  let recordRequest: (latencyUs: number, method: string, status: number, outcome: string, route: string, queueWaitUs: number) => void =
-    () => undefined;
+  let recordRequest: (
+    latencyUs: number,
+    method: string,
+    status: number,
+    outcome: string,
+    route: string,
+    queueWaitUs: number,
+    grpcStatus: number | undefined,
+  ) => void = () => undefined;
   const routeOf = createRouteMatcher(config.proxy.routes);
   const proxy = createProxyServer({
     config: config.proxy,
@@ -205,7 +212,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
       record(r) {
         // The slot (what the gate judges) takes the app's latency; requests the app was not asked to answer stay out.
         if (r.appLatencyUs !== null) recorder.record(r.appLatencyUs, r.isError);
-        recordRequest(r.totalLatencyUs, r.method, r.status, r.outcome, routeOf(r.target), r.queueWaitUs);
+        recordRequest(r.totalLatencyUs, r.method, r.status, r.outcome, routeOf(r.target), r.queueWaitUs, r.grpcStatus);
       },
     },
     logger,

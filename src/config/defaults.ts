@@ -69,6 +69,14 @@ export const DEFAULTS = {
     grpcErrorCodes: [2, 4, 12, 13, 14, 15] as number[],
     /** Route templates (URLPattern pathname syntax, `/users/:id`) reported as `http.route`; unmatched paths get none. */
     routes: [] as string[],
+    /**
+     * TLS on the proxy's port: PEM files of the certificate (chain) and its private key, read at start-up; both empty:
+     * cleartext. With both set the port serves HTTPS and negotiates h2 or http/1.1 by ALPN (protocol must stay http1).
+     */
+    tls: {
+      certFile: '',
+      keyFile: '',
+    },
   },
   admin: {
     host: '0.0.0.0',

@@ -9,6 +9,7 @@ import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import { DEFAULTS, ENV_ALIASES } from './defaults.ts';
 import { hashTagOf, readRedisTarget } from './redis-target.ts';
 import { configSchema, type Config } from './schema.ts';
+import { readTlsFiles } from './tls-files.ts';
 
 /** Stands for the service's name in flag.key (`feature:{<service>}:v2_traffic_percentage`). */
 export const SERVICE_PLACEHOLDER = '<service>';
@@ -215,6 +216,27 @@ export function loadConfig(options: LoadOptions = {}): Config {
           'redis.mode',
         );
       }
+    }
+    // TLS: both files or neither; read and matched now, so that a bad file fails the start rather than each handshake.
+    const { certFile, keyFile } = c.proxy.tls;
+    if (certFile !== '' && keyFile === '')
+      problem(
+        'proxy.tls.keyFile',
+        `must name the private key file of the certificate in proxy.tls.certFile (${certFile})`,
+        'proxy.tls.certFile',
+      );
+    else if (certFile === '' && keyFile !== '')
+      problem('proxy.tls.certFile', `must name the certificate file of the key in proxy.tls.keyFile (${keyFile})`, 'proxy.tls.keyFile');
+    else if (certFile !== '') {
+      if (c.proxy.protocol === 'h2c') {
+        problem(
+          'proxy.protocol',
+          'must be http1 when proxy.tls is set: the TLS port negotiates h2 or http/1.1 by ALPN (h2c is HTTP/2 in cleartext)',
+          'proxy.tls.certFile',
+        );
+      }
+      const material = readTlsFiles(c.proxy.tls);
+      if (Array.isArray(material)) for (const p of material) problem(p.path, p.reason);
     }
     if (c.evaluation.leaseTtl < 2 * c.redis.commandTimeout) {
       problem(

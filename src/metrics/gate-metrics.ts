@@ -4,8 +4,9 @@
  * registry, never the global one), both set up by prometheus-endpoint.ts.
  *
  * - `http.server.request.duration` (seconds, OpenTelemetry HTTP semantic conventions) is the only instrument recorded
- *   on the request path: attribute sets are built once per (method, status, error type) and reused, so a request
- *   allocates nothing for metrics.
+ *   on the request path: attribute sets are built once per (method, status, error type, route, gRPC status) and
+ *   reused, so a request allocates nothing for metrics. gRPC calls alone carry `rpc.grpc.status_code` (the numeric
+ *   `grpc-status`) and `rpc.status_code` (its name, `NOT_FOUND`).
  * - Everything else is observable: read from the sidecar's own counters and latest verdict at scrape time.
  *
  * The exporter turns dots into underscores and appends `_total` to counters but no unit suffix, so names that carry a
@@ -18,7 +19,9 @@ import {
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
+  ATTR_RPC_STATUS_CODE,
 } from '@opentelemetry/semantic-conventions';
+import type { ATTR_RPC_GRPC_STATUS_CODE as INCUBATING_RPC_GRPC_STATUS_CODE } from '@opentelemetry/semantic-conventions/incubating';
 import { PHASES, type Phase } from '../core/controller.ts';
 import { isSequential, OUTCOME_ORDER, type Outcome, type Verdict, type VersionFigures } from '../core/verdict.ts';
 import type { WindowSnapshot } from '../core/window.ts';
@@ -30,6 +33,33 @@ import { createPrometheusEndpoint } from './prometheus-endpoint.ts';
  */
 export const DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
+/**
+ * `rpc.grpc.status_code`, the numeric gRPC status. In semantic-conventions 1.45 it is exported only from the
+ * incubating entry point (deprecated there in favour of `rpc.status_code`), whose module costs about 5 MiB of RSS at
+ * start-up: its type is imported, so the compiler checks this name against the library's, and its value is not
+ * (the copy OpenTelemetry recommends for incubating names).
+ */
+const ATTR_RPC_GRPC_STATUS_CODE: typeof INCUBATING_RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
+/** gRPC status names by code 0..16 (grpc/doc/statuscodes.md), the values of `rpc.status_code` for gRPC. */
+const GRPC_STATUS_NAMES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
 /** Methods kept as they are; anything else is reported as `_OTHER` (semantic conventions; bounds cardinality). */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 /** Outcomes reported as `error.type`: upstream failures, and the proxy's 503 when saturated and 408 for a slow body. */
@@ -108,8 +138,18 @@ export interface GateMetrics {
    * @param latencyUs arrival to response end (the client-facing total, not the judged latency), µs; exported in seconds
    * @param route the matched route template (`http.route`), `''` for none
    * @param queueWaitUs time queued for an upstream connection, µs; 0: none (not recorded)
+   * @param grpcStatus a gRPC call's status code 0..16 (from `grpc-status`), exported as `rpc.grpc.status_code` and
+   *   `rpc.status_code`; undefined (any other request): neither attribute
    */
-  recordRequest(latencyUs: number, method: string, status: number, outcome: string, route: string, queueWaitUs?: number): void;
+  recordRequest(
+    latencyUs: number,
+    method: string,
+    status: number,
+    outcome: string,
+    route: string,
+    queueWaitUs?: number,
+    grpcStatus?: number,
+  ): void;
   /** Serves the Prometheus text exposition (mount on GET /metrics). */
   handle(req: IncomingMessage, res: ServerResponse): void;
   shutdown(): Promise<void>;
@@ -137,16 +177,22 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   });
   const versionAttributes: Attributes = { service_version: identity.version };
   const attributeCache = new Map<string, Attributes>();
-  const attributesOf = (method: string, status: number, outcome: string, route: string): Attributes => {
+  const attributesOf = (method: string, status: number, outcome: string, route: string, grpcStatus: number | undefined): Attributes => {
     const m = KNOWN_METHODS.has(method) ? method : '_OTHER';
     const errorType = ERROR_TYPES.has(outcome) ? outcome : '';
-    const key = `${m} ${status} ${errorType} ${route}`;
+    // Only gRPC calls pay for the longer key; codes past 16 never leave forward-h2.ts (it reads one or two digits).
+    const grpcName = grpcStatus === undefined ? undefined : GRPC_STATUS_NAMES[grpcStatus];
+    const key = grpcName === undefined ? `${m} ${status} ${errorType} ${route}` : `${m} ${status} ${errorType} ${route} ${grpcStatus}`;
     let attrs = attributeCache.get(key);
     if (attrs === undefined) {
       attrs = { [ATTR_HTTP_REQUEST_METHOD]: m, service_version: identity.version };
       if (status > 0) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = status;
       if (errorType) attrs[ATTR_ERROR_TYPE] = errorType;
       if (route) attrs[ATTR_HTTP_ROUTE] = route;
+      if (grpcName !== undefined) {
+        attrs[ATTR_RPC_GRPC_STATUS_CODE] = grpcStatus!;
+        attrs[ATTR_RPC_STATUS_CODE] = grpcName;
+      }
       attributeCache.set(key, attrs);
     }
     return attrs;
@@ -358,8 +404,8 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
   );
 
   return {
-    recordRequest(latencyUs, method, status, outcome, route, queueWaitUs = 0) {
-      duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome, route));
+    recordRequest(latencyUs, method, status, outcome, route, queueWaitUs = 0, grpcStatus) {
+      duration.record(latencyUs / 1_000_000, attributesOf(method, status, outcome, route, grpcStatus));
       if (queueWaitUs > 0) queueWait.record(queueWaitUs / 1_000_000, versionAttributes);
     },
     handle: endpoint.handle,

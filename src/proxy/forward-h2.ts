@@ -10,7 +10,9 @@
  * - a trailers-only gRPC answer (`grpc-status` in its headers) is sent as one HEADERS frame that ends the stream;
  * - a gRPC answer (`content-type: application/grpc...`) takes its outcome from `grpc-status` (the trailers, or the
  *   headers of a trailers-only answer), not from the HTTP status, which is 200 for every gRPC outcome. A gRPC answer
- *   that ends without any `grpc-status` is INTERNAL (13), as gRPC clients read it.
+ *   that ends without any `grpc-status` is INTERNAL (13), as gRPC clients read it;
+ * - the slow-upload guard counts the stream's own body bytes (the session's socket carries its neighbours' too): a
+ *   stream too slow is answered 408 or cancelled alone.
  *
  * Request trailers are not forwarded (undici sends none); gRPC clients do not send any.
  *
@@ -111,9 +113,10 @@ async function forward(
   try {
     const dispatchedMs = now();
     if (hasBody) {
-      // The connection's byte counter is shared by its streams: a stream that stalls while others send is not caught
-      // by the rate check (HTTP/2's own flow control still bounds what it can hold).
+      // Per stream: the session's socket carries its neighbours' bytes too. A stream too slow is answered 408 (or
+      // cancelled once the answer has begun) alone; the session and its other streams go on.
       upload = new UploadWatch(req as never, {
+        perStream: true,
         now,
         timeoutMs: options.clientBodyTimeoutMs ?? 0,
         minRate: options.clientBodyMinRate ?? 0,

@@ -14,9 +14,11 @@
  * Protocols (`proxy.protocol`, `proxy.upstreamProtocol`, chosen once at construction, so that the HTTP/1.1 path does
  * no per-request test for them): HTTP/1.1 with WebSocket upgrades tunnelled on a connection of their own (recorded
  * once, as the handshake: see tunnel.ts), or h2c (HTTP/2 with prior knowledge) with trailers forwarded and gRPC
- * outcomes taken from `grpc-status` (see forward-h2.ts); either to an HTTP/1.1 or an h2c upstream.
+ * outcomes taken from `grpc-status` (see forward-h2.ts); either to an HTTP/1.1 or an h2c upstream. With `proxy.tls` set the
+ * port serves HTTPS and negotiates by ALPN: `h2` (forwarded as h2c streams are) or `http/1.1` (forwarded as on the
+ * HTTP/1.1 port, WebSocket upgrades included), X-Forwarded-Proto `https`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import {
   createServer as createH2cServer,
   type Http2Server,
@@ -27,9 +29,12 @@ import {
 } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { createServer as createTlsListener, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Pool } from 'undici';
+import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
+import { readTlsFiles, tlsEnabled } from '../config/tls-files.ts';
 import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { forwardH2 } from './forward-h2.ts';
 import { tunnelUpgrade } from './tunnel.ts';
@@ -95,8 +100,11 @@ export interface ProxyStats {
 }
 
 export interface ProxyServer {
-  /** The client-facing server: an HTTP/1.1 server, or an HTTP/2 one when `proxy.protocol` is `h2c`. */
-  readonly server: Server | Http2Server;
+  /**
+   * The client-facing server: an HTTP/1.1 server, an HTTP/2 one when `proxy.protocol` is `h2c`, or an HTTPS one
+   * (HTTP/2 and HTTP/1.1 by ALPN) when `proxy.tls` is set.
+   */
+  readonly server: Server | Http2Server | TlsServer;
   readonly pool: Pool;
   readonly stats: ProxyStats;
   /** Listens on config host:port (port 0 picks a free one). */
@@ -117,9 +125,12 @@ export interface ProxyServerOptions {
   readonly logger: Logger;
   /** High-resolution clock, ms (default `performance.now`). */
   readonly now?: () => number;
-  /** X-Forwarded-Proto the proxy sets (default `http`). */
+  /** X-Forwarded-Proto the proxy sets (default `https` when `proxy.tls` is set, else `http`). */
   readonly forwardedProto?: string;
-  /** h2c: idle time after which a client session with no open stream is closed, ms (default 65 000, the keep-alive). */
+  /**
+   * Idle time after which a client connection is closed: an HTTP/1.1 keep-alive connection between requests (Node
+   * adds a second of grace), an HTTP/2 session with no open stream; ms (default 65 000).
+   */
   readonly sessionIdleMs?: number;
 }
 
@@ -164,13 +175,32 @@ function isWebSocketUpgrade(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade;
   return typeof upgrade === 'string' && upgrade.toLowerCase().includes('websocket');
 }
+/**
+ * HTTP/2: once an answer is sent before the request body has ended (a 408 for a body too slow, a 503, an app that
+ * answered early), asks the client to stop sending with RST_STREAM NO_ERROR (RFC 9113 section 8.1). Without it the
+ * stream stays open, half-closed, for as long as the client keeps sending into a body nobody reads, and the request is
+ * neither recorded nor drained.
+ */
+function refuseRestOfBody(res: Http2ServerResponse): void {
+  const stream = res.stream;
+  // A request without a body (its HEADERS ended the stream) closes by itself once answered: no RST_STREAM for it.
+  if (stream.endAfterHeaders || stream.destroyed || stream.closed) return;
+  // With NO_ERROR on a stream whose answer is ending, Node sends the RST_STREAM only once the answer is flushed.
+  stream.close(0 /* NO_ERROR */);
+}
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
+/**
+ * @throws CanaryGateError `CG_CONFIG_INVALID` naming the field when `proxy.tls` is set and its files cannot be read,
+ *   do not parse, or do not match (the config loader checks them first; this is the read the server uses)
+ */
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const { config, recorder, logger } = options;
   const now = options.now ?? performance.now.bind(performance);
+  const h2c = config.protocol === 'h2c';
+  const tls = tlsEnabled(config.tls);
   const forwardOptions: ForwardOptions = {
-    forwardedProto: options.forwardedProto ?? 'http',
+    forwardedProto: options.forwardedProto ?? (tls ? 'https' : 'http'),
     isTrustedProxy: createTrustedProxies(config.trustedProxies),
     clientBodyTimeoutMs: config.clientBodyTimeout,
     clientBodyMinRate: config.clientBodyMinRate,
@@ -271,7 +301,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const arrivalMs = now();
     stats.inFlight++;
     active.add(res);
-    if (draining && !h2c) res.setHeader('connection', 'close');
+    // HTTP/2 (h2c, or h2 by ALPN) has no Connection header: a stream's unread body is the stream's, not the connection's.
+    const h2 = h2c || (tls && req.httpVersionMajor === 2);
+    if (draining && !h2) res.setHeader('connection', 'close');
     let totalUs = -1;
     let queueWaitUs = 0;
     let result: ForwardResult | null = null;
@@ -279,6 +311,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const settle = (r: ForwardResult): void => {
       result = r;
       if (totalUs >= 0) done(req, res, totalUs, queueWaitUs, r);
+      else if (h2 && !req.complete) refuseRestOfBody(res as unknown as Http2ServerResponse);
     };
     res.once('close', () => {
       totalUs = (now() - arrivalMs) * 1000;
@@ -305,8 +338,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       queueWaitUs = waitedMs * 1000;
       reject('overloaded');
       if (!res.headersSent && !res.destroyed) {
-        // HTTP/2 has no Connection header: an unread body there is the stream's, not the connection's.
-        const unread = !h2c && !req.complete;
+        const unread = !h2 && !req.complete;
         answer(res, 503, 'overloaded', `canary-gate: overloaded, no upstream connection within ${config.queueTimeout} ms\n`, unread);
       }
       settle({ status: 503, outcome: 'overloaded', appLatencyUs: null });
@@ -314,13 +346,17 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     waiter = queue.enter(start, expire);
   };
 
-  const h2c = config.protocol === 'h2c';
   const h2Options = { ...forwardOptions, isGrpcError: createGrpcClassifier(config.grpcErrorCodes) };
-  /** The forwarder of this listener's protocol, chosen once. */
+  const forwardHttp2 = (req: IncomingMessage, res: ServerResponse): Promise<ForwardResult> =>
+    forwardH2(pool, req as unknown as Http2ServerRequest, res as unknown as Http2ServerResponse, h2Options);
+  const forwardHttp1 = (req: IncomingMessage, res: ServerResponse): Promise<ForwardResult> =>
+    forwardRequest(pool, req, res, forwardOptions);
+  /** The forwarder of this listener's protocol, chosen once; on the TLS port, by the protocol ALPN chose. */
   const forward: (req: IncomingMessage, res: ServerResponse) => Promise<ForwardResult> = h2c
-    ? (req, res) => forwardH2(pool, req as unknown as Http2ServerRequest, res as unknown as Http2ServerResponse, h2Options)
-    : (req, res) => forwardRequest(pool, req, res, forwardOptions);
-
+    ? forwardHttp2
+    : tls
+      ? (req, res) => (req.httpVersionMajor === 2 ? forwardHttp2(req, res) : forwardHttp1(req, res))
+      : forwardHttp1;
   /** Joined WebSocket connections (client side), cut at shutdown: they are not requests, a drain does not wait for them. */
   const tunnels = new Set<Duplex>();
   /** Open HTTP/2 sessions, closed (GOAWAY) at a drain and destroyed at the end of it. */
@@ -367,14 +403,40 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     });
   };
 
-  const server: Server | Http2Server = h2c
-    ? createH2cServer({}, handle as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void)
-    : createServer({ ...SERVER_LIMITS, headersTimeout: config.clientHeadersTimeout, shouldUpgradeCallback: isWebSocketUpgrade }, handle);
+  // One server per protocol, each with its own limits; the TLS port hands each connection, once ALPN has chosen, to the
+  // one of its protocol, so that HTTP/1.1 over TLS keeps every limit, the WebSocket tunnel and the drain of the
+  // cleartext port (Node's own `allowHTTP1` fallback enforces neither clientHeadersTimeout nor requestTimeout).
+  const httpServer = h2c
+    ? null
+    : createServer(
+        {
+          ...SERVER_LIMITS,
+          keepAliveTimeout: options.sessionIdleMs ?? SERVER_LIMITS.keepAliveTimeout,
+          headersTimeout: config.clientHeadersTimeout,
+          shouldUpgradeCallback: isWebSocketUpgrade,
+        },
+        handle,
+      );
+  const h2Server =
+    h2c || tls ? createH2cServer({}, handle as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void) : null;
+  const tlsServer = tls ? createTlsServer(config.tls) : null;
+  /** The server that listens on the port. */
+  const server: Server | Http2Server | TlsServer = tlsServer ?? h2Server ?? httpServer!;
   server.on('error', (err: Error) => logger.error({ err }, 'proxy server error'));
-  if (h2c) {
+  if (tlsServer !== null) {
+    tlsServer.on('secureConnection', (socket: TLSSocket) => {
+      // No ALPN from the client (false): HTTP/1.1, as Node's own allowHTTP1 fallback reads it.
+      (socket.alpnProtocol === 'h2' ? h2Server! : httpServer!).emit('connection', socket);
+    });
+    tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException) => logger.debug({ code: err.code }, 'TLS handshake failed'));
+    // Node starts the HTTP/1.1 server's header and request timeout checks (every connectionsCheckingInterval) when it
+    // listens; this one never listens itself, so it is told it does. test/protocols/tls.test.ts proves the 408.
+    httpServer!.emit('listening');
+  }
+  if (h2Server !== null) {
     /** Open streams per session, so that an idle session is closed and a quiet long stream (gRPC) is not. */
     const openStreams = new Map<Http2Session, number>();
-    server.on('session', (session: Http2Session) => {
+    h2Server.on('session', (session: Http2Session) => {
       sessions.add(session);
       openStreams.set(session, 0);
       session.once('close', () => {
@@ -383,7 +445,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       });
       session.on('error', (err) => logger.debug({ err }, 'HTTP/2 session error'));
     });
-    server.on('stream', (stream: ServerHttp2Stream) => {
+    h2Server.on('stream', (stream: ServerHttp2Stream) => {
       const session = stream.session;
       if (session === undefined || !openStreams.has(session)) return;
       openStreams.set(session, openStreams.get(session)! + 1);
@@ -393,33 +455,37 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     });
     // A session with no stream for the HTTP/1.1 keep-alive time is closed (GOAWAY), as an idle HTTP/1.1 connection is.
     // With a 'timeout' listener Node destroys no session itself (without one it would, quiet gRPC streams included).
-    (server as Http2Server).setTimeout(options.sessionIdleMs ?? SERVER_LIMITS.keepAliveTimeout);
-    server.on('timeout', (session: Http2Session) => {
+    h2Server.setTimeout(options.sessionIdleMs ?? SERVER_LIMITS.keepAliveTimeout);
+    h2Server.on('timeout', (session: Http2Session) => {
       if (openStreams.get(session) === 0) session.close();
     });
-  } else {
-    server.on('upgrade', upgrade);
   }
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    const rejection = rejectionOf(err.code);
-    if (rejection === null || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    stats.rejected[rejection.reason] = (stats.rejected[rejection.reason] ?? 0) + 1;
-    logger.debug({ code: err.code, status: rejection.status }, 'request refused by the HTTP parser');
-    socket.end(`HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-  });
+  if (httpServer !== null) {
+    httpServer.on('upgrade', upgrade);
+    httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const rejection = rejectionOf(err.code);
+      if (rejection === null || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      stats.rejected[rejection.reason] = (stats.rejected[rejection.reason] ?? 0) + 1;
+      logger.debug({ code: err.code, status: rejection.status }, 'request refused by the HTTP parser');
+      socket.end(`HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    });
+  }
 
   /** Cuts every client connection: HTTP/1.1 ones, HTTP/2 sessions, joined tunnels. */
   const cutAll = (): void => {
-    if (h2c) for (const session of sessions) session.destroy();
-    else (server as Server).closeAllConnections();
+    for (const session of sessions) session.destroy();
+    httpServer?.closeAllConnections();
     for (const tunnel of tunnels) tunnel.destroy();
   };
 
   const closeServer = (): Promise<void> =>
     new Promise((resolve) => {
+      // TLS port: the HTTP/1.1 server never listened; closing it stops its timeout checks and closes its idle
+      // keep-alive connections (its callback gets ERR_SERVER_NOT_RUNNING, and nobody waits for it).
+      if (server !== httpServer) httpServer?.close();
       // Resolves also when the server was not listening (the callback then gets ERR_SERVER_NOT_RUNNING).
       server.close(() => resolve());
     });
@@ -428,9 +494,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const drainAndClose = async (drainMs: number): Promise<void> => {
     draining = true;
     const closed = closeServer(); // stops accepting; closes idle keep-alive connections
-    if (h2c)
-      for (const session of sessions) session.close(); // GOAWAY: streams in flight finish, no new ones
-    else for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+    for (const session of sessions) session.close(); // HTTP/2: GOAWAY, streams in flight finish, no new ones
+    // HTTP/1.1 responses (on the TLS port too; an HTTP/2 response is no http.ServerResponse).
+    for (const res of active) if (res instanceof ServerResponse && !res.headersSent) res.setHeader('connection', 'close');
     if (stats.inFlight > 0) {
       await waitIdle((fn) => {
         onIdle = fn;
@@ -467,4 +533,19 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       await pool.destroy();
     },
   };
+}
+
+/**
+ * The TLS port's listener: TLS with ALPN `h2` and `http/1.1`; each connection, once its handshake is done, goes to
+ * the HTTP/2 or the HTTP/1.1 server ('secureConnection').
+ * @throws CanaryGateError `CG_CONFIG_INVALID` naming the field when a file cannot be read or checked
+ */
+function createTlsServer(files: Config['proxy']['tls']): TlsServer {
+  const material = readTlsFiles(files);
+  if (Array.isArray(material)) {
+    throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid config: ${material.length} problem(s)`, {
+      details: material.map((p) => `${p.path}: ${p.reason}`),
+    });
+  }
+  return createTlsListener({ cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] });
 }

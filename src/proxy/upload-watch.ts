@@ -8,8 +8,11 @@
  * `body=...,MinRate=...`). While other requests wait for an upstream connection (`contended`), the grace shrinks to
  * at most {@link CONTENDED_GRACE_MS}: a trickling body then loses its connection within about a second instead of
  * holding it past the others' `queueTimeout` (a pool held by trickling clients would otherwise turn every healthy
- * request away with 503). Bytes are read from the client socket's counter, so the watch never adds a 'data'
- * listener (that would switch the body to flowing mode before undici reads it).
+ * request away with 503). HTTP/1.1: bytes are read from the client socket's counter, so the watch never adds a 'data'
+ * listener (that would switch the body to flowing mode before undici reads it). HTTP/2 (`perStream`): the socket is
+ * the session's, shared by its streams, so a stalled stream would be carried by its neighbours' bytes; the watch counts
+ * the stream's own body bytes instead, with a 'data' listener added only once undici's reading has made the body
+ * flow (its first 'resume'), so no byte is emitted before undici listens.
  */
 import type { IncomingMessage } from 'node:http';
 
@@ -24,6 +27,11 @@ export interface UploadWatchOptions {
   readonly onTooSlow: () => void;
   /** Whether other requests wait for an upstream connection now (default: never). */
   readonly contended?: () => boolean;
+  /**
+   * Count the body's own bytes rather than its socket's (default false): for an HTTP/2 stream, whose socket carries
+   * every stream of its session. Costs one listener call per body chunk.
+   */
+  readonly perStream?: boolean;
 }
 
 /** The rate check's grace while others wait for an upstream connection, ms (at most `timeoutMs`). */
@@ -46,8 +54,17 @@ export class UploadWatch {
   /** Flowing time at which the byte counter last moved, ms. */
   private lastProgressMs = 0;
 
+  /** Body bytes counted by the 'data' listener (perStream), or -1 while it is not listening yet. */
+  private streamBytes = -1;
+  private readonly onData = (chunk: Buffer): void => {
+    this.streamBytes += chunk.length;
+  };
   private readonly onResume = (): void => {
     if (this.flowingSince < 0) this.flowingSince = this.options.now();
+    if (this.options.perStream === true && this.streamBytes < 0 && !this.stopped) {
+      this.streamBytes = 0;
+      this.req.on('data', this.onData);
+    }
   };
   private readonly onPause = (): void => {
     if (this.flowingSince >= 0) {
@@ -77,7 +94,7 @@ export class UploadWatch {
   constructor(req: IncomingMessage, options: UploadWatchOptions) {
     this.req = req;
     this.options = options;
-    this.bytesAtStart = req.socket.bytesRead;
+    this.bytesAtStart = options.perStream === true ? 0 : req.socket.bytesRead;
     req.on('resume', this.onResume);
     req.on('pause', this.onPause);
     req.once('end', this.onEnd);
@@ -102,9 +119,11 @@ export class UploadWatch {
     this.req.off('resume', this.onResume);
     this.req.off('pause', this.onPause);
     this.req.off('end', this.onEnd);
+    this.req.off('data', this.onData);
   }
 
   private bytes(): number {
+    if (this.options.perStream === true) return Math.max(0, this.streamBytes);
     return this.req.socket === null ? this.lastBytes : this.req.socket.bytesRead - this.bytesAtStart;
   }
 }

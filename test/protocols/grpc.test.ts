@@ -4,6 +4,7 @@
  * its outcome taken from `grpc-status` (the HTTP status is 200 for every gRPC outcome) and the configured error codes;
  * a whole sidecar records them under its pod's version.
  */
+import { connect as http2Connect } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -44,6 +45,7 @@ async function startGrpcApp(): Promise<{ url: string; stop: () => void }> {
       const { text } = call.request;
       if (text === 'internal') return callback({ code: grpc.status.INTERNAL, details: 'broken on purpose' });
       if (text === 'missing') return callback({ code: grpc.status.NOT_FOUND, details: 'no such note' });
+      if (text === 'unavailable') return callback({ code: grpc.status.UNAVAILABLE, details: 'down on purpose' });
       callback(null, { text: `echo ${text}`, count: 1 });
     },
     repeat(call: grpc.ServerWritableStream<Note, Note>) {
@@ -206,5 +208,42 @@ describe('gRPC through a sidecar', () => {
     await waitFor(async () => (await status()).local.requests === 10, 'ten requests in the slot');
     const s = await status();
     expect([s.version, s.local.requests, s.local.errors]).toEqual(['v2', 10, 3]);
+  });
+
+  it('exports each call in http.server.request.duration with rpc.grpc.status_code and rpc.status_code', async () => {
+    const app = await startGrpcApp();
+    const pod = await startPod(
+      configFor(uniqueService('grpc-metrics'), 'grpc-canary-0', 'v2', app.url, {
+        CANARY_GATE_PROXY_PROTOCOL: 'h2c',
+        CANARY_GATE_PROXY_UPSTREAM_PROTOCOL: 'h2c',
+      }),
+    );
+    const client = clientFor(pod.proxy.replace('http://', ''));
+    expect([await say(client, 'missing'), await say(client, 'unavailable'), await say(client, 'unavailable')].map((r) => r.code)).toEqual([
+      grpc.status.NOT_FOUND,
+      grpc.status.UNAVAILABLE,
+      grpc.status.UNAVAILABLE,
+    ]);
+    // Plain HTTP/2 to the same port (the gRPC server refuses it, not as gRPC): neither attribute.
+    const session = http2Connect(pod.proxy);
+    const plain = session.request({ ':path': '/plain' });
+    plain.resume();
+    const plainStatus = await new Promise<number>((resolve) => plain.once('response', (h) => resolve(Number(h[':status']))));
+    await new Promise((resolve) => plain.once('close', resolve));
+    session.close();
+    expect(plainStatus).toBe(415);
+    const counts = async (): Promise<Map<string, number>> => {
+      const text = await (await request(`${pod.admin}/metrics`)).body.text();
+      const found = new Map<string, number>();
+      for (const line of text.split('\n')) {
+        const m = /^http_server_request_duration_count\{(.*)\} (\d+)/.exec(line);
+        if (m === null) continue;
+        const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+        found.set(`${labels.rpc_grpc_status_code ?? '-'} ${labels.rpc_status_code ?? '-'} ${labels.service_version}`, Number(m[2]));
+      }
+      return found;
+    };
+    await waitFor(async () => (await counts()).size === 3, 'three series');
+    expect(Object.fromEntries(await counts())).toEqual({ '5 NOT_FOUND v2': 1, '14 UNAVAILABLE v2': 2, '- - v2': 1 });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Plain HTTP/2 through an h2c proxy, with Node's http2 client (prior knowledge): to an h2c app with response trailers,
- * and to an HTTP/1.1 app (the listener's protocol and the upstream's are chosen apart).
+ * and to an HTTP/1.1 app (the listener's protocol and the upstream's are chosen apart); the slow-upload guard cuts one
+ * stream of a session and spares its neighbours.
  */
 import { connect, createServer as createH2Server, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -133,6 +134,68 @@ describe('HTTP/2 through an h2c proxy', () => {
     await fetchH2(idle, '/now');
     await closed;
     expect(idle.closed || idle.destroyed).toBe(true);
+  });
+
+  it('answers 408 to a stream whose upload trickles, while a fast upload on the same session goes on', async () => {
+    // The app reads every body to its end and says how much it got.
+    const app = await startUpstream((req, res) => {
+      let bytes = 0;
+      req.on('data', (d: Buffer) => {
+        bytes += d.length;
+      });
+      req.on('end', () => res.end(`got ${bytes}`));
+    });
+    cleanups.push(() => app.close());
+    const { records, url } = await startProxy(app.url, {
+      protocol: 'h2c',
+      upstreamProtocol: 'http1',
+      clientBodyTimeout: 300,
+      clientBodyMinRate: 1000,
+    });
+    const s = session(url);
+    /** A POST whose body is `chunks` writes of `size` bytes, `everyMs` apart; resolves with the status and body. */
+    const upload = (path: string, size: number, chunks: number, everyMs: number) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = s.request({ ':path': path, ':method': 'POST' });
+        let status = 0;
+        let text = '';
+        let sent = 0;
+        const timer = setInterval(() => {
+          if (stream.destroyed || stream.writableEnded) return clearInterval(timer);
+          stream.write(Buffer.alloc(size, 0x61));
+          if (++sent === chunks) {
+            clearInterval(timer);
+            stream.end();
+          }
+        }, everyMs);
+        cleanups.push(() => clearInterval(timer));
+        stream.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => {
+          text += d;
+        });
+        stream.on('close', () => {
+          clearInterval(timer);
+          resolve({ status, body: text });
+        });
+        stream.on('error', reject);
+      });
+    // 10 bytes a second against a floor of 1000 (after 300 ms of grace), beside 20 KB a second for 1.5 s.
+    const slow = upload('/slow', 1, 30, 100);
+    const fast = upload('/fast', 1000, 30, 50);
+    const [slowAnswer, fastAnswer] = await Promise.all([slow, fast]);
+    expect(slowAnswer.status).toBe(408);
+    expect(fastAnswer).toEqual({ status: 200, body: 'got 30000' });
+    // The session was not harmed: it takes another stream.
+    expect((await fetchH2(s, '/after')).body).toBe('got 0');
+    await waitFor(() => records.length === 3, 'three records');
+    expect(records.map((r) => [r.target, r.status, r.outcome, r.isError])).toEqual([
+      ['/slow', 408, 'body_timeout', false],
+      ['/fast', 200, 'ok', false],
+      ['/after', 200, 'ok', false],
+    ]);
   });
 
   it("leaves CONNECT to Node's HTTP/2 server (405), never forwarded nor recorded", async () => {
