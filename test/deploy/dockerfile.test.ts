@@ -66,11 +66,24 @@ describe('Dockerfile', () => {
 
   it('starts the bin in exec form so the process receives SIGTERM and drains', () => {
     const entry = of(runtime, 'ENTRYPOINT').map(args);
-    expect(entry).toEqual(['["node", "dist/cli/bin.js"]']);
+    expect(entry).toHaveLength(1);
+    const argv = JSON.parse(entry[0]!) as string[];
+    expect(argv[0]).toBe('node');
+    expect(argv.at(-1)).toBe('dist/cli/bin.js');
     expect(of(runtime, 'STOPSIGNAL').map(args)).toEqual(['SIGTERM']);
     const cmd = JSON.parse(of(runtime, 'CMD').map(args)[0]!) as string[];
     expect(cmd[0]).toBe('run');
     expect(existsSync(join(ROOT, cmd[cmd.indexOf('--config') + 1]!))).toBe(true);
+  });
+
+  it('runs node with the same heap flags as `npm start`, the ones README\'s "Runtime flags" gives and measures', () => {
+    const imageFlags = (JSON.parse(of(runtime, 'ENTRYPOINT').map(args)[0]!) as string[]).slice(1, -1);
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+    const startFlags = start.split(/\s+/).slice(1, start.split(/\s+/).indexOf('dist/cli/bin.js'));
+    expect(imageFlags.length).toBeGreaterThan(0);
+    expect(startFlags).toEqual(imageFlags);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    for (const flag of imageFlags) expect(readme, flag).toContain(`\`${flag}\``);
   });
 
   it('copies only files that exist', () => {
