@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { uniqueService } from '../helpers/redis.ts';
 import { cleanups, configFor, startPod, TOKEN } from '../helpers/sidecar-fleet.ts';
 import { waitFor } from '../helpers/proxy-config.ts';
-import { startWsEchoApp } from './ws-echo.ts';
+import { echoOnce, startWsEchoApp } from './ws-echo.ts';
 
 describe('protocols through a sidecar', () => {
   it("records a WebSocket session and an SSE stream once each in the pod's version slot", async () => {
@@ -21,13 +21,7 @@ describe('protocols through a sidecar', () => {
     const pod = await startPod(configFor(uniqueService('proto'), 'proto-canary-0', 'v2', app.url));
 
     const socket = new WebSocket(`${pod.proxy.replace('http://', 'ws://')}/chat`);
-    await new Promise((resolve, reject) => {
-      socket.addEventListener('open', resolve, { once: true });
-      socket.addEventListener('error', reject, { once: true });
-    });
-    const echoed = new Promise<string>((resolve) => socket.addEventListener('message', (e) => resolve(String(e.data)), { once: true }));
-    socket.send('ping');
-    expect(await echoed).toBe('ping');
+    expect(await echoOnce(socket, 'ping')).toBe('ping');
 
     const events = await request(`${pod.proxy}/events`);
     expect(await events.body.text()).toBe('data: one\n\ndata: two\n\n');

@@ -25,7 +25,7 @@ import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-se
 import { silent, uniqueService } from '../helpers/redis.ts';
 import { configFor, startPod, TOKEN } from '../helpers/sidecar-fleet.ts';
 import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
-import { startWsEchoApp } from './ws-echo.ts';
+import { echoOnce, startWsEchoApp } from './ws-echo.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cg-tls-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -333,13 +333,7 @@ describe('the TLS port', () => {
     // undici's WebSocket (Node's global one, from its own undici) takes the dispatcher that trusts the test's certificate.
     const socket = new WebSocket(`wss://127.0.0.1:${port}/chat`, { dispatcher });
     cleanups.push(() => socket.close());
-    await new Promise((resolve, reject) => {
-      socket.addEventListener('open', resolve, { once: true });
-      socket.addEventListener('error', reject, { once: true });
-    });
-    const echoed = new Promise<string>((resolve) => socket.addEventListener('message', (e) => resolve(String(e.data)), { once: true }));
-    socket.send('ping');
-    expect(await echoed).toBe('ping');
+    expect(await echoOnce(socket, 'ping')).toBe('ping');
     expect(app.handshakes.map((h) => h.headers['x-forwarded-proto'])).toEqual(['https']);
     await waitFor(() => records.length === 1, 'the handshake recorded');
     expect([records[0]!.status, records[0]!.outcome, records[0]!.upgrade]).toEqual([101, 'ok', true]);

@@ -97,3 +97,17 @@ export async function startWsEchoApp(
       }),
   };
 }
+
+/**
+ * Waits for a client WebSocket to open, sends `text` and resolves with the first message it gets back.
+ * @throws (rejects) when the socket reports an error before it opens
+ */
+export async function echoOnce(socket: WebSocket, text: string): Promise<string> {
+  await new Promise((resolve, reject) => {
+    socket.addEventListener('open', resolve, { once: true });
+    socket.addEventListener('error', reject, { once: true });
+  });
+  const echoed = new Promise<string>((resolve) => socket.addEventListener('message', (e) => resolve(String(e.data)), { once: true }));
+  socket.send(text);
+  return echoed;
+}
