@@ -35,6 +35,7 @@ import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
 import { readTlsFiles, tlsEnabled } from '../config/tls-files.ts';
+import { InFlight } from './in-flight.ts';
 import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { forwardH2 } from './forward-h2.ts';
 import { tunnelUpgrade } from './tunnel.ts';
@@ -255,7 +256,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     },
   };
   /** Responses not ended yet, so that a drain can ask their clients to close. */
-  const active = new Set<ServerResponse>();
+  const active = new InFlight<ServerResponse>();
   let draining = false;
   let onIdle: (() => void) | null = null;
   const reject = (reason: string): void => {
@@ -263,8 +264,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   };
 
   /** Runs once per request, when both its response has closed and its result is known. */
-  const done = (req: IncomingMessage, res: ServerResponse, totalUs: number, queueWaitUs: number, result: ForwardResult): void => {
-    active.delete(res);
+  const done = (slot: number, req: IncomingMessage, totalUs: number, queueWaitUs: number, result: ForwardResult): void => {
+    active.delete(slot);
     stats.inFlight--;
     let outcome = result.outcome;
     if (outcome === 'ok' && isErrorStatus(result.status)) outcome = 'status_error';
@@ -300,7 +301,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const arrivalMs = now();
     stats.inFlight++;
-    active.add(res);
+    const slot = active.add(res);
     // HTTP/2 (h2c, or h2 by ALPN) has no Connection header: a stream's unread body is the stream's, not the connection's.
     const h2 = h2c || (tls && req.httpVersionMajor === 2);
     if (draining && !h2) res.setHeader('connection', 'close');
@@ -310,7 +311,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     let waiter: Waiter | null = null;
     const settle = (r: ForwardResult): void => {
       result = r;
-      if (totalUs >= 0) done(req, res, totalUs, queueWaitUs, r);
+      if (totalUs >= 0) done(slot, req, totalUs, queueWaitUs, r);
       else if (h2 && !req.complete) refuseRestOfBody(res as unknown as Http2ServerResponse);
     };
     res.once('close', () => {
@@ -322,7 +323,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         queueWaitUs = totalUs;
         result = { status: 0, outcome: 'client_abort', appLatencyUs: null };
       }
-      if (result !== null) done(req, res, totalUs, queueWaitUs, result);
+      if (result !== null) done(slot, req, totalUs, queueWaitUs, result);
     });
     const start = (waitedMs: number): void => {
       waiter = null;
