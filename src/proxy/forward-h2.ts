@@ -22,8 +22,16 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { type Download, endToEndHeaders, type ForwardOptions, type ForwardResult, relay, UNFORWARDABLE_CODES } from './forward.ts';
-import { classifyUpstreamError, errorCodeOf } from './outcome.ts';
+import {
+  type Download,
+  dispatchFailure,
+  endToEndHeaders,
+  type ForwardOptions,
+  type ForwardResult,
+  relay,
+  relayFailure,
+} from './forward.ts';
+import { errorCodeOf } from './outcome.ts';
 import { UploadWatch } from './upload-watch.ts';
 
 export interface ForwardH2Options extends ForwardOptions {
@@ -142,24 +150,10 @@ async function forward(
       });
     } catch (err) {
       const failedMs = now();
-      if (bodyTooSlow) return { status: 408, outcome: 'body_timeout', appLatencyUs: null };
-      const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
-      if (clientGone)
-        return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
-      const code = errorCodeOf(err);
-      if (UNFORWARDABLE_CODES.has(code)) {
-        // undici refused it before sending anything (a method or header it does not support): the client's problem.
-        answerH2(res, 400, 'bad_request', `canary-gate: request cannot be forwarded (${code})\n`);
-        return { status: 400, outcome: 'bad_request', errorCode: code, appLatencyUs: null };
-      }
-      const failure = classifyUpstreamError(err);
-      answerH2(res, failure.status, failure.outcome, `canary-gate: upstream ${failure.outcome} (${failure.code})\n`);
-      return {
-        status: failure.status,
-        outcome: failure.outcome,
-        errorCode: failure.code,
-        appLatencyUs: appLatencyUs(failedMs, uploadWaitMs),
-      };
+      const latencyUs = appLatencyUs(failedMs, upload?.flowingMs(failedMs) ?? 0);
+      const failed = dispatchFailure(err, { bodyTooSlow, clientGone }, latencyUs, req.complete);
+      if (failed.answer !== null) answerH2(res, failed.answer.status, failed.answer.errorHeader, failed.answer.text);
+      return failed.result;
     }
     const uploadWaitMs = upload?.flowingMs(now()) ?? 0;
     const body = upstream.body;
@@ -194,18 +188,15 @@ async function forward(
         grpcStatus,
       };
     } catch (err) {
-      const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
       body.destroy();
-      if (bodyTooSlow) return { status: upstream.statusCode, outcome: 'body_timeout', appLatencyUs: null };
-      if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort', appLatencyUs: latencyUs };
-      stream.close(0x2 /* INTERNAL_ERROR */);
-      const failure = classifyUpstreamError(err);
-      return {
-        status: upstream.statusCode,
-        outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset',
-        errorCode: failure.code,
-        appLatencyUs: latencyUs,
-      };
+      const failed = relayFailure(
+        err,
+        upstream.statusCode,
+        { bodyTooSlow, clientGone, upstreamBrokeFirst },
+        appLatencyUs(appEndMs(), uploadWaitMs),
+      );
+      if (failed.cut) stream.close(0x2 /* INTERNAL_ERROR */);
+      return failed.result;
     }
   } finally {
     upload?.stop();

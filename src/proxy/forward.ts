@@ -281,6 +281,75 @@ function addTrailers(res: RelayTarget, fields: Record<string, string>): void {
   if (Object.keys(fields).length > 0) res.addTrailers(fields);
 }
 
+/** What a forwarder knew of a request when it failed: the facts both protocols classify a failure from. */
+export interface FailureState {
+  /** The proxy cut the request body for its slowness (408 already answered or the stream cut). */
+  readonly bodyTooSlow: boolean;
+  /** The client went away first. */
+  readonly clientGone: boolean;
+}
+
+/** The text answer a client is owed after a failed dispatch: status, `x-canary-gate-error` value, body. */
+export interface FailureAnswer {
+  readonly status: number;
+  readonly errorHeader: string;
+  readonly text: string;
+}
+
+/**
+ * Classifies a dispatch that failed before the app answered, for HTTP/1.1 and HTTP/2 alike.
+ * @param latencyUs the app's time until the failure (less the client's upload wait), µs
+ * @param requestComplete whether the client had sent its whole body (a client that left mid-body gets no latency)
+ * @returns the result to record and the answer to send (null: none is owed, the client is gone or was answered)
+ */
+export function dispatchFailure(
+  err: unknown,
+  state: FailureState,
+  latencyUs: number,
+  requestComplete: boolean,
+): { readonly result: ForwardResult; readonly answer: FailureAnswer | null } {
+  if (state.bodyTooSlow) return { result: { status: 408, outcome: 'body_timeout', appLatencyUs: null }, answer: null };
+  if (state.clientGone)
+    return { result: { status: 0, outcome: 'client_abort', appLatencyUs: requestComplete ? latencyUs : null }, answer: null };
+  const code = errorCodeOf(err);
+  if (UNFORWARDABLE_CODES.has(code)) {
+    // undici refused it before sending anything (a method or header it does not support): the client's problem.
+    return {
+      result: { status: 400, outcome: 'bad_request', errorCode: code, appLatencyUs: null },
+      answer: { status: 400, errorHeader: 'bad_request', text: `canary-gate: request cannot be forwarded (${code})\n` },
+    };
+  }
+  const failure = classifyUpstreamError(err);
+  return {
+    result: { status: failure.status, outcome: failure.outcome, errorCode: failure.code, appLatencyUs: latencyUs },
+    answer: { status: failure.status, errorHeader: failure.outcome, text: `canary-gate: upstream ${failure.outcome} (${failure.code})\n` },
+  };
+}
+
+/**
+ * Classifies a response that failed after its headers were sent, for HTTP/1.1 and HTTP/2 alike.
+ * @param status the upstream's status, already sent
+ * @param upstreamBrokeFirst the upstream body failed before the client left
+ * @param latencyUs the app's time until then, µs
+ * @returns the result to record, and whether the caller must cut the response (the only way left to tell the client
+ *   that the body is incomplete)
+ */
+export function relayFailure(
+  err: unknown,
+  status: number,
+  state: FailureState & { readonly upstreamBrokeFirst: boolean },
+  latencyUs: number,
+): { readonly result: ForwardResult; readonly cut: boolean } {
+  if (state.bodyTooSlow) return { result: { status, outcome: 'body_timeout', appLatencyUs: null }, cut: false };
+  if (state.clientGone && !state.upstreamBrokeFirst)
+    return { result: { status, outcome: 'client_abort', appLatencyUs: latencyUs }, cut: false };
+  const failure = classifyUpstreamError(err);
+  return {
+    result: { status, outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset', errorCode: failure.code, appLatencyUs: latencyUs },
+    cut: true,
+  };
+}
+
 /** The 400 of a request the proxy will not forward. */
 function refuse(res: ServerResponse, hasBody: boolean, req: IncomingMessage, code: string, why: string): ForwardResult {
   answer(res, 400, 'bad_request', `canary-gate: ${why} (${code})\n`, hasBody && !req.complete);
@@ -359,26 +428,13 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       });
     } catch (err) {
       const failedMs = now();
-      if (bodyTooSlow) return { status: 408, outcome: 'body_timeout', appLatencyUs: null };
-      const uploadWaitMs = upload?.flowingMs(failedMs) ?? 0;
-      if (clientGone)
-        return { status: 0, outcome: 'client_abort', appLatencyUs: req.complete ? appLatencyUs(failedMs, uploadWaitMs) : null };
-      const code = errorCodeOf(err);
-      if (UNFORWARDABLE_CODES.has(code)) return refuse(res, hasBody, req, code, 'request cannot be forwarded');
-      const failure = classifyUpstreamError(err);
-      answer(
-        res,
-        failure.status,
-        failure.outcome,
-        `canary-gate: upstream ${failure.outcome} (${failure.code})\n`,
-        hasBody && !req.complete,
-      );
-      return {
-        status: failure.status,
-        outcome: failure.outcome,
-        errorCode: failure.code,
-        appLatencyUs: appLatencyUs(failedMs, uploadWaitMs),
-      };
+      const latencyUs = appLatencyUs(failedMs, upload?.flowingMs(failedMs) ?? 0);
+      const failed = dispatchFailure(err, { bodyTooSlow, clientGone }, latencyUs, req.complete);
+      if (failed.answer !== null) {
+        const { status, errorHeader, text } = failed.answer;
+        answer(res, status, errorHeader, text, hasBody && !req.complete);
+      }
+      return failed.result;
     }
     // The app has answered: from here on it waits for no body byte (a client still sending is no longer its time).
     const uploadWaitMs = upload?.flowingMs(now()) ?? 0;
@@ -404,19 +460,15 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
       await relay(body, res, now, download, options.readGuard);
       return { status: upstream.statusCode, outcome: 'ok', appLatencyUs: appLatencyUs(appEndMs(), uploadWaitMs) };
     } catch (err) {
-      const latencyUs = appLatencyUs(appEndMs(), uploadWaitMs);
       body.destroy();
-      if (bodyTooSlow) return { status: upstream.statusCode, outcome: 'body_timeout', appLatencyUs: null };
-      if (clientGone && !upstreamBrokeFirst) return { status: upstream.statusCode, outcome: 'client_abort', appLatencyUs: latencyUs };
-      // Headers are gone: the only way left to tell the client that the body is incomplete is to cut it.
-      res.destroy();
-      const failure = classifyUpstreamError(err);
-      return {
-        status: upstream.statusCode,
-        outcome: failure.outcome === 'timeout' ? 'timeout' : 'reset',
-        errorCode: failure.code,
-        appLatencyUs: latencyUs,
-      };
+      const failed = relayFailure(
+        err,
+        upstream.statusCode,
+        { bodyTooSlow, clientGone, upstreamBrokeFirst },
+        appLatencyUs(appEndMs(), uploadWaitMs),
+      );
+      if (failed.cut) res.destroy();
+      return failed.result;
     }
   } finally {
     upload?.stop();
