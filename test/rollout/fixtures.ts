@@ -1,5 +1,5 @@
 /** Shared fixtures of the rollout tests: a passing verdict whose one sequential check needs 300 canary requests. */
-import type { Verdict, VersionFigures } from '../../src/core/verdict.ts';
+import type { SequentialEvidence, Verdict, VersionFigures } from '../../src/core/verdict.ts';
 
 export const SLOT_MS = 5_000;
 
@@ -16,6 +16,36 @@ export const figures = (version: string): VersionFigures => ({
   pods: 1,
 });
 
+/**
+ * A sequential check's evidence at 10 canary requests/s with nothing accumulated: what a rollout step reads.
+ * @param o.secondsToDetect seconds the check needs to detect a regression of its size (null: never)
+ */
+export function sequentialEvidence(o: {
+  readonly secondsToDetect: number | null;
+  readonly underpowered?: boolean;
+  readonly latencyThresholdMs: number;
+  readonly canaryRequests: number;
+}): SequentialEvidence {
+  return {
+    method: 'cusum',
+    rule: 'r',
+    statistic: 0,
+    failThreshold: 10,
+    warnThreshold: 5,
+    p0: 0.05,
+    p1: 0.1,
+    observedRate: 0.05,
+    trialsPerS: 10,
+    latencyThresholdMs: o.latencyThresholdMs,
+    secondsToDecision: null,
+    secondsToDetect: o.secondsToDetect,
+    underpowered: o.underpowered ?? false,
+    risingSinceMs: null,
+    aboveSinceMs: null,
+    canaryRequests: o.canaryRequests,
+  };
+}
+
 /** A pass verdict at `atMs`: latency_p95_relative detects its regression in 30 s at 10 canary requests/s, so 300 requests. */
 export function passingVerdict(atMs: number): Verdict {
   return {
@@ -29,24 +59,7 @@ export function passingVerdict(atMs: number): Verdict {
         threshold: 60,
         unit: 'ms',
         reason: 'no evidence of a regression',
-        evidence: {
-          method: 'cusum',
-          rule: 'r',
-          statistic: 0,
-          failThreshold: 10,
-          warnThreshold: 5,
-          p0: 0.05,
-          p1: 0.1,
-          observedRate: 0.05,
-          trialsPerS: 10,
-          latencyThresholdMs: 40,
-          secondsToDecision: null,
-          secondsToDetect: 30,
-          underpowered: false,
-          risingSinceMs: null,
-          aboveSinceMs: null,
-          canaryRequests: 600,
-        },
+        evidence: sequentialEvidence({ secondsToDetect: 30, latencyThresholdMs: 40, canaryRequests: 600 }),
       },
     ],
     baseline: figures('v1'),

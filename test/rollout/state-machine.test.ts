@@ -6,35 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { rolloutStages, type RolloutStage } from '../../src/core/rollout-plan.ts';
 import { promotionEvidence, requiredCanaryRequests } from '../../src/core/rollout-evidence.ts';
 import { rolloutStep, type RolloutInput, type RolloutResult, type RolloutState, type RolloutStatus } from '../../src/core/rollout.ts';
-import type { CheckResult, Outcome, SequentialEvidence, Verdict } from '../../src/core/verdict.ts';
-import { figures } from './fixtures.ts';
+import type { CheckResult, Outcome, Verdict } from '../../src/core/verdict.ts';
+import { figures, sequentialEvidence } from './fixtures.ts';
 
 const T0 = 1_700_000_000_000;
 const MIN_MS = 60_000;
 const SLOT_MS = 5_000;
 const STAGES = rolloutStages([{ setWeight: 5 }, { setWeight: 25 }, { pause: { durationMs: null } }, { setWeight: 50 }], MIN_MS);
 const MIN_SAMPLES = 100;
-
-function sequential(secondsToDetect: number | null, underpowered = false): SequentialEvidence {
-  return {
-    method: 'cusum',
-    rule: 'r',
-    statistic: 0,
-    failThreshold: 10,
-    warnThreshold: 5,
-    p0: 0.05,
-    p1: 0.1,
-    observedRate: 0.05,
-    trialsPerS: 10,
-    latencyThresholdMs: 100,
-    secondsToDecision: null,
-    secondsToDetect,
-    underpowered,
-    risingSinceMs: null,
-    aboveSinceMs: null,
-    canaryRequests: 1000,
-  };
-}
 
 /** A verdict whose one sequential check needs `secondsToDetect` at 10 canary requests/s (so 10 x that many requests). */
 function verdict(
@@ -48,7 +27,12 @@ function verdict(
     threshold: 60,
     unit: 'ms',
     reason: `p95 ${outcome}`,
-    evidence: sequential(options.secondsToDetect === undefined ? 30 : options.secondsToDetect, options.underpowered),
+    evidence: sequentialEvidence({
+      secondsToDetect: options.secondsToDetect === undefined ? 30 : options.secondsToDetect,
+      underpowered: options.underpowered,
+      latencyThresholdMs: 100,
+      canaryRequests: 1000,
+    }),
   };
   return {
     outcome,
