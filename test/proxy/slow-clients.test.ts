@@ -132,6 +132,19 @@ function expectAttackInvisible(clean: readonly ProxiedRequest[], attacked: reado
 }
 
 /**
+ * 30 healthy requests queue on the attacked proxy behind the attackers holding its pool; once its queue starts draining,
+ * 30 go to the clean proxy. Every one of them is served (200), none turned away.
+ */
+async function servedBehindTheAttack(attacked: Setup, clean: Setup): Promise<void> {
+  const healthy = Array.from({ length: 30 }, () => send(attacked.url, '/small', 'GET'));
+  await waitFor(() => attacked.proxy.stats.queued === 30, 'the healthy requests to queue');
+  await waitFor(() => attacked.proxy.stats.queued < 30, 'the queue to start draining');
+  const withoutAttack = Array.from({ length: 30 }, () => send(clean.url, '/small', 'GET'));
+  expect(await Promise.all(healthy)).toEqual(Array(30).fill(200));
+  expect(await Promise.all(withoutAttack)).toEqual(Array(30).fill(200));
+}
+
+/**
  * `count` sockets trickle request bodies (a byte every 200 ms) and hold back their last byte until `release()`: while
  * they are upstream, each holds a pool connection.
  */
@@ -289,12 +302,7 @@ describe("the judged latency is the app's, whatever the clients do", () => {
     for (let round = 0; round < 3; round++) {
       const attacks = Array.from({ length: 4 }, () => trickleUpload(attacked.port, '/upload', 1000, 500));
       await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4, 'four attackers upstream');
-      const healthy = Array.from({ length: 30 }, () => send(attacked.url, '/small', 'GET'));
-      await waitFor(() => attacked.proxy.stats.queued === 30, 'the healthy requests to queue');
-      await waitFor(() => attacked.proxy.stats.queued < 30, 'the queue to start draining');
-      const withoutAttack = Array.from({ length: 30 }, () => send(clean.url, '/small', 'GET'));
-      expect(await Promise.all(healthy)).toEqual(Array(30).fill(200));
-      expect(await Promise.all(withoutAttack)).toEqual(Array(30).fill(200));
+      await servedBehindTheAttack(attacked, clean);
       const answers = await Promise.all(attacks);
       expect(answers.map((a) => [a.status, a.headers['x-canary-gate-error']])).toEqual(Array(4).fill([408, 'body_timeout']));
       await normalTraffic([clean.url, attacked.url], 60, 10, 'GET');
@@ -326,12 +334,7 @@ describe("the judged latency is the app's, whatever the clients do", () => {
       const gaveUp = new Promise<void>((resolve) => (giveUp = resolve));
       const attacks = Array.from({ length: 4 }, () => slowRead(attacked.port, '/large', 2000, 2000, gaveUp));
       await waitFor(() => attacked.proxy.stats.upstreamInFlight === 4, 'four slow readers upstream');
-      const healthy = Array.from({ length: 30 }, () => send(attacked.url, '/small', 'GET'));
-      await waitFor(() => attacked.proxy.stats.queued === 30, 'the healthy requests to queue');
-      await waitFor(() => attacked.proxy.stats.queued < 30, 'the queue to start draining');
-      const withoutAttack = Array.from({ length: 30 }, () => send(clean.url, '/small', 'GET'));
-      expect(await Promise.all(healthy)).toEqual(Array(30).fill(200));
-      expect(await Promise.all(withoutAttack)).toEqual(Array(30).fill(200));
+      await servedBehindTheAttack(attacked, clean);
       // The slow readers were cut (their records below); they give up reading what the kernel still holds for them.
       await waitFor(() => (attacked.proxy.stats.rejected.slow_read ?? 0) === 4 * (round + 1), 'the four slow readers cut');
       giveUp();
