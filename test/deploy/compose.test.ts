@@ -433,10 +433,16 @@ async function runScript(
 ): Promise<{ child: ChildProcess; firstLine: string; output: () => string }> {
   const s = readCompose().services[service]!;
   const script = join(ROOT, s.entrypoint!.find((a) => a.startsWith('deploy/compose/'))!);
-  const child = spawn(process.execPath, [script], {
-    env: { PATH: process.env.PATH ?? '', ...s.environment, ...extra },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return startService([script], { ...s.environment, ...extra }, `${service} to start`);
+}
+
+/** Spawns node with `args` and `env` (plus PATH); resolves with its first line of output once it printed one. */
+async function startService(
+  args: string[],
+  env: Record<string, string>,
+  what: string,
+): Promise<{ child: ChildProcess; firstLine: string; output: () => string }> {
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -444,7 +450,7 @@ async function runScript(
   const firstLine = await eventually(
     () => (out.includes('\n') ? out.split('\n')[0] : child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : undefined),
     10_000,
-    `${service} to start`,
+    what,
   );
   return { child, firstLine, output: () => out };
 }
@@ -454,17 +460,9 @@ async function runRoute(extra: Record<string, string>): Promise<{ child: ChildPr
   const s = readCompose().services.router!;
   const command = s.command!;
   const config = hostPathOf(s, command[command.indexOf('--config') + 1]!)!;
-  const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), command[0]!, '--config', config], {
-    env: { PATH: process.env.PATH ?? '', ...s.environment, ...extra },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const firstLine = await eventually(
-    () => (out.includes('\n') ? out.split('\n')[0] : child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : undefined),
-    10_000,
+  const { child, firstLine } = await startService(
+    [join(ROOT, 'src/cli/main.ts'), command[0]!, '--config', config],
+    { ...s.environment, ...extra },
     'the router to start',
   );
   return { child, firstLine };
