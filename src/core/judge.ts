@@ -38,6 +38,7 @@ import {
 import { quantileUpperLevel, sampleRatioPValue, shareAbove, testRateAbove, upperRateBound } from './statistics.ts';
 import {
   isSequential,
+  noFigures,
   OUTCOME_ORDER,
   toFigures,
   worst,
@@ -213,17 +214,7 @@ export function noDataCheck(policy: JudgePolicy, cause: NoDataCause, detail = ''
  */
 export function unreadableVerdict(policy: JudgePolicy, atMs: number, error: string): Verdict {
   const check = noDataCheck(policy, 'redisUnreachable', ` (${error})`);
-  const none = {
-    version: '',
-    requests: 0,
-    errors: 0,
-    errorRatio: Number.NaN,
-    p50Ms: Number.NaN,
-    p95Ms: Number.NaN,
-    p99Ms: Number.NaN,
-    requestsPerSecond: 0,
-    pods: 0,
-  };
+  const none = noFigures('');
   return { outcome: check.outcome, atMs, checks: [check], baseline: none, canary: { ...none }, reason: check.reason };
 }
 

@@ -126,6 +126,21 @@ export interface VersionFigures extends LatencyFigures {
   readonly pods: number;
 }
 
+/** The figures of a version nothing was read of: no requests, no pods, every ratio and quantile NaN. */
+export function noFigures(version: string): VersionFigures {
+  return {
+    version,
+    requests: 0,
+    errors: 0,
+    errorRatio: Number.NaN,
+    p50Ms: Number.NaN,
+    p95Ms: Number.NaN,
+    p99Ms: Number.NaN,
+    requestsPerSecond: 0,
+    pods: 0,
+  };
+}
+
 export interface Verdict {
   readonly outcome: Outcome;
   /** When the judged window ended, ms since the epoch. */

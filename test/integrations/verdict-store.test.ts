@@ -5,22 +5,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { initialState } from '../../src/core/controller.ts';
 import { serviceKeys } from '../../src/core/keys.ts';
-import type { Verdict } from '../../src/core/verdict.ts';
+import { noFigures, type Verdict } from '../../src/core/verdict.ts';
 import { RedisLease } from '../../src/fleet/redis-lease.ts';
 import { RedisVerdictStore, verdictTtlMs } from '../../src/integrations/verdict-store.ts';
 import { client, dropService, uniqueService } from '../helpers/redis.ts';
 
-const none = {
-  version: 'v1',
-  requests: 0,
-  errors: 0,
-  errorRatio: Number.NaN,
-  p50Ms: Number.NaN,
-  p95Ms: Number.NaN,
-  p99Ms: Number.NaN,
-  requestsPerSecond: 0,
-  pods: 0,
-};
+const none = noFigures('v1');
 const verdict: Verdict = {
   outcome: 'pass',
   atMs: 1000,
