@@ -4,7 +4,7 @@
  *
  * The fleet, all on loopback and one real Redis:
  * - `checkout`: a baseline pod and a canary pod under load; the canary regresses halfway and is rolled back after
- *   3 failing evaluations in a row, so the breaching and rolled-back series exist;
+ *   8 failing evaluations in a row, so the breaching and rolled-back series exist;
  * - `search`: one baseline pod with traffic and no canary: no canary samples in its judged window;
  * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator;
  * - `sparse`: a baseline and a canary pod judged over a 10 ms horizon: too short to detect anything, every sequential
@@ -100,21 +100,22 @@ beforeAll(async () => {
   );
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
   const pods: Array<{ service: string; pod: string; version: string; upstream: string; redis?: string; extra?: Record<string, string> }> = [
-    // A streak of 3 (as with thresholds only), so that the breaching state exists before the rollback; one upstream
-    // connection, so that concurrent clients queue and the queue-wait panel has samples.
+    // A streak of 8, so that the breaching state lasts about 3.5 s (7 evaluations of 500 ms slots) before the rollback:
+    // at least three of Prometheus' 1 s scrapes see it even on a loaded machine (with 3, its 1 s was missed once in CI).
+    // One upstream connection, so that concurrent clients queue and the queue-wait panel has samples.
     {
       service: services.checkout,
       pod: 'checkout-v1-a',
       version: 'v1',
       upstream: healthy.url,
-      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', CANARY_GATE_PROXY_CONNECTIONS: '1' },
+      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '8', CANARY_GATE_PROXY_CONNECTIONS: '1' },
     },
     {
       service: services.checkout,
       pod: 'checkout-v2-a',
       version: 'v2',
       upstream: canaryApp.url,
-      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '3', CANARY_GATE_PROXY_CONNECTIONS: '1' },
+      extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '8', CANARY_GATE_PROXY_CONNECTIONS: '1' },
     },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
     { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
