@@ -5,7 +5,7 @@
  *
  * Contenders, each replaying the same synthetic stream per rollout seed, through `evaluateWindow` and the
  * controller's `step` as the evaluator does (one evaluation per 5 s slot, window 12 slots, flag = the canary share):
- * - sequential: DEFAULT_JUDGE_POLICY (one CUSUM per check), consecutiveBreaches 1;
+ * - sequential: DEFAULT_JUDGE_POLICY (one CUSUM per check, two for the relative error check), consecutiveBreaches 1;
  * - window: the previous method (per-window exact tests, Bonferroni over the horizon), consecutiveBreaches 3;
  * - thresholds: statistics off, point estimates against the thresholds (Flagger/Argo style), consecutiveBreaches 3;
  * - oracle: a CUSUM that knows the true rates (bench/decision-oracle.ts), h calibrated per share on separate A/A

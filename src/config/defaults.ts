@@ -154,7 +154,10 @@ export const DEFAULTS = {
     statistics: {
       /** Bounded-error tests on every check (src/core/statistics.ts); off: thresholds only. */
       enabled: true,
-      /** `sequential`: a CUSUM per check (src/core/detector.ts); `window`: the previous per-window Bonferroni tests. */
+      /**
+       * `sequential`: a CUSUM per check, two for the relative error check (src/core/detector.ts); `window`: the
+       * previous per-window Bonferroni tests.
+       */
       method: 'sequential' as 'sequential' | 'window',
       /** Share of a healthy canary's evaluations that may warn, all checks together, 0..1. */
       warnRate: 0.02,

@@ -1,15 +1,17 @@
 /**
- * The detector: one CUSUM statistic per check of {@link CHECK_TABLE}, advanced once per slot, and the check results
- * the judge reports from it. A pure state machine: the state goes in, the next state comes out; no clock, no I/O.
+ * The detector: one CUSUM statistic per chart of each check of {@link CHECK_TABLE} (most checks run one chart; the
+ * relative error check two, src/core/checks.ts), advanced once per slot, and the check results the judge reports
+ * from them. A pure state machine: the state goes in, the next state comes out; no clock, no I/O.
  *
- * Per evaluation: `checkModels` sets each check's hypotheses from the window (the baseline's quantiles, the traffic),
- * `observeSlot` adds each new slot's log-likelihood ratio, `sequentialResults` turns the statistics into outcomes:
- * fail at or above the fail threshold (held for the check's `for`), warn at or above the warning threshold,
+ * Per evaluation: `checkPlans` sets each check's hypotheses from the window (the baseline's quantiles, the traffic),
+ * `observeSlot` adds each new slot's log-likelihood ratio, `sequentialResults` turns the statistics into outcomes,
+ * reading each check from its leading chart (the one nearest to, or furthest past, its fail threshold): fail at or
+ * above the fail threshold (held for the check's `for`), warn at or above the warning threshold,
  * inconclusive while the check cannot run, is underpowered or has seen fewer than minSamples canary requests, else
  * pass. Thresholds and their sources: src/core/sequential.ts.
  */
 import { CHECK_TABLE, type CheckModel, type CheckRow, type CheckThresholds, type SequentialCheckName } from './checks.ts';
-import { bernoulliKl, binomialLlr, cusumStep, failThreshold, llrDrift, secondsToClimb, warnThreshold } from './sequential.ts';
+import { bernoulliKl, binomialLlr, cusumStep, failThreshold, largestStep, llrDrift, secondsToClimb, warnThreshold } from './sequential.ts';
 import type { CheckResult, Outcome, SequentialEvidence } from './verdict.ts';
 import type { SlotCounts, WindowSnapshot } from './window.ts';
 
@@ -28,15 +30,21 @@ export interface SequentialPolicy {
   readonly minSamples: number;
 }
 
-/** One check's statistic. */
-export interface CheckStatistic {
+/** One chart's statistic. */
+export interface ChartStatistic {
   /** The CUSUM, nats (>= 0). */
   readonly statistic: number;
   /** End of the slot where the statistic last left 0: Page's estimate of when the change began, ms since the epoch. */
   readonly risingSinceMs: number | null;
   /** When the statistic last reached the fail threshold (null while below), ms since the epoch. */
   readonly aboveSinceMs: number | null;
-  /** Canary requests in the slots this statistic has observed. */
+}
+
+/** One check's statistics. */
+export interface CheckStatistic {
+  /** One per chart, in the model's chart order. */
+  readonly charts: readonly ChartStatistic[];
+  /** Canary requests in the slots these statistics have observed. */
   readonly canaryRequests: number;
 }
 
@@ -49,17 +57,23 @@ export interface DetectorState {
 /** A detector that has seen nothing: where a rollout, a reset and a new lease holder start. */
 export const EMPTY_DETECTOR: DetectorState = { lastSlot: null, checks: {} };
 
-const ZERO: CheckStatistic = { statistic: 0, risingSinceMs: null, aboveSinceMs: null, canaryRequests: 0 };
+const ZERO_CHART: ChartStatistic = { statistic: 0, risingSinceMs: null, aboveSinceMs: null };
+const ZERO: CheckStatistic = { charts: [], canaryRequests: 0 };
+
+/** A chart's thresholds, nats. */
+export interface ChartThresholds {
+  readonly fail: number;
+  readonly warn: number;
+}
 
 /** A check's hypotheses and thresholds in the current window. */
 export interface CheckPlan {
   readonly row: CheckRow;
   /** The model, or why the check cannot run now. */
   readonly model: CheckModel | string;
-  /** Fail and warning thresholds, nats (NaN without a model). */
-  readonly fail: number;
-  readonly warn: number;
-  /** Expected seconds to detect a regression of the configured size at this traffic (null: never). */
+  /** Fail and warning thresholds of each of the model's charts (empty without a model). */
+  readonly charts: readonly ChartThresholds[];
+  /** Expected seconds to detect a regression of the configured size at this traffic, by the first chart (null: never). */
   readonly secondsToDetect: number | null;
   /** No regression of the configured size would be detected within the horizon at this traffic. */
   readonly underpowered: boolean;
@@ -77,24 +91,22 @@ export function checkPlans(
 ): CheckPlan[] {
   const rows = CHECK_TABLE.filter((row) => row.threshold(policy.thresholds) > 0);
   const horizonS = policy.horizonMs / 1000;
-  const warn = warnThreshold(policy.warnRate, rows.length);
+  const charts = rows.reduce((sum, row) => sum + row.charts, 0);
+  const warn = warnThreshold(policy.warnRate, charts);
   return rows.map((row) => {
     const model =
       row.needsBaseline && !(baseline.requests > 0)
         ? 'the baseline has no requests in the window'
         : row.model(policy.thresholds, baseline, canary, flagPercent);
-    if (typeof model === 'string') return { row, model, fail: Number.NaN, warn: Number.NaN, secondsToDetect: null, underpowered: false };
-    const { trialsPerS, p0, p1 } = model.rates;
-    const fail = failThreshold(policy.falseRollbackRate, horizonS, bernoulliKl(p0, p1) * trialsPerS, rows.length);
-    const secondsToDetect = secondsToClimb(fail, bernoulliKl(p1, p0) * trialsPerS);
-    return {
-      row,
-      model,
-      fail,
-      warn: Math.min(warn, fail),
-      secondsToDetect,
-      underpowered: secondsToDetect === null || secondsToDetect > horizonS,
-    };
+    if (typeof model === 'string') return { row, model, charts: [], secondsToDetect: null, underpowered: false };
+    const { trialsPerS, p0 } = model.rates;
+    const thresholds = model.charts.map(({ p1 }) => {
+      const fail = failThreshold(policy.falseRollbackRate, horizonS, bernoulliKl(p0, p1) * trialsPerS, charts, largestStep(p0, p1));
+      return { fail, warn: Math.min(warn, fail) };
+    });
+    const first = model.charts[0]!;
+    const secondsToDetect = secondsToClimb(thresholds[0]!.fail, bernoulliKl(first.p1, p0) * trialsPerS);
+    return { row, model, charts: thresholds, secondsToDetect, underpowered: secondsToDetect === null || secondsToDetect > horizonS };
   });
 }
 
@@ -119,10 +131,16 @@ export function observeSlot(
     const trial = plan.model.slot(baseline, canary);
     if (trial === null) continue;
     const before = checks[plan.row.name] ?? ZERO;
-    const statistic = cusumStep(before.statistic, binomialLlr(trial.events, trial.trials, trial.p0, trial.p1));
-    const risingSinceMs = statistic === 0 ? null : before.statistic === 0 ? slotEndMs : before.risingSinceMs;
-    const aboveSinceMs = statistic >= plan.fail ? (before.aboveSinceMs ?? slotEndMs) : null;
-    checks[plan.row.name] = { statistic, risingSinceMs, aboveSinceMs, canaryRequests: before.canaryRequests + trial.canaryRequests };
+    const charts = plan.charts.map(({ fail }, index) => {
+      const was = before.charts[index] ?? ZERO_CHART;
+      const statistic = cusumStep(was.statistic, binomialLlr(trial.events, trial.trials, trial.p0, trial.p1[index]!));
+      return {
+        statistic,
+        risingSinceMs: statistic === 0 ? null : was.statistic === 0 ? slotEndMs : was.risingSinceMs,
+        aboveSinceMs: statistic >= fail ? (was.aboveSinceMs ?? slotEndMs) : null,
+      };
+    });
+    checks[plan.row.name] = { charts, canaryRequests: before.canaryRequests + trial.canaryRequests };
   }
   return { lastSlot: slotIndex, checks };
 }
@@ -147,6 +165,23 @@ export function observeSlots(
     next = observeSlot(plans, next, index, (index + 1) * slotMs, baseline, canary);
   }
   return next;
+}
+
+/**
+ * The chart a check is read from: the one whose statistic is furthest past its fail threshold, else nearest to it
+ * (the largest statistic - fail); the first on a tie.
+ */
+function leadingChart(thresholds: readonly ChartThresholds[], state: CheckStatistic): number {
+  let lead = 0;
+  let best = Number.NEGATIVE_INFINITY;
+  thresholds.forEach(({ fail }, index) => {
+    const gap = (state.charts[index]?.statistic ?? 0) - fail;
+    if (gap > best) {
+      best = gap;
+      lead = index;
+    }
+  });
+  return lead;
 }
 
 const ms = (v: number): string => `${v.toFixed(1)} ms`;
@@ -178,27 +213,31 @@ export function sequentialResults(
       };
     }
     const model = plan.model;
-    const s = state.checks[row.name] ?? ZERO;
+    const checkState = state.checks[row.name] ?? ZERO;
+    const lead = leadingChart(plan.charts, checkState);
+    const s = checkState.charts[lead] ?? ZERO_CHART;
+    const { fail, warn } = plan.charts[lead]!;
+    const chart = model.charts[lead]!;
     const forMs = policy.forMs[row.name] ?? 0;
-    const drift = llrDrift(model.rates.observed, model.rates.p0, model.rates.p1) * model.rates.trialsPerS;
-    const secondsToDecision = s.statistic >= plan.fail ? 0 : secondsToClimb(plan.fail - s.statistic, drift);
+    const drift = llrDrift(model.rates.observed, model.rates.p0, chart.p1) * model.rates.trialsPerS;
+    const secondsToDecision = s.statistic >= fail ? 0 : secondsToClimb(fail - s.statistic, drift);
     let outcome: Outcome;
     let verdictWords: string;
-    if (s.statistic >= plan.fail) {
+    if (s.statistic >= fail) {
       const heldMs = s.aboveSinceMs === null ? 0 : atMs - s.aboveSinceMs;
       outcome = heldMs >= forMs ? 'fail' : 'warn';
       const rising = s.risingSinceMs === null ? '' : `, rising for ${duration((atMs - s.risingSinceMs) / 1000)}`;
       verdictWords =
         outcome === 'fail' ? `breach${rising}` : `breach held ${duration(heldMs / 1000)} of the ${duration(forMs / 1000)} required`;
-    } else if (s.statistic >= plan.warn) {
+    } else if (s.statistic >= warn) {
       outcome = 'warn';
       verdictWords = 'above the warning threshold';
     } else if (plan.underpowered) {
       outcome = 'inconclusive';
       verdictWords = `underpowered: at ${model.rates.trialsPerS.toFixed(2)} trials/s a regression of the configured size would take ${plan.secondsToDetect === null ? 'forever' : duration(plan.secondsToDetect)} to detect, longer than the ${duration(policy.horizonMs / 1000)} horizon`;
-    } else if (s.canaryRequests < policy.minSamples) {
+    } else if (checkState.canaryRequests < policy.minSamples) {
       outcome = 'inconclusive';
-      verdictWords = `too few canary requests observed to pass (${s.canaryRequests} of minimum ${policy.minSamples})`;
+      verdictWords = `too few canary requests observed to pass (${checkState.canaryRequests} of minimum ${policy.minSamples})`;
     } else {
       outcome = 'pass';
       verdictWords = 'no evidence of a regression';
@@ -211,12 +250,12 @@ export function sequentialResults(
           : `; about ${duration(secondsToDecision)} more at the current rates would decide it`;
     const evidence: SequentialEvidence = {
       method: 'cusum',
-      rule: model.rule,
+      rule: model.charts.length > 1 ? `${model.rule}; leading chart: ${chart.tuning}` : model.rule,
       statistic: s.statistic,
-      failThreshold: plan.fail,
-      warnThreshold: plan.warn,
+      failThreshold: fail,
+      warnThreshold: warn,
       p0: model.rates.p0,
-      p1: model.rates.p1,
+      p1: chart.p1,
       observedRate: model.rates.observed,
       trialsPerS: model.rates.trialsPerS,
       latencyThresholdMs: model.latencyThresholdMs,
@@ -225,9 +264,9 @@ export function sequentialResults(
       underpowered: plan.underpowered,
       risingSinceMs: s.risingSinceMs,
       aboveSinceMs: s.aboveSinceMs,
-      canaryRequests: s.canaryRequests,
+      canaryRequests: checkState.canaryRequests,
     };
-    const reason = `${row.name}: canary ${figure(row.unit, model.observed)} vs ${figure(row.unit, model.threshold)}; statistic ${s.statistic.toFixed(2)} of ${plan.fail.toFixed(2)} (warn ${plan.warn.toFixed(2)}), observed rate ${pct(model.rates.observed)} (healthy ${pct(model.rates.p0)}, regressed ${pct(model.rates.p1)}): ${verdictWords}${toGo}`;
+    const reason = `${row.name}: canary ${figure(row.unit, model.observed)} vs ${figure(row.unit, model.threshold)}; statistic ${s.statistic.toFixed(2)} of ${fail.toFixed(2)} (warn ${warn.toFixed(2)}), observed rate ${pct(model.rates.observed)} (healthy ${pct(model.rates.p0)}, regressed ${pct(chart.p1)}${model.charts.length > 1 ? `, chart tuned for ${chart.tuning}` : ''}): ${verdictWords}${toGo}`;
     return { check: row.name, outcome, observed: model.observed, threshold: model.threshold, unit: row.unit, reason, evidence };
   });
 }

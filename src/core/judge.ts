@@ -9,8 +9,8 @@
  * - error_ratio_absolute: fail when canary error ratio > 0.05; warn above 0.005
  *
  * Three methods (policy.statistics.enabled and .method):
- * - **Sequential (default).** One CUSUM statistic per check of the check table (src/core/checks.ts,
- *   src/core/detector.ts), advanced once per slot by the evaluator and passed in as `context.detector`: evidence
+ * - **Sequential (default).** One CUSUM statistic per chart of each check of the check table (two charts for the
+ *   relative error check; src/core/checks.ts, src/core/detector.ts), advanced once per slot by the evaluator and passed in as `context.detector`: evidence
  *   accumulates across slots for as long as the canary stays bad, a healthy past is forgotten, and the thresholds
  *   follow from policy.statistics.falseRollbackRate over the horizon and policy.statistics.warnRate.
  * - **Window tests (`method: window`, the previous method).** A check fails only when an exact one-sided test over
@@ -92,7 +92,7 @@ export interface JudgePolicy {
   readonly statistics: {
     /** Statistical checks on; off: thresholds only. */
     readonly enabled: boolean;
-    /** `sequential` (CUSUM per check, default) or `window` (the previous per-window Bonferroni tests). */
+    /** `sequential` (CUSUM per check, two for the relative error check; default) or `window` (the previous per-window Bonferroni tests). */
     readonly method: 'sequential' | 'window';
     /** Probability of rolling back a healthy canary within the horizon, 0..1 (sequential). */
     readonly falseRollbackRate: number;

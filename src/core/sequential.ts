@@ -12,9 +12,13 @@
  * - **Threshold from a false-rollback rate** (Siegmund, Sequential Analysis, 1985, ch. II): under H0 the average
  *   run length to a false alarm of a likelihood-ratio CUSUM is about e^h / K0, with K0 the Kullback–Leibler drift of
  *   the statistic under H0 per unit of time. The probability of a false alarm within a horizon T is then about
- *   T * K0 * e^-h, so h = ln(T * K0 * m / falseRollbackRate) keeps m checks together under the rate (Bonferroni
- *   over checks, not over evaluations: one statistic runs the whole rollout). `bench/decision-quality.ts` checks it
- *   by simulation.
+ *   T * K0 * e^-h, so h = ln(T * K0 * m / falseRollbackRate) keeps m charts together under the rate (Bonferroni
+ *   over charts, not over evaluations: one statistic runs the whole rollout). The statistic crosses h by an
+ *   overshoot R, and Wald's likelihood-ratio identity makes the false-alarm probability e^-h E1[e^-R] rather than
+ *   e^-h (Siegmund's corrected approximation, ch. X): with one trial adding at most a = ln(p1/p0) and the statistic
+ *   approaching h in small steps, R is about uniform on (0, a), so E1[e^-R] = (1 - e^-a) / a and h is lowered by
+ *   ln(a / (1 - e^-a)) (0.56 nats for a = 1.25), never below the single-test bound ln(m / falseRollbackRate).
+ *   `bench/decision-quality.ts` checks it by simulation.
  * - **Warnings** are the same statistic at a lower threshold: under H0 the stationary law of a likelihood-ratio CUSUM
  *   obeys P(S >= x) <= e^-x (Kingman's bound, since E[e^LLR] = 1), so x = ln(m / warnRate) keeps a healthy canary
  *   warning on at most `warnRate` of evaluations.
@@ -62,27 +66,48 @@ export function cusumStep(statistic: number, llr: number): number {
 }
 
 /**
- * The CUSUM threshold that keeps false alarms under `falseRollbackRate` over `horizonS` (Siegmund's approximation,
- * see the module doc): h = ln(max(1, horizonS x driftH0PerS) x checks / falseRollbackRate).
- * @param falseRollbackRate 0..1, for all checks together
+ * The largest log-likelihood ratio one trial adds, nats (>= 0): ln(p1/p0) for an event when H1 is a rise, ln((1-p1)/(1-p0))
+ * for a non-event when H1 is a fall.
+ */
+export function largestStep(p0: number, p1: number): number {
+  return Math.max(0, Math.log(p1 / p0), Math.log((1 - p1) / (1 - p0)));
+}
+
+/**
+ * Siegmund's overshoot correction for steps of at most `step` nats (module doc): ln(a / (1 - e^-a)), about a/2 for
+ * small a; 0 for no step.
+ * @param step nats, >= 0
+ * @returns nats, >= 0
+ */
+export function overshootCorrection(step: number): number {
+  return step > 1e-9 && Number.isFinite(step) ? Math.log(step / -Math.expm1(-step)) : 0;
+}
+
+/**
+ * The CUSUM threshold that keeps false alarms under `falseRollbackRate` over `horizonS` (Siegmund's approximation with
+ * the overshoot correction, see the module doc): h = max(ln(m / rate), ln(max(1, horizonS x driftH0PerS) x m / rate)
+ * - overshootCorrection(step)), m the charts sharing the rate.
+ * @param falseRollbackRate 0..1, for all charts together
  * @param horizonS the rollout length the rate covers, s
  * @param driftH0PerS KL(H0 || H1) per trial x trials per second: how fast the statistic falls under H0, nats/s
- * @param checks statistics that share the rate
+ * @param charts statistics that share the rate
+ * @param step the largest LLR of one trial, nats ({@link largestStep}; 0: no correction)
  * @returns h in nats, > 0
  */
-export function failThreshold(falseRollbackRate: number, horizonS: number, driftH0PerS: number, checks: number): number {
+export function failThreshold(falseRollbackRate: number, horizonS: number, driftH0PerS: number, charts: number, step = 0): number {
   const opportunities = Math.max(1, horizonS * (Number.isFinite(driftH0PerS) ? driftH0PerS : 0));
-  return Math.log((opportunities * Math.max(1, checks)) / falseRollbackRate);
+  const single = Math.log(Math.max(1, charts) / falseRollbackRate);
+  return Math.max(single, single + Math.log(opportunities) - overshootCorrection(step));
 }
 
 /**
  * The warning threshold: the statistic of a healthy canary is at or above it on at most `warnRate` of evaluations,
- * all checks together (Kingman's bound, module doc): ln(checks / warnRate).
+ * all charts together (Kingman's bound, module doc): ln(charts / warnRate).
  * @param warnRate 0..1
  * @returns nats, > 0
  */
-export function warnThreshold(warnRate: number, checks: number): number {
-  return Math.log(Math.max(1, checks) / warnRate);
+export function warnThreshold(warnRate: number, charts: number): number {
+  return Math.log(Math.max(1, charts) / warnRate);
 }
 
 /**

@@ -61,7 +61,7 @@ function decide(): RollbackDecision {
 }
 
 /**
- * The decision of the default (sequential) method: slots of 1/12 of each window, the canary at 30 % errors from the
+ * The decision of the default (sequential) method: slots of 1/12 of each window, the canary at 9 % errors from the
  * sixth slot on; evaluated slot by slot until the controller rolls back.
  */
 function decideSequential(): { decision: RollbackDecision; slot: number } {
@@ -79,7 +79,7 @@ function decideSequential(): { decision: RollbackDecision; slot: number } {
       firstSlot: last - 11,
       lastSlot: last,
       slotMs,
-      slotsOf: (i: number) => ({ baseline: slot(417, 1, 0.05), canary: slot(33, bad(i) ? 10 : 0, 0.05) }),
+      slotsOf: (i: number) => ({ baseline: slot(417, 1, 0.05), canary: slot(33, bad(i) ? 3 : 0, 0.05) }),
     };
     const evaluated = evaluateWindow(DEFAULT_JUDGE_POLICY, detector, window('v1', 5000, 10, 40), window('v2', 400, 120, 45), slots, null);
     detector = evaluated.detector;

@@ -150,6 +150,21 @@ describe('sequential judge: regressions fail, with their evidence', () => {
     expect(c.reason).toMatch(/statistic [\d.]+ of [\d.]+ \(warn [\d.]+\).*: breach, rising for \d+ s/);
   });
 
+  it.each([
+    // A gross regression leads on the chart tuned for ratio³ (8 x), a near-threshold one on the chart tuned for ratio² (4 x).
+    ['10x errors at 5 % share', 0.05, 0.05, "8 x the baseline's error ratio"],
+    ['2.5x errors at 25 % share', 0.25, 0.0125, "4 x the baseline's error ratio"],
+  ])('the relative error check runs two charts: %s fails on the chart tuned for %s', (_name, share, errorRatio, tuning) => {
+    const r = run(fleet(share, { errorRatio }, 20), 720);
+    expect(r.failedAt).not.toBeNull();
+    const c = checkOf(r.verdicts[r.failedAt!]!, 'error_ratio_relative')!;
+    expect(c.outcome).toBe('fail');
+    expect(c.reason).toContain(`chart tuned for ${tuning}`);
+    expect(isSequential(c.evidence) && c.evidence.rule.endsWith(`leading chart: ${tuning}`)).toBe(true);
+    expect(r.detector.checks.error_ratio_relative!.charts).toHaveLength(2);
+    expect(r.detector.checks.latency_p95_relative!.charts).toHaveLength(1);
+  });
+
   it('accumulates beyond the window: a 2x error regression at 5 % share, never breaching one window alone, fails', () => {
     const r = run(fleet(0.05, { errorRatio: 0.02 }, 0), 720);
     expect(r.failedAt).not.toBeNull();

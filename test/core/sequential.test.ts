@@ -9,7 +9,9 @@ import {
   conditionalShare,
   cusumStep,
   failThreshold,
+  largestStep,
   llrDrift,
+  overshootCorrection,
   secondsToClimb,
   warnThreshold,
   zeroDriftRate,
@@ -68,7 +70,48 @@ describe('thresholds', () => {
     expect(failThreshold(0.01, 7200, Number.NaN, 1)).toBeCloseTo(Math.log(100), 12);
   });
 
-  it('warn: ln(checks / warnRate)', () => expect(warnThreshold(0.02, 4)).toBeCloseTo(Math.log(200), 12));
+  it('warn: ln(charts / warnRate)', () => expect(warnThreshold(0.02, 4)).toBeCloseTo(Math.log(200), 12));
+
+  it.each([
+    // step a, ln(a / (1 - e^-a)): about a/2 for small steps, 0 without one
+    [0, 0],
+    [Number.NaN, 0],
+    [0.01, 0.005],
+    [Math.log(4), Math.log(Math.log(4) / 0.75)],
+    [1.25, 0.5607],
+    [5, Math.log(5 / (1 - Math.exp(-5)))],
+  ])('overshoot correction for steps of %d nats: %d', (step, rho) => expect(overshootCorrection(step)).toBeCloseTo(rho, 3));
+
+  it.each([
+    // p0, p1, largest one-trial LLR
+    [0.05, 0.2, Math.log(4)],
+    [0.05, 0.025, Math.log(0.975 / 0.95)],
+    [0.3, 0.3, 0],
+  ])('largest step of H1 %d -> %d: %d nats', (p0, p1, step) => expect(largestStep(p0, p1)).toBeCloseTo(step, 12));
+
+  it('fail with a step: lowered by the overshoot correction, never below the single-test bound ln(charts / rate)', () => {
+    const plain = failThreshold(0.01, 7200, 0.05, 5);
+    expect(failThreshold(0.01, 7200, 0.05, 5, 1.25)).toBeCloseTo(plain - overshootCorrection(1.25), 12);
+    expect(failThreshold(0.01, 1, 0.05, 5, 1.25)).toBeCloseTo(Math.log(5 / 0.01), 12);
+  });
+
+  it('the overshoot correction keeps false alarms under the rate: steps of ln 8 from rare events (checked by simulation)', () => {
+    // Rare events with large jumps: the overshoot is large, so the uncorrected threshold is far too cautious and the
+    // corrected one must still hold the rate.
+    const random = prng(19);
+    const [p0, p1, n, slots, runs] = [0.01, 0.08, 20, 1440, 600];
+    const drift = bernoulliKl(p0, p1) * n;
+    const corrected = failThreshold(0.05, slots, drift, 1, largestStep(p0, p1));
+    expect(corrected).toBeLessThan(failThreshold(0.05, slots, drift, 1) - 0.8);
+    let alarms = 0;
+    for (let r = 0; r < runs; r++) {
+      let s = 0;
+      for (let t = 0; t < slots && s < corrected; t++) s = cusumStep(s, binomialLlr(binomial(n, p0, random), n, p0, p1));
+      if (s >= corrected) alarms++;
+    }
+    expect(alarms / runs).toBeLessThan(0.06);
+    expect(alarms / runs).toBeGreaterThan(0.005);
+  });
 
   it("keeps a healthy stream's false alarms near the rate over the horizon (Siegmund, checked by simulation)", () => {
     // One check, 5 canary requests per slot with 0.5 % errors (p0), tuned against 5 % (p1), 1440 slots.
