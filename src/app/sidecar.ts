@@ -303,6 +303,7 @@ export function buildSidecar(config: Config, deps: SidecarDeps = {}): Sidecar {
         keysSkipped: reader.keysSkippedTotal,
         slotsDropped: publisher.dropped,
         rejected: proxy.stats.rejected,
+        tls: proxy.stats.tls,
         leaseHeld: e.holding,
         latest: e.latest,
         notifications: notifier.stats(),

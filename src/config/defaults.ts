@@ -72,10 +72,13 @@ export const DEFAULTS = {
     /**
      * TLS on the proxy's port: PEM files of the certificate (chain) and its private key, read at start-up; both empty:
      * cleartext. With both set the port serves HTTPS and negotiates h2 or http/1.1 by ALPN (protocol must stay http1).
+     * The files are read again every `reloadInterval` (ms; 0: never) and a changed, valid pair is served to new
+     * connections (a rotated Kubernetes Secret, cert-manager).
      */
     tls: {
       certFile: '',
       keyFile: '',
+      reloadInterval: 30_000,
     },
   },
   admin: {

@@ -92,6 +92,8 @@ export interface GateStats {
   readonly slotsDropped: number;
   /** Requests refused rather than forwarded (by the HTTP parser or the proxy), by reason. */
   readonly rejected: Readonly<Record<string, number>>;
+  /** The TLS port's certificate reloads and the served certificate's notAfter, ms since the epoch (absent or null: no TLS). */
+  readonly tls?: { readonly reloaded: number; readonly failed: number; readonly notAfterMs: number } | null;
   readonly leaseHeld: boolean;
   /** The latest fleet verdict, on the lease holder only (null elsewhere). */
   readonly latest: Verdict | null;
@@ -267,6 +269,14 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
     'canary_gate.proxy.rejected',
     'Requests refused rather than forwarded, by reason: by the HTTP parser (431, 408, 400), by the proxy (400 bad_request), turned away after proxy.queueTimeout (503 overloaded), or cut for a slow body (408 body_timeout).',
   );
+  const tlsReloads = counter(
+    'canary_gate.proxy.tls.reloads',
+    'Changes of proxy.tls.certFile / keyFile, by result: reloaded (new connections get the new certificate) or failed (the pair did not check out; the previous certificate stays, the problem is logged).',
+  );
+  const tlsExpiry = gauge(
+    'canary_gate.proxy.tls.certificate_expiry_timestamp_seconds',
+    "notAfter of the certificate the TLS port serves to new connections, Unix time in seconds (cert-manager's certmanager_certificate_expiration_timestamp_seconds).",
+  );
   const notifySent = counter('canary_gate.notifications.sent', 'Notifications delivered to a sink (a 2xx answer), by sink.');
   const notifyFailed = counter(
     'canary_gate.notifications.failed',
@@ -348,6 +358,11 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       r.observe(dropped, s.slotsDropped);
       r.observe(lease, s.leaseHeld ? 1 : 0);
       for (const reason of REJECTION_REASONS) r.observe(rejected, s.rejected[reason] ?? 0, { reason });
+      if (s.tls) {
+        r.observe(tlsReloads, s.tls.reloaded, { result: 'reloaded' });
+        r.observe(tlsReloads, s.tls.failed, { result: 'failed' });
+        r.observe(tlsExpiry, s.tls.notAfterMs / 1000);
+      }
       for (const n of s.notifications ?? []) {
         const sink = { sink: n.sink };
         r.observe(notifySent, n.sent, sink);
@@ -390,6 +405,8 @@ export function createGateMetrics(stats: () => GateStats, identity: { service: s
       dropped,
       lease,
       rejected,
+      tlsReloads,
+      tlsExpiry,
       notifySent,
       notifyFailed,
       notifyDropped,

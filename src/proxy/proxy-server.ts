@@ -34,7 +34,7 @@ import { Pool } from 'undici';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
-import { readTlsFiles, tlsEnabled } from '../config/tls-files.ts';
+import { readTlsFiles, tlsEnabled, watchTlsFiles, type TlsReloadStats, type TlsWatch } from '../config/tls-files.ts';
 import { InFlight } from './in-flight.ts';
 import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { forwardH2 } from './forward-h2.ts';
@@ -98,6 +98,8 @@ export interface ProxyStats {
   readonly queued: number;
   /** Finished requests since start, by outcome. */
   readonly outcomes: Record<RequestOutcome, number>;
+  /** The TLS port's certificate reloads and the notAfter of the certificate it serves (null without `proxy.tls`). */
+  readonly tls: TlsReloadStats | null;
 }
 
 export interface ProxyServer {
@@ -253,6 +255,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     },
     get queued() {
       return queue.queued;
+    },
+    get tls() {
+      return tlsListener?.watch?.stats ?? (tlsListener === null ? null : { reloaded: 0, failed: 0, notAfterMs: tlsListener.notAfterMs });
     },
   };
   /** Responses not ended yet, so that a drain can ask their clients to close. */
@@ -420,7 +425,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       );
   const h2Server =
     h2c || tls ? createH2cServer({}, handle as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void) : null;
-  const tlsServer = tls ? createTlsServer(config.tls) : null;
+  const tlsListener = tls ? createTlsServer(config.tls, logger) : null;
+  const tlsServer = tlsListener?.server ?? null;
   /** The server that listens on the port. */
   const server: Server | Http2Server | TlsServer = tlsServer ?? h2Server ?? httpServer!;
   server.on('error', (err: Error) => logger.error({ err }, 'proxy server error'));
@@ -484,6 +490,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   const closeServer = (): Promise<void> =>
     new Promise((resolve) => {
+      tlsListener?.watch?.stop();
       // TLS port: the HTTP/1.1 server never listened; closing it stops its timeout checks and closes its idle
       // keep-alive connections (its callback gets ERR_SERVER_NOT_RUNNING, and nobody waits for it).
       if (server !== httpServer) httpServer?.close();
@@ -538,15 +545,21 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
 /**
  * The TLS port's listener: TLS with ALPN `h2` and `http/1.1`; each connection, once its handshake is done, goes to
- * the HTTP/2 or the HTTP/1.1 server ('secureConnection').
+ * the HTTP/2 or the HTTP/1.1 server ('secureConnection'). With `reloadInterval` above 0 the files are watched and a
+ * changed valid pair replaces the secure context for new connections (src/config/tls-files.ts).
  * @throws CanaryGateError `CG_CONFIG_INVALID` naming the field when a file cannot be read or checked
  */
-function createTlsServer(files: Config['proxy']['tls']): TlsServer {
+function createTlsServer(files: Config['proxy']['tls'], logger: Logger): { server: TlsServer; watch: TlsWatch | null; notAfterMs: number } {
   const material = readTlsFiles(files);
   if (Array.isArray(material)) {
     throw new CanaryGateError(ErrorCodes.CONFIG_INVALID, `invalid config: ${material.length} problem(s)`, {
       details: material.map((p) => `${p.path}: ${p.reason}`),
     });
   }
-  return createTlsListener({ cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] });
+  const server = createTlsListener({ cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] });
+  const watch =
+    files.reloadInterval > 0
+      ? watchTlsFiles(files, material, files.reloadInterval, (next) => server.setSecureContext({ cert: next.cert, key: next.key }), logger)
+      : null;
+  return { server, watch, notAfterMs: material.notAfterMs };
 }

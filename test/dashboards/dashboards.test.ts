@@ -130,6 +130,7 @@ describe('dashboards as code', () => {
       'CanaryGateNoCanarySamples',
       'CanaryGateUnderpowered',
       'CanaryGateNoEvaluator',
+      'CanaryGateCertificateExpiresSoon',
     ]);
     for (const rule of rules) {
       const { errors, metrics } = promql(rule.expr);

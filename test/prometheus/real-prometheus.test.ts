@@ -6,12 +6,15 @@
  * - `checkout`: a baseline pod and a canary pod under load; the canary regresses halfway and is rolled back after
  *   8 failing evaluations in a row, so the breaching and rolled-back series exist;
  * - `search`: one baseline pod with traffic and no canary: no canary samples in its judged window;
- * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator;
+ * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator; its port serves TLS with a certificate
+ *   valid for a day, so that the certificate-expiry alert has its series (no load goes to it);
  * - `sparse`: a baseline and a canary pod judged over a 10 ms horizon: too short to detect anything, every sequential
  *   check is underpowered (blind); a false-rollback rate of 1e-9 keeps its healthy canary from ever being rolled back;
  * - `gone`: a target that does not answer: a sidecar down.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +26,7 @@ import { serviceKeys } from '../../src/core/keys.ts';
 import { rolloutStoreOf, stagesOf } from '../../src/rollout/compose.ts';
 import { RolloutControl } from '../../src/rollout/control.ts';
 import { freePort } from '../../src/demo/find-redis.ts';
+import { makeCertificate } from '../helpers/certificate.ts';
 import { CONFIG_DIR, type PodTarget, promtool, type RunningPrometheus, startPrometheus } from '../helpers/prometheus.ts';
 import { client, dropService, eventually, REDIS_URL, silent, sleep, uniqueService } from '../helpers/redis.ts';
 import { startUpstream } from '../helpers/upstream.ts';
@@ -99,6 +103,9 @@ beforeAll(async () => {
     () => canaryApp.close(),
   );
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
+  const certDir = mkdtempSync(join(tmpdir(), 'cg-prom-tls-'));
+  cleanups.push(async () => rmSync(certDir, { recursive: true, force: true }));
+  const ledgerCert = makeCertificate(certDir, 'ledger');
   const pods: Array<{ service: string; pod: string; version: string; upstream: string; redis?: string; extra?: Record<string, string> }> = [
     // A streak of 8, so that the breaching state lasts about 3.5 s (7 evaluations of 500 ms slots) before the rollback:
     // at least three of Prometheus' 1 s scrapes see it even on a loaded machine (with 3, its 1 s was missed once in CI).
@@ -118,7 +125,14 @@ beforeAll(async () => {
       extra: { CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '8', CANARY_GATE_PROXY_CONNECTIONS: '1' },
     },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
-    { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
+    {
+      service: services.ledger,
+      pod: 'ledger-v1-a',
+      version: 'v1',
+      upstream: healthy.url,
+      redis: deadRedis,
+      extra: { CANARY_GATE_PROXY_TLS_CERT_FILE: ledgerCert.certFile, CANARY_GATE_PROXY_TLS_KEY_FILE: ledgerCert.keyFile },
+    },
     { service: services.sparse, pod: 'sparse-v1-a', version: 'v1', upstream: healthy.url, extra: SPARSE },
     { service: services.sparse, pod: 'sparse-v2-a', version: 'v2', upstream: healthy.url, extra: SPARSE },
   ];
@@ -132,7 +146,7 @@ beforeAll(async () => {
     const { proxyPort, adminPort } = await sidecar.start();
     cleanups.push(() => sidecar.destroy());
     targets.push({ address: '127.0.0.1', namespace: NAMESPACE, app: p.service, pod: p.pod, port: adminPort });
-    proxies.push(`http://127.0.0.1:${proxyPort}`);
+    if (p.extra?.CANARY_GATE_PROXY_TLS_CERT_FILE === undefined) proxies.push(`http://127.0.0.1:${proxyPort}`);
   }
   targets.push({ address: '127.0.0.1', namespace: NAMESPACE, app: 'gone', pod: 'gone-v1-a', port: await freePort() });
   const redis = await client();
@@ -248,6 +262,8 @@ describe('the bundled dashboards against a real Prometheus', () => {
     expect(down.map((s) => s.metric.pod)).toEqual(['gone-v1-a']);
     const redis = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateRedisUnreachable')!.expr, startS, endS, 1);
     expect(redis.map((s) => s.metric.pod)).toEqual(['ledger-v1-a']);
+    const expiring = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateCertificateExpiresSoon')!.expr, startS, endS, 1);
+    expect(expiring.map((s) => s.metric.pod)).toEqual(['ledger-v1-a']);
     const evaluated = await prom.rules();
     expect(evaluated.map((r) => r.name).sort()).toEqual(rules.map((r) => r.alert).sort());
     expect(evaluated.filter((r) => r.health !== 'ok')).toEqual([]);
@@ -256,7 +272,7 @@ describe('the bundled dashboards against a real Prometheus', () => {
 
 describe('the Prometheus configs pass promtool', () => {
   it('alerts.yml passes check rules and its unit tests', async () => {
-    expect(await promtool('check', 'rules', join(CONFIG_DIR, 'alerts.yml'))).toMatch(/SUCCESS: 7 rules found/);
+    expect(await promtool('check', 'rules', join(CONFIG_DIR, 'alerts.yml'))).toMatch(/SUCCESS: 8 rules found/);
     expect(await promtool('test', 'rules', join(CONFIG_DIR, 'alerts.test.yml'))).toMatch(/SUCCESS/);
   });
 });

@@ -5,8 +5,9 @@
  * request is recorded once with its outcome, and the app sees X-Forwarded-Proto `https`. A whole sidecar records
  * both protocols under its pod's version. Bad files fail the config (exit code 2 from check-config), naming the field.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:http2';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
@@ -22,6 +23,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { CanaryGateError } from '../../src/core/errors.ts';
 import { createProxyServer, type ProxiedRequest } from '../../src/proxy/proxy-server.ts';
+import { makeCertificate } from '../helpers/certificate.ts';
 import { silent, uniqueService } from '../helpers/redis.ts';
 import { configFor, startPod, TOKEN } from '../helpers/sidecar-fleet.ts';
 import { loopbackProxyConfig, waitFor } from '../helpers/proxy-config.ts';
@@ -30,36 +32,7 @@ import { echoOnce, startWsEchoApp } from './ws-echo.ts';
 const dir = mkdtempSync(join(tmpdir(), 'cg-tls-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A self-signed certificate for 127.0.0.1 and localhost, and its key (PEM files in `dir`). */
-function makeCertificate(name: string): { certFile: string; keyFile: string; ca: Buffer } {
-  const certFile = join(dir, `${name}.crt`);
-  const keyFile = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certFile, keyFile, ca: readFileSync(certFile) };
-}
-const cert = makeCertificate('proxy');
+const cert = makeCertificate(dir, 'proxy');
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -85,7 +58,7 @@ async function startApp(): Promise<string> {
 async function startTlsProxy(appUrl: string, overrides: Partial<Config['proxy']> = {}, sessionIdleMs?: number) {
   const records: ProxiedRequest[] = [];
   const proxy = createProxyServer({
-    config: loopbackProxyConfig(appUrl, { tls: { certFile: cert.certFile, keyFile: cert.keyFile }, ...overrides }),
+    config: loopbackProxyConfig(appUrl, { tls: { certFile: cert.certFile, keyFile: cert.keyFile, reloadInterval: 0 }, ...overrides }),
     recorder: { record: (r) => void records.push(r) },
     logger: silent,
     sessionIdleMs,
@@ -369,6 +342,12 @@ describe('the TLS port in a sidecar', () => {
     await waitFor(async () => (await status()).local.requests === 4, 'four requests in the slot');
     const s = await status();
     expect([s.version, s.local.requests, s.local.errors]).toEqual(['v2', 4, 2]);
+    // The certificate's expiry and its reloads are exported (none yet: the files did not change).
+    const metrics = await (await request(`${pod.admin}/metrics`)).body.text();
+    const notAfterS = Date.parse(new X509Certificate(cert.ca).validTo) / 1000;
+    expect(metrics).toMatch(new RegExp(`^canary_gate_proxy_tls_certificate_expiry_timestamp_seconds ${notAfterS}$`, 'm'));
+    expect(metrics).toMatch(/^canary_gate_proxy_tls_reloads_total\{result="reloaded"\} 0$/m);
+    expect(metrics).toMatch(/^canary_gate_proxy_tls_reloads_total\{result="failed"\} 0$/m);
   });
 });
 
@@ -382,7 +361,7 @@ describe('TLS config', () => {
     }
     return [];
   };
-  const other = makeCertificate('other');
+  const other = makeCertificate(dir, 'other');
   const notPem = join(dir, 'not.pem');
   writeFileSync(notPem, 'not a certificate\n');
   const files = (certFile: string, keyFile: string) => ({
@@ -417,6 +396,11 @@ describe('TLS config', () => {
       'a key without its certificate',
       { CANARY_GATE_PROXY_TLS_KEY_FILE: cert.keyFile },
       /^proxy\.tls\.certFile: must name the certificate file of the key in proxy\.tls\.keyFile \(.*proxy\.key\)/,
+    ],
+    [
+      'a reload interval that is no duration',
+      { ...files(cert.certFile, cert.keyFile), CANARY_GATE_PROXY_TLS_RELOAD_INTERVAL: 'soon' },
+      /^proxy\.tls\.reloadInterval: must be a positive duration/,
     ],
     [
       'h2c with TLS',
