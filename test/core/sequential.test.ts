@@ -24,6 +24,20 @@ const binomial = (n: number, p: number, random: () => number): number => {
   return x;
 };
 
+/**
+ * The share of `runs` healthy streams (n trials per slot at p0, CUSUM tuned for p1) whose statistic reaches `h` within
+ * `slots` slots.
+ */
+function falseAlarmShare(o: { p0: number; p1: number; n: number; slots: number; runs: number; h: number; random: () => number }): number {
+  let alarms = 0;
+  for (let r = 0; r < o.runs; r++) {
+    let s = 0;
+    for (let t = 0; t < o.slots && s < o.h; t++) s = cusumStep(s, binomialLlr(binomial(o.n, o.p0, o.random), o.n, o.p0, o.p1));
+    if (s >= o.h) alarms++;
+  }
+  return alarms / o.runs;
+}
+
 describe('binomialLlr', () => {
   it.each([
     [1, 1, 0.05, 0.1, Math.log(2)],
@@ -103,14 +117,9 @@ describe('thresholds', () => {
     const drift = bernoulliKl(p0, p1) * n;
     const corrected = failThreshold(0.05, slots, drift, 1, largestStep(p0, p1));
     expect(corrected).toBeLessThan(failThreshold(0.05, slots, drift, 1) - 0.8);
-    let alarms = 0;
-    for (let r = 0; r < runs; r++) {
-      let s = 0;
-      for (let t = 0; t < slots && s < corrected; t++) s = cusumStep(s, binomialLlr(binomial(n, p0, random), n, p0, p1));
-      if (s >= corrected) alarms++;
-    }
-    expect(alarms / runs).toBeLessThan(0.06);
-    expect(alarms / runs).toBeGreaterThan(0.005);
+    const share = falseAlarmShare({ p0, p1, n, slots, runs, h: corrected, random });
+    expect(share).toBeLessThan(0.06);
+    expect(share).toBeGreaterThan(0.005);
   });
 
   it("keeps a healthy stream's false alarms near the rate over the horizon (Siegmund, checked by simulation)", () => {
@@ -118,15 +127,10 @@ describe('thresholds', () => {
     const random = prng(7);
     const [p0, p1, n, slots, runs] = [0.02, 0.08, 25, 1440, 400];
     const h = failThreshold(0.05, slots, bernoulliKl(p0, p1) * n, 1);
-    let alarms = 0;
-    for (let r = 0; r < runs; r++) {
-      let s = 0;
-      for (let t = 0; t < slots && s < h; t++) s = cusumStep(s, binomialLlr(binomial(n, p0, random), n, p0, p1));
-      if (s >= h) alarms++;
-    }
+    const share = falseAlarmShare({ p0, p1, n, slots, runs, h, random });
     // The approximation aims at 5 %; the simulation must land near it, neither far above nor absurdly below.
-    expect(alarms / runs).toBeLessThan(0.09);
-    expect(alarms / runs).toBeGreaterThan(0.005);
+    expect(share).toBeLessThan(0.09);
+    expect(share).toBeGreaterThan(0.005);
   });
 
   it("bounds a healthy statistic's share of time above the warning threshold by e^-x (Kingman)", () => {
