@@ -1,7 +1,7 @@
 /**
  * The sidecar health dashboard: what the sidecars cost and whether they can do their job. Up, CPU per proxied
  * request, memory, event-loop lag, GC, Redis errors, corrupt payloads, dropped slots, refused requests and the upstream
- * queue's wait, per pod.
+ * queue's wait, and the TLS certificate's time left, per pod.
  */
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import { dashboardBase, query, row, seriesPanel, statPanel, thresholds } from './panels.ts';
@@ -110,6 +110,14 @@ export function sidecarHealth(): dashboard.DashboardBuilder {
         'Requests that waited for an upstream connection (all proxy.connections busy): p95 of their wait, per pod. Never part of the judged latency; at proxy.queueTimeout they get 503 overloaded.',
         's',
         [`histogram_quantile(0.95, sum by (pod, le) (${rate('canary_gate_proxy_queue_wait_seconds_bucket')}))`, '{{pod}}'],
+      ),
+    )
+    .withPanel(
+      seriesPanel(
+        'TLS certificate time left',
+        'Time until the certificate each TLS port serves expires (sidecars with proxy.tls only). A renewal shows as a jump up; a line that keeps falling past cert-manager\'s renewal point means the renewal was not taken up: see canary_gate_proxy_tls_reloads_total{result="failed"} and the sidecar\'s log.',
+        's',
+        [`min by (pod) (${sel('canary_gate_proxy_tls_certificate_expiry_timestamp_seconds')}) - time()`, '{{pod}}'],
       ),
     );
 }

@@ -4,10 +4,10 @@
  *
  * The fleet, all on loopback and one real Redis:
  * - `checkout`: a baseline pod and a canary pod under load; the canary regresses halfway and is rolled back after
- *   8 failing evaluations in a row, so the breaching and rolled-back series exist;
+ *   8 failing evaluations in a row, so the breaching and rolled-back series exist; a second baseline pod without load
+ *   serves TLS with a certificate valid for a day, so that the certificate panel and alert have their series;
  * - `search`: one baseline pod with traffic and no canary: no canary samples in its judged window;
- * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator; its port serves TLS with a certificate
- *   valid for a day, so that the certificate-expiry alert has its series (no load goes to it);
+ * - `ledger`: one pod whose Redis is unreachable: Redis errors, no evaluator;
  * - `sparse`: a baseline and a canary pod judged over a 10 ms horizon: too short to detect anything, every sequential
  *   check is underpowered (blind); a false-rollback rate of 1e-9 keeps its healthy canary from ever being rolled back;
  * - `gone`: a target that does not answer: a sidecar down.
@@ -105,7 +105,7 @@ beforeAll(async () => {
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
   const certDir = mkdtempSync(join(tmpdir(), 'cg-prom-tls-'));
   cleanups.push(async () => rmSync(certDir, { recursive: true, force: true }));
-  const ledgerCert = makeCertificate(certDir, 'ledger');
+  const tlsCert = makeCertificate(certDir, 'checkout-tls');
   const pods: Array<{ service: string; pod: string; version: string; upstream: string; redis?: string; extra?: Record<string, string> }> = [
     // A streak of 8, so that the breaching state lasts about 3.5 s (7 evaluations of 500 ms slots) before the rollback:
     // at least three of Prometheus' 1 s scrapes see it even on a loaded machine (with 3, its 1 s was missed once in CI).
@@ -126,13 +126,18 @@ beforeAll(async () => {
     },
     { service: services.search, pod: 'search-v1-a', version: 'v1', upstream: healthy.url },
     {
-      service: services.ledger,
-      pod: 'ledger-v1-a',
+      service: services.checkout,
+      pod: 'checkout-v1-tls',
       version: 'v1',
       upstream: healthy.url,
-      redis: deadRedis,
-      extra: { CANARY_GATE_PROXY_TLS_CERT_FILE: ledgerCert.certFile, CANARY_GATE_PROXY_TLS_KEY_FILE: ledgerCert.keyFile },
+      extra: {
+        CANARY_GATE_POLICY_CONSECUTIVE_BREACHES: '8',
+        CANARY_GATE_PROXY_CONNECTIONS: '1',
+        CANARY_GATE_PROXY_TLS_CERT_FILE: tlsCert.certFile,
+        CANARY_GATE_PROXY_TLS_KEY_FILE: tlsCert.keyFile,
+      },
     },
+    { service: services.ledger, pod: 'ledger-v1-a', version: 'v1', upstream: healthy.url, redis: deadRedis },
     { service: services.sparse, pod: 'sparse-v1-a', version: 'v1', upstream: healthy.url, extra: SPARSE },
     { service: services.sparse, pod: 'sparse-v2-a', version: 'v2', upstream: healthy.url, extra: SPARSE },
   ];
@@ -263,7 +268,7 @@ describe('the bundled dashboards against a real Prometheus', () => {
     const redis = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateRedisUnreachable')!.expr, startS, endS, 1);
     expect(redis.map((s) => s.metric.pod)).toEqual(['ledger-v1-a']);
     const expiring = await prom.queryRange(rules.find((r) => r.alert === 'CanaryGateCertificateExpiresSoon')!.expr, startS, endS, 1);
-    expect(expiring.map((s) => s.metric.pod)).toEqual(['ledger-v1-a']);
+    expect(expiring.map((s) => s.metric.pod)).toEqual(['checkout-v1-tls']);
     const evaluated = await prom.rules();
     expect(evaluated.map((r) => r.name).sort()).toEqual(rules.map((r) => r.alert).sort());
     expect(evaluated.filter((r) => r.health !== 'ok')).toEqual([]);
