@@ -11,6 +11,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from './logger.ts';
 
 /** The config fields, as in Config['proxy']['tls']: file paths, both empty for off. */
@@ -36,13 +37,10 @@ export interface TlsProblem {
 /** Whether TLS is configured: both files named (one without the other is a config problem, see {@link readTlsFiles}). */
 export const tlsEnabled = (tls: TlsFiles): boolean => tls.certFile !== '' && tls.keyFile !== '';
 
-/**
- * Reads and checks the certificate and key files.
- * @returns the PEM contents, or every problem found, each naming its field (`proxy.tls.certFile`): a file that cannot
- *   be read, a certificate or key that does not parse as PEM (an encrypted key counts: the sidecar has no passphrase),
- *   a key that is not the certificate's
- */
-export function readTlsFiles(tls: TlsFiles): TlsMaterial | TlsProblem[] {
+/** The two files' bytes as read, or why a file could not be read (`path: reason` problems). */
+type TlsBytes = { readonly cert: Buffer | null; readonly key: Buffer | null; readonly problems: TlsProblem[] };
+
+function readBytes(tls: TlsFiles): TlsBytes {
   const problems: TlsProblem[] = [];
   const read = (path: string, file: string): Buffer | null => {
     try {
@@ -52,8 +50,17 @@ export function readTlsFiles(tls: TlsFiles): TlsMaterial | TlsProblem[] {
       return null;
     }
   };
-  const cert = read('proxy.tls.certFile', tls.certFile);
-  const key = read('proxy.tls.keyFile', tls.keyFile);
+  return { cert: read('proxy.tls.certFile', tls.certFile), key: read('proxy.tls.keyFile', tls.keyFile), problems };
+}
+
+/**
+ * Checks bytes read from the files: the leaf certificate and the key parse, the key is the certificate's, and the whole
+ * chain loads into a TLS secure context as the server will load it (an intermediate cut short fails here, not in the
+ * server).
+ */
+function checkTlsBytes(tls: TlsFiles, bytes: TlsBytes): TlsMaterial | TlsProblem[] {
+  const { cert, key } = bytes;
+  const problems = [...bytes.problems];
   let x509: X509Certificate | null = null;
   let keyObject: ReturnType<typeof createPrivateKey> | null = null;
   if (cert !== null) {
@@ -73,7 +80,22 @@ export function readTlsFiles(tls: TlsFiles): TlsMaterial | TlsProblem[] {
   if (x509 !== null && keyObject !== null && !x509.checkPrivateKey(keyObject))
     problems.push({ path: 'proxy.tls.keyFile', reason: `${tls.keyFile} is not the private key of the certificate in ${tls.certFile}` });
   if (problems.length > 0 || cert === null || key === null || x509 === null) return problems;
-  return { cert, key, notAfterMs: Date.parse(x509.validTo) };
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    return [{ path: 'proxy.tls.certFile', reason: `${tls.certFile} does not load as a certificate chain (${firstLine(err)})` }];
+  }
+  return { cert, key, notAfterMs: x509.validToDate.getTime() };
+}
+
+/**
+ * Reads and checks the certificate and key files.
+ * @returns the PEM contents, or every problem found, each naming its field (`proxy.tls.certFile`): a file that cannot
+ *   be read, a certificate or key that does not parse as PEM (an encrypted key counts: the sidecar has no passphrase),
+ *   a key that is not the certificate's, a chain that does not load (an intermediate cut short)
+ */
+export function readTlsFiles(tls: TlsFiles): TlsMaterial | TlsProblem[] {
+  return checkTlsBytes(tls, readBytes(tls));
 }
 
 /** How the TLS port's certificate reloads went since start, and the certificate it serves. */
@@ -97,10 +119,11 @@ export interface TlsWatch {
 
 /**
  * Reads the files every `intervalMs`; when their bytes differ from the last read, checks the pair as at start-up
- * ({@link readTlsFiles}) and hands a valid one to `apply` (e.g. `tls.Server.setSecureContext`: new connections get it,
- * open ones keep theirs). An invalid pair (a Secret half written, a wrong key) is logged once, with each field and
- * reason, and counted in `failed`; the certificate in service stays. Files that are the same as at the last read are
- * not checked again, so a file that stays broken is logged and counted once.
+ * (the checks of {@link readTlsFiles}, on the bytes just read) and hands a valid one to `apply` (e.g.
+ * `tls.Server.setSecureContext`: new connections get it, open ones keep theirs). An invalid pair (a Secret half
+ * written, a wrong key), or one `apply` throws on, is logged once, with each field and reason, and counted in
+ * `failed`; the certificate in service stays. Files whose bytes are the same as at the last read are not checked
+ * again, so a file that stays broken is logged and counted once.
  * @param served the material the server started with
  * @param intervalMs ms between reads; the timer does not keep the process alive
  */
@@ -112,26 +135,24 @@ export function watchTlsFiles(
   logger: Logger,
 ): TlsWatch {
   const stats: TlsReloadStats = { reloaded: 0, failed: 0, notAfterMs: served.notAfterMs };
-  let lastRead: Buffer = Buffer.concat([served.cert, served.key]);
+  let last: { cert: Buffer | null; key: Buffer | null } = { cert: served.cert, key: served.key };
+  const same = (a: Buffer | null, b: Buffer | null): boolean => (a === null || b === null ? a === b : a.equals(b));
+  const fail = (problems: readonly string[]): void => {
+    stats.failed++;
+    logger.error({ problems }, 'proxy.tls: the changed certificate files do not check out; new connections keep the previous certificate');
+  };
   const check = (): void => {
-    let bytes: Buffer;
+    const bytes = readBytes(tls);
+    if (same(bytes.cert, last.cert) && same(bytes.key, last.key)) return;
+    last = { cert: bytes.cert, key: bytes.key };
+    const material = checkTlsBytes(tls, bytes);
+    if (Array.isArray(material)) return fail(material.map((p) => `${p.path}: ${p.reason}`));
     try {
-      bytes = Buffer.concat([readFileSync(tls.certFile), readFileSync(tls.keyFile)]);
-    } catch {
-      bytes = Buffer.alloc(0); // unreadable: readTlsFiles below names the file and the reason
+      apply(material);
+    } catch (err) {
+      // The server refused what the check accepted: keep the certificate in service rather than let the timer throw.
+      return fail([`proxy.tls.certFile: the server did not take the new certificate (${firstLine(err)})`]);
     }
-    if (bytes.equals(lastRead)) return;
-    lastRead = bytes;
-    const material = readTlsFiles(tls);
-    if (Array.isArray(material)) {
-      stats.failed++;
-      logger.error(
-        { problems: material.map((p) => `${p.path}: ${p.reason}`) },
-        'proxy.tls: the changed certificate files do not check out; new connections keep the previous certificate',
-      );
-      return;
-    }
-    apply(material);
     stats.reloaded++;
     stats.notAfterMs = material.notAfterMs;
     logger.info({ notAfter: new Date(material.notAfterMs).toISOString() }, 'proxy.tls: certificate reloaded for new connections');

@@ -5,8 +5,8 @@
  *
  * Per evaluation: `checkPlans` sets each check's hypotheses from the window (the baseline's quantiles, the traffic),
  * `observeSlot` adds each new slot's log-likelihood ratio, `sequentialResults` turns the statistics into outcomes,
- * reading each check from its leading chart (the one nearest to, or furthest past, its fail threshold): fail at or
- * above the fail threshold (held for the check's `for`), warn at or above the warning threshold,
+ * reading each check from one of its charts ({@link reportedChart}): fail at or above the fail threshold (held for
+ * the check's `for` from the first chart's breach), warn at or above the warning threshold,
  * inconclusive while the check cannot run, is underpowered or has seen fewer than minSamples canary requests, else
  * pass. Thresholds and their sources: src/core/sequential.ts.
  */
@@ -168,20 +168,27 @@ export function observeSlots(
 }
 
 /**
- * The chart a check is read from: the one whose statistic is furthest past its fail threshold, else nearest to it
- * (the largest statistic - fail); the first on a tie.
+ * The chart a check is read from, so that its outcome, held time and evidence come from one chart:
+ * - among charts at or above their fail threshold, the one that reached it first (a `for` hold counts from the
+ *   check's first breach, and does not restart when another chart later climbs further past its own threshold);
+ * - else among charts at or above their warning threshold, the one nearest its fail threshold;
+ * - else the one nearest its fail threshold (the largest statistic - fail). The first wins a tie.
+ * @returns an index into `thresholds` (0 when there are none)
  */
-function leadingChart(thresholds: readonly ChartThresholds[], state: CheckStatistic): number {
-  let lead = 0;
-  let best = Number.NEGATIVE_INFINITY;
-  thresholds.forEach(({ fail }, index) => {
-    const gap = (state.charts[index]?.statistic ?? 0) - fail;
-    if (gap > best) {
-      best = gap;
-      lead = index;
-    }
+export function reportedChart(thresholds: readonly ChartThresholds[], state: CheckStatistic): number {
+  const charts = thresholds.map(({ fail, warn }, index) => {
+    const s = state.charts[index] ?? ZERO_CHART;
+    return { index, gap: s.statistic - fail, level: s.statistic >= fail ? 2 : s.statistic >= warn ? 1 : 0, since: s.aboveSinceMs };
   });
-  return lead;
+  const level = Math.max(0, ...charts.map((c) => c.level));
+  let best = charts.find((c) => c.level === level);
+  for (const c of charts) {
+    if (best === undefined || c.level !== level || c === best) continue;
+    const earlier = level === 2 && (c.since ?? Number.POSITIVE_INFINITY) < (best.since ?? Number.POSITIVE_INFINITY);
+    const sameTime = level !== 2 || c.since === best.since;
+    if (earlier || (sameTime && c.gap > best.gap)) best = c;
+  }
+  return best?.index ?? 0;
 }
 
 const ms = (v: number): string => `${v.toFixed(1)} ms`;
@@ -214,7 +221,7 @@ export function sequentialResults(
     }
     const model = plan.model;
     const checkState = state.checks[row.name] ?? ZERO;
-    const lead = leadingChart(plan.charts, checkState);
+    const lead = reportedChart(plan.charts, checkState);
     const s = checkState.charts[lead] ?? ZERO_CHART;
     const { fail, warn } = plan.charts[lead]!;
     const chart = model.charts[lead]!;

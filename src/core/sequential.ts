@@ -16,8 +16,10 @@
  *   over charts, not over evaluations: one statistic runs the whole rollout). The statistic crosses h by an
  *   overshoot R, and Wald's likelihood-ratio identity makes the false-alarm probability e^-h E1[e^-R] rather than
  *   e^-h (Siegmund's corrected approximation, ch. X): with one trial adding at most a = ln(p1/p0) and the statistic
- *   approaching h in small steps, R is about uniform on (0, a), so E1[e^-R] = (1 - e^-a) / a and h is lowered by
- *   ln(a / (1 - e^-a)) (0.56 nats for a = 1.25), never below the single-test bound ln(m / falseRollbackRate).
+ *   approaching h in small steps between such jumps, R is about uniform on (0, a), so E1[e^-R] = (1 - e^-a) / a and
+ *   h is lowered by ln(a / (1 - e^-a)) (0.56 nats for a = 1.25), never below the single-test bound
+ *   ln(m / falseRollbackRate). The statistic moves once per slot, and a slot that brings several events jumps by
+ *   several a and overshoots further: the correction is on the cautious side.
  *   `bench/decision-quality.ts` checks it by simulation.
  * - **Warnings** are the same statistic at a lower threshold: under H0 the stationary law of a likelihood-ratio CUSUM
  *   obeys P(S >= x) <= e^-x (Kingman's bound, since E[e^LLR] = 1), so x = ln(m / warnRate) keeps a healthy canary

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SlotCounts } from '../../src/core/window.ts';
-import { EMPTY_DETECTOR, type DetectorState } from '../../src/core/detector.ts';
+import { EMPTY_DETECTOR, reportedChart, type DetectorState } from '../../src/core/detector.ts';
+import { CHECK_TABLE } from '../../src/core/checks.ts';
 import { DEFAULT_JUDGE_POLICY, evaluateWindow, type JudgePolicy } from '../../src/core/judge.ts';
 import { isSequential, type Verdict } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
@@ -193,6 +194,47 @@ describe('sequential judge: regressions fail, with their evidence', () => {
     expect(warn.outcome).toBe('warn');
     expect(warn.reason).toContain('above the warning threshold');
   });
+});
+
+describe('the check table: charts', () => {
+  it.each(CHECK_TABLE.map((row) => [row.name, row]))('%s: its model, its slots and its count of charts agree', (_name, row) => {
+    const stream = fleet(0.25, { errorRatio: 0.02, scale: 1.5 });
+    const thresholds = {
+      latency: {
+        relativeP50: 1.3,
+        relativeP95: 1.5,
+        relativeP99: 2,
+        absoluteP50Us: 100_000,
+        absoluteP95Us: 500_000,
+        absoluteP99Us: 900_000,
+      },
+      errors: { relativeRatio: 2, baselineFloor: 0.001, absoluteRatio: 0.05 },
+      throughputDrop: 0.5,
+    };
+    const model = row.model(thresholds, snapshot('v1', stream, 'baseline', 20), snapshot('v2', stream, 'canary', 20), 25);
+    if (typeof model === 'string') throw new Error(model);
+    expect(model.charts).toHaveLength(row.charts);
+    const trial = model.slot(counts(stream(20).baseline, 20), counts(stream(20).canary, 20));
+    expect(trial?.p1).toHaveLength(row.charts);
+    for (const p1 of trial!.p1) expect(p1 > 0 && p1 < 1 && p1 !== trial!.p0).toBe(true);
+  });
+});
+
+describe('reportedChart: the chart a check is read from', () => {
+  const thresholds = [
+    { fail: 10, warn: 5.5 },
+    { fail: 12, warn: 5.5 },
+  ];
+  const chart = (statistic: number, aboveSinceMs: number | null = null) => ({ statistic, risingSinceMs: 0, aboveSinceMs });
+  it.each([
+    // statistics and breach times of charts 0 and 1, the chart reported
+    ['the first to breach, though the other is now further past its threshold', [chart(11, 0), chart(30, 65_000)], 0],
+    ['the first to breach when it is chart 1', [chart(11, 70_000), chart(13, 5_000)], 1],
+    ['the one breaching over one only warning', [chart(9, null), chart(12.5, 5_000)], 1],
+    ['the one above its warning threshold over one nearer its fail threshold but below warning', [chart(5, null), chart(6, null)], 1],
+    ['the one nearest its fail threshold when none warns', [chart(3, null), chart(4, null)], 0],
+    ['the first on a tie', [chart(0, null), chart(2, null)], 0],
+  ])('%s', (_case, charts, expected) => expect(reportedChart(thresholds, { charts, canaryRequests: 0 })).toBe(expected));
 });
 
 describe('sequential judge: policy', () => {

@@ -1,7 +1,8 @@
 /**
  * Certificate rotation on the TLS port (`proxy.tls.reloadInterval`): the files are replaced as a renewed Kubernetes
  * Secret or cert-manager would replace them, and new connections must get the new certificate without a restart,
- * while a broken pair (a key of another certificate, a file that is no PEM, a missing file) leaves the one in service,
+ * while a broken pair (a chain cut short, a key of another certificate, a file that is no PEM, a missing file) leaves
+ * the one in service,
  * is counted once per change and never stops the port. Certificates are made with openssl for each run.
  */
 import { X509Certificate } from 'node:crypto';
@@ -83,6 +84,11 @@ describe('certificate rotation on the TLS port', () => {
 
     // Each broken state is counted once, however many reads see it, and the port keeps serving `second`.
     const broken: Array<[string, () => void]> = [
+      // The leaf whole and its key right, the intermediate after it cut short: the server itself would refuse it.
+      [
+        'a chain whose intermediate is cut short',
+        () => writeFileSync(served.certFile, Buffer.concat([second.ca, third.ca.subarray(0, 200)])),
+      ],
       ['the key of another certificate', () => copyFileSync(third.certFile, served.certFile)],
       ['a key file that is no PEM', () => writeFileSync(served.keyFile, 'half written\n')],
       ['a missing certificate file', () => unlinkSync(served.certFile)],

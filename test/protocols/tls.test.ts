@@ -364,6 +364,8 @@ describe('TLS config', () => {
   const other = makeCertificate(dir, 'other');
   const notPem = join(dir, 'not.pem');
   writeFileSync(notPem, 'not a certificate\n');
+  const chainCutShort = join(dir, 'cut.crt');
+  writeFileSync(chainCutShort, Buffer.concat([cert.ca, other.ca.subarray(0, 200)]));
   const files = (certFile: string, keyFile: string) => ({
     CANARY_GATE_PROXY_TLS_CERT_FILE: certFile,
     CANARY_GATE_PROXY_TLS_KEY_FILE: keyFile,
@@ -396,6 +398,11 @@ describe('TLS config', () => {
       'a key without its certificate',
       { CANARY_GATE_PROXY_TLS_KEY_FILE: cert.keyFile },
       /^proxy\.tls\.certFile: must name the certificate file of the key in proxy\.tls\.keyFile \(.*proxy\.key\)/,
+    ],
+    [
+      'a certificate chain cut short after its leaf',
+      files(chainCutShort, cert.keyFile),
+      /^proxy\.tls\.certFile: .*cut\.crt does not load as a certificate chain/,
     ],
     [
       'a reload interval that is no duration',
