@@ -146,12 +146,16 @@ export function watchTlsFiles(
     if (same(bytes.cert, last.cert) && same(bytes.key, last.key)) return;
     last = { cert: bytes.cert, key: bytes.key };
     const material = checkTlsBytes(tls, bytes);
-    if (Array.isArray(material)) return fail(material.map((p) => `${p.path}: ${p.reason}`));
+    if (Array.isArray(material)) {
+      fail(material.map((p) => `${p.path}: ${p.reason}`));
+      return;
+    }
     try {
       apply(material);
     } catch (err) {
       // The server refused what the check accepted: keep the certificate in service rather than let the timer throw.
-      return fail([`proxy.tls.certFile: the server did not take the new certificate (${firstLine(err)})`]);
+      fail([`proxy.tls.certFile: the server did not take the new certificate (${firstLine(err)})`]);
+      return;
     }
     stats.reloaded++;
     stats.notAfterMs = material.notAfterMs;
