@@ -78,6 +78,8 @@ export const DEFAULTS = {
     tls: {
       certFile: '',
       keyFile: '',
+      /** CA certificates (PEM) of the clients' certificates: mutual TLS; empty: none asked for. */
+      clientCaFile: '',
       reloadInterval: 30_000,
     },
   },

@@ -227,6 +227,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
       );
     else if (certFile === '' && keyFile !== '')
       problem('proxy.tls.certFile', `must name the certificate file of the key in proxy.tls.keyFile (${keyFile})`, 'proxy.tls.keyFile');
+    else if (certFile === '' && c.proxy.tls.clientCaFile !== '')
+      problem(
+        'proxy.tls.clientCaFile',
+        'needs proxy.tls.certFile and keyFile: client certificates are asked for on the TLS port only',
+        'proxy.tls.certFile',
+      );
     else if (certFile !== '') {
       if (c.proxy.protocol === 'h2c') {
         problem(

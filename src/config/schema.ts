@@ -160,7 +160,7 @@ export const configSchema = z.strictObject({
     errorStatuses: z.array(statusClass),
     grpcErrorCodes: z.array(grpcCode),
     routes: z.array(routeTemplate),
-    tls: z.strictObject({ certFile: z.string(), keyFile: z.string(), reloadInterval: durationOrOff }),
+    tls: z.strictObject({ certFile: z.string(), keyFile: z.string(), clientCaFile: z.string(), reloadInterval: durationOrOff }),
   }),
   admin: z.strictObject({ host: name, port }),
   redis: z.strictObject({

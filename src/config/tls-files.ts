@@ -14,16 +14,22 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from './logger.ts';
 
-/** The config fields, as in Config['proxy']['tls']: file paths, both empty for off. */
+/** The config fields, as in Config['proxy']['tls']: file paths, certFile and keyFile both empty for off. */
 export interface TlsFiles {
   readonly certFile: string;
   readonly keyFile: string;
+  /** CA certificates that sign the clients' certificates (mutual TLS); empty: no client certificate asked for. */
+  readonly clientCaFile: string;
 }
 
-/** The PEM contents Node's TLS server takes: the certificate (the leaf first, then any intermediates) and its key. */
+/**
+ * The PEM contents Node's TLS server takes: the certificate (the leaf first, then any intermediates), its key, and the
+ * CAs of the client certificates (null without mutual TLS).
+ */
 export interface TlsMaterial {
   readonly cert: Buffer;
   readonly key: Buffer;
+  readonly ca: Buffer | null;
   /** The leaf certificate's notAfter, ms since the epoch. */
   readonly notAfterMs: number;
 }
@@ -37,8 +43,13 @@ export interface TlsProblem {
 /** Whether TLS is configured: both files named (one without the other is a config problem, see {@link readTlsFiles}). */
 export const tlsEnabled = (tls: TlsFiles): boolean => tls.certFile !== '' && tls.keyFile !== '';
 
-/** The two files' bytes as read, or why a file could not be read (`path: reason` problems). */
-type TlsBytes = { readonly cert: Buffer | null; readonly key: Buffer | null; readonly problems: TlsProblem[] };
+/** The files' bytes as read (null: unreadable, or no client CA file), and why a file could not be read. */
+type TlsBytes = {
+  readonly cert: Buffer | null;
+  readonly key: Buffer | null;
+  readonly ca: Buffer | null;
+  readonly problems: TlsProblem[];
+};
 
 function readBytes(tls: TlsFiles): TlsBytes {
   const problems: TlsProblem[] = [];
@@ -50,7 +61,12 @@ function readBytes(tls: TlsFiles): TlsBytes {
       return null;
     }
   };
-  return { cert: read('proxy.tls.certFile', tls.certFile), key: read('proxy.tls.keyFile', tls.keyFile), problems };
+  return {
+    cert: read('proxy.tls.certFile', tls.certFile),
+    key: read('proxy.tls.keyFile', tls.keyFile),
+    ca: tls.clientCaFile === '' ? null : read('proxy.tls.clientCaFile', tls.clientCaFile),
+    problems,
+  };
 }
 
 /**
@@ -59,7 +75,7 @@ function readBytes(tls: TlsFiles): TlsBytes {
  * server).
  */
 function checkTlsBytes(tls: TlsFiles, bytes: TlsBytes): TlsMaterial | TlsProblem[] {
-  const { cert, key } = bytes;
+  const { cert, key, ca } = bytes;
   const problems = [...bytes.problems];
   let x509: X509Certificate | null = null;
   let keyObject: ReturnType<typeof createPrivateKey> | null = null;
@@ -79,20 +95,29 @@ function checkTlsBytes(tls: TlsFiles, bytes: TlsBytes): TlsMaterial | TlsProblem
   }
   if (x509 !== null && keyObject !== null && !x509.checkPrivateKey(keyObject))
     problems.push({ path: 'proxy.tls.keyFile', reason: `${tls.keyFile} is not the private key of the certificate in ${tls.certFile}` });
+  if (ca !== null) {
+    try {
+      new X509Certificate(ca);
+      createSecureContext({ ca });
+    } catch (err) {
+      problems.push({ path: 'proxy.tls.clientCaFile', reason: `${tls.clientCaFile} holds no PEM CA certificates (${firstLine(err)})` });
+    }
+  }
   if (problems.length > 0 || cert === null || key === null || x509 === null) return problems;
   try {
     createSecureContext({ cert, key });
   } catch (err) {
     return [{ path: 'proxy.tls.certFile', reason: `${tls.certFile} does not load as a certificate chain (${firstLine(err)})` }];
   }
-  return { cert, key, notAfterMs: x509.validToDate.getTime() };
+  return { cert, key, ca, notAfterMs: x509.validToDate.getTime() };
 }
 
 /**
  * Reads and checks the certificate and key files.
  * @returns the PEM contents, or every problem found, each naming its field (`proxy.tls.certFile`): a file that cannot
  *   be read, a certificate or key that does not parse as PEM (an encrypted key counts: the sidecar has no passphrase),
- *   a key that is not the certificate's, a chain that does not load (an intermediate cut short)
+ *   a key that is not the certificate's, a chain that does not load (an intermediate cut short), a client CA file
+ *   without a PEM certificate
  */
 export function readTlsFiles(tls: TlsFiles): TlsMaterial | TlsProblem[] {
   return checkTlsBytes(tls, readBytes(tls));
@@ -118,7 +143,7 @@ export interface TlsWatch {
 }
 
 /**
- * Reads the files every `intervalMs`; when their bytes differ from the last read, checks the pair as at start-up
+ * Reads the files (the client CA file too) every `intervalMs`; when their bytes differ from the last read, checks the pair as at start-up
  * (the checks of {@link readTlsFiles}, on the bytes just read) and hands a valid one to `apply` (e.g.
  * `tls.Server.setSecureContext`: new connections get it, open ones keep theirs). An invalid pair (a Secret half
  * written, a wrong key), or one `apply` throws on, is logged once, with each field and reason, and counted in
@@ -135,7 +160,7 @@ export function watchTlsFiles(
   logger: Logger,
 ): TlsWatch {
   const stats: TlsReloadStats = { reloaded: 0, failed: 0, notAfterMs: served.notAfterMs };
-  let last: { cert: Buffer | null; key: Buffer | null } = { cert: served.cert, key: served.key };
+  let last: { cert: Buffer | null; key: Buffer | null; ca: Buffer | null } = { cert: served.cert, key: served.key, ca: served.ca };
   const same = (a: Buffer | null, b: Buffer | null): boolean => (a === null || b === null ? a === b : a.equals(b));
   const fail = (problems: readonly string[]): void => {
     stats.failed++;
@@ -143,8 +168,8 @@ export function watchTlsFiles(
   };
   const check = (): void => {
     const bytes = readBytes(tls);
-    if (same(bytes.cert, last.cert) && same(bytes.key, last.key)) return;
-    last = { cert: bytes.cert, key: bytes.key };
+    if (same(bytes.cert, last.cert) && same(bytes.key, last.key) && same(bytes.ca, last.ca)) return;
+    last = { cert: bytes.cert, key: bytes.key, ca: bytes.ca };
     const material = checkTlsBytes(tls, bytes);
     if (Array.isArray(material)) {
       fail(material.map((p) => `${p.path}: ${p.reason}`));

@@ -34,7 +34,7 @@ import { Pool } from 'undici';
 import { CanaryGateError, ErrorCodes } from '../core/errors.ts';
 import type { Logger } from '../config/logger.ts';
 import type { Config } from '../config/schema.ts';
-import { readTlsFiles, tlsEnabled, watchTlsFiles, type TlsReloadStats, type TlsWatch } from '../config/tls-files.ts';
+import { readTlsFiles, type TlsMaterial, tlsEnabled, type TlsReloadStats, type TlsWatch, watchTlsFiles } from '../config/tls-files.ts';
 import { InFlight } from './in-flight.ts';
 import { answer, forwardRequest, type ForwardOptions, type ForwardResult } from './forward.ts';
 import { forwardH2 } from './forward-h2.ts';
@@ -545,8 +545,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
 /**
  * The TLS port's listener: TLS with ALPN `h2` and `http/1.1`; each connection, once its handshake is done, goes to
- * the HTTP/2 or the HTTP/1.1 server ('secureConnection'). With `reloadInterval` above 0 the files are watched and a
- * changed valid pair replaces the secure context for new connections (src/config/tls-files.ts).
+ * the HTTP/2 or the HTTP/1.1 server ('secureConnection'). With `clientCaFile` it asks every client for a certificate
+ * and refuses the handshake without one those CAs signed (mutual TLS). With `reloadInterval` above 0 the files are
+ * watched and a changed valid set replaces the secure context for new connections (src/config/tls-files.ts).
  * @throws CanaryGateError `CG_CONFIG_INVALID` naming the field when a file cannot be read or checked
  */
 function createTlsServer(files: Config['proxy']['tls'], logger: Logger): { server: TlsServer; watch: TlsWatch | null; notAfterMs: number } {
@@ -556,10 +557,13 @@ function createTlsServer(files: Config['proxy']['tls'], logger: Logger): { serve
       details: material.map((p) => `${p.path}: ${p.reason}`),
     });
   }
-  const server = createTlsListener({ cert: material.cert, key: material.key, ALPNProtocols: ['h2', 'http/1.1'] });
+  const context = (m: TlsMaterial) => (m.ca === null ? { cert: m.cert, key: m.key } : { cert: m.cert, key: m.key, ca: m.ca });
+  // With a client CA file: mutual TLS, a client without a certificate those CAs signed fails the handshake.
+  const mutual = material.ca !== null ? { requestCert: true, rejectUnauthorized: true } : {};
+  const server = createTlsListener({ ...context(material), ...mutual, ALPNProtocols: ['h2', 'http/1.1'] });
   const watch =
     files.reloadInterval > 0
-      ? watchTlsFiles(files, material, files.reloadInterval, (next) => server.setSecureContext({ cert: next.cert, key: next.key }), logger)
+      ? watchTlsFiles(files, material, files.reloadInterval, (next) => server.setSecureContext(context(next)), logger)
       : null;
   return { server, watch, notAfterMs: material.notAfterMs };
 }

@@ -22,7 +22,7 @@ export function loopbackProxyConfig(upstream: string, overrides: Partial<Config[
     errorStatuses: ['5xx'],
     grpcErrorCodes: [2, 4, 12, 13, 14, 15],
     routes: [],
-    tls: { certFile: '', keyFile: '', reloadInterval: 0 },
+    tls: { certFile: '', keyFile: '', clientCaFile: '', reloadInterval: 0 },
     ...overrides,
   };
 }

@@ -40,7 +40,7 @@ async function startProxy(reloadInterval: number): Promise<{ proxy: ProxyServer;
   copyFileSync(first.keyFile, keyFile);
   const proxy = createProxyServer({
     config: loopbackProxyConfig(`http://127.0.0.1:${(app.address() as { port: number }).port}`, {
-      tls: { certFile, keyFile, reloadInterval },
+      tls: { certFile, keyFile, clientCaFile: '', reloadInterval },
     }),
     recorder: { record: () => undefined },
     logger: silent,
