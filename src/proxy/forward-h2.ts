@@ -23,13 +23,14 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import {
-  type Download,
   dispatchFailure,
+  type Download,
   endToEndHeaders,
   type ForwardOptions,
   type ForwardResult,
   relay,
   relayFailure,
+  setForwardedHeaders,
 } from './forward.ts';
 import { errorCodeOf } from './outcome.ts';
 import { UploadWatch } from './upload-watch.ts';
@@ -42,7 +43,6 @@ export interface ForwardH2Options extends ForwardOptions {
 /** What a gRPC client reads when an answer ends without `grpc-status` (gRPC's "PROTOCOL-HTTP2" mapping). */
 const GRPC_INTERNAL = 13;
 const defaultNow = performance.now.bind(performance);
-const nobody = (): boolean => false;
 
 /** The gRPC status of an answer: from its trailers, else from its headers (trailers-only); -1 when neither has one. */
 export function grpcStatusOf(headers: Record<string, unknown>, trailers: Record<string, unknown> | null): number {
@@ -101,11 +101,7 @@ async function forward(
   if (req.headers.te === 'trailers') headers.te = 'trailers';
   const authority = req.headers[':authority'] ?? req.headers.host;
   if (typeof authority === 'string') headers.host = authority;
-  const remote = req.socket?.remoteAddress;
-  const prior = headers['x-forwarded-for'];
-  if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
-  const trusted = (options.isTrustedProxy ?? nobody)(remote) && headers['x-forwarded-proto'] !== undefined;
-  if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
+  setForwardedHeaders(headers, req.socket?.remoteAddress, options);
 
   const abort = new AbortController();
   let clientGone = false;

@@ -42,7 +42,10 @@ export interface ForwardResult {
 export interface ForwardOptions {
   /** X-Forwarded-Proto the proxy sets. Default `http`. */
   readonly forwardedProto?: string;
-  /** Whether a client (its socket's remote address) may set X-Forwarded-Proto itself. Default: nobody. */
+  /**
+   * Whether a client (its socket's remote address) may set X-Forwarded-Proto and X-Forwarded-Client-Cert itself.
+   * Default: nobody.
+   */
   readonly isTrustedProxy?: (address: string | undefined) => boolean;
   /** Longest time a request body may send nothing while it is read, ms: slower gets 408. 0 or absent: no guard. */
   readonly clientBodyTimeoutMs?: number;
@@ -90,6 +93,27 @@ export const ForwardCodes = {
 const NO_OPTIONS: ForwardOptions = {};
 const defaultNow = performance.now.bind(performance);
 const nobody = (): boolean => false;
+
+/**
+ * Sets the forwarding headers of a request about to go upstream (every protocol: HTTP/1.1, HTTP/2, the WebSocket
+ * tunnel), after the Connection header was applied, so that a client cannot strip them by naming them there:
+ * - X-Forwarded-For: the client's address appended;
+ * - X-Forwarded-Proto: `forwardedProto`, unless a trusted proxy (`isTrustedProxy`) sent one;
+ * - X-Forwarded-Client-Cert: dropped unless a trusted proxy sent it, as Envoy's default (SANITIZE) does, so that a
+ *   client cannot pass an app that trusts the header an identity it never proved.
+ * @param remote the client socket's address (undefined once the socket is gone)
+ */
+export function setForwardedHeaders(
+  headers: Record<string, string | string[]>,
+  remote: string | undefined,
+  options: Pick<ForwardOptions, 'forwardedProto' | 'isTrustedProxy'>,
+): void {
+  const prior = headers['x-forwarded-for'];
+  if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
+  const trusted = (options.isTrustedProxy ?? nobody)(remote);
+  if (!trusted || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
+  if (!trusted) delete headers['x-forwarded-client-cert'];
+}
 
 /**
  * Copies headers without hop-by-hop ones and without those the Connection header names, except Host: a client
@@ -390,12 +414,7 @@ async function forward(dispatcher: Dispatcher, req: IncomingMessage, res: Server
   try {
     const headers = endToEndHeaders(reqHeaders);
     if (host !== undefined) headers.host = host;
-    // Set after the Connection header was applied, so that a client cannot strip them by naming them there.
-    const remote = req.socket.remoteAddress;
-    const prior = headers['x-forwarded-for'];
-    if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
-    const trusted = (options.isTrustedProxy ?? nobody)(remote) && headers['x-forwarded-proto'] !== undefined;
-    if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
+    setForwardedHeaders(headers, req.socket.remoteAddress, options);
 
     const dispatchedMs = now();
     if (hasBody) {

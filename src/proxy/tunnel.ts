@@ -13,10 +13,9 @@
 import { type IncomingMessage, request as httpRequest } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { answerRaw, endToEndHeaders, type ForwardOptions, type ForwardResult } from './forward.ts';
+import { answerRaw, endToEndHeaders, type ForwardOptions, type ForwardResult, setForwardedHeaders } from './forward.ts';
 import { classifyUpstreamError } from './outcome.ts';
 
-const nobody = (): boolean => false;
 const defaultNow = performance.now.bind(performance);
 
 /** The head of a 101, as raw text from Node's parsed status and raw headers (names' case kept, repeats kept). */
@@ -70,11 +69,7 @@ export function tunnelUpgrade(
     // The upgrade itself is hop-by-hop, and it is what is asked for here.
     headers.connection = 'Upgrade';
     if (req.headers.upgrade !== undefined) headers.upgrade = req.headers.upgrade;
-    const remote = req.socket.remoteAddress;
-    const prior = headers['x-forwarded-for'];
-    if (remote !== undefined) headers['x-forwarded-for'] = prior ? `${prior}, ${remote}` : remote;
-    const trusted = (options.isTrustedProxy ?? nobody)(remote) && headers['x-forwarded-proto'] !== undefined;
-    if (!trusted) headers['x-forwarded-proto'] = options.forwardedProto ?? 'http';
+    setForwardedHeaders(headers, req.socket.remoteAddress, options);
 
     const out = httpRequest({
       protocol: upstream.protocol,

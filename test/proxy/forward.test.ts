@@ -289,7 +289,23 @@ describe('headers', () => {
       forwardedFor: '198.51.100.1, 10.0.0.2, 127.0.0.1',
       proto: 'http',
     },
-  ])('X-Forwarded-*: $name', async ({ sent, options, forwardedFor, proto }) => {
+    {
+      name: "a client's X-Forwarded-Client-Cert is dropped (an identity it never proved)",
+      sent: { 'x-forwarded-client-cert': 'Subject="CN=admin"' },
+      options: undefined,
+      forwardedFor: '127.0.0.1',
+      proto: 'http',
+      clientCert: undefined,
+    },
+    {
+      name: "a trusted proxy's X-Forwarded-Client-Cert is kept",
+      sent: { 'x-forwarded-client-cert': 'Subject="CN=alice"' },
+      options: { isTrustedProxy: createTrustedProxies(['127.0.0.1']) },
+      forwardedFor: '127.0.0.1',
+      proto: 'http',
+      clientCert: 'Subject="CN=alice"',
+    },
+  ])('X-Forwarded-*: $name', async ({ sent, options, forwardedFor, proto, ...rest }) => {
     let seen: IncomingMessage['headers'] = {};
     const { front } = await setup(
       (req, res) => {
@@ -303,6 +319,7 @@ describe('headers', () => {
     await res.body.dump();
     expect(seen['x-forwarded-for']).toBe(forwardedFor);
     expect(seen['x-forwarded-proto']).toBe(proto);
+    expect(seen['x-forwarded-client-cert']).toBe('clientCert' in rest ? rest.clientCert : undefined);
     expect(seen.host).toBe(`127.0.0.1:${front.port}`);
   });
 
