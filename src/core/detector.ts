@@ -178,16 +178,14 @@ export function observeSlots(
 export function reportedChart(thresholds: readonly ChartThresholds[], state: CheckStatistic): number {
   const charts = thresholds.map(({ fail, warn }, index) => {
     const s = state.charts[index] ?? ZERO_CHART;
-    return { index, gap: s.statistic - fail, level: s.statistic >= fail ? 2 : s.statistic >= warn ? 1 : 0, since: s.aboveSinceMs };
+    const level = s.statistic >= fail ? 2 : s.statistic >= warn ? 1 : 0;
+    return { index, level, gap: s.statistic - fail, since: s.aboveSinceMs ?? Number.POSITIVE_INFINITY };
   });
-  const level = Math.max(0, ...charts.map((c) => c.level));
-  let best = charts.find((c) => c.level === level);
-  for (const c of charts) {
-    if (best === undefined || c.level !== level || c === best) continue;
-    const earlier = level === 2 && (c.since ?? Number.POSITIVE_INFINITY) < (best.since ?? Number.POSITIVE_INFINITY);
-    const sameTime = level !== 2 || c.since === best.since;
-    if (earlier || (sameTime && c.gap > best.gap)) best = c;
-  }
+  type Chart = (typeof charts)[number];
+  const better = (a: Chart, b: Chart): boolean =>
+    a.level !== b.level ? a.level > b.level : a.level === 2 && a.since !== b.since ? a.since < b.since : a.gap > b.gap;
+  let best = charts[0];
+  for (const c of charts) if (best !== undefined && better(c, best)) best = c;
   return best?.index ?? 0;
 }
 
