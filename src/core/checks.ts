@@ -15,8 +15,8 @@
  *   Nikiforov & Basseville, Sequential Analysis, 2014, §8.3): H1 at threshold² x the baseline's rate, which puts the
  *   break-even at about threshold x (2.16 x for 2), so that the rule keeps its meaning; and H1 at threshold³ x
  *   (8 x for 2, break-even about 3.3 x), which gains evidence about a quarter faster from a gross regression such as
- *   10 x. The check fails when either chart crosses its threshold. A baseline below `baselineFloor` counts as at the
- *   floor.
+ *   10 x. The check fails when either chart crosses its threshold. A baseline whose window is below `baselineFloor`
+ *   counts as at the floor: each slot's baseline errors are topped up by the window's deficit x the slot's requests.
  * - error_ratio_absolute / latency_pNN_absolute: the canary's error ratio, or its share slower than the threshold,
  *   against a line: H0 at the line / √2, H1 at the line x √2 (break-even at about the line).
  * - throughput: the canary's share of all requests against the flag's. H0: the flag's share; H1: `drop` below it.
@@ -217,7 +217,10 @@ export const CHECK_TABLE: readonly CheckRow[] = [
       const { relativeRatio: ratio, baselineFloor: floor } = t.errors;
       // The chart tuned for ratio² breaks even at about `ratio`; the one tuned for ratio³ serves gross regressions.
       const tunings = [ratio ** 2, ratio ** 3];
-      const flooredErrors = (b: { errors: number; requests: number }): number => Math.max(b.errors, floor * b.requests);
+      // A window's baseline below the floor is topped up to it, in every slot by the same share of its requests; a slot
+      // with no baseline error is not topped up when the window's rate is above the floor (its zero is sampling noise).
+      const deficit = Math.max(0, floor - (baseline.requests > 0 ? baseline.errors / baseline.requests : 0));
+      const flooredErrors = (b: { errors: number; requests: number }): number => b.errors + deficit * b.requests;
       const baselineErrors = flooredErrors(baseline);
       const trials = canary.errors + baselineErrors;
       const p0 = conditionalShare(1, canary.requests, baseline.requests);

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { SlotCounts } from '../../src/core/window.ts';
 import { EMPTY_DETECTOR, reportedChart, type DetectorState } from '../../src/core/detector.ts';
 import { CHECK_TABLE } from '../../src/core/checks.ts';
-import { DEFAULT_JUDGE_POLICY, evaluateWindow, type JudgePolicy } from '../../src/core/judge.ts';
+import { DEFAULT_JUDGE_POLICY, evaluateWindow, sequentialPolicyOf, type JudgePolicy } from '../../src/core/judge.ts';
 import { isSequential, type Verdict } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
 
@@ -217,6 +217,32 @@ describe('the check table: charts', () => {
     const trial = model.slot(counts(stream(20).baseline, 20), counts(stream(20).canary, 20));
     expect(trial?.p1).toHaveLength(row.charts);
     for (const p1 of trial!.p1) expect(p1 > 0 && p1 < 1 && p1 !== trial!.p0).toBe(true);
+  });
+});
+
+describe('the relative error check: the baseline floor applies to the window', () => {
+  const row = CHECK_TABLE.find((r) => r.name === 'error_ratio_relative')!;
+  const thresholds = sequentialPolicyOf(DEFAULT_JUDGE_POLICY).thresholds;
+  const at = (windowErrorRatio: number) => {
+    const stream: Stream = () => ({
+      baseline: { requests: 250, errorRatio: windowErrorRatio, scale: 1 },
+      canary: { requests: 250, errorRatio: windowErrorRatio, scale: 1 },
+    });
+    const model = row.model(thresholds, snapshot('v1', stream, 'baseline', 20), snapshot('v2', stream, 'canary', 20), null);
+    if (typeof model === 'string') throw new Error(model);
+    // A slot with one canary error and none from the baseline.
+    return model.slot({ requests: 250, errors: 0, countAbove: () => 0 }, { requests: 250, errors: 1, countAbove: () => 0 })!;
+  };
+  it.each([
+    // [the window's baseline error ratio, the slot's trials]
+    [0.005, 1], // above the floor: the slot's zero is sampling noise, nothing is added
+    [0.001, 1], // at the floor
+    [1 / 3000, 1 + (0.001 - 1 / 3000) * 250], // below (1 error in 3000): topped up by the deficit x the slot's requests
+    [0, 1 + 0.001 * 250], // a clean baseline counts as at the floor
+  ])('baseline window at %d: a slot with no baseline error counts %d trials', (ratio, trials) => {
+    const trial = at(ratio);
+    expect(trial.events).toBe(1);
+    expect(trial.trials).toBeCloseTo(trials, 9);
   });
 });
 
