@@ -97,6 +97,13 @@ export interface CheckModel {
   readonly threshold: number;
   /** The latency the slow requests are counted against, ms (latency checks), else null. */
   readonly latencyThresholdMs: number | null;
+  /**
+   * Checks against a line (H0 at the line / √2, not "like the baseline"): the rate at which a canary like the
+   * baseline would bring events, the baseline's own in the window, 0..1 (NaN without baseline requests). The detector
+   * reads from it how much of the false-rollback rate this check can spend on a healthy canary. Absent: H0 is "like
+   * the baseline" already.
+   */
+  readonly baselineRate?: number;
 }
 
 export interface CheckRow {
@@ -176,7 +183,7 @@ function absoluteLatency(name: SequentialCheckName, quantile: number, pick: (t: 
     charts: 1,
     threshold: pick,
     statistic: `share of canary requests slower than the absolute ${label} threshold`,
-    model(t, _baseline, canary) {
+    model(t, baseline, canary) {
       const thresholdUs = pick(t);
       const line = 1 - quantile;
       const p0 = line / Math.SQRT2;
@@ -196,6 +203,7 @@ function absoluteLatency(name: SequentialCheckName, quantile: number, pick: (t: 
         observed: canary.quantileUs(quantile) / 1000,
         threshold: thresholdUs / 1000,
         latencyThresholdMs: thresholdUs / 1000,
+        baselineRate: baseline.requests > 0 ? shareAbove(baseline.quantileUs, thresholdUs) : Number.NaN,
       };
     },
   };
@@ -260,7 +268,7 @@ export const CHECK_TABLE: readonly CheckRow[] = [
     charts: 1,
     threshold: (t) => t.errors.absoluteRatio,
     statistic: "canary's error ratio against the absolute line",
-    model(t, _baseline, canary) {
+    model(t, baseline, canary) {
       const line = t.errors.absoluteRatio;
       const p0 = clampRate(line / Math.SQRT2);
       const p1 = clampRate(line * Math.SQRT2);
@@ -273,6 +281,7 @@ export const CHECK_TABLE: readonly CheckRow[] = [
         observed: canary.errorRatio,
         threshold: line,
         latencyThresholdMs: null,
+        baselineRate: baseline.requests > 0 ? baseline.errorRatio : Number.NaN,
       };
     },
   },

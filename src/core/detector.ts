@@ -11,7 +11,18 @@
  * pass. Thresholds and their sources: src/core/sequential.ts.
  */
 import { CHECK_TABLE, type CheckModel, type CheckRow, type CheckThresholds, type SequentialCheckName } from './checks.ts';
-import { bernoulliKl, binomialLlr, cusumStep, failThreshold, largestStep, llrDrift, secondsToClimb, warnThreshold } from './sequential.ts';
+import { calibratedThreshold } from './arl.ts';
+import {
+  bernoulliKl,
+  binomialLlr,
+  cusumStep,
+  failThreshold,
+  largestStep,
+  llrDrift,
+  lundbergExponent,
+  secondsToClimb,
+  warnThreshold,
+} from './sequential.ts';
 import type { CheckResult, Outcome, SequentialEvidence } from './verdict.ts';
 import type { SlotCounts, WindowSnapshot } from './window.ts';
 
@@ -60,10 +71,12 @@ export const EMPTY_DETECTOR: DetectorState = { lastSlot: null, checks: {} };
 const ZERO_CHART: ChartStatistic = { statistic: 0, risingSinceMs: null, aboveSinceMs: null };
 const ZERO: CheckStatistic = { charts: [], canaryRequests: 0 };
 
-/** A chart's thresholds, nats. */
+/** A chart's thresholds, nats, and the share of the false-rollback rate its fail threshold holds. */
 export interface ChartThresholds {
   readonly fail: number;
   readonly warn: number;
+  /** Probability of a false alarm within the horizon the fail threshold is set for, 0..1. */
+  readonly rate: number;
 }
 
 /** A check's hypotheses and thresholds in the current window. */
@@ -80,29 +93,92 @@ export interface CheckPlan {
 }
 
 /**
+ * A chart's fail threshold, nats: the h at which its false-alarm probability within the horizon is `rate`, computed on
+ * the Markov chain of its per-slot law (src/core/arl.ts), never below the single-test bound ln(1 / rate); Siegmund's
+ * closed form (src/core/sequential.ts) starts the search, and stands when the chain gives no answer.
+ * @param rate this chart's share of the false-rollback rate, 0..1
+ * @param trialsPerS the chart's trials per second in the window
+ * @param slotMs the slot length the statistic advances by, ms
+ */
+export function chartFailThreshold(horizonMs: number, rate: number, p0: number, p1: number, trialsPerS: number, slotMs: number): number {
+  const closedForm = failThreshold(rate, horizonMs / 1000, bernoulliKl(p0, p1) * trialsPerS, 1, largestStep(p0, p1));
+  const law = { p0, p1, trialsPerSlot: (trialsPerS * slotMs) / 1000 };
+  return calibratedThreshold(law, horizonMs / slotMs, rate, closedForm, Math.log(1 / rate)) ?? closedForm;
+}
+
+/**
+ * How the false-rollback rate is shared by the charts (README, "How the gate decides"): what a canary like the
+ * baseline could spend is what counts. A chart of a check against the baseline gets an equal share of what the checks
+ * against a line leave. A chart of a check against a line is set for an equal share of the whole rate at its own H0
+ * (the line / √2), and spends on a canary like the baseline at most its false-alarm probability at the baseline's own
+ * rate (`CheckModel.baselineRate`), bounded by Lundberg's inequality ({@link lundbergExponent}; the whole share when
+ * that rate is unknown or the bound is looser): next to nothing for a baseline far below the line, so the charts
+ * against the baseline get almost all the rate.
+ * @returns the rate of each chart of each model, in `models` order (empty for a check that cannot run)
+ */
+function shareRate(
+  policy: Pick<SequentialPolicy, 'falseRollbackRate' | 'horizonMs'>,
+  models: ReadonlyArray<{ row: CheckRow; model: CheckModel | string }>,
+  slotMs: number,
+): { rates: number[][]; fails: Array<number[] | null> } {
+  const charts = models.reduce((sum, { row }) => sum + row.charts, 0);
+  const even = policy.falseRollbackRate / Math.max(1, charts);
+  let spent = 0;
+  let relativeCharts = 0;
+  const fails: Array<number[] | null> = models.map(({ row, model }) => {
+    if (row.needsBaseline) {
+      relativeCharts += row.charts;
+      return null;
+    }
+    if (typeof model === 'string') return [];
+    const { trialsPerS, p0 } = model.rates;
+    return model.charts.map(({ p1 }) => {
+      const fail = chartFailThreshold(policy.horizonMs, even, p0, p1, trialsPerS, slotMs);
+      // Lundberg's bound: at most T e^(-θ h) for a canary whose events come at the baseline's rate q.
+      const q = model.baselineRate ?? Number.NaN;
+      const theta = q >= 0 ? lundbergExponent(q, p0, p1) : 0;
+      spent += Math.min(even, (policy.horizonMs / slotMs) * Math.exp(-theta * fail));
+      return fail;
+    });
+  });
+  const relative = relativeCharts > 0 ? Math.max(even, (policy.falseRollbackRate - spent) / relativeCharts) : even;
+  const rates = models.map(({ row, model }) =>
+    typeof model === 'string' ? [] : model.charts.map(() => (row.needsBaseline ? relative : even)),
+  );
+  return { rates, fails };
+}
+
+/**
  * The plan of every enabled check for this window.
  * @param flagPercent the flag's canary percentage 0..100, or null when unknown
+ * @param slotMs the slot length, ms: the statistics advance once per slot
  */
 export function checkPlans(
   policy: SequentialPolicy,
   baseline: WindowSnapshot,
   canary: WindowSnapshot,
   flagPercent: number | null,
+  slotMs: number,
 ): CheckPlan[] {
   const rows = CHECK_TABLE.filter((row) => row.threshold(policy.thresholds) > 0);
   const horizonS = policy.horizonMs / 1000;
   const charts = rows.reduce((sum, row) => sum + row.charts, 0);
   const warn = warnThreshold(policy.warnRate, charts);
-  return rows.map((row) => {
-    const model =
+  const models = rows.map((row) => ({
+    row,
+    model:
       row.needsBaseline && !(baseline.requests > 0)
         ? 'the baseline has no requests in the window'
-        : row.model(policy.thresholds, baseline, canary, flagPercent);
+        : row.model(policy.thresholds, baseline, canary, flagPercent),
+  }));
+  const { rates, fails } = shareRate(policy, models, slotMs);
+  return models.map(({ row, model }, index) => {
     if (typeof model === 'string') return { row, model, charts: [], secondsToDetect: null, underpowered: false };
     const { trialsPerS, p0 } = model.rates;
-    const thresholds = model.charts.map(({ p1 }) => {
-      const fail = failThreshold(policy.falseRollbackRate, horizonS, bernoulliKl(p0, p1) * trialsPerS, charts, largestStep(p0, p1));
-      return { fail, warn: Math.min(warn, fail) };
+    const thresholds = model.charts.map(({ p1 }, chart) => {
+      const rate = rates[index]![chart]!;
+      const fail = fails[index]?.[chart] ?? chartFailThreshold(policy.horizonMs, rate, p0, p1, trialsPerS, slotMs);
+      return { fail, warn: Math.min(warn, fail), rate };
     });
     const first = model.charts[0]!;
     const secondsToDetect = secondsToClimb(thresholds[0]!.fail, bernoulliKl(first.p1, p0) * trialsPerS);
@@ -221,7 +297,7 @@ export function sequentialResults(
     const checkState = state.checks[row.name] ?? ZERO;
     const lead = reportedChart(plan.charts, checkState);
     const s = checkState.charts[lead] ?? ZERO_CHART;
-    const { fail, warn } = plan.charts[lead]!;
+    const { fail, warn, rate } = plan.charts[lead]!;
     const chart = model.charts[lead]!;
     const forMs = policy.forMs[row.name] ?? 0;
     const drift = llrDrift(model.rates.observed, model.rates.p0, chart.p1) * model.rates.trialsPerS;
@@ -258,6 +334,7 @@ export function sequentialResults(
       rule: model.charts.length > 1 ? `${model.rule}; leading chart: ${chart.tuning}` : model.rule,
       statistic: s.statistic,
       failThreshold: fail,
+      falseAlarmRate: rate,
       warnThreshold: warn,
       p0: model.rates.p0,
       p1: chart.p1,

@@ -52,13 +52,27 @@ function windowTable(checks: readonly CheckResult[]): string {
 const seconds = (s: number | null): string => (s === null ? 'never' : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
 /**
- * Sequential evidence: each check's CUSUM statistic against its fail and warning thresholds (nats), the counted
+ * Sequential evidence: each check's CUSUM statistic against its fail and warning thresholds (nats; the false alarms
+ * within the horizon the fail threshold holds), the counted
  * rate against the healthy and regressed rates, and how long the statistic took to decide: from when it last left
  * zero (the change's estimated start) to when it crossed the fail threshold.
  */
 function sequentialTable(checks: readonly CheckResult[], atMs: number): string {
   const rows: string[][] = [
-    ['check', 'result', 'observed', 'threshold', 'statistic', 'fail at', 'warn at', 'rate', 'healthy', 'regressed', 'decided in'],
+    [
+      'check',
+      'result',
+      'observed',
+      'threshold',
+      'statistic',
+      'fail at',
+      'false alarms',
+      'warn at',
+      'rate',
+      'healthy',
+      'regressed',
+      'decided in',
+    ],
   ];
   for (const c of checks) {
     const e = isSequential(c.evidence) ? c.evidence : undefined;
@@ -70,6 +84,7 @@ function sequentialTable(checks: readonly CheckResult[], atMs: number): string {
       value(c, c.threshold),
       e ? e.statistic.toFixed(2) : '-',
       e ? e.failThreshold.toFixed(2) : '-',
+      e ? pct(e.falseAlarmRate) : '-',
       e ? e.warnThreshold.toFixed(2) : '-',
       e ? pct(e.observedRate) : '-',
       e ? pct(e.p0) : '-',

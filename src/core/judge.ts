@@ -155,7 +155,12 @@ export interface JudgeContext {
   readonly detector?: DetectorState;
   /** The check plans of this window, when the caller already made them (evaluateWindow); made here when absent. */
   readonly plans?: readonly CheckPlan[];
+  /** Slot length, ms, for plans made here (absent: {@link DEFAULT_SLOT_MS}). */
+  readonly slotMs?: number;
 }
+
+/** The default slot length, ms (config `window.slot`, src/config/defaults.ts). */
+export const DEFAULT_SLOT_MS = 5000;
 
 /** The sequential method's policy, read from the judge's. */
 export function sequentialPolicyOf(p: JudgePolicy): SequentialPolicy {
@@ -304,7 +309,7 @@ export function evaluateWindow(
   if (!isSequentialPolicy(policy))
     return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, flagSteady, detector }), detector };
   // The plans serve both the observation and the judging: the window's quantile reads and shares are made once.
-  const plans = checkPlans(sequentialPolicyOf(policy), baseline, canary, flagPercent);
+  const plans = checkPlans(sequentialPolicyOf(policy), baseline, canary, flagPercent, slots.slotMs);
   const next = observeSlots(plans, detector, slots.firstSlot, slots.lastSlot, slots.slotMs, slots.slotsOf);
   return { verdict: judge(policy, baseline, canary, atMs, { flagPercent, flagSteady, detector: next, plans }), detector: next };
 }
@@ -320,7 +325,7 @@ function judgedChecks(
   if (!policy.statistics.enabled) return thresholdChecks(policy, baseline, canary);
   if (policy.statistics.method === 'window') return testedChecks(policy, baseline, canary);
   const sequential = sequentialPolicyOf(policy);
-  const plans = context.plans ?? checkPlans(sequential, baseline, canary, context.flagPercent);
+  const plans = context.plans ?? checkPlans(sequential, baseline, canary, context.flagPercent, context.slotMs ?? DEFAULT_SLOT_MS);
   return sequentialResults(sequential, plans, context.detector ?? EMPTY_DETECTOR, atMs);
 }
 

@@ -19,8 +19,10 @@
  *   approaching h in small steps between such jumps, R is about uniform on (0, a), so E1[e^-R] = (1 - e^-a) / a and
  *   h is lowered by ln(a / (1 - e^-a)) (0.56 nats for a = 1.25), never below the single-test bound
  *   ln(m / falseRollbackRate). The statistic moves once per slot, and a slot that brings several events jumps by
- *   several a and overshoots further: the correction is on the cautious side.
- *   `bench/decision-quality.ts` checks it by simulation.
+ *   several a and overshoots further: the correction is on the cautious side, by up to 1.5 nats at 25-50 % share.
+ *   So the detector computes h on a Markov chain of the chart's per-slot law instead (src/core/arl.ts), starting
+ *   from this closed form, which stands only where the chain gives no answer. `bench/decision-quality.ts` checks the
+ *   thresholds by simulation.
  * - **Warnings** are the same statistic at a lower threshold: under H0 the stationary law of a likelihood-ratio CUSUM
  *   obeys P(S >= x) <= e^-x (Kingman's bound, since E[e^LLR] = 1), so x = ln(m / warnRate) keeps a healthy canary
  *   warning on at most `warnRate` of evaluations.
@@ -86,7 +88,8 @@ export function overshootCorrection(step: number): number {
 }
 
 /**
- * The CUSUM threshold that keeps false alarms under `falseRollbackRate` over `horizonS` (Siegmund's approximation with
+ * Siegmund's closed form of the CUSUM threshold that keeps false alarms under `falseRollbackRate` over `horizonS`
+ * (the start of src/core/arl.ts's search; Siegmund's approximation with
  * the overshoot correction, see the module doc): h = max(ln(m / rate), ln(max(1, horizonS x driftH0PerS) x m / rate)
  * - overshootCorrection(step)), m the charts sharing the rate.
  * @param falseRollbackRate 0..1, for all charts together
@@ -100,6 +103,42 @@ export function failThreshold(falseRollbackRate: number, horizonS: number, drift
   const opportunities = Math.max(1, horizonS * (Number.isFinite(driftH0PerS) ? driftH0PerS : 0));
   const single = Math.log(Math.max(1, charts) / falseRollbackRate);
   return Math.max(single, single + Math.log(opportunities) - overshootCorrection(step));
+}
+
+/**
+ * Lundberg's exponent of a chart's LLR when events come at `rate` (not p0): the θ > 0 with
+ * E[e^(θ LLR)] = rate (p1/p0)^θ + (1 - rate) ((1-p1)/(1-p0))^θ = 1 per trial. It exists while the chart drifts down
+ * (`rate` below the break-even, {@link zeroDriftRate}); it is 1 at p0, larger below. e^(θ S) is then a martingale
+ * whatever the trials per slot, so from any slot the statistic ever climbs h with probability at most e^(-θ h)
+ * (Lundberg's inequality; Asmussen, Ruin Probabilities, 2010, ch. IV), and a chart over T slots alarms with
+ * probability at most T e^(-θ h).
+ * @param rate 0..1, the rate events really come at
+ * @returns θ > 0; Infinity when no event can come (`rate` 0 with p1 > p0); 0 when the chart does not drift down
+ */
+export function lundbergExponent(rate: number, p0: number, p1: number): number {
+  const u = Math.log(p1 / p0);
+  const v = Math.log((1 - p1) / (1 - p0));
+  if (!(llrDrift(rate, p0, p1) < 0)) return 0;
+  const [up, down] = u > 0 ? [u, v] : [v, u];
+  const pUp = u > 0 ? rate : 1 - rate;
+  if (pUp <= 0) return Number.POSITIVE_INFINITY;
+  // ln E[e^(θ LLR)] in a form that cannot overflow; it is convex, 0 at θ = 0, falling first, then rising.
+  const logMgf = (theta: number): number => {
+    const a = Math.log(pUp) + theta * up;
+    const b = Math.log1p(-pUp) + theta * down;
+    const top = Math.max(a, b);
+    return top + Math.log(Math.exp(a - top) + Math.exp(b - top));
+  };
+  let high = 1;
+  while (logMgf(high) < 0 && high < 1e6) high *= 2;
+  let low = high / 2;
+  if (logMgf(low) >= 0) low = 0;
+  for (let i = 0; i < 60; i++) {
+    const mid = (low + high) / 2;
+    if (logMgf(mid) < 0) low = mid;
+    else high = mid;
+  }
+  return high;
 }
 
 /**

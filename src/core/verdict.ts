@@ -63,6 +63,11 @@ export interface SequentialEvidence {
   readonly statistic: number;
   /** The statistic fails at or above this, nats (from policy.statistics.falseRollbackRate and horizon). */
   readonly failThreshold: number;
+  /**
+   * The probability of a false alarm within the horizon the fail threshold holds, 0..1: this chart's share of
+   * policy.statistics.falseRollbackRate (README, "How the gate decides").
+   */
+  readonly falseAlarmRate: number;
   /** The statistic warns at or above this, nats (from policy.statistics.warnRate). */
   readonly warnThreshold: number;
   /** The counted rate if the canary is healthy (p0) and if it regressed by the configured size (p1), 0..1. */

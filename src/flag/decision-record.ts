@@ -41,6 +41,8 @@ const sequentialEvidence = z.object({
   rule: text(1000),
   statistic: num,
   failThreshold: num,
+  // Records written before the field existed read as NaN ("-").
+  falseAlarmRate: num.optional().transform((v) => v ?? Number.NaN),
   warnThreshold: num,
   p0: num,
   p1: num,

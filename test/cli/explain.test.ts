@@ -129,7 +129,7 @@ describe('canary-gate explain', () => {
     expect(slot).toBeGreaterThan(5);
     const text = explainDecision(decision);
     expect(text).toMatch(
-      /^check\s+result\s+observed\s+threshold\s+statistic\s+fail at\s+warn at\s+rate\s+healthy\s+regressed\s+decided in$/m,
+      /^check\s+result\s+observed\s+threshold\s+statistic\s+fail at\s+false alarms\s+warn at\s+rate\s+healthy\s+regressed\s+decided in$/m,
     );
     const relative = decision.checks.find((c) => c.check === 'error_ratio_relative')!;
     expect(relative.outcome).toBe('fail');
@@ -137,6 +137,10 @@ describe('canary-gate explain', () => {
     expect(isSequential(e) && e.statistic >= e.failThreshold && e.risingSinceMs !== null && e.aboveSinceMs !== null).toBe(true);
     const decidedS = isSequential(e) ? (e.aboveSinceMs! - e.risingSinceMs!) / 1000 : Number.NaN;
     expect(text).toMatch(new RegExp(`^error_ratio_relative\\s+fail\\s+.*\\s${Math.round(decidedS)} s$`, 'm'));
+    // The fail threshold's share of the false-rollback rate, next to it.
+    const [fail, rate] = isSequential(e) ? [e.failThreshold, e.falseAlarmRate] : [Number.NaN, Number.NaN];
+    expect(rate).toBeGreaterThan(0);
+    expect(text).toMatch(new RegExp(`^error_ratio_relative\\s+fail\\s+.*\\s${fail.toFixed(2)}\\s+${(rate * 100).toFixed(2)} %\\s`, 'm'));
     expect(text).toMatch(/^latency_p95_relative\s+pass\s+/m);
     expect(text).toContain(`error_ratio_relative: ${relative.evidence!.rule}. ${relative.reason}`);
   });

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SlotCounts } from '../../src/core/window.ts';
-import { EMPTY_DETECTOR, reportedChart, type DetectorState } from '../../src/core/detector.ts';
-import { CHECK_TABLE } from '../../src/core/checks.ts';
+import { chartFailThreshold, checkPlans, EMPTY_DETECTOR, reportedChart, type DetectorState } from '../../src/core/detector.ts';
+import { CHECK_TABLE, type CheckModel } from '../../src/core/checks.ts';
 import { DEFAULT_JUDGE_POLICY, evaluateWindow, sequentialPolicyOf, type JudgePolicy } from '../../src/core/judge.ts';
 import { isSequential, type Verdict } from '../../src/core/verdict.ts';
 import type { WindowSnapshot } from '../../src/core/window.ts';
@@ -248,8 +248,8 @@ describe('the relative error check: the baseline floor applies to the window', (
 
 describe('reportedChart: the chart a check is read from', () => {
   const thresholds = [
-    { fail: 10, warn: 5.5 },
-    { fail: 12, warn: 5.5 },
+    { fail: 10, warn: 5.5, rate: 0.003 },
+    { fail: 12, warn: 5.5, rate: 0.003 },
   ];
   const chart = (statistic: number, aboveSinceMs: number | null = null) => ({ statistic, risingSinceMs: 0, aboveSinceMs });
   it.each([
@@ -329,5 +329,48 @@ describe('sequential judge: policy', () => {
       'error_ratio_absolute',
     ]);
     expect(r.verdicts.some((v) => checkOf(v, 'latency_p50_relative')!.outcome === 'fail')).toBe(true);
+  });
+});
+
+describe('checkPlans: how the false-rollback rate is shared', () => {
+  const policy = sequentialPolicyOf(DEFAULT_JUDGE_POLICY);
+  const plansAt = (errorRatio: number, scale = 1) => {
+    const stream: Stream = () => ({
+      baseline: { requests: 475, errorRatio, scale },
+      canary: { requests: 25, errorRatio, scale },
+    });
+    return checkPlans(policy, snapshot('v1', stream, 'baseline', 20), snapshot('v2', stream, 'canary', 20), 5, SLOT_MS);
+  };
+  const rates = (plans: ReturnType<typeof plansAt>, relative: boolean) =>
+    plans.filter((p) => p.row.needsBaseline === relative).flatMap((p) => p.charts.map((c) => c.rate));
+  const even = policy.falseRollbackRate / 5;
+
+  it('gives the checks against the baseline almost all of it when the baseline is far below the absolute lines', () => {
+    const plans = plansAt(0.005);
+    // 0.5 % errors against a 5 % line and 50 ms latencies against 500 ms: the absolute charts cannot trip on a canary
+    // like the baseline, so the 3 relative charts share the whole 1 %.
+    expect(rates(plans, false)).toEqual([even, even]);
+    for (const rate of rates(plans, true)) expect(rate).toBeCloseTo(policy.falseRollbackRate / 3, 6);
+    // More rate, lower thresholds: each relative chart sits below where an even share would put it.
+    const error = plans.find((p) => p.row.name === 'error_ratio_relative')!;
+    const model = error.model as CheckModel;
+    for (const [i, c] of error.charts.entries()) {
+      const evenFail = chartFailThreshold(policy.horizonMs, even, model.rates.p0, model.charts[i]!.p1, model.rates.trialsPerS, SLOT_MS);
+      expect(c.fail).toBeLessThan(evenFail - 0.3);
+    }
+  });
+
+  it('counts the whole share of an absolute chart whose H0 the baseline is above (4 % errors against 3.54 %)', () => {
+    const plans = plansAt(0.04);
+    // The error line's chart spends its whole share; the latency line, far above 50 ms, next to nothing.
+    for (const rate of rates(plans, true)) expect(rate).toBeCloseTo((policy.falseRollbackRate - even) / 3, 6);
+  });
+
+  it('spends a share on an absolute chart whose line a canary like the baseline could reach', () => {
+    // Baseline at 3 % errors, under the 3.54 % H0 of the 5 % line: the absolute chart spends part of its share.
+    const plans = plansAt(0.03);
+    const relative = rates(plans, true)[0]!;
+    expect(relative).toBeGreaterThan(even + even / 3 + 1e-9);
+    expect(relative).toBeLessThan(policy.falseRollbackRate / 3 - 1e-9);
   });
 });

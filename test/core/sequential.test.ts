@@ -11,6 +11,7 @@ import {
   failThreshold,
   largestStep,
   llrDrift,
+  lundbergExponent,
   overshootCorrection,
   secondsToClimb,
   warnThreshold,
@@ -166,4 +167,43 @@ describe('secondsToClimb', () => {
     [10, 0, null],
     [10, -1, null],
   ])('%d nats at %d per s -> %s s', (distance, drift, expected) => expect(secondsToClimb(distance, drift)).toBe(expected));
+});
+
+describe('lundbergExponent', () => {
+  const mgf = (theta: number, rate: number, p0: number, p1: number): number =>
+    rate * (p1 / p0) ** theta + (1 - rate) * ((1 - p1) / (1 - p0)) ** theta;
+  it.each([
+    // [rate, p0, p1]: the absolute error chart (5 % line) at healthy baselines, the relative error chart, a drop
+    [0.005, 0.05 / Math.SQRT2, 0.05 * Math.SQRT2],
+    [0.03, 0.05 / Math.SQRT2, 0.05 * Math.SQRT2],
+    [0.01, 0.05, 0.174],
+    [0.06, 0.05, 0.025],
+  ])('at rate %d (p0 %d, p1 %d): θ > 1 with E[e^(θ LLR)] = 1', (rate, p0, p1) => {
+    const theta = lundbergExponent(rate, p0, p1);
+    expect(theta).toBeGreaterThan(1);
+    expect(mgf(theta, rate, p0, p1)).toBeCloseTo(1, 9);
+  });
+
+  it('is 1 at p0 (the LLR of H1 against a true H0), 0 at or above the break-even, Infinity when no event can come', () => {
+    expect(lundbergExponent(0.05, 0.05, 0.174)).toBeCloseTo(1, 9);
+    expect(lundbergExponent(zeroDriftRate(0.05, 0.174) + 1e-6, 0.05, 0.174)).toBe(0);
+    expect(lundbergExponent(0.5, 0.05, 0.174)).toBe(0);
+    expect(lundbergExponent(0, 0.05, 0.174)).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('bounds simulated false alarms of a chart whose events come below p0: T e^(-θ h)', () => {
+    // A chart for a 10 % line (H0 7.1 %, H1 14.1 %) on a canary at 5 %: 300 slots of 40 trials, h chosen so the
+    // bound is 5 %; the simulated share must not exceed it.
+    const [rate, p0, p1, n, slots, runs] = [0.05, 0.1 / Math.SQRT2, 0.1 * Math.SQRT2, 40, 300, 2000];
+    const theta = lundbergExponent(rate, p0, p1);
+    const h = Math.log(slots / 0.05) / theta;
+    const random = prng(23);
+    let alarms = 0;
+    for (let r = 0; r < runs; r++) {
+      let s = 0;
+      for (let t = 0; t < slots && s < h; t++) s = cusumStep(s, binomialLlr(binomial(n, rate, random), n, p0, p1));
+      if (s >= h) alarms++;
+    }
+    expect(alarms / runs).toBeLessThanOrEqual(0.05);
+  });
 });

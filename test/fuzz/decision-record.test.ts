@@ -47,6 +47,7 @@ const VALID: RollbackDecision = {
         rule: 'cusum of errors',
         statistic: 1.2,
         failThreshold: 11.3,
+        falseAlarmRate: 0.0033,
         warnThreshold: 5.3,
         p0: 0.05,
         p1: 0.17,

@@ -31,6 +31,7 @@ export function sequentialEvidence(o: {
     rule: 'r',
     statistic: 0,
     failThreshold: 10,
+    falseAlarmRate: 0.002,
     warnThreshold: 5,
     p0: 0.05,
     p1: 0.1,
