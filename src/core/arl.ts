@@ -15,12 +15,14 @@
  * benchmark's healthy canaries, the relative error chart tuned for 8 x held 0.10 % against the 0.2 % it was given at
  * 5 % share, and almost nothing at 25 %. The chain counts every jump as it is.
  *
- * The false-alarm probability within T slots is taken as 1 - e^(-T / ARL): the run length of a chart with rare
- * alarms is about exponential (Pollak & Tartakovsky 2009, Statistica Sinica 19). The ARL grows as e^h, so a secant
- * on ln ARL finds h in a few solves, started from Siegmund's closed form.
+ * The false-alarm probability within T slots is at most T / ARL (the run length of a CUSUM is new-better-than-used
+ * in expectation; its law is about exponential when alarms are rare: Pollak & Tartakovsky 2009, Statistica Sinica
+ * 19), so h is set for ARL = T / rate. The ARL grows as e^h, so a few solves find h, started from Siegmund's closed
+ * form.
  */
 import pmf from '@stdlib/stats-base-dists-poisson-pmf';
 import { Matrix, solve } from 'ml-matrix';
+import { bernoulliKl, failThreshold, largestStep } from './sequential.ts';
 
 /** What a chart sees per slot under H0. */
 export interface SlotLaw {
@@ -58,6 +60,8 @@ export function incrementLaw(law: SlotLaw, width: number): { minOffset: number; 
   const xEnd = xs.from + xs.probs.length - 1;
   const yEnd = ys.from + ys.probs.length - 1;
   const corners = [xs.from * u + ys.from * v, xs.from * u + yEnd * v, xEnd * u + ys.from * v, xEnd * u + yEnd * v];
+  // A slot that cannot raise the statistic (beyond 9 standard deviations) leaves nothing to count.
+  if (Math.max(...corners) <= 0) return { minOffset: 0, probs: new Float64Array([1]) };
   const minOffset = Math.floor(Math.min(...corners));
   const probs = new Float64Array(Math.floor(Math.max(...corners)) - minOffset + 2);
   for (let i = 0; i < xs.probs.length; i++) {
@@ -100,31 +104,47 @@ export function averageRunLength(law: SlotLaw, h: number, cells = CELLS): number
     system.set(i, 0, (i === 0 ? 1 : 0) - atOrBelow(-i));
     for (let j = 1; j < cells; j++) system.set(i, j, (i === j ? 1 : 0) - at(j - i));
   }
-  const lengths = solve(system, Matrix.ones(cells, 1));
-  const arl = lengths.get(0, 0);
+  let arl: number;
+  try {
+    arl = solve(system, Matrix.ones(cells, 1)).get(0, 0);
+  } catch {
+    return Number.NaN; // a singular system: a chart whose alarms are beyond double precision
+  }
   return arl > 0 && Number.isFinite(arl) ? arl : Number.NaN;
 }
 
 /**
- * The threshold at which the chart's false-alarm probability within `horizonSlots` is `rate`, nats; null when the
- * chain gives no answer (a chart that cannot climb, an unsolvable system), and the caller keeps its closed form.
- * ln ARL grows with h at a slope of 1 (ARL ~ C e^h for a likelihood-ratio CUSUM), so each step moves h by the miss
- * in ln ARL; two solves usually settle it to 0.01 nats.
+ * The lowest threshold at which the chart's false-alarm probability within `horizonSlots` is at most `rate`, nats:
+ * the h whose ARL reaches horizonSlots / rate (the run length of a CUSUM is new-better-than-used in expectation, so
+ * P(run length <= T) <= T / ARL; Pollak & Tartakovsky 2009). ln ARL grows with h at a slope of about 1 (ARL ~ C e^h
+ * for a likelihood-ratio CUSUM), so each step moves h by the miss in ln ARL; only an h whose ARL was solved and
+ * found long enough is returned, usually after two or three solves, within 0.02 nats of the lowest.
  * @param rate 0..1, this chart's share of the false-rollback rate
  * @param guess a starting h, nats (Siegmund's closed form)
  * @param floor the lowest h returned, nats: a chart whose every slot is decisive (thousands of trials) would get an h
  *   near 0 from a Poisson law that real traffic only approximates
+ * @returns nats; null when no h was found and verified (a chart that cannot climb, an unsolvable system): the
+ *   caller keeps its closed form
  */
 export function chainThreshold(law: SlotLaw, horizonSlots: number, rate: number, guess: number, floor = 0): number | null {
-  const target = Math.log(horizonSlots / -Math.log1p(-rate));
+  const target = Math.log(horizonSlots / rate);
   let h = Math.max(floor, guess);
-  for (let i = 0; i < 6; i++) {
-    const miss = Math.log(averageRunLength(law, h)) - target;
-    if (Number.isNaN(miss)) return null;
-    if (Math.abs(miss) < 0.01 || (h <= floor && miss > 0) || miss === Number.POSITIVE_INFINITY) return h;
-    h = Math.max(floor, h - miss);
+  let safe: number | null = null;
+  for (let i = 0; i < 8; i++) {
+    const arl = averageRunLength(law, h);
+    if (arl === Number.POSITIVE_INFINITY) return floor > 0 ? floor : null;
+    const miss = Math.log(arl) - target;
+    if (Number.isNaN(miss)) break;
+    if (miss >= 0) {
+      safe = safe === null ? h : Math.min(safe, h);
+      if (miss < 0.02 || h <= floor) break;
+    }
+    // Aim a little above the estimate, so the search ends on an h found long enough.
+    const next = Math.max(floor, h - miss + 0.005);
+    if (next === h) break;
+    h = next;
   }
-  return h;
+  return safe;
 }
 
 /**
@@ -132,6 +152,16 @@ export function chainThreshold(law: SlotLaw, horizonSlots: number, rate: number,
  * ln(rate) (rounded down: a lower rate sets a higher threshold).
  */
 const GRID = { trials: 0.1, logit: 0.1, spread: 0.001, rate: 0.02 };
+/**
+ * The grid moves a chart's false alarms by up to 6 % of its share either way (measured over the default checks' laws),
+ * so the chain is asked for this much of the share.
+ */
+const GRID_MARGIN = 0.93;
+/**
+ * Above this many trials per slot the chain is not solved (a solve grows with the trials: 15 ms per law at 10,000) and
+ * the closed form, cautious there, stands: the throughput check of a busy service, the absolute checks at high share.
+ */
+export const MAX_TRIALS_PER_SLOT = 2000;
 const MEMO_SIZE = 4096;
 const memo = new Map<string, number | null>();
 const logit = (p: number): number => Math.log(p / (1 - p));
@@ -140,22 +170,29 @@ const snap = (v: number, step: number): number => Math.round(v / step) * step;
 const validRate = (p: number): boolean => p > 0 && p < 1;
 
 /**
- * {@link chainThreshold}, memoized: the law is snapped to a grid (10 % steps of the trials per slot and of the odds of
- * p0; H1 keeps its odds ratio) and the rate rounded down to 2 % steps, so that a window's noisy rates reuse a few
- * solved chains; a solve costs milliseconds.
- * @returns nats, or null as {@link chainThreshold} and for a degenerate law
+ * {@link chainThreshold} from Siegmund's closed form, memoized: the law is snapped to a grid (10 % steps of the trials
+ * per slot and of the odds of p0; H1 keeps its odds ratio) and the rate is taken at 93 % rounded down to 2 % steps, so
+ * that a window's noisy rates reuse a few solved chains (a solve takes 1-2 ms at the default checks' laws, and grows
+ * with the trials per slot). Each key gives one answer, whoever asks first.
+ * @param horizonSlots slots in the horizon
+ * @param rate 0..1, this chart's share of the false-rollback rate
+ * @param floor the lowest h, nats
+ * @returns nats; null for a degenerate law, above {@link MAX_TRIALS_PER_SLOT}, or as {@link chainThreshold}
  */
-export function calibratedThreshold(law: SlotLaw, horizonSlots: number, rate: number, guess: number, floor = 0): number | null {
+export function calibratedThreshold(law: SlotLaw, horizonSlots: number, rate: number, floor = 0): number | null {
   if (!(law.trialsPerSlot > 0) || !validRate(law.p0) || !validRate(law.p1) || law.p0 === law.p1 || !(rate > 0)) return null;
+  if (law.trialsPerSlot > MAX_TRIALS_PER_SLOT) return null;
   const trials = snap(Math.log(law.trialsPerSlot), GRID.trials);
   const odds = snap(logit(law.p0), GRID.logit);
   const spread = snap(logit(law.p1) - logit(law.p0), GRID.spread);
-  const lower = Math.exp(Math.floor(Math.log(rate) / GRID.rate) * GRID.rate);
+  const lower = Math.exp(Math.floor(Math.log(rate * GRID_MARGIN) / GRID.rate) * GRID.rate);
   const slots = Math.round(horizonSlots);
   const key = `${trials}|${odds}|${spread}|${slots}|${lower}|${floor.toPrecision(6)}`;
   let h = memo.get(key);
   if (h === undefined) {
     const snapped = { p0: expit(odds), p1: expit(odds + spread), trialsPerSlot: Math.exp(trials) };
+    const { p0, p1, trialsPerSlot } = snapped;
+    const guess = failThreshold(lower, slots, bernoulliKl(p0, p1) * trialsPerSlot, 1, largestStep(p0, p1));
     h = chainThreshold(snapped, slots, lower, guess, floor);
     if (memo.size >= MEMO_SIZE) memo.delete(memo.keys().next().value!);
     memo.set(key, h);

@@ -98,12 +98,12 @@ export interface CheckModel {
   /** The latency the slow requests are counted against, ms (latency checks), else null. */
   readonly latencyThresholdMs: number | null;
   /**
-   * Checks against a line (H0 at the line / √2, not "like the baseline"): the rate at which a canary like the
-   * baseline would bring events, the baseline's own in the window, 0..1 (NaN without baseline requests). The detector
-   * reads from it how much of the false-rollback rate this check can spend on a healthy canary. Absent: H0 is "like
-   * the baseline" already.
+   * Checks against a line (H0 at the line / √2, not "like the baseline"): the baseline's own events against the line
+   * and its requests in the window, from which the detector bounds the rate a canary like the baseline would bring
+   * events at, and so how much of the false-rollback rate this check can spend on a healthy canary. Absent: H0 is
+   * "like the baseline" already.
    */
-  readonly baselineRate?: number;
+  readonly baselineCounts?: { readonly events: number; readonly trials: number };
 }
 
 export interface CheckRow {
@@ -203,7 +203,10 @@ function absoluteLatency(name: SequentialCheckName, quantile: number, pick: (t: 
         observed: canary.quantileUs(quantile) / 1000,
         threshold: thresholdUs / 1000,
         latencyThresholdMs: thresholdUs / 1000,
-        baselineRate: baseline.requests > 0 ? shareAbove(baseline.quantileUs, thresholdUs) : Number.NaN,
+        baselineCounts: {
+          events: baseline.requests > 0 ? Math.round(shareAbove(baseline.quantileUs, thresholdUs) * baseline.requests) : 0,
+          trials: baseline.requests,
+        },
       };
     },
   };
@@ -281,7 +284,7 @@ export const CHECK_TABLE: readonly CheckRow[] = [
         observed: canary.errorRatio,
         threshold: line,
         latencyThresholdMs: null,
-        baselineRate: baseline.requests > 0 ? baseline.errorRatio : Number.NaN,
+        baselineCounts: { events: baseline.errors, trials: baseline.requests },
       };
     },
   },

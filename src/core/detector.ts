@@ -12,6 +12,7 @@
  */
 import { CHECK_TABLE, type CheckModel, type CheckRow, type CheckThresholds, type SequentialCheckName } from './checks.ts';
 import { calibratedThreshold } from './arl.ts';
+import { upperRateBound } from './statistics.ts';
 import {
   bernoulliKl,
   binomialLlr,
@@ -103,18 +104,21 @@ export interface CheckPlan {
 export function chartFailThreshold(horizonMs: number, rate: number, p0: number, p1: number, trialsPerS: number, slotMs: number): number {
   const closedForm = failThreshold(rate, horizonMs / 1000, bernoulliKl(p0, p1) * trialsPerS, 1, largestStep(p0, p1));
   const law = { p0, p1, trialsPerSlot: (trialsPerS * slotMs) / 1000 };
-  return calibratedThreshold(law, horizonMs / slotMs, rate, closedForm, Math.log(1 / rate)) ?? closedForm;
+  return calibratedThreshold(law, horizonMs / slotMs, rate, Math.log(1 / rate)) ?? closedForm;
 }
 
 /**
  * How the false-rollback rate is shared by the charts (README, "How the gate decides"): what a canary like the
- * baseline could spend is what counts. A chart of a check against the baseline gets an equal share of what the checks
- * against a line leave. A chart of a check against a line is set for an equal share of the whole rate at its own H0
- * (the line / √2), and spends on a canary like the baseline at most its false-alarm probability at the baseline's own
- * rate (`CheckModel.baselineRate`), bounded by Lundberg's inequality ({@link lundbergExponent}; the whole share when
- * that rate is unknown or the bound is looser): next to nothing for a baseline far below the line, so the charts
- * against the baseline get almost all the rate.
- * @returns the rate of each chart of each model, in `models` order (empty for a check that cannot run)
+ * baseline could spend is what counts. A chart of a check against a line is set for an even share of the whole rate
+ * at its own H0 (the line / √2). A canary like the baseline brings events at the baseline's rate, bounded above by
+ * its Clopper–Pearson bound q over the window (`CheckModel.baselineCounts`, at level 1 - the even share); below H0,
+ * such a chart alarms within T slots with probability at most T e^(-θ h), θ > 1 being Lundberg's exponent at q
+ * ({@link lundbergExponent}), and that (at most its share) is what it spends. The charts of the checks against the
+ * baseline share what is left equally, never less than the even share: almost all of the rate for a baseline far
+ * below the lines. A baseline at or above a line's H0, or without requests, leaves every chart its even share, and
+ * then no share is a bound for the absolute chart: a canary like such a baseline trips that line more often.
+ * @returns the rate of each chart of each model, in `models` order (empty for a check that cannot run), and the fail
+ *   thresholds of the absolute checks' charts (null for the others)
  */
 function shareRate(
   policy: Pick<SequentialPolicy, 'falseRollbackRate' | 'horizonMs'>,
@@ -132,16 +136,18 @@ function shareRate(
     }
     if (typeof model === 'string') return [];
     const { trialsPerS, p0 } = model.rates;
+    const counts = model.baselineCounts;
+    const q = counts === undefined ? Number.NaN : upperRateBound(counts.events, counts.trials, even);
     return model.charts.map(({ p1 }) => {
       const fail = chartFailThreshold(policy.horizonMs, even, p0, p1, trialsPerS, slotMs);
-      // Lundberg's bound: at most T e^(-θ h) for a canary whose events come at the baseline's rate q.
-      const q = model.baselineRate ?? Number.NaN;
       const theta = q >= 0 ? lundbergExponent(q, p0, p1) : 0;
-      spent += Math.min(even, (policy.horizonMs / slotMs) * Math.exp(-theta * fail));
+      // θ <= 1: the baseline is at or above H0 (or unknown), where the even share bounds nothing.
+      spent += theta > 1 ? Math.min(even, (policy.horizonMs / slotMs) * Math.exp(-theta * fail)) : Number.POSITIVE_INFINITY;
       return fail;
     });
   });
-  const relative = relativeCharts > 0 ? Math.max(even, (policy.falseRollbackRate - spent) / relativeCharts) : even;
+  const relative =
+    relativeCharts > 0 && Number.isFinite(spent) ? Math.max(even, (policy.falseRollbackRate - spent) / relativeCharts) : even;
   const rates = models.map(({ row, model }) =>
     typeof model === 'string' ? [] : model.charts.map(() => (row.needsBaseline ? relative : even)),
   );

@@ -108,7 +108,8 @@ export function failThreshold(falseRollbackRate: number, horizonS: number, drift
 /**
  * Lundberg's exponent of a chart's LLR when events come at `rate` (not p0): the θ > 0 with
  * E[e^(θ LLR)] = rate (p1/p0)^θ + (1 - rate) ((1-p1)/(1-p0))^θ = 1 per trial. It exists while the chart drifts down
- * (`rate` below the break-even, {@link zeroDriftRate}); it is 1 at p0, larger below. e^(θ S) is then a martingale
+ * (`rate` on H0's side of the break-even, {@link zeroDriftRate}); it is 1 at p0, and larger the further `rate` lies
+ * beyond p0 from the break-even. e^(θ S) is then a martingale
  * whatever the trials per slot, so from any slot the statistic ever climbs h with probability at most e^(-θ h)
  * (Lundberg's inequality; Asmussen, Ruin Probabilities, 2010, ch. IV), and a chart over T slots alarms with
  * probability at most T e^(-θ h).

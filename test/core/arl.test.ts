@@ -4,7 +4,14 @@
  * form, which it must beat without overspending the rate.
  */
 import { describe, expect, it } from 'vitest';
-import { averageRunLength, calibratedThreshold, chainThreshold, incrementLaw, type SlotLaw } from '../../src/core/arl.ts';
+import {
+  averageRunLength,
+  calibratedThreshold,
+  chainThreshold,
+  incrementLaw,
+  MAX_TRIALS_PER_SLOT,
+  type SlotLaw,
+} from '../../src/core/arl.ts';
 import { bernoulliKl, conditionalShare, cusumStep, failThreshold, largestStep } from '../../src/core/sequential.ts';
 import { mulberry32 as prng } from '../helpers/prng.ts';
 
@@ -107,16 +114,37 @@ describe('chainThreshold', () => {
     const law = { p0: 0.5, p1: 2 / 3, trialsPerSlot: 2500 };
     expect(chainThreshold(law, 1440, 0.002, 18, Math.log(500))).toBeCloseTo(Math.log(500), 9);
   });
+
+  it('returns only an h whose run length it solved and found long enough', () => {
+    const law = errorChart(0.05, 4);
+    for (const guess of [4, 9, 11, 16]) {
+      const h = chainThreshold(law, 1440, 0.002, guess)!;
+      expect(Math.log(averageRunLength(law, h))).toBeGreaterThanOrEqual(Math.log(1440 / 0.002));
+      expect(Math.log(averageRunLength(law, h))).toBeLessThan(Math.log(1440 / 0.002) + 0.1);
+    }
+  });
 });
 
 describe('calibratedThreshold', () => {
-  it('reuses one solved chain for rates on the same grid step, and gives nothing for a degenerate law', () => {
-    const a = calibratedThreshold(errorChart(0.05, 8), 1440, 0.002, 12);
-    const b = calibratedThreshold({ ...errorChart(0.05, 8), trialsPerSlot: 2.5 * 1.001 }, 1440, 0.002, 12);
+  it('gives one threshold to rates on the same grid step, whatever the search starts from', () => {
+    const a = calibratedThreshold(errorChart(0.05, 8), 1440, 0.002);
+    const b = calibratedThreshold({ ...errorChart(0.05, 8), trialsPerSlot: 2.5 * 1.001 }, 1440, 0.002);
     expect(a).not.toBeNull();
     expect(b).toBe(a);
-    expect(calibratedThreshold({ p0: 0.05, p1: 0.05, trialsPerSlot: 2.5 }, 1440, 0.002, 12)).toBeNull();
-    expect(calibratedThreshold({ p0: 0.05, p1: 0.3, trialsPerSlot: 0 }, 1440, 0.002, 12)).toBeNull();
-    expect(calibratedThreshold({ p0: Number.NaN, p1: 0.3, trialsPerSlot: 1 }, 1440, 0.002, 12)).toBeNull();
+  });
+
+  it('asks the chain for less than the share (the grid margin), so the threshold is above the exact one', () => {
+    const law = errorChart(0.05, 8);
+    const exact = chainThreshold(law, 1440, 0.002, closedForm(law, 1440, 0.002))!;
+    const h = calibratedThreshold(law, 1440, 0.002)!;
+    expect(h).toBeGreaterThan(exact);
+    expect(h).toBeLessThan(exact + 0.2);
+  });
+
+  it('gives nothing for a degenerate law, or above the trials per slot it solves', () => {
+    expect(calibratedThreshold({ p0: 0.05, p1: 0.05, trialsPerSlot: 2.5 }, 1440, 0.002)).toBeNull();
+    expect(calibratedThreshold({ p0: 0.05, p1: 0.3, trialsPerSlot: 0 }, 1440, 0.002)).toBeNull();
+    expect(calibratedThreshold({ p0: Number.NaN, p1: 0.3, trialsPerSlot: 1 }, 1440, 0.002)).toBeNull();
+    expect(calibratedThreshold({ p0: 0.05, p1: 0.3, trialsPerSlot: MAX_TRIALS_PER_SLOT * 1.2 }, 1440, 0.002)).toBeNull();
   });
 });

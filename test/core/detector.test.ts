@@ -360,17 +360,15 @@ describe('checkPlans: how the false-rollback rate is shared', () => {
     }
   });
 
-  it('counts the whole share of an absolute chart whose H0 the baseline is above (4 % errors against 3.54 %)', () => {
-    const plans = plansAt(0.04);
-    // The error line's chart spends its whole share; the latency line, far above 50 ms, next to nothing.
-    for (const rate of rates(plans, true)) expect(rate).toBeCloseTo((policy.falseRollbackRate - even) / 3, 6);
+  it.each([0.04, 0.03])('leaves every chart its even share when the baseline (%d errors) may be at or above the 5 % line / √2', (ratio) => {
+    // 3 %: 171 errors in 5,700 requests, whose upper bound is above 3.54 %; 4 %: above it outright. No share is a
+    // bound for the absolute chart then, and nothing is handed on.
+    for (const rate of rates(plansAt(ratio), true)) expect(rate).toBeCloseTo(even, 9);
   });
 
-  it('spends a share on an absolute chart whose line a canary like the baseline could reach', () => {
-    // Baseline at 3 % errors, under the 3.54 % H0 of the 5 % line: the absolute chart spends part of its share.
-    const plans = plansAt(0.03);
-    const relative = rates(plans, true)[0]!;
-    expect(relative).toBeGreaterThan(even + even / 3 + 1e-9);
-    expect(relative).toBeLessThan(policy.falseRollbackRate / 3 - 1e-9);
+  it('spends a little on an absolute chart whose H0 the baseline is below, but near (2 % errors)', () => {
+    const relative = rates(plansAt(0.02), true)[0]!;
+    expect(relative).toBeGreaterThan(even);
+    expect(relative).toBeLessThan(policy.falseRollbackRate / 3 - 1e-7);
   });
 });

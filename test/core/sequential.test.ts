@@ -191,19 +191,28 @@ describe('lundbergExponent', () => {
     expect(lundbergExponent(0, 0.05, 0.174)).toBe(Number.POSITIVE_INFINITY);
   });
 
-  it('bounds simulated false alarms of a chart whose events come below p0: T e^(-θ h)', () => {
-    // A chart for a 10 % line (H0 7.1 %, H1 14.1 %) on a canary at 5 %: 300 slots of 40 trials, h chosen so the
-    // bound is 5 %; the simulated share must not exceed it.
-    const [rate, p0, p1, n, slots, runs] = [0.05, 0.1 / Math.SQRT2, 0.1 * Math.SQRT2, 40, 300, 2000];
+  it("bounds a walk's chance of ever climbing h from 0 by e^(-θ h), which falls at the rate θ (Cramér)", () => {
+    // The absolute chart of a 10 % line (H0 7.1 %, H1 14.1 %) on a canary at 5 %, 40 trials a slot: the walk's
+    // maximum before it drifts away, over 4000 walks.
+    const [rate, p0, p1, n, runs] = [0.05, 0.1 / Math.SQRT2, 0.1 * Math.SQRT2, 40, 4000];
     const theta = lundbergExponent(rate, p0, p1);
-    const h = Math.log(slots / 0.05) / theta;
     const random = prng(23);
-    let alarms = 0;
+    const maxima: number[] = [];
     for (let r = 0; r < runs; r++) {
-      let s = 0;
-      for (let t = 0; t < slots && s < h; t++) s = cusumStep(s, binomialLlr(binomial(n, rate, random), n, p0, p1));
-      if (s >= h) alarms++;
+      let [s, max] = [0, 0];
+      while (s > -12 && max < 12) {
+        s += binomialLlr(binomial(n, rate, random), n, p0, p1);
+        max = Math.max(max, s);
+      }
+      maxima.push(max);
     }
-    expect(alarms / runs).toBeLessThanOrEqual(0.05);
+    const share = (h: number): number => maxima.filter((m) => m >= h).length / runs;
+    // h where the bound is 30 % and 3 %: the shares stay under it, and their ratio gives back θ (the constant cancels).
+    const [low, high] = [Math.log(1 / 0.3) / theta, Math.log(1 / 0.03) / theta];
+    expect(share(low)).toBeLessThanOrEqual(0.3);
+    expect(share(high)).toBeLessThanOrEqual(0.03);
+    const fitted = Math.log(share(low) / share(high)) / (high - low);
+    expect(fitted / theta).toBeGreaterThan(0.75);
+    expect(fitted / theta).toBeLessThan(1.25);
   });
 });
