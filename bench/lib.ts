@@ -24,12 +24,12 @@ export function machine(): Record<string, unknown> {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    // A run on uncommitted code says so: its figures belong to no commit.
+    // A run on uncommitted code (TypeScript sources, the lockfile) says so: its figures belong to no commit.
     const changed = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench', 'package-lock.json'], {
       cwd: ROOT,
       encoding: 'utf8',
     });
-    if (changed.split('\n').some((line) => line.trim() !== '' && !line.includes('bench/results/'))) commit += '+uncommitted';
+    if (changed.split('\n').some((line) => line.trim().endsWith('.ts') || line.includes('package-lock.json'))) commit += '+uncommitted';
   } catch {
     // not a git checkout
   }
