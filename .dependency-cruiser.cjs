@@ -17,10 +17,10 @@ module.exports = {
   forbidden: [
     {
       name: 'core-is-pure',
-      comment: 'src/core holds the histogram, windows, judge and controller: no I/O, no adapter, no library but hdr-histogram-js, @stdlib statistics, ml-matrix (linear algebra) and node:zlib.',
+      comment: 'src/core holds the histogram, windows, judge and controller: no I/O, no adapter, no library but hdr-histogram-js, @stdlib statistics and node:zlib.',
       severity: 'error',
       from: { path: layer('core') },
-      to: { pathNot: [layer('core'), '(^|/)node_modules/(hdr-histogram-js|@stdlib/stats-|ml-matrix/)', '^zlib$', '^node:zlib$'] },
+      to: { pathNot: [layer('core'), '(^|/)node_modules/(hdr-histogram-js|@stdlib/stats-)', '^zlib$', '^node:zlib$'] },
     },
     {
       name: 'config-imports-core-only',
