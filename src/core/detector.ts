@@ -102,9 +102,11 @@ export interface CheckPlan {
  * @param slotMs the slot length the statistic advances by, ms
  */
 export function chartFailThreshold(horizonMs: number, rate: number, p0: number, p1: number, trialsPerS: number, slotMs: number): number {
-  const closedForm = failThreshold(rate, horizonMs / 1000, bernoulliKl(p0, p1) * trialsPerS, 1, largestStep(p0, p1));
   const law = { p0, p1, trialsPerSlot: (trialsPerS * slotMs) / 1000 };
-  return calibratedThreshold(law, horizonMs / slotMs, rate, Math.log(1 / rate)) ?? closedForm;
+  return (
+    calibratedThreshold(law, horizonMs / slotMs, rate, Math.log(1 / rate)) ??
+    failThreshold(rate, horizonMs / 1000, bernoulliKl(p0, p1) * trialsPerS, 1, largestStep(p0, p1))
+  );
 }
 
 /**
